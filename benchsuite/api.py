@@ -1,0 +1,242 @@
+"""The pipeline contract: what a plugin implements and what it receives.
+
+In the spirit of scikit-learn's estimators: hyper-parameters are constructor arguments stored under the
+same names, ``fit`` learns and leaves its state in attributes, prediction methods do not change state.
+
+A pipeline class declares four things as class attributes:
+
+``id``
+    stable, lower-case, used in records and reports (``"nn-l1"``).
+``task``
+    ``"classification"``, ``"detection"`` or ``"proposals"``.
+``family``
+    ``"classical"`` or ``"deep"``.
+``devices``
+    the devices it can use, a subset of ``("cpu", "cuda")``.
+
+Images are always ``uint8`` arrays in HWC layout with RGB channel order. Boxes are ``float`` arrays of
+shape ``(N, 4)`` in pixel coordinates ``x1, y1, x2, y2`` (x2 > x1, y2 > y1; a box covering the single
+pixel at column 0 is ``0, 0, 1, 1``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from benchsuite.data.detection import DetectionSet
+    from benchsuite.data.images import ImageSet
+
+TASKS = ("classification", "detection", "proposals")
+FAMILIES = ("classical", "deep")
+DEVICES = ("cpu", "cuda")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much work the profile allows a job: the pipeline sizes its training by it.
+
+    ``epochs`` is a hint for iterative training (None: the pipeline's own default); the image caps
+    have already been applied to the splits the pipeline receives and are here for information.
+    ``extra`` holds free-form knobs a profile may set for plugins.
+    """
+
+    profile: str
+    epochs: int | None = None
+    max_train_images: int | None = None
+    max_val_images: int | None = None
+    max_test_images: int | None = None
+    time_limit_s: float = 3600.0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _no_progress(iterable: Iterable[T], **_: Any) -> Iterable[T]:
+    return iterable
+
+
+@dataclass
+class Context:
+    """Everything the suite gives a pipeline at ``fit`` time, and nothing else.
+
+    Attributes:
+        device: ``"cpu"`` or ``"cuda"`` (already resolved from ``auto``).
+        seed: the job's seed; pipelines seed every random choice from it.
+        budget: the profile's budget for this job.
+        cache_dir: a folder the pipeline may use to keep work between jobs (proposals, features).
+        num_threads: CPU threads this job may use.
+        progress: wraps an iterable in a progress bar: ``for x in ctx.progress(xs, desc="epoch")``.
+        info: facts the pipeline reports about its fit (chosen hyper-parameters, validation scores);
+            stored in the job's record under ``fit_info``. Use :meth:`record`.
+    """
+
+    device: str = "cpu"
+    seed: int = 0
+    budget: Budget = field(default_factory=lambda: Budget(profile="custom"))
+    cache_dir: Path = field(default_factory=lambda: Path(".benchsuite-cache"))
+    num_threads: int = 1
+    progress: Callable[..., Iterable[Any]] = _no_progress
+    info: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None
+
+    def record(self, **facts: Any) -> None:
+        """Report facts about the fit (JSON-serialisable values) for the job's record."""
+        self.info.update(facts)
+
+    def rng(self, offset: int = 0) -> np.random.Generator:
+        """A numpy generator seeded from the job's seed (``offset`` gives independent streams)."""
+        return np.random.default_rng([self.seed, offset])
+
+    @property
+    def log(self) -> logging.Logger:
+        return logging.getLogger("benchsuite.pipeline")
+
+
+class Pipeline:
+    """Base of every pipeline. Subclasses set the class attributes and implement the task's methods."""
+
+    id: ClassVar[str] = ""
+    task: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    #: True for pretrained models that the suite does not train (shown as references in reports).
+    pretrained_reference: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments, read back from the attributes of the same names."""
+        return {name: getattr(self, name) for name in self._param_names() if hasattr(self, name)}
+
+    def set_params(self, **params: Any) -> Pipeline:
+        valid = set(self._param_names())
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"{self.id}: unknown parameter {name!r}; valid: {sorted(valid)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+@dataclass
+class ClassifierOutput:
+    """What ``Classifier.predict`` may return instead of a bare label array.
+
+    Attributes:
+        labels: ``(N,)`` integer class indices.
+        scores: optional ``(N, C)`` class scores (higher is more likely).
+        variants: optional extra label arrays under a name, each ``(N,)``; scored beside the main
+            labels (``nn-l1`` reports ``k=1`` this way next to the k chosen on val).
+    """
+
+    labels: np.ndarray
+    scores: np.ndarray | None = None
+    variants: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class Classifier(Pipeline):
+    """Image classification: ``fit(train, val, ctx)`` then ``predict(images) -> labels``."""
+
+    task: ClassVar[str] = "classification"
+    #: how many images the runner hands to one ``predict`` call when scoring a split.
+    predict_batch_size: ClassVar[int] = 1024
+
+    def fit(self, train: ImageSet, val: ImageSet, ctx: Context) -> Classifier:
+        raise NotImplementedError
+
+    def predict(self, images: np.ndarray) -> np.ndarray | ClassifierOutput:
+        """Labels for ``images``, ``(N, H, W, 3)`` uint8 RGB: ``(N,)`` ints or a ClassifierOutput."""
+        raise NotImplementedError
+
+
+@dataclass
+class Detections:
+    """Detections in one image: ``boxes`` (N, 4) x1y1x2y2 pixels, ``scores`` (N,), ``labels`` (N,)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+class Detector(Pipeline):
+    """Object detection: ``fit(train, val, ctx)`` then ``detect(image) -> Detections``."""
+
+    task: ClassVar[str] = "detection"
+
+    def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> Detector:
+        raise NotImplementedError
+
+    def detect(self, image: np.ndarray) -> Detections | tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Detections in one ``(H, W, 3)`` uint8 RGB image; labels index the data set's classes."""
+        raise NotImplementedError
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[Detections | tuple]:
+        """Detections for several images; override for batched inference."""
+        return [self.detect(im) for im in images]
+
+
+class Proposer(Pipeline):
+    """Region proposals: ``propose(image) -> boxes`` ranked best first. ``fit`` is optional."""
+
+    task: ClassVar[str] = "proposals"
+
+    def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> Proposer:
+        return self
+
+    def propose(self, image: np.ndarray) -> np.ndarray:
+        """``(N, 4)`` x1y1x2y2 pixel boxes for one ``(H, W, 3)`` uint8 RGB image, best first."""
+        raise NotImplementedError
+
+
+def check_pipeline_class(cls: Any) -> list[str]:
+    """Problems with a pipeline class as a list of messages (empty when it conforms)."""
+    problems: list[str] = []
+    if not (isinstance(cls, type) and issubclass(cls, Pipeline)):
+        return [f"{cls!r} is not a subclass of benchsuite.api.Pipeline"]
+    if not cls.id or cls.id != cls.id.strip() or " " in cls.id:
+        problems.append(f"{cls.__name__}.id must be a non-empty id without spaces, got {cls.id!r}")
+    if cls.task not in TASKS:
+        problems.append(f"{cls.__name__}.task must be one of {TASKS}, got {cls.task!r}")
+    if cls.family not in FAMILIES:
+        problems.append(f"{cls.__name__}.family must be one of {FAMILIES}, got {cls.family!r}")
+    bad = [d for d in cls.devices if d not in DEVICES]
+    if not cls.devices or bad:
+        problems.append(f"{cls.__name__}.devices must be a non-empty subset of {DEVICES}, got {cls.devices!r}")
+    needed = {"classification": ("fit", "predict"), "detection": ("fit", "detect"), "proposals": ("propose",)}
+    base = {"classification": Classifier, "detection": Detector, "proposals": Proposer}.get(cls.task)
+    for name in needed.get(cls.task, ()):
+        if base is not None and getattr(cls, name, None) is getattr(base, name, None):
+            problems.append(f"{cls.__name__} does not implement {name}()")
+    return problems
+
+
+def batched(items: np.ndarray | list[T], size: int) -> Iterator[np.ndarray | list[T]]:
+    """Consecutive slices of at most ``size`` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,24 @@
+"""Errors that reach the user as one clear line.
+
+Everything the suite raises because of the user's input (a missing file, an unknown id, a bad option)
+is a :class:`BenchsuiteError`; the command line prints its message and exits with status 2, without a
+traceback. Anything else is a bug or a pipeline's own failure.
+"""
+
+from __future__ import annotations
+
+
+class BenchsuiteError(Exception):
+    """A problem with the user's input, reported as one line that names the file or value."""
+
+
+class DataError(BenchsuiteError):
+    """A data set is missing, truncated or not in the expected format."""
+
+
+class ConfigError(BenchsuiteError):
+    """An unknown pipeline, profile, task, device or option value."""
+
+
+class OutputValidationError(BenchsuiteError):
+    """A pipeline returned predictions of the wrong shape, type or range."""

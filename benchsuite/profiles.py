@@ -1,0 +1,105 @@
+"""Run profiles: how much data and compute each job gets.
+
+``smoke``
+    synthetic data only, a few hundred images, tiny budgets: every pipeline end to end in minutes.
+    What the integration tests run.
+``quick``
+    the default: real data when present, the full test sets, budgets sized so each task finishes in
+    about a quarter of an hour on 2 CPU cores.
+``full``
+    full training schedules; a GPU is recommended for the deep pipelines.
+
+A profile sets a :class:`TaskBudget` per task and, per pipeline id, constructor parameters that size
+the built-in pipelines. Plugins read the generic budget from ``ctx.budget``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchsuite.api import Budget
+from benchsuite.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TaskBudget:
+    max_train_images: int | None = None
+    max_val_images: int | None = None
+    max_test_images: int | None = None
+    epochs: int | None = None
+    time_limit_s: float = 3600.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    synthetic_only: bool
+    budgets: dict[str, TaskBudget]
+    pipeline_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    latency_images: int = 50  # single-image calls timed for the latency percentiles
+    latency_warmup: int = 3
+
+    def budget(self, task: str) -> Budget:
+        b = self.budgets.get(task, TaskBudget())
+        return Budget(profile=self.name, epochs=b.epochs, max_train_images=b.max_train_images,
+                      max_val_images=b.max_val_images, max_test_images=b.max_test_images,
+                      time_limit_s=b.time_limit_s)
+
+    def params_for(self, pipeline_id: str) -> dict[str, Any]:
+        return dict(self.pipeline_params.get(pipeline_id, {}))
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="synthetic data, a few hundred images, tiny budgets (minutes for everything)",
+        synthetic_only=True,
+        budgets={
+            "classification": TaskBudget(600, 200, 300, epochs=2, time_limit_s=300),
+            "detection": TaskBudget(24, 8, 16, epochs=1, time_limit_s=420),
+            "proposals": TaskBudget(24, 8, 16, epochs=1, time_limit_s=300),
+        },
+        pipeline_params={
+            "nn-l1": {"k_values": (1, 3)},
+            "hog-svm": {"c_values": (0.1, 1.0)},
+            "cnn": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},
+        },
+        latency_images=10,
+        latency_warmup=2,
+    ),
+    "quick": Profile(
+        name="quick",
+        description="real data when present, full test sets, about 15 minutes per task on 2 CPU cores",
+        synthetic_only=False,
+        budgets={
+            "classification": TaskBudget(epochs=None, time_limit_s=1800),
+            "detection": TaskBudget(epochs=None, time_limit_s=1800),
+            "proposals": TaskBudget(epochs=None, time_limit_s=1800),
+        },
+        pipeline_params={},
+    ),
+    "full": Profile(
+        name="full",
+        description="full training schedules (GPU recommended for the deep pipelines)",
+        synthetic_only=False,
+        budgets={
+            "classification": TaskBudget(time_limit_s=24 * 3600),
+            "detection": TaskBudget(time_limit_s=24 * 3600),
+            "proposals": TaskBudget(time_limit_s=24 * 3600),
+        },
+        pipeline_params={
+            "cnn": {"epochs": 40, "widths": (64, 128, 256)},
+        },
+        latency_images=100,
+        latency_warmup=5,
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ConfigError(f"unknown profile {name!r}; expected one of: {', '.join(PROFILES)}") from None

@@ -1,0 +1,470 @@
+"""A deterministic synthetic detection set, written in the real Pascal VOC layout.
+
+Three classes with distinct shapes *and* aspect ratios, so that window-shape logic is exercised:
+
+``car``
+    wide (width : height about 2 : 1): a body with a cabin, windows, lights and two dark wheels.
+``pedestrian``
+    tall (about 1 : 2.5): a stick-figure silhouette, head, torso, arms and striding legs.
+``sign``
+    square (1 : 1): a round sign face, a coloured rim around a light face with a bar across it.
+
+Each object has a consistent shape per class and varies in colour, shading, size, stride and facing.
+They are drawn with anti-aliased edges (3x supersampling) onto textured, cluttered backgrounds
+(sky / ground gradients, low-frequency noise, random lines, poles, boxes and blobs, pixel noise),
+0 to 6 per image (some images have none), longer sides from 12 to 190 pixels (COCO small, medium and
+large all present). Objects may overlap: a box is the extent of the object's *visible* pixels, as
+VOC annotates, and objects more than half hidden, or under 16 pixels on the longer side, are marked
+``difficult``. Some objects cross the image border: they are clipped and marked ``truncated``.
+
+The set is written as ``JPEGImages/*.jpg`` (quality 92), ``Annotations/*.xml`` and
+``ImageSets/Main/{train,val,trainval,test}.txt`` (plus ``<class>_<split>.txt``), so the same reader
+runs on it as on real VOC data; the ``SYNTHETIC.json`` marker makes every record say ``origin:
+synthetic``. Image ``i`` depends only on ``(SEED, i)``, so a smaller set is a prefix of the full one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+log = logging.getLogger(__name__)
+
+CLASSES = ("car", "pedestrian", "sign")  # sorted: the order read_voc derives from the annotations
+VERSION = 1  # bump when the generator changes: the cache folder and the fingerprint follow it
+SEED = 2007
+COUNTS = {"train": 160, "val": 40, "test": 100}
+FOLDER_NAME = "SyntheticVOC"
+MARKER = "SYNTHETIC.json"  # written last: its presence means the folder is complete
+SS = 3  # supersampling factor of the object renderer
+JPEG_QUALITY = 92
+TINY = 16  # objects whose visible box is shorter than this on its longer side are difficult
+OCCLUDED = 0.5  # ... and so are objects with more than this fraction of their pixels hidden
+MAX_OCCLUSION = 0.7  # a placement that would hide more of an earlier object is rejected
+# width / height ranges per class
+ASPECT = {"car": (1.7, 2.3), "pedestrian": (0.34, 0.46), "sign": (0.92, 1.08)}
+# longer side in pixels: small (< 32), medium, large (> 96) buckets and their probabilities
+SIZE_BUCKETS = ((12.0, 32.0), (32.0, 96.0), (96.0, 190.0))
+SIZE_BUCKET_P = (0.3, 0.45, 0.25)
+OBJECTS_PER_IMAGE_P = (0.08, 0.2, 0.22, 0.2, 0.14, 0.1, 0.06)  # 0..6
+
+
+@dataclass
+class SyntheticObject:
+    """One drawn object: ``box`` is ``(x1, y1, x2, y2)`` integer pixel edges of its visible pixels."""
+
+    name: str
+    box: tuple[int, int, int, int]
+    difficult: bool
+    truncated: bool
+
+
+# ---------------------------------------------------------------------- colours
+def _colour(rng: np.random.Generator, lo: int = 0, hi: int = 256) -> tuple[int, int, int]:
+    c = rng.integers(lo, hi, 3)
+    return int(c[0]), int(c[1]), int(c[2])
+
+
+def _vivid(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A saturated colour: one channel high, one low, one anywhere."""
+    c = np.array([rng.integers(170, 256), rng.integers(0, 70), rng.integers(0, 256)])
+    c = c[rng.permutation(3)]
+    return int(c[0]), int(c[1]), int(c[2])
+
+
+def _scale(c: tuple[int, int, int], f: float) -> tuple[int, int, int]:
+    return tuple(int(np.clip(v * f, 0, 255)) for v in c)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------- object renderers
+def _draw_pedestrian(d: ImageDraw.ImageDraw, W: int, H: int, rng: np.random.Generator) -> None:
+    cx = W / 2 + rng.uniform(-0.04, 0.04) * W
+    skin = _colour(rng, 90, 240)
+    shirt = _colour(rng)
+    trousers = _colour(rng, 0, 200)
+    shoes = _colour(rng, 0, 60)
+    limb = max(2, round(0.15 * W))
+    arm = max(2, round(0.11 * W))
+    hip_y, foot_y = 0.52 * H, 0.975 * H
+    stride = rng.uniform(0.04, 0.36) * W
+    lead = rng.choice([-1.0, 1.0])
+    for side in (-1.0, 1.0):  # legs
+        foot_x = cx + side * stride + lead * 0.03 * W
+        d.line([(cx + side * 0.09 * W, hip_y), (foot_x, foot_y - 0.02 * H)], fill=trousers, width=limb)
+        d.ellipse([foot_x - 0.1 * W, foot_y - 0.035 * H, foot_x + 0.1 * W + lead * 0.05 * W, H - 1], fill=shoes)
+    swing = rng.uniform(-0.12, 0.12) * H
+    for side in (-1.0, 1.0):  # arms, one forward and one back
+        hand = (cx + side * rng.uniform(0.3, 0.44) * W, 0.49 * H + side * swing * 0.3)
+        d.line([(cx + side * 0.2 * W, 0.22 * H), hand], fill=_scale(shirt, 0.85), width=arm)
+        d.ellipse([hand[0] - arm * 0.6, hand[1] - arm * 0.6, hand[0] + arm * 0.6, hand[1] + arm * 0.6], fill=skin)
+    d.polygon([(cx - 0.25 * W, 0.19 * H), (cx + 0.25 * W, 0.19 * H), (cx + 0.2 * W, 0.55 * H),
+               (cx - 0.2 * W, 0.55 * H)], fill=shirt)
+    r = 0.075 * H
+    d.ellipse([cx - r * 0.85, 0.005 * H, cx + r * 0.85, 0.005 * H + 2 * r], fill=skin)
+    if rng.random() < 0.6:  # hair or hat
+        d.chord([cx - r * 0.9, 0.0, cx + r * 0.9, 0.005 * H + 1.4 * r], 180, 360, fill=_colour(rng, 0, 120))
+
+
+def _draw_car(d: ImageDraw.ImageDraw, W: int, H: int, rng: np.random.Generator) -> None:
+    body = _colour(rng)
+    glass = _colour(rng, 120, 220)
+    glass = (glass[0] // 2 + 60, glass[1] // 2 + 80, min(255, glass[2] // 2 + 120))
+    flip = rng.random() < 0.5
+
+    def x(u: float) -> float:
+        return (1 - u) * W if flip else u * W
+
+    roof = rng.uniform(0.02, 0.1) * H
+    front, back = rng.uniform(0.12, 0.22), rng.uniform(0.72, 0.84)
+    cabin = [(x(front), 0.42 * H), (x(front + 0.13), roof), (x(back - 0.1), roof), (x(back), 0.42 * H)]
+    d.polygon(cabin, fill=body)
+    inset = 0.05 * H
+    win = [(x(front + 0.05), 0.42 * H - inset), (x(front + 0.15), roof + inset), (x(back - 0.12), roof + inset),
+           (x(back - 0.04), 0.42 * H - inset)]
+    d.polygon(win, fill=glass)
+    pillar = x(0.5 * (front + back))
+    d.line([(pillar, roof), (pillar, 0.42 * H)], fill=body, width=max(2, round(0.025 * W)))
+    d.rounded_rectangle([0, 0.38 * H, W - 1, 0.84 * H], radius=0.1 * H, fill=body)
+    d.line([(x(0.03), 0.6 * H), (x(0.97), 0.6 * H)], fill=_scale(body, 0.7), width=max(1, round(0.02 * H)))
+    light = 0.06 * W
+    d.rectangle(sorted_box(x(0.0), 0.46 * H, x(0.0) + (light if not flip else -light), 0.56 * H),
+                fill=(255, 240, 170))
+    d.rectangle(sorted_box(x(1.0), 0.46 * H, x(1.0) - (light if not flip else -light), 0.56 * H),
+                fill=(200, 30, 30))
+    r = rng.uniform(0.19, 0.23) * H
+    tyre = _colour(rng, 15, 55)
+    for u in (0.22, 0.78):
+        cx, cy = u * W, H - 1 - r
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(tyre[0], tyre[0], tyre[0]))
+        h = 0.5 * r
+        d.ellipse([cx - h, cy - h, cx + h, cy + h], fill=(170, 170, 175))
+
+
+def sorted_box(x1: float, y1: float, x2: float, y2: float) -> list[float]:
+    """``[min x, min y, max x, max y]`` (ImageDraw wants ordered corners)."""
+    return [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]
+
+
+def _draw_sign(d: ImageDraw.ImageDraw, W: int, H: int, rng: np.random.Generator) -> None:
+    rim = _vivid(rng)
+    face = (int(rng.integers(215, 256)), int(rng.integers(215, 256)), int(rng.integers(140, 256)))
+    d.ellipse([0, 0, W - 1, H - 1], fill=rim)
+    f = rng.uniform(0.14, 0.2)
+    d.ellipse([f * W, f * H, (1 - f) * W, (1 - f) * H], fill=face)
+    bar = rim if rng.random() < 0.5 else _colour(rng, 0, 60)
+    tilt = rng.uniform(-0.06, 0.06) * H
+    t = rng.uniform(0.07, 0.1) * H
+    d.polygon([(0.3 * W, 0.5 * H - t - tilt), (0.7 * W, 0.5 * H - t + tilt), (0.7 * W, 0.5 * H + t + tilt),
+               (0.3 * W, 0.5 * H + t - tilt)], fill=bar)
+
+
+_RENDERERS = {"car": _draw_car, "pedestrian": _draw_pedestrian, "sign": _draw_sign}
+
+
+def render_object(name: str, w: int, h: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """An anti-aliased object patch: ``(premultiplied RGB (h, w, 3) float32 0..255, alpha (h, w) float32 0..1)``.
+
+    The shape touches the patch's edges; colours are shaded by a random linear light gradient.
+    """
+    W, H = w * SS, h * SS
+    colour = Image.new("RGB", (W, H), (0, 0, 0))
+    alpha = Image.new("L", (W, H), 0)
+    # the same drawing twice: in colour, and in white for the alpha; the rng state is replayed
+    state = rng.bit_generator.state
+    _RENDERERS[name](ImageDraw.Draw(colour), W, H, rng)
+    rng.bit_generator.state = state
+    _RENDERERS[name](_WhiteDraw(ImageDraw.Draw(alpha)), W, H, rng)
+    rgb = np.asarray(colour.resize((w, h), Image.Resampling.BOX), dtype=np.float32)
+    a = np.asarray(alpha.resize((w, h), Image.Resampling.BOX), dtype=np.float32) / 255.0
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    gx, gy = rng.uniform(-0.35, 0.35, 2)
+    shade = 1 + gx * (xx / max(w - 1, 1) - 0.5) + gy * (yy / max(h - 1, 1) - 0.5)
+    rgb = np.minimum(rgb * shade[..., None], 255 * a[..., None])
+    return rgb, a
+
+
+class _WhiteDraw:
+    """An ImageDraw stand-in that paints every shape white (255): the alpha mask of a drawing."""
+
+    def __init__(self, draw: ImageDraw.ImageDraw):
+        self._draw = draw
+
+    def __getattr__(self, name: str) -> Callable[..., object]:
+        method = getattr(self._draw, name)
+
+        def paint(*args: object, **kwargs: object) -> object:
+            if "fill" in kwargs:
+                kwargs["fill"] = 255
+            return method(*args, **kwargs)
+
+        return paint
+
+
+# ---------------------------------------------------------------------- backgrounds
+def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    """``(h, w, 3)`` float32 textured, cluttered background, 0..255."""
+    horizon = rng.uniform(0.3, 0.7) * h
+    yy = np.arange(h, dtype=np.float32)[:, None, None]
+    top0, top1 = rng.uniform(60, 230, (2, 3)).astype(np.float32)
+    bot0, bot1 = rng.uniform(30, 200, (2, 3)).astype(np.float32)
+    t_top = np.clip(yy / max(horizon, 1), 0, 1)
+    t_bot = np.clip((yy - horizon) / max(h - horizon, 1), 0, 1)
+    img = np.where(yy < horizon, top0 + (top1 - top0) * t_top, bot0 + (bot1 - bot0) * t_bot)
+    img = np.broadcast_to(img, (h, w, 3)).astype(np.float32)
+    gx = rng.uniform(-30, 30, 3).astype(np.float32)
+    img = img + gx * (np.arange(w, dtype=np.float32)[None, :, None] / w - 0.5)
+    coarse = rng.normal(0, rng.uniform(8, 22), (h // 24 + 2, w // 24 + 2, 3)).astype(np.float32)
+    low = np.stack([np.asarray(Image.fromarray(coarse[..., c]).resize((w, h), Image.Resampling.BICUBIC))
+                    for c in range(3)], axis=-1)
+    img = np.clip(img + low, 0, 255).astype(np.uint8)
+    pil = Image.fromarray(img)
+    d = ImageDraw.Draw(pil)
+    for _ in range(int(rng.integers(5, 16))):
+        kind = rng.random()
+        c = _colour(rng)
+        x, y = rng.uniform(0, w), rng.uniform(0, h)
+        if kind < 0.35:  # line
+            d.line([(x, y), (x + rng.uniform(-0.5, 0.5) * w, y + rng.uniform(-0.5, 0.5) * h)], fill=c,
+                   width=int(rng.integers(1, 5)))
+        elif kind < 0.55:  # box, filled or outlined (windows, crates)
+            bw, bh = rng.uniform(8, 0.35 * w), rng.uniform(8, 0.35 * h)
+            if rng.random() < 0.5:
+                d.rectangle([x, y, x + bw, y + bh], fill=c)
+            else:
+                d.rectangle([x, y, x + bw, y + bh], outline=c, width=int(rng.integers(1, 4)))
+        elif kind < 0.75:  # blob
+            r = rng.uniform(3, 22)
+            d.ellipse([x - r, y - r * rng.uniform(0.5, 1.5), x + r, y + r], fill=c)
+        elif kind < 0.88:  # pole: a thin vertical bar (a hard negative for tall objects)
+            pw = rng.uniform(2, 7)
+            d.rectangle([x, y, x + pw, y + rng.uniform(30, 0.8 * h)], fill=c)
+        else:  # irregular polygon
+            pts = [(x + rng.uniform(-25, 25), y + rng.uniform(-25, 25)) for _ in range(int(rng.integers(3, 6)))]
+            d.polygon(pts, fill=c)
+    return np.asarray(pil, dtype=np.float32)
+
+
+# ---------------------------------------------------------------------- one image
+def _object_size(name: str, rng: np.random.Generator, w: int, h: int) -> tuple[int, int]:
+    aspect = rng.uniform(*ASPECT[name])
+    cap = min(SIZE_BUCKETS[-1][1], 0.9 * (w if aspect >= 1 else h), 0.9 * min(w, h) * max(aspect, 1 / aspect))
+    bucket = int(rng.choice(3, p=SIZE_BUCKET_P))
+    lo, hi = min(SIZE_BUCKETS[bucket][0], cap), min(SIZE_BUCKETS[bucket][1], cap)
+    longer = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    if aspect >= 1:
+        ow, oh = longer, longer / aspect
+    else:
+        ow, oh = longer * aspect, longer
+    return max(4, round(ow)), max(4, round(oh))
+
+
+def generate_image(index: int, seed: int = SEED) -> tuple[np.ndarray, list[SyntheticObject]]:
+    """Image ``index``: ``(uint8 (H, W, 3) RGB, objects)``; depends only on ``(seed, index)``."""
+    rng = np.random.default_rng([seed, index])
+    w, h = int(rng.integers(240, 401)), int(rng.integers(180, 321))
+    img = _background(rng, w, h)
+    n_wanted = int(rng.choice(len(OBJECTS_PER_IMAGE_P), p=OBJECTS_PER_IMAGE_P))
+    top = np.full((h, w), -1, np.int16)  # index of the object seen at each pixel
+    area_in_image: list[int] = []
+    full_area: list[int] = []
+    names: list[str] = []
+    for _ in range(n_wanted):
+        for _attempt in range(30):
+            name = CLASSES[int(rng.integers(len(CLASSES)))]
+            ow, oh = _object_size(name, rng, w, h)
+            if rng.random() < 0.25:  # may cross the border
+                x0 = int(rng.integers(-ow // 2, w - ow // 2))
+                y0 = int(rng.integers(-oh // 3, h - oh // 2))
+            else:
+                x0, y0 = int(rng.integers(0, w - ow + 1)), int(rng.integers(0, h - oh + 1))
+            rgb, alpha = render_object(name, ow, oh, rng)
+            mask = alpha >= 0.5
+            # the part of the patch inside the image
+            ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x0 + ow, w), min(y0 + oh, h)
+            if ix1 <= ix0 or iy1 <= iy0:
+                continue
+            sub = (slice(iy0 - y0, iy1 - y0), slice(ix0 - x0, ix1 - x0))
+            inside = int(mask[sub].sum())
+            total = int(mask.sum())
+            if total == 0 or inside < 0.4 * total:
+                continue
+            region = (slice(iy0, iy1), slice(ix0, ix1))
+            covered = top[region][mask[sub]]
+            if len(covered):
+                hidden = np.bincount(covered[covered >= 0], minlength=len(names))
+                visible_now = np.bincount(top[top >= 0], minlength=len(names))
+                if any(area_in_image[i] and (visible_now[i] - hidden[i]) < (1 - MAX_OCCLUSION) * area_in_image[i]
+                       for i in range(len(names))):
+                    continue
+            # keep the object visible against its surroundings
+            a = alpha[sub][..., None]
+            bg_lum = float(img[region].mean())
+            obj_lum = float(rgb[sub].sum() / max(a.sum() * 3, 1e-6))
+            if name != "sign" and abs(obj_lum - bg_lum) < 40:  # a sign's rim and face contrast anyway
+                if bg_lum > 128:
+                    rgb = rgb * 0.45
+                else:
+                    rgb = rgb + (255 * alpha[..., None] - rgb) * 0.55
+            img[region] = img[region] * (1 - a) + rgb[sub]
+            top[region][mask[sub]] = len(names)
+            names.append(name)
+            area_in_image.append(inside)
+            full_area.append(total)
+            break
+    noise = rng.standard_normal((h, w, 3), dtype=np.float32) * rng.uniform(2, 7)
+    image = np.clip(np.rint(img + noise), 0, 255).astype(np.uint8)
+    objects = []
+    for i, name in enumerate(names):
+        ys, xs = np.nonzero(top == i)
+        if len(xs) == 0:
+            continue
+        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        occlusion = 1 - len(xs) / area_in_image[i]
+        truncated = area_in_image[i] < 0.98 * full_area[i]
+        tiny = max(box[2] - box[0], box[3] - box[1]) < TINY
+        objects.append(SyntheticObject(name, box, bool(tiny or occlusion > OCCLUDED), bool(truncated)))
+    return image, objects
+
+
+# ---------------------------------------------------------------------- VOC writing
+def annotation_xml(image_id: str, filename: str, width: int, height: int, objects: list[SyntheticObject]) -> bytes:
+    """A VOC annotation; boxes are written 1-based inclusive (``xmin = x1 + 1``, ``xmax = x2``)."""
+    root = ET.Element("annotation")
+    ET.SubElement(root, "folder").text = FOLDER_NAME
+    ET.SubElement(root, "filename").text = filename
+    source = ET.SubElement(root, "source")
+    ET.SubElement(source, "database").text = f"benchsuite synthetic VOC v{VERSION}"
+    size = ET.SubElement(root, "size")
+    for tag, value in (("width", width), ("height", height), ("depth", 3)):
+        ET.SubElement(size, tag).text = str(value)
+    ET.SubElement(root, "segmented").text = "0"
+    for o in objects:
+        el = ET.SubElement(root, "object")
+        ET.SubElement(el, "name").text = o.name
+        ET.SubElement(el, "pose").text = "Unspecified"
+        ET.SubElement(el, "truncated").text = str(int(o.truncated))
+        ET.SubElement(el, "difficult").text = str(int(o.difficult))
+        bb = ET.SubElement(el, "bndbox")
+        x1, y1, x2, y2 = o.box
+        for tag, value in (("xmin", x1 + 1), ("ymin", y1 + 1), ("xmax", x2), ("ymax", y2)):
+            ET.SubElement(bb, tag).text = str(value)
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8") + b"\n"
+
+
+def write_synthetic_voc(folder: Path, counts: dict[str, int] | None = None, seed: int = SEED) -> dict[str, int]:
+    """Generate the set into ``folder`` (VOC layout). Returns ``{"images": n, "objects": m, ...}``.
+
+    ``counts``: images per ``train`` / ``val`` / ``test`` (default :data:`COUNTS`); trainval is
+    train + val. Ids are ``000001``...: trainval first, then test; val is a seeded draw from trainval.
+    """
+    counts = dict(COUNTS if counts is None else counts)
+    folder = Path(folder)
+    for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    n_trainval, n_test = counts["train"] + counts["val"], counts["test"]
+    ids = [f"{i + 1:06d}" for i in range(n_trainval + n_test)]
+    stats = {"images": len(ids), "objects": 0, "difficult": 0, "truncated": 0, "empty_images": 0}
+    present: dict[str, dict[str, int]] = {}  # id -> class -> 1 (non-difficult) / 0 (difficult only)
+    for i, image_id in enumerate(ids):
+        image, objects = generate_image(i, seed)
+        Image.fromarray(image).save(folder / "JPEGImages" / f"{image_id}.jpg", quality=JPEG_QUALITY)
+        (folder / "Annotations" / f"{image_id}.xml").write_bytes(
+            annotation_xml(image_id, f"{image_id}.jpg", image.shape[1], image.shape[0], objects))
+        stats["objects"] += len(objects)
+        stats["difficult"] += sum(o.difficult for o in objects)
+        stats["truncated"] += sum(o.truncated for o in objects)
+        stats["empty_images"] += not objects
+        flags: dict[str, int] = {}
+        for o in objects:
+            flags[o.name] = max(flags.get(o.name, 0), int(not o.difficult))
+        present[image_id] = flags
+    trainval = ids[:n_trainval]
+    val_pos = set(np.random.default_rng([seed, 10**6]).permutation(n_trainval)[: counts["val"]].tolist())
+    splits = {
+        "train": [x for j, x in enumerate(trainval) if j not in val_pos],
+        "val": [x for j, x in enumerate(trainval) if j in val_pos],
+        "trainval": trainval,
+        "test": ids[n_trainval:],
+    }
+    main = folder / "ImageSets" / "Main"
+    for split, members in splits.items():
+        (main / f"{split}.txt").write_text("".join(f"{x}\n" for x in members))
+        for cls in CLASSES:
+            lines = [f"{x} {present[x].get(cls, -1):2d}\n" for x in members]
+            (main / f"{cls}_{split}.txt").write_text("".join(lines))
+    (folder / MARKER).write_text(json.dumps({"generator": __name__, "version": VERSION, "seed": seed,
+                                             "classes": list(CLASSES), "counts": counts, "stats": stats},
+                                            indent=2) + "\n")
+    return stats
+
+
+def ensure_synthetic_voc(cache_dir: Path) -> Path:
+    """The synthetic set's folder ``<cache_dir>/synthetic/voc-v<VERSION>/SyntheticVOC``, generated once.
+
+    Generation goes to a temporary sibling folder renamed into place when complete, so concurrent
+    processes and interrupted runs never see half a data set.
+    """
+    folder = Path(cache_dir) / "synthetic" / f"voc-v{VERSION}" / FOLDER_NAME
+    if (folder / MARKER).is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{FOLDER_NAME}."))
+    try:
+        start = time.perf_counter()
+        stats = write_synthetic_voc(tmp)
+        log.info("generated the synthetic VOC set (%d images, %d objects) in %.1f s: %s", stats["images"],
+                 stats["objects"], time.perf_counter() - start, folder)
+        if folder.exists() and not (folder / MARKER).is_file():
+            shutil.rmtree(folder)  # an incomplete folder left by an older, interrupted generator
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not (folder / MARKER).is_file():  # not a concurrent process that finished first
+                raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(tmp)
+    return folder
+
+
+def contact_sheet(folder: Path, path: Path, ids: list[str], columns: int = 3) -> Path:
+    """Draw the annotated boxes of some images of a VOC folder onto one PNG (for looking at the data).
+
+    Outline colours: car red, pedestrian green, sign blue, other classes yellow, difficult objects
+    white; truncated objects get a thicker outline.
+    """
+    from benchsuite.data.voc import read_voc
+
+    data = read_voc(Path(folder))
+    by_id = {s.image_id: s for s in data.samples}
+    colours = {"car": (255, 40, 40), "pedestrian": (40, 220, 40), "sign": (60, 120, 255)}
+    tiles = []
+    for image_id in ids:
+        s = by_id[image_id]
+        im = Image.open(s.path).convert("RGB")
+        d = ImageDraw.Draw(im)
+        for box, label, diff, trunc in zip(s.boxes, s.labels, s.difficult, s.truncated):
+            c = (255, 255, 255) if diff else colours.get(data.classes[label], (255, 255, 0))
+            x1, y1, x2, y2 = box.tolist()
+            d.rectangle([x1, y1, x2 - 1, y2 - 1], outline=c, width=3 if trunc else 1)
+        tiles.append(im)
+    cell_w, cell_h = max(t.width for t in tiles), max(t.height for t in tiles)
+    rows = (len(tiles) + columns - 1) // columns
+    sheet = Image.new("RGB", (columns * (cell_w + 4), rows * (cell_h + 4)), (0, 0, 0))
+    for k, t in enumerate(tiles):
+        sheet.paste(t, ((k % columns) * (cell_w + 4), (k // columns) * (cell_h + 4)))
+    sheet.save(path)
+    return Path(path)

@@ -1,0 +1,607 @@
+"""Pascal VOC layout detection data: the reader, the split logic and the data set openers.
+
+The layout (VOC2007, VOC2012 and any folder in the same format, e.g. Penn-Fudan converted to VOC)::
+
+    <folder>/JPEGImages/<id>.jpg        (PNG and other formats Pillow reads are accepted too)
+    <folder>/Annotations/<id>.xml       <size>, and one <object> per box: <name>, <difficult>,
+                                        <truncated>, <bndbox> with 1-based inclusive xmin..xmax, ymin..ymax
+    <folder>/ImageSets/Main/{train,val,trainval,test}.txt   one image id per line
+
+Coordinates become the suite's ``x1, y1, x2, y2`` pixel-edge boxes as ``x1 = xmin - 1, y1 = ymin - 1,
+x2 = xmax, y2 = ymax``, so an IoU computed without "+1" equals the VOC devkit's IoU computed with it.
+
+Problems with the folder as a whole (a missing sub-folder or split file, no test split, no readable
+image in a split) are a :class:`~benchsuite.errors.DataError` with one line naming the path. Problems
+with single images are counted, logged as one warning per kind and listed in ``DatasetInfo.notes``
+with a few example files; they never pass silently and never crash a run later:
+
+=========================================  ====================================================
+problem                                    what happens
+=========================================  ====================================================
+annotation XML missing                     the image is skipped
+annotation XML malformed (unparseable, an  the image is skipped (keeping it with objects missing
+object without a name or numeric bndbox)   would turn real objects into false positives)
+image file missing                         the image is skipped
+image file unreadable (header)             the image is skipped
+``<size>`` missing or not the file's size  the file's real size is used
+box outside the image                      the box is clipped to the image
+zero or negative area after clipping       the box is dropped
+class name not in a given class list       the object is dropped (canonical VOC classes, or an
+                                           explicit ``classes`` argument)
+=========================================  ====================================================
+
+A file that passes the header check but cannot be decoded later is a DataError naming it, raised by
+:meth:`DetectionSet.load_image`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchsuite.data import synthetic_voc
+from benchsuite.data.datasets import SUBSET_SEED, DatasetInfo, OpenRequest, register_opener
+from benchsuite.data.detection import DetectionSample, DetectionSet, image_size
+from benchsuite.data.splits import SPLIT_SEED, stratified_choice
+from benchsuite.errors import ConfigError, DataError
+from benchsuite.results.atomic import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+#: the 20 Pascal VOC classes in the canonical (devkit) order
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)
+SPLITS = ("train", "val", "trainval", "test")
+#: image counts of ImageSets/Main in the official releases (the basis of ``DatasetInfo.canonical``)
+OFFICIAL_COUNTS = {
+    "voc2007": {"train": 2501, "val": 2510, "trainval": 5011, "test": 4952},
+    "voc2012": {"train": 5717, "val": 5823, "trainval": 11540},
+}
+VAL_FRACTION = 0.2  # of the training pool, when a data set has no val split of its own
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".bmp", ".tif", ".tiff", ".webp")
+LAYOUT = "a Pascal VOC layout folder with JPEGImages/, Annotations/ and ImageSets/Main/"
+
+# per-image problem kinds -> (what happened, unit) in notes; the order is the order of the notes
+PROBLEMS = {
+    "missing annotation": "image(s) skipped: annotation XML missing",
+    "malformed annotation": "image(s) skipped: annotation XML malformed",
+    "missing image": "image(s) skipped: image file missing",
+    "unreadable image": "image(s) skipped: image file unreadable",
+    "size mismatch": "image(s) whose <size> is missing or differs from the file: the file's size is used",
+    "box outside image": "box(es) outside the image: clipped",
+    "degenerate box": "box(es) with zero or negative area after clipping: dropped",
+    "unknown class": "object(s) of a class not in the class list: dropped",
+}
+MAX_EXAMPLES = 3
+
+
+@dataclass
+class ProblemLog:
+    """Counts of per-image problems by kind, with the first few files of each kind as examples."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, kind: str, file: str, n: int = 1) -> None:
+        if kind not in PROBLEMS:
+            raise ValueError(f"unknown problem kind {kind!r}")
+        self.counts[kind] = self.counts.get(kind, 0) + n
+        ex = self.examples.setdefault(kind, [])
+        if len(ex) < MAX_EXAMPLES and file not in ex:
+            ex.append(file)
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)
+
+    def lines(self) -> list[str]:
+        """One line per kind that occurred, e.g. ``"3 box(es) outside the image: clipped (e.g. a.xml, b.xml)"``."""
+        out = []
+        for kind, text in PROBLEMS.items():
+            if self.counts.get(kind):
+                more = ", ..." if self.counts[kind] > len(self.examples[kind]) else ""
+                out.append(f"{self.counts[kind]} {text} (e.g. {', '.join(self.examples[kind])}{more})")
+        return out
+
+
+@dataclass
+class VocFolder:
+    """What :func:`read_voc` found in a folder.
+
+    Attributes:
+        folder: the VOC folder.
+        classes: class names; sample labels index them.
+        samples: every readable image listed in any ImageSets/Main split file, sorted by id.
+        image_sets: split name -> ``(n,)`` int64 indices into ``samples`` in file order, for each of
+            ``train``, ``val``, ``trainval``, ``test`` whose file exists (skipped images left out).
+        listed: split name -> number of ids the split file lists (before skipping).
+        problems: the per-image problems met.
+        fingerprint: 16 hex digits of sha256 over the class list, the annotation XML bytes, and the
+            image file names and byte sizes (not the image bytes: cheap to recompute).
+        synthetic: True when the folder holds the synthetic generator's marker file.
+    """
+
+    folder: Path
+    classes: tuple[str, ...]
+    samples: list[DetectionSample]
+    image_sets: dict[str, np.ndarray]
+    listed: dict[str, int]
+    problems: ProblemLog
+    fingerprint: str
+    synthetic: bool = False
+
+
+@dataclass
+class _RawObject:
+    name: str
+    box: tuple[float, float, float, float]  # xmin, ymin, xmax, ymax as written (1-based inclusive)
+    difficult: bool
+    truncated: bool
+
+
+@dataclass
+class _RawAnnotation:
+    image_id: str
+    filename: str | None
+    size: tuple[int, int] | None  # (width, height) from <size>
+    objects: list[_RawObject]
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _text(el: ET.Element, tag: str) -> str | None:
+    child = el.find(tag)
+    if child is None or child.text is None:
+        return None
+    text = child.text.strip()
+    return text or None
+
+
+def _flag(el: ET.Element, tag: str) -> bool:
+    text = _text(el, tag)
+    if text is None:
+        return False
+    try:
+        return int(float(text)) != 0
+    except ValueError:
+        return text.lower() in ("true", "yes")
+
+
+def _number(el: ET.Element, tag: str) -> float:
+    text = _text(el, tag)
+    if text is None:
+        raise _Malformed(f"<{tag}> missing")
+    try:
+        value = float(text)
+    except ValueError:
+        raise _Malformed(f"<{tag}> is {text!r}, not a number") from None
+    if not np.isfinite(value):
+        raise _Malformed(f"<{tag}> is {text!r}")
+    return value
+
+
+def parse_annotation(data: bytes, image_id: str) -> _RawAnnotation:
+    """Parse one VOC annotation; raises ``_Malformed`` with the reason."""
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise _Malformed(f"not well-formed XML ({exc})") from None
+    if root.tag != "annotation":
+        raise _Malformed(f"root element <{root.tag}>, expected <annotation>")
+    size = None
+    size_el = root.find("size")
+    if size_el is not None:
+        try:
+            w, h = int(_number(size_el, "width")), int(_number(size_el, "height"))
+            size = (w, h) if w > 0 and h > 0 else None
+        except _Malformed:
+            size = None
+    objects = []
+    for i, obj in enumerate(root.iter("object")):
+        name = _text(obj, "name")
+        if name is None:
+            raise _Malformed(f"<object> {i + 1} has no <name>")
+        bb = obj.find("bndbox")
+        if bb is None:
+            raise _Malformed(f"<object> {i + 1} ({name}) has no <bndbox>")
+        box = (_number(bb, "xmin"), _number(bb, "ymin"), _number(bb, "xmax"), _number(bb, "ymax"))
+        objects.append(_RawObject(name, box, _flag(obj, "difficult"), _flag(obj, "truncated")))
+    filename = _text(root, "filename")
+    return _RawAnnotation(image_id, Path(filename).name if filename else None, size, objects)
+
+
+def _read_image_set(path: Path) -> list[str]:
+    """Ids of one ImageSets file (first token of each non-empty line, duplicates removed, order kept)."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise DataError(f"{path}: unreadable ({exc}); expected one image id per line") from None
+    ids = [line.split()[0] for line in lines if line.strip()]
+    if not ids:
+        raise DataError(f"{path}: empty; expected one image id per line")
+    return list(dict.fromkeys(ids))
+
+
+def _find_image(images: Path, ann: _RawAnnotation) -> Path | None:
+    candidates = [images / ann.filename] if ann.filename else []
+    candidates += [images / f"{ann.image_id}{suffix}" for suffix in IMAGE_SUFFIXES]
+    for path in candidates:
+        if path.is_file():
+            return path
+    return None
+
+
+def _check_layout(folder: Path) -> Path:
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder; expected {LAYOUT}")
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        if not (folder / sub).is_dir():
+            raise DataError(f"{folder / sub}: missing; expected {LAYOUT}")
+    main = folder / "ImageSets" / "Main"
+    if not any((main / f"{s}.txt").is_file() for s in SPLITS):
+        raise DataError(f"{main}: no split file; expected at least test.txt and train.txt, val.txt or "
+                        f"trainval.txt (one image id per line)")
+    return main
+
+
+def read_voc(folder: Path, classes: Sequence[str] | None = None) -> VocFolder:
+    """Read a Pascal VOC layout folder.
+
+    ``classes``: the class list (the labels index it); objects of other classes are dropped and
+    counted. ``None``: the sorted unique object names of the annotations. Every image listed in any of
+    ``ImageSets/Main/{train,val,trainval,test}.txt`` is read; see the module docstring for what happens
+    to bad images and boxes. Raises :class:`DataError` for folder-level problems.
+    """
+    folder = Path(folder)
+    main = _check_layout(folder)
+    image_sets_ids = {s: _read_image_set(main / f"{s}.txt") for s in SPLITS if (main / f"{s}.txt").is_file()}
+    all_ids = sorted(set().union(*image_sets_ids.values()))
+    problems = ProblemLog()
+    h = hashlib.sha256()
+    parsed: list[tuple[_RawAnnotation, Path, int, int]] = []
+    images = folder / "JPEGImages"
+    for image_id in all_ids:
+        xml_path = folder / "Annotations" / f"{image_id}.xml"
+        h.update(f"\0id:{image_id}\0".encode())
+        try:
+            data = xml_path.read_bytes()
+        except FileNotFoundError:
+            problems.add("missing annotation", xml_path.name)
+            h.update(b"no-xml")
+            continue
+        except OSError as exc:
+            raise DataError(f"{xml_path}: unreadable ({exc})") from None
+        h.update(hashlib.sha256(data).digest())
+        try:
+            ann = parse_annotation(data, image_id)
+        except _Malformed as exc:
+            log.debug("%s: %s", xml_path, exc)
+            problems.add("malformed annotation", xml_path.name)
+            continue
+        path = _find_image(images, ann)
+        if path is None:
+            problems.add("missing image", ann.filename or f"{image_id}.jpg")
+            h.update(b"no-image")
+            continue
+        h.update(f"{path.name}:{path.stat().st_size}".encode())
+        try:
+            width, height = image_size(path)
+        except DataError as exc:
+            log.debug("%s", exc)
+            problems.add("unreadable image", path.name)
+            continue
+        if ann.size != (width, height):
+            problems.add("size mismatch", xml_path.name)
+        parsed.append((ann, path, width, height))
+    if classes is None:
+        classes = tuple(sorted({o.name for ann, *_ in parsed for o in ann.objects}))
+        if not classes:
+            raise DataError(f"{folder / 'Annotations'}: no <object> in any readable annotation; expected at "
+                            f"least one object to define the class list")
+    classes = tuple(classes)
+    h.update(("\0classes:" + "\0".join(classes)).encode())
+    samples = [_to_sample(ann, path, w, h_, classes, problems) for ann, path, w, h_ in parsed]
+    position = {s.image_id: i for i, s in enumerate(samples)}
+    image_sets = {s: np.array([position[i] for i in ids if i in position], dtype=np.int64)
+                  for s, ids in image_sets_ids.items()}
+    for line in problems.lines():
+        log.warning("%s: %s", folder, line)
+    return VocFolder(folder, classes, samples, image_sets, {s: len(v) for s, v in image_sets_ids.items()},
+                     problems, h.hexdigest()[:16], (folder / synthetic_voc.MARKER).is_file())
+
+
+def _to_sample(ann: _RawAnnotation, path: Path, width: int, height: int, classes: tuple[str, ...],
+               problems: ProblemLog) -> DetectionSample:
+    index = {c: k for k, c in enumerate(classes)}
+    xml_name = f"{ann.image_id}.xml"
+    boxes, labels, difficult, truncated = [], [], [], []
+    for obj in ann.objects:
+        k = index.get(obj.name)
+        if k is None:
+            problems.add("unknown class", xml_name)
+            continue
+        xmin, ymin, xmax, ymax = obj.box
+        box = np.array([xmin - 1, ymin - 1, xmax, ymax], dtype=np.float64)
+        clipped = np.clip(box, 0, [width, height, width, height])
+        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+            problems.add("degenerate box", xml_name)
+            continue
+        if not np.array_equal(clipped, box):
+            problems.add("box outside image", xml_name)
+        boxes.append(clipped)
+        labels.append(k)
+        difficult.append(obj.difficult)
+        truncated.append(obj.truncated)
+    if not boxes:
+        return DetectionSample.empty(ann.image_id, path, width, height)
+    return DetectionSample(ann.image_id, path, width, height, np.array(boxes, np.float32),
+                           np.array(labels, np.int64), np.array(difficult, bool), np.array(truncated, bool))
+
+
+def _split_fingerprint(dataset_fingerprint: str, split: str, ids: Sequence[str]) -> str:
+    h = hashlib.sha256(f"{dataset_fingerprint}\0{split}\0".encode())
+    h.update("\n".join(ids).encode())
+    return h.hexdigest()[:16]
+
+
+def safe_name(text: str) -> str:
+    """A file-system safe, stable data set name from a folder name (``"Penn Fudan"`` -> ``"Penn_Fudan"``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-") or "voc"
+
+
+class VocDataset:
+    """A VOC layout folder as a benchmark data set with fixed train / val / trainval / test splits.
+
+    Splits are the folder's own ImageSets/Main files. Without ``val.txt``, val is a fixed stratified
+    ``VAL_FRACTION`` of ``trainval`` (or ``train``) drawn with ``SPLIT_SEED`` and train is the rest.
+    Without ``test.txt`` the folder is a DataError, except with ``test_from_val`` (VOC2012, whose test
+    annotations are not public): then the official val split is scored as ``test`` and train / val
+    are drawn from the official train split.
+
+    ``canonical``: ``None`` for arbitrary folders (there is no reference checksum); for ``voc2007`` and
+    ``voc2012`` (``official`` given) True when the readable images of each official split file number
+    exactly as in the official release, a count check rather than a checksum; False for synthetic data.
+    """
+
+    def __init__(self, folder: Path, name: str, origin: str | None = None, classes: Sequence[str] | None = None,
+                 test_from_val: bool = False, official: str | None = None, description: str | None = None):
+        self.folder = Path(folder)
+        self.name = name
+        self.data = read_voc(self.folder, classes)
+        self.origin = origin or ("synthetic" if self.data.synthetic else "real")
+        self.official = official
+        self._split_notes: list[str] = []
+        self.splits = self._resolve_splits(test_from_val)
+        self.info = self._describe(description)
+
+    # ------------------------------------------------------------------ splits
+    def _derive(self, pool: np.ndarray, pool_name: str, note: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Split ``pool`` into (train, val): val a fixed stratified ``VAL_FRACTION`` drawn with ``SPLIT_SEED``."""
+        if len(pool) < 2:
+            raise DataError(f"{self.folder}: the {pool_name} split has {len(pool)} readable image(s); "
+                            f"at least 2 are needed to draw a val split from it")
+        val_count = max(1, round(len(pool) * VAL_FRACTION))
+        labels = DetectionSet([self.data.samples[i] for i in pool], self.data.classes).stratification_labels()
+        chosen = np.zeros(len(pool), bool)
+        chosen[stratified_choice(labels, val_count, SPLIT_SEED)] = True
+        if note:
+            self._split_notes.append(
+                f"no ImageSets/Main/val.txt: val is a fixed stratified {VAL_FRACTION:.0%} of {pool_name} "
+                f"({int(chosen.sum())} of {len(pool)} images, seed {SPLIT_SEED}), train the rest")
+        return pool[~chosen], pool[chosen]
+
+    def _resolve_splits(self, test_from_val: bool) -> dict[str, np.ndarray]:
+        sets = self.data.image_sets
+        main = self.folder / "ImageSets" / "Main"
+        if test_from_val:
+            for s in ("train", "val"):
+                if s not in sets:
+                    raise DataError(f"{main / (s + '.txt')}: missing; VOC2012 needs train.txt and val.txt")
+            test, pool = sets["val"], sets["train"]
+            train, val = self._derive(pool, "the official train split", note=False)
+            self._split_notes.append(
+                f"VOC2012 test annotations are not public: the official val split ({len(test)} images) is "
+                f"scored as 'test'; val is a fixed stratified {VAL_FRACTION:.0%} of the official train split "
+                f"({len(val)} of {len(pool)} images, seed {SPLIT_SEED}), train the rest")
+            trainval = pool
+        else:
+            if "test" not in sets:
+                raise DataError(f"{self.folder}: no ImageSets/Main/test.txt; expected a test split (one image "
+                                f"id per line) to score on")
+            test = sets["test"]
+            if "val" in sets and ("train" in sets or "trainval" in sets):
+                val = sets["val"]
+                train = sets["train"] if "train" in sets else np.setdiff1d(sets["trainval"], val)
+                if "trainval" in sets:
+                    trainval = sets["trainval"]
+                else:
+                    trainval = np.array(list(dict.fromkeys([*train.tolist(), *val.tolist()])), np.int64)
+            elif "trainval" in sets or "train" in sets:
+                pool_name = "trainval" if "trainval" in sets else "train"
+                trainval = sets[pool_name]
+                train, val = self._derive(trainval, pool_name)
+            else:
+                raise DataError(f"{main}: no train.txt or trainval.txt; expected a training split")
+        splits = {"train": train, "val": val, "trainval": trainval, "test": test}
+        for s, idx in splits.items():
+            if len(idx) == 0:
+                raise DataError(f"{self.folder}: split {s!r} has no readable image (all listed images were "
+                                f"skipped or the list is empty); see the warnings above")
+        overlap = np.intersect1d(trainval, test)
+        if len(overlap):
+            self._split_notes.append(f"{len(overlap)} image(s) are in both trainval and test "
+                                     f"(e.g. {self.data.samples[int(overlap[0])].image_id})")
+        return splits
+
+    # ------------------------------------------------------------------ provenance
+    def split_ids(self, split: str) -> list[str]:
+        return [self.data.samples[i].image_id for i in self._indices(split)]
+
+    def _canonical(self) -> bool | None:
+        if self.origin == "synthetic":
+            return False
+        if self.official is None:
+            return None
+        want = OFFICIAL_COUNTS[self.official]
+        return all(len(self.data.image_sets.get(s, ())) == n for s, n in want.items())
+
+    def _describe(self, description: str | None) -> DatasetInfo:
+        d = self.data
+        canonical = self._canonical()
+        n_obj = sum(len(s) for s in d.samples)
+        n_diff = sum(int(s.difficult.sum()) for s in d.samples)
+        notes = list(self._split_notes)
+        if description is None:
+            if self.origin == "synthetic":
+                description = ("synthetic VOC-layout stand-in (generated shapes, not real images): numbers "
+                               "are not comparable with published VOC results")
+            elif self.official is not None:
+                title = {"voc2007": "Pascal VOC 2007", "voc2012": "Pascal VOC 2012"}[self.official]
+                description = (f"{title}, official split sizes" if canonical else
+                               f"{title} layout, split sizes differ from the official release")
+            else:
+                n = len(d.classes)
+                description = f"Pascal VOC layout folder {d.folder.name} ({n} class{'es' if n != 1 else ''})"
+        if canonical is False and self.official and self.origin == "real":
+            want = OFFICIAL_COUNTS[self.official]
+            have = {s: len(d.image_sets.get(s, ())) for s in want}
+            notes.append(f"readable images per split {have}, the official release has {want}")
+        if self.official is not None and self.origin == "real":
+            notes.append("canonical means the official split sizes were found (a count check, not a checksum)")
+        notes.append(f"{len(d.samples)} images, {n_obj} objects ({n_diff} difficult)")
+        notes.extend(d.problems.lines())
+        counts = {s: len(v) for s, v in self.splits.items()}
+        return DatasetInfo(
+            name=self.name,
+            kind="detection",
+            origin=self.origin,
+            canonical=canonical,
+            fingerprint=d.fingerprint,
+            root=str(d.folder),
+            classes=list(d.classes),
+            split_counts=counts,
+            split_fingerprints={s: _split_fingerprint(d.fingerprint, s, self.split_ids(s)) for s in self.splits},
+            description=description,
+            notes=notes,
+        )
+
+    # ------------------------------------------------------------------ access
+    def _indices(self, split: str) -> np.ndarray:
+        if split not in self.splits:
+            raise ConfigError(f"unknown split {split!r} for {self.name}; expected train, val, test or trainval")
+        return self.splits[split]
+
+    def load(self, split: str, max_images: int | None = None) -> DetectionSet:
+        """One split as a DetectionSet (annotations in memory, pixels decoded on demand).
+
+        ``max_images`` takes a fixed subset: stratified by each image's rarest class (background images
+        as a class of their own) with ``SUBSET_SEED``, so every pipeline sees the same images.
+        """
+        ds = DetectionSet([self.data.samples[i] for i in self._indices(split)], self.data.classes,
+                          f"{self.name}/{split}")
+        if max_images is not None and max_images < len(ds):
+            ds = ds.subset(stratified_choice(ds.stratification_labels(), max(0, max_images), SUBSET_SEED))
+        return ds
+
+    def manifest(self) -> dict[str, Any]:
+        info = self.info
+        return {
+            "dataset": self.name,
+            "dataset_fingerprint": info.fingerprint,
+            "fingerprint": hashlib.sha256(info.split_fingerprint.encode()).hexdigest()[:16],
+            "origin": self.origin,
+            "root": info.root,
+            "classes": info.classes,
+            "seed": SPLIT_SEED,
+            "subset_seed": SUBSET_SEED,
+            "counts": info.split_counts,
+            "split_fingerprints": info.split_fingerprints,
+            "notes": info.notes,
+            "splits": {s: self.split_ids(s) for s in self.splits},
+        }
+
+    def write_manifest(self, folder: Path) -> Path:
+        """Write ``<folder>/<name>.split.json``: image ids per split and the fingerprints (atomically)."""
+        path = Path(folder) / f"{self.name}.split.json"
+        atomic_write_json(path, self.manifest())
+        return path
+
+
+# ---------------------------------------------------------------------- openers
+def find_voc(data_root: Path, year: int) -> Path | None:
+    """``<data_root>/VOCdevkit/VOC<year>`` or ``<data_root>/VOC<year>``, whichever exists first."""
+    for folder in (Path(data_root) / "VOCdevkit" / f"VOC{year}", Path(data_root) / f"VOC{year}"):
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def download_voc(data_root: Path, year: int) -> Path:
+    """Fetch VOC<year> through torchvision into ``<data_root>/VOCdevkit`` (needs the network)."""
+    image_sets = ("trainval", "test") if year == 2007 else ("trainval",)
+    try:
+        from torchvision.datasets import VOCDetection
+
+        for image_set in image_sets:
+            VOCDetection(root=str(data_root), year=str(year), image_set=image_set, download=True)
+    except Exception as exc:
+        raise DataError(f"could not download VOC{year} into {data_root}: {type(exc).__name__}: {exc}") from None
+    return Path(data_root) / "VOCdevkit" / f"VOC{year}"
+
+
+def open_synthetic(req: OpenRequest) -> VocDataset:
+    folder = synthetic_voc.ensure_synthetic_voc(req.cache_dir)
+    return VocDataset(folder, "synthetic-voc", origin="synthetic", classes=synthetic_voc.CLASSES)
+
+
+def _open_year(req: OpenRequest, year: int) -> VocDataset:
+    if req.force_synthetic:
+        return open_synthetic(req)
+    folder = find_voc(req.data_root, year)
+    if folder is None and req.download:
+        folder = download_voc(req.data_root, year)
+    if folder is None:
+        log.warning("no VOC%d under %s (expected VOCdevkit/VOC%d/ or VOC%d/); running on the synthetic "
+                    "stand-in", year, req.data_root, year, year)
+        return open_synthetic(req)
+    return VocDataset(folder, f"voc{year}", classes=VOC_CLASSES, test_from_val=year == 2012,
+                      official=f"voc{year}")
+
+
+@register_opener("voc2007", "detection")
+def open_voc2007(req: OpenRequest) -> VocDataset:
+    return _open_year(req, 2007)
+
+
+@register_opener("voc2012", "detection")
+def open_voc2012(req: OpenRequest) -> VocDataset:
+    return _open_year(req, 2012)
+
+
+@register_opener("voc", "detection")
+def open_voc_folder(req: OpenRequest) -> VocDataset:
+    """``voc:PATH``: any VOC layout folder, read as given (``force_synthetic`` does not apply)."""
+    _, _, path = req.spec.partition(":")
+    if not path.strip():
+        raise ConfigError(f"data set spec {req.spec!r} names no folder; expected voc:PATH")
+    folder = Path(os.path.abspath(Path(path.strip()).expanduser()))
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder; expected {LAYOUT}")
+    return VocDataset(folder, safe_name(folder.name))
+
+
+@register_opener("synthetic-voc", "detection")
+def open_synthetic_voc(req: OpenRequest) -> VocDataset:
+    return open_synthetic(req)

@@ -188,6 +188,8 @@ class Detector(Pipeline):
     """Object detection: ``fit(train, val, ctx)`` then ``detect(image) -> Detections``."""
 
     task: ClassVar[str] = "detection"
+    #: how many images the runner hands to one ``detect_batch`` call when scoring a split.
+    detect_batch_size: ClassVar[int] = 1
 
     def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> Detector:
         raise NotImplementedError
@@ -205,6 +207,8 @@ class Proposer(Pipeline):
     """Region proposals: ``propose(image) -> boxes`` ranked best first. ``fit`` is optional."""
 
     task: ClassVar[str] = "proposals"
+    #: how many images the runner hands to one ``propose_batch`` call when scoring a split.
+    propose_batch_size: ClassVar[int] = 1
 
     def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> Proposer:
         return self
@@ -212,6 +216,10 @@ class Proposer(Pipeline):
     def propose(self, image: np.ndarray) -> np.ndarray:
         """``(N, 4)`` x1y1x2y2 pixel boxes for one ``(H, W, 3)`` uint8 RGB image, best first."""
         raise NotImplementedError
+
+    def propose_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Proposals for several images; override to spread them over processes or a GPU."""
+        return [self.propose(im) for im in images]
 
 
 def check_pipeline_class(cls: Any) -> list[str]:

@@ -385,6 +385,7 @@ class Runner:
             "memory": result.get("memory", {}),
             "params": result.get("params", job.params),
             "fit_info": result.get("fit_info", {}),
+            "output": split_info.get("output", {}),
             "seed": job.seed,
             "device": job.device,
             "profile": job.profile,

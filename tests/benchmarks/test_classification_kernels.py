@@ -33,7 +33,7 @@ def test_l1_distances(benchmark, uint8_rows):
 def test_l1_knn(benchmark, uint8_rows):
     q, r = uint8_rows
     l1_knn(q[:2], r[:20], 10)
-    d, i = benchmark(l1_knn, q, r, 10)
+    _, i = benchmark(l1_knn, q, r, 10)
     assert i.shape == (512, 10)
 
 

@@ -19,6 +19,8 @@ PLUGIN_ENTRY_POINTS = {
     "test-memory-hog": "plugin_pipelines:Hog",
     "test-crashes": "plugin_pipelines:Crashes",
     "test-broken": "plugin_pipelines:NotAPipeline",
+    "test-det-inverted": "plugin_pipelines:InvertedBoxes",
+    "test-det-spilling": "plugin_pipelines:SpillingBoxes",
 }
 
 

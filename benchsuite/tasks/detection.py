@@ -43,8 +43,8 @@ def validate_detections(out: Any, width: int, height: int, num_classes: int, whe
     scores = np.asarray(scores, np.float64).reshape(-1)
     labels = np.asarray(labels).reshape(-1).astype(np.int64)
     clipped = clip_boxes(boxes, width, height)
-    n_clipped = int(np.any(clipped != boxes, axis=1).sum())
     keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+    n_clipped = int((np.any(clipped != boxes, axis=1) & keep).sum())  # dropped boxes are counted apart
     return Detections(clipped[keep], scores[keep], labels[keep]), n_clipped, int((~keep).sum())
 
 

@@ -1,0 +1,287 @@
+"""Region proposals computed once per image, kept on disk, and computed over images in parallel processes.
+
+Every pipeline that classifies proposals (``ss-hog-svm``, ``rcnn``) asks this module instead of calling a
+proposer itself, so that an image's proposals are computed once for all of them and for every later run.
+
+Layout under ``cache_dir / "proposals"``::
+
+    <proposer id>-<hash of its parameters>/<content key>.npy   (N, 4) float32 x1y1x2y2 pixels, best first
+    files/<file key>.txt                                         content key of an image file
+
+The *content key* hashes the decoded pixels (shape and bytes), so a lookup works both for a data set
+sample (a file) and for a bare image array at detect time. The *file key* hashes an image file's resolved
+path, size and modification time; it maps a file to its content key without decoding the file, so a data
+set whose proposals are all cached is served by a ``stat`` per image. The proposer's key hashes its id
+and its constructor parameters (except those named in its ``cache_ignored_params``, e.g. the number of
+worker processes), so a changed parameter misses the cache.
+
+Writes are atomic (temporary file, then rename), so concurrent jobs may share a cache folder.
+
+Parallelism: :func:`parallel_map` runs a picklable function over items in a pool of *spawned* worker
+processes (not forked: the parent may hold OpenMP or OpenCV thread pools that do not survive a fork),
+each limited to one thread. The pool is kept for the life of the process, so a proposer that calls it
+once per batch pays the start-up (about a second) once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from benchsuite.api import Proposer
+    from benchsuite.data.detection import DetectionSet
+
+log = logging.getLogger(__name__)
+
+#: bump when the stored format or the meaning of a key changes: old entries are then ignored
+CACHE_VERSION = 1
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_EXECUTORS: dict[int, ProcessPoolExecutor] = {}
+
+
+# ------------------------------------------------------------------------------------------------- keys
+
+
+def _digest(*parts: bytes | str) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for p in parts:
+        h.update(p.encode() if isinstance(p, str) else p)
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def proposer_key(proposer: Proposer) -> str:
+    """``"<id>-<16 hex>"``: the proposer's id and a hash of its output-relevant constructor parameters."""
+    ignored = set(getattr(proposer, "cache_ignored_params", ()))
+    params = {k: v for k, v in proposer.get_params().items() if k not in ignored}
+    payload = json.dumps({"id": proposer.id, "params": params, "class": type(proposer).__qualname__,
+                          "version": CACHE_VERSION}, sort_keys=True, default=repr)
+    return f"{proposer.id}-{_digest(payload)[:16]}"
+
+
+def image_key(image: np.ndarray) -> str:
+    """Content key of a decoded image: hash of its shape, dtype and pixel bytes."""
+    a = np.ascontiguousarray(image)
+    return _digest(str(a.shape), str(a.dtype), a.data.cast("B"))
+
+
+def file_key(path: Path) -> str:
+    """Key of an image file from its resolved path, size and modification time (no decoding)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return _digest(str(p), str(st.st_size), str(st.st_mtime_ns))
+
+
+# ------------------------------------------------------------------------------------------------ store
+
+
+class ProposalStore:
+    """The on-disk cache of one proposer's proposals (see the module docstring for the layout)."""
+
+    def __init__(self, cache_dir: Path, proposer: Proposer):
+        self.root = Path(cache_dir) / "proposals"
+        self.key = proposer_key(proposer)
+        self.folder = self.root / self.key
+        self.files = self.root / "files"
+
+    def _box_path(self, content_key: str) -> Path:
+        return self.folder / f"{content_key}.npy"
+
+    def get(self, content_key: str) -> np.ndarray | None:
+        """The stored boxes for an image's content key, or None when absent (or unreadable)."""
+        path = self._box_path(content_key)
+        try:
+            boxes = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("%s: unreadable cache entry (%s); recomputing", path, exc)
+            return None
+        return boxes.reshape(-1, 4).astype(np.float32, copy=False)
+
+    def put(self, content_key: str, boxes: np.ndarray) -> None:
+        path = self._box_path(content_key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.npy")
+        np.save(tmp, np.asarray(boxes, np.float32).reshape(-1, 4))
+        os.replace(tmp, path)
+
+    def content_key_of_file(self, path: Path) -> str | None:
+        try:
+            return (self.files / f"{file_key(path)}.txt").read_text().strip() or None
+        except (FileNotFoundError, OSError):
+            return None
+
+    def remember_file(self, path: Path, content_key: str) -> None:
+        self.files.mkdir(parents=True, exist_ok=True)
+        target = self.files / f"{file_key(path)}.txt"
+        tmp = target.with_name(f".{target.stem}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(content_key)
+        os.replace(tmp, target)
+
+
+# --------------------------------------------------------------------------------------------- parallel
+
+
+def _init_worker() -> None:
+    """Pool worker set-up: one thread per process (the pool itself is the parallelism)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = "1"
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except Exception:  # pragma: no cover - OpenCV is a dependency, but the pool must not die without it
+        pass
+
+
+def _executor(workers: int) -> ProcessPoolExecutor:
+    ex = _EXECUTORS.get(workers)
+    if ex is None:
+        ex = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker)
+        _EXECUTORS[workers] = ex
+    return ex
+
+
+def shutdown_pools() -> None:
+    """Stop the worker pools this process started (they are also stopped at interpreter exit)."""
+    for ex in _EXECUTORS.values():
+        ex.shutdown(wait=True, cancel_futures=True)
+    _EXECUTORS.clear()
+
+
+def default_workers(requested: int | None = None) -> int:
+    """``requested`` when given (at least 1), else the CPUs this process may use."""
+    if requested is not None:
+        return max(1, int(requested))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _no_progress(iterable: Iterable[T], **_: Any) -> Iterable[T]:
+    return iterable
+
+
+def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int,
+                 progress: Callable[..., Iterable[Any]] | None = None, desc: str = "") -> list[R]:
+    """``[fn(x) for x in items]`` in order, over ``workers`` spawned processes when that helps.
+
+    ``fn`` and the items must be picklable (a module-level function, ``functools.partial`` of one, or a
+    bound method of a picklable object). With one worker or one item it runs in this process.
+    Inside a pool worker it never nests another pool.
+    """
+    progress = progress or _no_progress
+    items = list(items)
+    if workers <= 1 or len(items) <= 1 or multiprocessing.parent_process() is not None:
+        return [fn(x) for x in progress(items, desc=desc, total=len(items))]
+    ex = _executor(workers)
+    try:
+        results = ex.map(fn, items, chunksize=1)
+        return list(progress(results, desc=desc, total=len(items)))
+    except BrokenProcessPool:
+        _EXECUTORS.pop(workers, None)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------- compute
+
+
+def _propose_file(proposer: Proposer, path: Path, width: int, height: int) -> tuple[str, np.ndarray]:
+    """In a worker: decode ``path``, check its size, return ``(content key, proposals)``."""
+    from benchsuite.data.detection import read_rgb
+    from benchsuite.errors import DataError
+
+    image = read_rgb(path)
+    if image.shape[:2] != (height, width):
+        raise DataError(f"{path}: decoded {image.shape[1]}x{image.shape[0]} pixels, annotated as {width}x{height}")
+    return image_key(image), _as_boxes(proposer.propose(image))
+
+
+def _propose_image(proposer: Proposer, image: np.ndarray) -> np.ndarray:
+    return _as_boxes(proposer.propose(image))
+
+
+class _Call:
+    """Picklable ``fn(proposer, *args)`` for :func:`parallel_map` (a lambda would not pickle)."""
+
+    def __init__(self, fn: Callable[..., Any], proposer: Proposer):
+        self.fn = fn
+        self.proposer = proposer
+
+    def __call__(self, args: Any) -> Any:
+        return self.fn(self.proposer, *args) if isinstance(args, tuple) else self.fn(self.proposer, args)
+
+
+def _as_boxes(out: Any) -> np.ndarray:
+    return np.asarray(out, np.float32).reshape(-1, 4)
+
+
+def proposals_for(dataset: DetectionSet, proposer: Proposer, cache_dir: Path, workers: int | None = None,
+                  progress: Callable[..., Iterable[Any]] | None = None, desc: str = "proposals"
+                  ) -> list[np.ndarray]:
+    """Proposals for every image of ``dataset``, in order: ``(N_i, 4)`` float32 x1y1x2y2 pixels, best first.
+
+    Cached images are read from disk (no decoding); the others are computed over ``workers`` processes
+    (default: the CPUs this process may use) and stored. The proposer must be ready to ``propose``
+    (fitted, if it needs fitting) and picklable.
+    """
+    store = ProposalStore(cache_dir, proposer)
+    out: list[np.ndarray | None] = [None] * len(dataset)
+    missing: list[int] = []
+    for i, sample in enumerate(dataset):
+        key = store.content_key_of_file(sample.path)
+        boxes = store.get(key) if key else None
+        if boxes is None:
+            missing.append(i)
+        else:
+            out[i] = boxes
+    log.info("%s on %s: %d of %d images cached", store.key, dataset.name, len(dataset) - len(missing), len(dataset))
+    if missing:
+        args = [(dataset[i].path, dataset[i].width, dataset[i].height) for i in missing]
+        computed = parallel_map(_Call(_propose_file, proposer), args, default_workers(workers), progress,
+                                f"{desc} ({len(missing)} to compute)")
+        for i, (key, boxes) in zip(missing, computed):
+            store.put(key, boxes)
+            store.remember_file(dataset[i].path, key)
+            out[i] = boxes
+    return [b for b in out if b is not None]
+
+
+def proposals_for_images(images: Sequence[np.ndarray], proposer: Proposer, cache_dir: Path,
+                         workers: int | None = 1, progress: Callable[..., Iterable[Any]] | None = None,
+                         desc: str = "proposals") -> list[np.ndarray]:
+    """Proposals for decoded ``(H, W, 3)`` uint8 RGB images (detect time), cached by content."""
+    store = ProposalStore(cache_dir, proposer)
+    keys = [image_key(im) for im in images]
+    out = [store.get(k) for k in keys]
+    missing = [i for i, b in enumerate(out) if b is None]
+    if missing:
+        computed = parallel_map(_Call(_propose_image, proposer), [images[i] for i in missing],
+                                default_workers(workers), progress, desc)
+        for i, boxes in zip(missing, computed):
+            store.put(keys[i], boxes)
+            out[i] = boxes
+    return [b for b in out if b is not None]
+
+
+def cached_proposals(image: np.ndarray, proposer: Proposer, cache_dir: Path) -> np.ndarray:
+    """Proposals for one decoded image, from the cache or computed here (and stored)."""
+    return proposals_for_images([image], proposer, cache_dir, workers=1)[0]

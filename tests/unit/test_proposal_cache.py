@@ -1,0 +1,116 @@
+"""The proposal cache: computed once, served from disk after, missed when a parameter or the image changes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchsuite.api import Proposer
+from benchsuite.data.detection import DetectionSample, DetectionSet
+from benchsuite.proposal_cache import (
+    ProposalStore,
+    cached_proposals,
+    image_key,
+    parallel_map,
+    proposals_for,
+    proposals_for_images,
+    proposer_key,
+)
+
+
+class CountingProposer(Proposer):
+    """Boxes derived from the pixels and a parameter; counts its calls (in this process)."""
+
+    id: ClassVar[str] = "test-counting"
+    family: ClassVar[str] = "classical"
+    calls: ClassVar[list[tuple[int, int]]] = []
+    cache_ignored_params: ClassVar[tuple[str, ...]] = ("n_jobs",)
+
+    def __init__(self, size: int = 4, n_jobs: int = 1):
+        self.size = size
+        self.n_jobs = n_jobs
+
+    def propose(self, image: np.ndarray) -> np.ndarray:
+        CountingProposer.calls.append(image.shape[:2])
+        v = float(image[0, 0, 0] % 10)
+        return np.array([[v, 0, v + self.size, self.size], [0, 0, 1, 1]], np.float32)
+
+
+def _dataset(folder: Path, n: int = 3) -> DetectionSet:
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(n):
+        path = folder / f"im{i}.png"
+        Image.fromarray(rng.integers(0, 256, (12 + i, 16, 3), dtype=np.uint8)).save(path)
+        samples.append(DetectionSample.empty(f"im{i}", path, 16, 12 + i))
+    return DetectionSet(samples, ("thing",), "tiny/test")
+
+
+def test_second_call_hits_cache_and_changed_param_misses(tmp_path):
+    data = _dataset(tmp_path)
+    cache = tmp_path / "cache"
+    CountingProposer.calls.clear()
+    first = proposals_for(data, CountingProposer(size=4), cache, workers=1)
+    assert len(CountingProposer.calls) == 3
+    second = proposals_for(data, CountingProposer(size=4, n_jobs=8), cache, workers=1)  # n_jobs is ignored
+    assert len(CountingProposer.calls) == 3, "cached proposals were recomputed"
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == np.float32 and a.shape == (2, 4)
+    proposals_for(data, CountingProposer(size=5), cache, workers=1)
+    assert len(CountingProposer.calls) == 6, "a changed parameter must miss the cache"
+
+
+def test_detect_time_lookup_shares_entries_with_the_dataset_path(tmp_path):
+    data = _dataset(tmp_path, n=2)
+    cache = tmp_path / "cache"
+    CountingProposer.calls.clear()
+    stored = proposals_for(data, CountingProposer(), cache, workers=1)
+    image = data.load_image(1)
+    np.testing.assert_array_equal(cached_proposals(image, CountingProposer(), cache), stored[1])
+    assert len(CountingProposer.calls) == 2
+    other = image.copy()
+    other[0, 0, 0] ^= 1  # different pixels: a different entry
+    proposals_for_images([image, other], CountingProposer(), cache)
+    assert len(CountingProposer.calls) == 3
+
+
+def test_changed_file_misses_the_file_index(tmp_path):
+    data = _dataset(tmp_path, n=1)
+    cache = tmp_path / "cache"
+    CountingProposer.calls.clear()
+    proposals_for(data, CountingProposer(), cache, workers=1)
+    path = data[0].path
+    Image.fromarray(np.full((12, 16, 3), 7, np.uint8)).save(path)
+    os.utime(path, ns=(1, 1))  # a new modification time, whatever the clock's resolution
+    out = proposals_for(data, CountingProposer(), cache, workers=1)
+    assert len(CountingProposer.calls) == 2
+    assert out[0][0, 0] == 7.0
+
+
+def test_keys_and_store_layout(tmp_path):
+    a = np.zeros((4, 5, 3), np.uint8)
+    assert image_key(a) == image_key(a.copy())
+    assert image_key(a) != image_key(np.zeros((5, 4, 3), np.uint8))  # same bytes, other shape
+    assert proposer_key(CountingProposer(size=4)) == proposer_key(CountingProposer(size=4, n_jobs=3))
+    assert proposer_key(CountingProposer(size=4)) != proposer_key(CountingProposer(size=3))
+    store = ProposalStore(tmp_path, CountingProposer())
+    assert store.get("nothing") is None
+    store.put("k", np.ones((3, 4)))
+    got = store.get("k")
+    assert got is not None and got.dtype == np.float32 and got.shape == (3, 4)
+    assert not [p for p in store.folder.iterdir() if "tmp" in p.name]
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+@pytest.mark.slow
+def test_parallel_map_over_processes_keeps_order():
+    assert parallel_map(_square, list(range(7)), workers=2) == [x * x for x in range(7)]

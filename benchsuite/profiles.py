@@ -65,6 +65,7 @@ PROFILES: dict[str, Profile] = {
             "nn-l1": {"k_values": (1, 3)},
             "hog-svm": {"c_values": (0.1, 1.0)},
             "cnn": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},
+            "cnn-fusion": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},  # the same budget as cnn
         },
         latency_images=10,
         latency_warmup=2,
@@ -91,6 +92,7 @@ PROFILES: dict[str, Profile] = {
         },
         pipeline_params={
             "cnn": {"epochs": 40, "widths": (64, 128, 256)},
+            "cnn-fusion": {"epochs": 40, "widths": (64, 128, 256)},
         },
         latency_images=100,
         latency_warmup=5,

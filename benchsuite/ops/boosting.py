@@ -1,0 +1,339 @@
+"""Discrete AdaBoost with decision stumps, and the attentional cascade of Viola & Jones (2001, 2004).
+
+Everything works on feature-major value matrices: ``values[f, n]`` is feature ``f`` of sample ``n`` (the
+layout :func:`benchsuite.ops.haar.haar_values` returns), so one stump search scans all features of all
+samples with array operations: each feature's values are sorted once per stage, and for every boosting
+round the weighted errors of all thresholds of all features come from cumulative sums of the sorted
+weights (O(F * N) per round, no Python loop over samples or thresholds).
+
+A stump with threshold ``t`` and polarity ``p`` (+1 or -1) says "positive" for ``p * (x - t) > 0``.
+A stage is a boosted sum ``sum_t alpha_t * h_t(x)`` compared with a stage threshold lowered until the stage
+keeps a target share of the positives; a cascade passes a sample only when every stage does, and stops
+evaluating a sample at the first stage that rejects it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: features per block in :func:`fit_stumps` (bounds the temporaries to a few ``(block, N)`` float64 arrays)
+STUMP_BLOCK = 512
+
+
+@dataclass
+class StumpFit:
+    """The best stump of every feature: ``threshold (F,)`` float64, ``polarity (F,)`` int8 (+1: positive
+    above the threshold, -1: below), ``error (F,)`` float64 weighted error (weights as given)."""
+
+    threshold: np.ndarray
+    polarity: np.ndarray
+    error: np.ndarray
+
+
+def sort_features(values: np.ndarray) -> np.ndarray:
+    """``(F, N)`` int32 (int64 past 2**31 samples) order that sorts each feature's values ascending."""
+    order = np.argsort(values, axis=1, kind="stable")
+    return order.astype(np.int32) if values.shape[1] < 2**31 else order
+
+
+def stump_predict(values: np.ndarray, threshold: np.ndarray | float, polarity: np.ndarray | int) -> np.ndarray:
+    """Stump decisions, bool, ``p * (x - t) > 0``; ``threshold`` and ``polarity`` broadcast against
+    ``values`` (per-feature ``(F,)`` arrays apply to the rows of ``(F, N)`` values with ``[:, None]``)."""
+    return np.asarray(polarity) * (np.asarray(values, dtype=np.float64) - np.asarray(threshold)) > 0
+
+
+def fit_stumps(values: np.ndarray, labels: np.ndarray, weights: np.ndarray, order: np.ndarray | None = None
+               ) -> StumpFit:
+    """The minimum-weighted-error stump of every feature, all features and thresholds at once.
+
+    Thresholds are tried below all values, between every two consecutive distinct values (at the
+    midpoint) and above all values, with both polarities.
+
+    Args:
+        values: ``(F, N)`` feature values (any real dtype).
+        labels: ``(N,)`` bool (or 0/1) sample labels, True for positives.
+        weights: ``(N,)`` non-negative sample weights.
+        order: ``(F, N)`` result of :func:`sort_features` on ``values`` (computed when None); pass it to
+            reuse one sort over many boosting rounds.
+
+    Returns:
+        a :class:`StumpFit` of ``(F,)`` arrays.
+    """
+    values = np.asarray(values)
+    f_count, n = values.shape
+    y = np.asarray(labels).astype(bool).reshape(-1)
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(y) != n or len(w) != n:
+        raise ValueError(f"fit_stumps: {n} samples in values, {len(y)} labels, {len(w)} weights")
+    if n == 0:
+        raise ValueError("fit_stumps: no samples")
+    if order is None:
+        order = sort_features(values)
+    w_pos = np.where(y, w, 0.0)
+    total_pos, total_neg = w_pos.sum(), w.sum() - w_pos.sum()
+    threshold = np.empty(f_count, np.float64)
+    polarity = np.empty(f_count, np.int8)
+    error = np.empty(f_count, np.float64)
+    rows = np.arange(STUMP_BLOCK)
+    for start in range(0, f_count, STUMP_BLOCK):
+        stop = min(start + STUMP_BLOCK, f_count)
+        o = order[start:stop]
+        v = np.take_along_axis(values[start:stop], o, axis=1).astype(np.float64)
+        # below[:, k]: weight of the k smallest values; k = 0..n
+        pos_below = np.zeros((stop - start, n + 1))
+        all_below = np.zeros((stop - start, n + 1))
+        np.cumsum(w_pos[o], axis=1, out=pos_below[:, 1:])
+        np.cumsum(w[o], axis=1, out=all_below[:, 1:])
+        neg_below = all_below - pos_below
+        err_up = pos_below + (total_neg - neg_below)  # p = +1: positives below and negatives above are wrong
+        err_down = neg_below + (total_pos - pos_below)  # p = -1
+        invalid = np.zeros((stop - start, n + 1), bool)
+        invalid[:, 1:n] = v[:, 1:] <= v[:, :-1]  # no cut between equal values
+        err_up[invalid] = np.inf
+        err_down[invalid] = np.inf
+        k_up = np.argmin(err_up, axis=1)
+        k_down = np.argmin(err_down, axis=1)
+        r = rows[: stop - start]
+        e_up, e_down = err_up[r, k_up], err_down[r, k_down]
+        down = e_down < e_up
+        k = np.where(down, k_down, k_up)
+        lo = v[r, np.maximum(k - 1, 0)]
+        hi = v[r, np.minimum(k, n - 1)]
+        t = np.where(k == 0, v[:, 0] - 1.0, np.where(k == n, v[:, -1] + 1.0, 0.5 * (lo + hi)))
+        threshold[start:stop] = t
+        polarity[start:stop] = np.where(down, -1, 1)
+        error[start:stop] = np.where(down, e_down, e_up)
+    return StumpFit(threshold, polarity, np.maximum(error, 0.0))
+
+
+@dataclass
+class Stage:
+    """One boosted stage: stumps on pool features ``features (T,)`` int64 with ``thresholds (T,)``,
+    ``polarities (T,)`` and weights ``alphas (T,)``; it passes a sample when ``score >= threshold``."""
+
+    features: np.ndarray
+    thresholds: np.ndarray
+    polarities: np.ndarray
+    alphas: np.ndarray
+    threshold: float
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def scores(self, stump_values: np.ndarray) -> np.ndarray:
+        """``(N,)`` boosted scores from ``(T, N)`` values of this stage's features (in stage order)."""
+        h = stump_predict(stump_values, self.thresholds[:, None], self.polarities[:, None])
+        return self.alphas @ h
+
+    def margin(self, scores: np.ndarray) -> np.ndarray:
+        """Scores relative to the threshold, divided by the total stump weight: in ``[-1, 1]``."""
+        return (np.asarray(scores) - self.threshold) / max(float(self.alphas.sum()), 1e-12)
+
+
+@dataclass
+class Cascade:
+    """Stages applied in turn; a sample rejected by a stage is not looked at by later ones."""
+
+    stages: list[Stage] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    @property
+    def stumps_per_stage(self) -> list[int]:
+        return [len(s) for s in self.stages]
+
+    def evaluate(self, values: np.ndarray | Callable[[int, np.ndarray], np.ndarray], n: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, int]:
+        """Run the cascade with early rejection.
+
+        Args:
+            values: the ``(F, N)`` pool values of the samples, or a function ``(stage index i, samples
+                (M,) int64) -> (T_i, M)`` computing the values of stage ``i``'s features (in stage order)
+                for some samples on demand (then ``n`` gives N).
+
+        Returns:
+            ``(stages_passed (N,) int64, margin (N,) float64, features_evaluated)``: how many stages
+            each sample passed, its :meth:`Stage.margin` in the last stage it reached (in the last stage
+            for samples that passed all; 0 for an empty cascade), and the total number of feature
+            evaluations made.
+        """
+        if callable(values):
+            if n is None:
+                raise ValueError("Cascade.evaluate: n is required with a value function")
+            get = values
+        else:
+            matrix = np.asarray(values)
+            n = matrix.shape[1]
+
+            def get(i: int, samples: np.ndarray) -> np.ndarray:
+                return matrix[self.stages[i].features][:, samples]
+
+        passed = np.zeros(n, np.int64)
+        margin = np.zeros(n, np.float64)
+        alive = np.arange(n)
+        evaluated = 0
+        for i, stage in enumerate(self.stages):
+            if not len(alive):
+                break
+            scores = stage.scores(get(i, alive))
+            evaluated += len(stage) * len(alive)
+            margin[alive] = stage.margin(scores)
+            ok = scores >= stage.threshold
+            alive = alive[ok]
+            passed[alive] += 1
+        return passed, margin, evaluated
+
+    def passes(self, values: np.ndarray) -> np.ndarray:
+        """``(N,)`` bool: samples (``(F, N)`` pool values) that pass every stage."""
+        return self.evaluate(values)[0] == len(self.stages)
+
+
+def _threshold_for_detection_rate(pos_scores: np.ndarray, detection_rate: float) -> float:
+    """The largest threshold that keeps at least ``detection_rate`` of ``pos_scores`` (``>=`` passes)."""
+    s = np.sort(pos_scores)
+    misses = int(np.floor((1.0 - detection_rate) * len(s) + 1e-9))
+    return float(s[min(misses, len(s) - 1)]) - 1e-9
+
+
+def train_stage(values: np.ndarray, labels: np.ndarray, val_pos: np.ndarray, val_neg: np.ndarray,
+                detection_rate: float = 0.995, false_positive_rate: float = 0.5, max_stumps: int = 100,
+                min_stumps: int = 1) -> tuple[Stage, dict[str, Any]]:
+    """Boost stumps into one stage until it meets its targets on validation samples.
+
+    After each round the stage threshold is lowered to the largest value that keeps ``detection_rate``
+    of ``val_pos``; the stage is done when at most ``false_positive_rate`` of ``val_neg`` pass (or at
+    ``max_stumps``, or when no stump beats chance).
+
+    Args:
+        values: ``(F, N)`` pool values of the training samples; ``labels`` ``(N,)`` bool.
+        val_pos, val_neg: ``(F, Np)`` and ``(F, Nn)`` pool values of validation positives and negatives.
+
+    Returns:
+        ``(stage, info)`` with ``info`` holding ``stumps``, ``detection_rate`` and ``false_positive_rate``
+        on the validation samples and ``training_error`` of the thresholded stage.
+    """
+    y = np.asarray(labels).astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"train_stage: need positives and negatives, got {n_pos} and {n_neg}")
+    if val_pos.shape[1] == 0:
+        raise ValueError("train_stage: no validation positives")
+    order = sort_features(values)
+    w = np.where(y, 0.5 / n_pos, 0.5 / n_neg)
+    feats: list[int] = []
+    ths: list[float] = []
+    pols: list[int] = []
+    alphas: list[float] = []
+    train_scores = np.zeros(len(y))
+    pos_scores = np.zeros(val_pos.shape[1])
+    neg_scores = np.zeros(val_neg.shape[1])
+    threshold, fpr, dr = 0.0, 1.0, 1.0
+    while len(feats) < max_stumps:
+        w = w / w.sum()
+        fit = fit_stumps(values, y, w, order)
+        f = int(np.argmin(fit.error))
+        eps = float(np.clip(fit.error[f], 1e-10, 1.0 - 1e-10))
+        if eps >= 0.5:
+            log.debug("train_stage: no stump beats chance after %d stumps", len(feats))
+            break
+        beta = eps / (1.0 - eps)
+        alpha = float(np.log(1.0 / beta))
+        t, p = float(fit.threshold[f]), int(fit.polarity[f])
+        pred = stump_predict(values[f], t, p)
+        w = np.where(pred == y, w * beta, w)
+        feats.append(f)
+        ths.append(t)
+        pols.append(p)
+        alphas.append(alpha)
+        train_scores += alpha * pred
+        pos_scores += alpha * stump_predict(val_pos[f], t, p)
+        neg_scores += alpha * stump_predict(val_neg[f], t, p)
+        threshold = _threshold_for_detection_rate(pos_scores, detection_rate)
+        dr = float(np.mean(pos_scores >= threshold))
+        fpr = float(np.mean(neg_scores >= threshold)) if len(neg_scores) else 0.0
+        if len(feats) >= min_stumps and fpr <= false_positive_rate:
+            break
+    if not feats:
+        raise RuntimeError("train_stage: not one stump beats chance on these samples")
+    stage = Stage(np.array(feats, np.int64), np.array(ths, np.float64), np.array(pols, np.int8),
+                  np.array(alphas, np.float64), threshold)
+    train_error = float(np.mean((train_scores >= threshold) != y))
+    return stage, {"stumps": len(feats), "detection_rate": dr, "false_positive_rate": fpr,
+                   "training_error": train_error}
+
+
+NegativeSource = Callable[["Cascade", int], np.ndarray]
+
+
+def train_cascade(pos: np.ndarray, val_pos: np.ndarray, negatives: NegativeSource, max_stages: int = 10,
+                  detection_rate: float = 0.995, false_positive_rate: float = 0.5,
+                  target_false_positive_rate: float = 1e-6, max_stumps_per_stage: int = 100,
+                  negatives_per_stage: int = 2000, val_negatives_per_stage: int = 1000, min_negatives: int = 10,
+                  progress: Callable[..., Iterable[Any]] | None = None) -> tuple[Cascade, list[dict[str, Any]]]:
+    """Train an attentional cascade stage by stage, with fresh negatives for every stage.
+
+    Before each stage, positives (training and validation) that the cascade so far rejects are dropped,
+    and ``negatives(cascade, count)`` is asked for up to ``count`` new negative samples that the cascade so
+    far passes (bootstrapping: the false positives of the current cascade), as ``(F, M)`` pool values; they
+    are split at random into training and validation negatives. Training stops after ``max_stages``, when
+    the product of the stages' validation false-positive rates reaches ``target_false_positive_rate``, or
+    when fewer than ``min_negatives`` negatives come back (the cascade rejects nearly everything).
+
+    Args:
+        pos: ``(F, Np)`` pool values of training positives.
+        val_pos: ``(F, Nv)`` pool values of validation positives (tune the stage thresholds).
+        negatives: the negative source described above.
+        progress: optional ``ctx.progress``-like wrapper for the stage loop.
+
+    Returns:
+        ``(cascade, stage_info)`` with one dict per stage (``stumps``, ``detection_rate``,
+        ``false_positive_rate``, ``training_error``, ``positives``, ``negatives``, ``val_negatives``).
+    """
+    cascade = Cascade()
+    info: list[dict[str, Any]] = []
+    rng = np.random.default_rng(0)
+    overall_fpr = 1.0
+    stages: Iterable[int] = range(max_stages)
+    if progress is not None:
+        stages = progress(stages, desc="cascade stages")
+    for _ in stages:
+        p_train = pos[:, cascade.passes(pos)] if len(cascade) else pos
+        p_val = val_pos[:, cascade.passes(val_pos)] if len(cascade) else val_pos
+        if p_train.shape[1] == 0 or p_val.shape[1] == 0:
+            log.info("train_cascade: no positives left after %d stages", len(cascade))
+            break
+        want = negatives_per_stage + val_negatives_per_stage
+        neg = np.asarray(negatives(cascade, want))
+        if neg.ndim != 2 or neg.shape[0] != pos.shape[0]:
+            raise ValueError(f"train_cascade: negatives came back with shape {neg.shape}; expected "
+                             f"({pos.shape[0]}, M)")
+        if neg.shape[1] < min_negatives:
+            log.info("train_cascade: only %d negatives pass %d stages; stopping", neg.shape[1], len(cascade))
+            break
+        perm = rng.permutation(neg.shape[1])
+        n_val = round(neg.shape[1] * val_negatives_per_stage / want)
+        n_val = min(max(n_val, 1), neg.shape[1] - 1)
+        n_val_neg, n_train_neg = neg[:, perm[:n_val]], neg[:, perm[n_val:]]
+        values = np.concatenate([p_train, n_train_neg], axis=1)
+        labels = np.r_[np.ones(p_train.shape[1], bool), np.zeros(n_train_neg.shape[1], bool)]
+        stage, facts = train_stage(values, labels, p_val, n_val_neg, detection_rate, false_positive_rate,
+                                   max_stumps_per_stage)
+        cascade.stages.append(stage)
+        facts.update(positives=int(p_train.shape[1]), negatives=int(n_train_neg.shape[1]),
+                     val_negatives=int(n_val_neg.shape[1]))
+        info.append(facts)
+        log.info("stage %d: %d stumps, val detection rate %.3f, val false positives %.3f (%d negatives)",
+                 len(cascade), facts["stumps"], facts["detection_rate"], facts["false_positive_rate"],
+                 neg.shape[1])
+        overall_fpr *= max(facts["false_positive_rate"], 1.0 / max(n_val_neg.shape[1], 1))
+        if overall_fpr <= target_false_positive_rate:
+            break
+    return cascade, info

@@ -1,0 +1,94 @@
+"""Vectorised stump training against a brute-force search; stages and cascades on small synthetic problems."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchsuite.ops.boosting import Cascade, fit_stumps, stump_predict, train_cascade, train_stage
+
+
+def _brute_force(values: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Minimum weighted error per feature over every threshold (below, between distinct values, above)
+    and both polarities, one candidate at a time."""
+    best = []
+    for v in values.astype(np.float64):
+        u = np.unique(v)
+        candidates = np.r_[u[0] - 1, (u[1:] + u[:-1]) / 2, u[-1] + 1]
+        best.append(min(float(weights[stump_predict(v, t, p) != labels].sum())
+                        for t in candidates for p in (1, -1)))
+    return np.array(best)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fit_stumps_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    # few distinct values: many ties, which the vectorised search must not cut between
+    values = rng.integers(0, 5 + seed, (9, n)).astype(np.float32)
+    labels = rng.random(n) < 0.4
+    weights = rng.random(n)
+    fit = fit_stumps(values, labels, weights)
+    brute = _brute_force(values, labels, weights)
+    np.testing.assert_allclose(fit.error, brute, atol=1e-12)
+    # the returned stump achieves the error it reports
+    achieved = [weights[stump_predict(v, t, p) != labels].sum()
+                for v, t, p in zip(values, fit.threshold, fit.polarity)]
+    np.testing.assert_allclose(achieved, brute, atol=1e-12)
+
+
+def test_fit_stumps_separable_feature_has_zero_error():
+    values = np.array([[0.0, 1.0, 2.0, 3.0], [3.0, 2.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    labels = np.array([False, False, True, True])
+    fit = fit_stumps(values, labels, np.full(4, 0.25))
+    assert fit.error[0] == 0 and fit.polarity[0] == 1 and 1 < fit.threshold[0] < 2
+    assert fit.error[1] == 0 and fit.polarity[1] == -1
+    assert fit.error[2] == pytest.approx(0.5)  # a constant feature cannot do better than chance
+
+
+def _gaussian_problem(rng, n, positive, dims=12, informative=4, shift=2.0):
+    x = rng.normal(size=(dims, n))
+    if positive:
+        x[:informative] += shift
+    return x
+
+
+def test_stage_meets_its_detection_rate_on_validation_positives():
+    rng = np.random.default_rng(3)
+    pos, neg = _gaussian_problem(rng, 300, True, shift=1.2), _gaussian_problem(rng, 300, False)
+    val_pos, val_neg = _gaussian_problem(rng, 200, True, shift=1.2), _gaussian_problem(rng, 200, False)
+    values = np.concatenate([pos, neg], axis=1)
+    labels = np.r_[np.ones(300, bool), np.zeros(300, bool)]
+    stage, info = train_stage(values, labels, val_pos, val_neg, detection_rate=0.98, false_positive_rate=0.4)
+    assert info["detection_rate"] >= 0.98 and info["false_positive_rate"] <= 0.4
+    assert np.mean(stage.scores(val_pos[stage.features]) >= stage.threshold) == info["detection_rate"]
+    assert set(stage.features[:4].tolist()) == set(range(4))  # the informative features come first
+
+
+def test_cascade_separates_a_synthetic_problem_with_bootstrapped_negatives():
+    rng = np.random.default_rng(4)
+    asked = []
+
+    def negatives(cascade: Cascade, count: int) -> np.ndarray:
+        # the cascade's false positives: fresh negatives that pass every stage so far
+        asked.append(len(cascade))
+        kept = []
+        for _ in range(200):
+            x = _gaussian_problem(rng, 4000, False)
+            kept.append(x[:, cascade.passes(x)] if len(cascade) else x)
+            if sum(k.shape[1] for k in kept) >= count:
+                break
+        return np.concatenate(kept, axis=1)[:, :count]
+
+    cascade, info = train_cascade(_gaussian_problem(rng, 400, True), _gaussian_problem(rng, 300, True), negatives,
+                                  max_stages=4, detection_rate=0.99, false_positive_rate=0.5,
+                                  negatives_per_stage=400, val_negatives_per_stage=300)
+    assert len(cascade) == 4 and asked == [0, 1, 2, 3]
+    assert all(s["false_positive_rate"] <= 0.5 and s["detection_rate"] >= 0.99 for s in info)
+    test_pos, test_neg = _gaussian_problem(rng, 2000, True), _gaussian_problem(rng, 20000, False)
+    detection = cascade.passes(test_pos).mean()
+    false_pos = cascade.passes(test_neg).mean()
+    assert detection >= 0.85 and false_pos <= 0.1
+    # early rejection: far fewer feature evaluations than every stage on every negative
+    _, _, evaluated = cascade.evaluate(test_neg)
+    assert evaluated < 0.7 * sum(cascade.stumps_per_stage) * test_neg.shape[1]

@@ -66,6 +66,7 @@ PROFILES: dict[str, Profile] = {
             "hog-svm": {"c_values": (0.1, 1.0)},
             "cnn": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},
             "cnn-fusion": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},  # the same budget as cnn
+            "ism": {"codebook_sizes": (150,), "bandwidths": (0.1,), "max_side": None},
         },
         latency_images=10,
         latency_warmup=2,

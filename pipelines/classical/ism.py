@@ -1,0 +1,483 @@
+"""``ism``: the implicit shape model (Leibe, Leonardis & Schiele), part-based Hough voting for detection.
+
+Training, per class: SIFT features (OpenCV, grey image, RootSIFT-normalised descriptors) are computed
+at interest points of every training image. The descriptors of features lying inside the class's boxes
+are clustered into a codebook (mini-batch k-means). Every such feature becomes an *occurrence* of its
+nearest codebook entry, recording where the object was relative to the feature: the offset to the box
+centre in units of the feature's size, the log of the box height over the feature's size, and the box
+aspect (width / height). Optionally (``discriminative``) each entry is weighted by how specific it is to
+the class, ``p(object | entry)`` estimated from how many training features inside and outside the
+class's boxes it attracts (a balanced prior).
+
+Detection: every test feature is matched softly to its nearest codebook entries (the ``match_k`` nearest
+within ``match_ratio`` times the nearest distance) and each match casts one vote per occurrence of the
+entry, into the continuous space ``(x, y, log height)``, with weight ``p(entry | feature) * weight(entry)
+/ |occurrences(entry)|``. Maxima are seeded from a fine-binned vote map smoothed with a scale-adaptive
+Gaussian (spatial sigma ``bandwidth * height``, log-scale sigma ``scale_bandwidth``) and refined by
+mean-shift over the votes themselves. A maximum becomes a box whose centre and height are the mode and
+whose aspect is the kernel-weighted mean aspect of the supporting votes (the back-projection of the
+votes onto the box size), scored by its vote mass ``sum(weight * kernel)``; NMS removes duplicates.
+
+Everything per image is array code: votes are expanded from the occurrence table with ``np.repeat``,
+the vote map is one ``np.bincount``, mean-shift is a (modes x votes) kernel matrix.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from benchsuite.api import Context, Detections, Detector
+from benchsuite.data.detection import DetectionSet
+from benchsuite.metrics.detection import evaluate_detections
+from benchsuite.ops.boxes import clip_boxes, nms
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Features:
+    """Local features of one image, in working-image pixels.
+
+    Attributes:
+        xy: ``(N, 2)`` float32 keypoint positions ``x, y``.
+        size: ``(N,)`` float32 keypoint diameters (OpenCV's ``KeyPoint.size``).
+        desc: ``(N, D)`` float32 RootSIFT descriptors (unit L2 norm).
+    """
+
+    xy: np.ndarray
+    size: np.ndarray
+    desc: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.size)
+
+
+def working_scale(height: int, width: int, max_side: int | None) -> float:
+    """The factor images are resized by before feature extraction (<= 1: only shrinking)."""
+    if not max_side:
+        return 1.0
+    return min(1.0, float(max_side) / max(height, width))
+
+
+def sift_features(image: np.ndarray, scale: float, sift: cv2.SIFT) -> Features:
+    """RootSIFT features of a ``(H, W, 3)`` uint8 RGB image resized by ``scale`` (coordinates in the resized
+    image)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"ism: expected a (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if scale != 1.0:
+        grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    keypoints, desc = sift.detectAndCompute(grey, None)
+    if desc is None or not keypoints:
+        return Features(np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros((0, 128), np.float32))
+    xy = cv2.KeyPoint_convert(keypoints).astype(np.float32).reshape(-1, 2)
+    size = np.fromiter((k.size for k in keypoints), np.float32, len(keypoints))
+    desc = desc.astype(np.float32)
+    desc /= desc.sum(axis=1, keepdims=True) + 1e-7  # RootSIFT: L1-normalise, then square root
+    np.sqrt(desc, out=desc)
+    return Features(xy, size, desc)
+
+
+def features_in_boxes(xy: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """``(N, M)`` bool: point ``i`` lies inside box ``j`` (``x1 <= x < x2``, same for y)."""
+    x, y = xy[:, 0:1], xy[:, 1:2]
+    return (x >= boxes[None, :, 0]) & (x < boxes[None, :, 2]) & (y >= boxes[None, :, 1]) & (y < boxes[None, :, 3])
+
+
+def nearest_entries(desc: np.ndarray, codebook: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest codebook entries of each descriptor: ``(index (N, k) int64, squared distance (N, k)
+    float32)``, nearest first."""
+    k = min(k, len(codebook))
+    d2 = (desc * desc).sum(1, keepdims=True) - 2.0 * desc @ codebook.T + (codebook * codebook).sum(1)[None]
+    np.maximum(d2, 0, out=d2)
+    idx = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < d2.shape[1] else np.tile(np.arange(k), (len(d2), 1))
+    part = np.take_along_axis(d2, idx, axis=1)
+    order = np.argsort(part, axis=1)
+    return np.take_along_axis(idx, order, axis=1).astype(np.int64), np.take_along_axis(part, order, axis=1)
+
+
+@dataclass
+class ClassModel:
+    """The implicit shape model of one class.
+
+    Attributes:
+        codebook: ``(K, D)`` float32 cluster centres.
+        weight: ``(K,)`` float32 class specificity of each entry (1 when not discriminative).
+        occ_start: ``(K + 1,)`` int64: occurrences of entry ``c`` are rows ``occ_start[c]:occ_start[c + 1]``.
+        occ: ``(O, 4)`` float32 occurrences ``dx, dy`` (box centre minus feature position, over the feature
+            size), ``log(box height / feature size)``, ``box width / box height``.
+        log_height_range: ``(lo, hi)`` log box heights (working pixels) a vote may have.
+    """
+
+    codebook: np.ndarray
+    weight: np.ndarray
+    occ_start: np.ndarray
+    occ: np.ndarray
+    log_height_range: tuple[float, float]
+
+    @property
+    def size(self) -> int:
+        return len(self.codebook)
+
+
+def occurrences(feats: Features, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Occurrence rows for every (feature, box) pair with the feature inside the box.
+
+    Returns ``(feature index (P,) int64, occurrences (P, 4) float32)`` as in :class:`ClassModel`.
+    """
+    inside = features_in_boxes(feats.xy, boxes)
+    fi, bi = np.nonzero(inside)
+    b = boxes[bi]
+    s = np.maximum(feats.size[fi], 1.0)
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    h = b[:, 3] - b[:, 1]
+    occ = np.stack([(cx - feats.xy[fi, 0]) / s, (cy - feats.xy[fi, 1]) / s, np.log(h / s),
+                    (b[:, 2] - b[:, 0]) / h], axis=1).astype(np.float32)
+    return fi.astype(np.int64), occ
+
+
+def build_class_model(per_image: list[tuple[Features, np.ndarray, np.ndarray]], codebook_size: int,
+                      discriminative: bool, max_descriptors: int, rng: np.random.Generator) -> ClassModel | None:
+    """Codebook, occurrences and entry weights of one class.
+
+    Args:
+        per_image: for each training image ``(features, boxes of the class (M, 4), boxes to keep out of the
+            background statistics (L, 4))`` in working pixels.
+        codebook_size: clusters (fewer when there are fewer object features).
+        discriminative: weight entries by ``p(object | entry)``.
+        max_descriptors: the clustering sees at most this many object descriptors (a random subset).
+    """
+    from sklearn.cluster import MiniBatchKMeans
+
+    obj_desc, obj_occ, bg_desc, heights = [], [], [], []
+    for feats, boxes, keep_out in per_image:
+        if len(boxes):
+            fi, occ = occurrences(feats, boxes)
+            obj_desc.append(feats.desc[fi])
+            obj_occ.append(occ)
+            heights.append(boxes[:, 3] - boxes[:, 1])
+        if len(feats):
+            near = features_in_boxes(feats.xy, np.concatenate([boxes, keep_out])).any(1) if (
+                len(boxes) + len(keep_out)) else np.zeros(len(feats), bool)
+            bg_desc.append(feats.desc[~near])
+    if not obj_desc or sum(len(d) for d in obj_desc) < 2:
+        return None
+    desc = np.concatenate(obj_desc)
+    occ = np.concatenate(obj_occ)
+    k = int(min(codebook_size, max(1, len(np.unique(desc[:5000], axis=0)) // 2)))
+    sample = desc if len(desc) <= max_descriptors else desc[rng.choice(len(desc), max_descriptors, replace=False)]
+    km = MiniBatchKMeans(n_clusters=k, batch_size=4096, n_init=3, max_iter=60,
+                         random_state=int(rng.integers(2**31 - 1)), compute_labels=False).fit(sample)
+    codebook = km.cluster_centers_.astype(np.float32)
+    assign = nearest_entries(desc, codebook, 1)[0][:, 0]
+    order = np.argsort(assign, kind="stable")
+    counts = np.bincount(assign, minlength=k)
+    occ_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    weight = np.ones(k, np.float32)
+    bg = np.concatenate(bg_desc) if bg_desc else np.zeros((0, desc.shape[1]), np.float32)
+    if discriminative and len(bg):
+        if len(bg) > 4 * max_descriptors:
+            bg = bg[rng.choice(len(bg), 4 * max_descriptors, replace=False)]
+        n_bg = np.bincount(nearest_entries(bg, codebook, 1)[0][:, 0], minlength=k).astype(np.float64)
+        n_obj = counts.astype(np.float64)
+        # p(object | entry) under a balanced prior, with one pseudo-count on each side
+        ratio = len(desc) / len(bg)
+        weight = ((n_obj + 1) / (n_obj + 1 + ratio * (n_bg + 1))).astype(np.float32)
+    h = np.concatenate(heights)
+    lo, hi = float(np.log(max(h.min() * 0.6, 8.0))), float(np.log(h.max() * 1.5))
+    return ClassModel(codebook, weight, occ_start, occ[order], (lo, hi))
+
+
+@dataclass
+class Votes:
+    """The votes cast in one image for one class: ``(V,)`` float32 arrays ``x, y, log_h, aspect, weight``."""
+
+    x: np.ndarray
+    y: np.ndarray
+    log_h: np.ndarray
+    aspect: np.ndarray
+    weight: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.weight)
+
+
+def cast_votes(model: ClassModel, feats: Features, width: float, height: float, match_k: int,
+               match_ratio: float) -> Votes:
+    """Soft-match every feature to the codebook and expand each match into one vote per occurrence.
+
+    A feature matches its ``match_k`` nearest entries whose distance is within ``match_ratio`` times the
+    nearest one, each with ``p(entry | feature) = 1 / matches``. Votes whose centre falls outside the
+    image or whose height is outside the model's range are dropped.
+    """
+    empty = np.zeros(0, np.float32)
+    if not len(feats):
+        return Votes(empty, empty, empty, empty, empty)
+    idx, d2 = nearest_entries(feats.desc, model.codebook, match_k)
+    ok = d2 <= d2[:, :1] * (match_ratio**2) + 1e-9
+    n_match = ok.sum(1)
+    f_idx = np.nonzero(ok)[0]
+    entry = idx[ok]
+    w_match = (1.0 / n_match[f_idx]) * model.weight[entry]
+    start = model.occ_start[entry]
+    n_occ = model.occ_start[entry + 1] - start
+    keep = n_occ > 0
+    f_idx, entry, w_match, start, n_occ = f_idx[keep], entry[keep], w_match[keep], start[keep], n_occ[keep]
+    total = int(n_occ.sum())
+    if total == 0:
+        return Votes(empty, empty, empty, empty, empty)
+    rep = np.repeat(np.arange(len(entry)), n_occ)
+    offsets = np.concatenate([[0], np.cumsum(n_occ)[:-1]])
+    occ = model.occ[start[rep] + np.arange(total) - offsets[rep]]
+    fr = f_idx[rep]
+    s = feats.size[fr]
+    x = feats.xy[fr, 0] + occ[:, 0] * s
+    y = feats.xy[fr, 1] + occ[:, 1] * s
+    log_h = np.log(np.maximum(s, 1.0)) + occ[:, 2]
+    w = (w_match / n_occ)[rep].astype(np.float32)
+    lo, hi = model.log_height_range
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height) & (log_h >= lo) & (log_h <= hi)
+    return Votes(x[inside].astype(np.float32), y[inside].astype(np.float32), log_h[inside].astype(np.float32),
+                 occ[inside, 3].astype(np.float32), w[inside])
+
+
+def seed_modes(votes: Votes, width: float, height: float, log_range: tuple[float, float], bandwidth: float,
+               scale_bandwidth: float, cell: float, scale_step: float, max_modes: int) -> np.ndarray:
+    """Local maxima of the smoothed vote map: ``(M, 3)`` float32 ``x, y, log_h`` (strongest first).
+
+    The map has ``cell``-pixel bins in x and y and ``scale_step`` bins in log height; each scale slice is
+    smoothed with a Gaussian of sigma ``bandwidth * height`` pixels, then the scale axis with sigma
+    ``scale_bandwidth``; the kernel is unnormalised so the map reads as vote mass.
+    """
+    lo, hi = log_range
+    ns = max(1, int(np.ceil((hi - lo) / scale_step)) + 1)
+    nx, ny = max(1, int(np.ceil(width / cell))), max(1, int(np.ceil(height / cell)))
+    ix = np.clip((votes.x / cell).astype(np.int64), 0, nx - 1)
+    iy = np.clip((votes.y / cell).astype(np.int64), 0, ny - 1)
+    iz = np.clip(np.rint((votes.log_h - lo) / scale_step).astype(np.int64), 0, ns - 1)
+    vol = np.bincount((iz * ny + iy) * nx + ix, weights=votes.weight, minlength=ns * ny * nx).reshape(ns, ny, nx)
+    heights = np.exp(lo + scale_step * np.arange(ns))
+    for z in range(ns):  # one Gaussian per scale slice: the spatial kernel grows with the object
+        sigma = max(bandwidth * heights[z] / cell, 0.5)
+        vol[z] = ndimage.gaussian_filter(vol[z], sigma, mode="constant", truncate=3.0) * (2 * np.pi * sigma**2)
+    s_sigma = scale_bandwidth / scale_step
+    if ns > 1:
+        vol = ndimage.gaussian_filter1d(vol, s_sigma, axis=0, mode="constant", truncate=3.0)
+    vol *= np.sqrt(2 * np.pi) * s_sigma
+    peaks = (vol == ndimage.maximum_filter(vol, size=3, mode="constant")) & (vol > 0)
+    z, y, x = np.nonzero(peaks)
+    if not len(z):
+        return np.zeros((0, 3), np.float32)
+    strength = vol[z, y, x]
+    top = np.argsort(-strength, kind="stable")[:max_modes]
+    return np.stack([(x[top] + 0.5) * cell, (y[top] + 0.5) * cell, lo + z[top] * scale_step], 1).astype(np.float32)
+
+
+def kernel_matrix(modes: np.ndarray, votes: Votes, bandwidth: float, scale_bandwidth: float) -> np.ndarray:
+    """``(M, V)`` float32 unnormalised Gaussian kernel between modes ``(M, 3)`` and votes, spatial sigma
+    ``bandwidth * exp(mode log_h)``, log-scale sigma ``scale_bandwidth``."""
+    sig = bandwidth * np.exp(modes[:, 2:3])
+    dx = (votes.x[None] - modes[:, 0:1]) / sig
+    dy = (votes.y[None] - modes[:, 1:2]) / sig
+    ds = (votes.log_h[None] - modes[:, 2:3]) / scale_bandwidth
+    return np.exp(-0.5 * (dx * dx + dy * dy + ds * ds)).astype(np.float32)
+
+
+def refine_modes(modes: np.ndarray, votes: Votes, bandwidth: float, scale_bandwidth: float, iterations: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean-shift from the seeds over the weighted votes.
+
+    Returns ``(modes (M, 3) x, y, log_h, mass (M,), aspect (M,))``: the converged modes, their vote mass
+    ``sum(weight * kernel)`` and the kernel-weighted mean aspect of the supporting votes.
+    """
+    modes = modes.astype(np.float32).copy()
+    mass = np.zeros(len(modes), np.float32)
+    aspect = np.ones(len(modes), np.float32)
+    chunk = max(1, int(4e6 // max(1, len(votes))))
+    for s in range(0, len(modes), chunk):
+        m = modes[s:s + chunk]
+        for it in range(iterations + 1):
+            k = kernel_matrix(m, votes, bandwidth, scale_bandwidth) * votes.weight[None]
+            tot = k.sum(1)
+            if it == iterations:
+                mass[s:s + chunk] = tot
+                safe = np.maximum(tot, 1e-12)
+                aspect[s:s + chunk] = np.where(tot > 0, (k @ votes.aspect) / safe, 1.0)
+                break
+            safe = np.maximum(tot, 1e-12)[:, None]
+            new = np.stack([k @ votes.x, k @ votes.y, k @ votes.log_h], 1) / safe
+            m = np.where(tot[:, None] > 0, new, m).astype(np.float32)
+        modes[s:s + chunk] = m
+    return modes, mass, aspect
+
+
+def modes_to_boxes(modes: np.ndarray, aspect: np.ndarray) -> np.ndarray:
+    """``(M, 4)`` boxes centred on the modes, height ``exp(log_h)``, width ``height * aspect``."""
+    h = np.exp(modes[:, 2])
+    w = h * aspect
+    return np.stack([modes[:, 0] - w / 2, modes[:, 1] - h / 2, modes[:, 0] + w / 2, modes[:, 1] + h / 2], 1)
+
+
+@dataclass
+class _ImageFeatures:
+    feats: Features
+    scale: float
+    width: float  # working pixels
+    height: float
+
+
+class ImplicitShapeModel(Detector):
+    """Implicit shape model: SIFT codebook, occurrence votes in (x, y, log scale), mean-shift maxima.
+
+    Parameters:
+        codebook_sizes: candidate codebook sizes per class; the best on val (AP50) is kept.
+        bandwidths: candidate spatial kernel sigmas, as a fraction of the object height; chosen on val.
+        scale_bandwidth: kernel sigma in log height.
+        match_k, match_ratio: soft matching, the ``match_k`` nearest entries within ``match_ratio`` times
+            the nearest distance.
+        discriminative: weight codebook entries by ``p(object | entry)`` from the training backgrounds.
+        max_side: images are shrunk so that their longer side is at most this (None: native size).
+        sift_features: keypoints per image kept by SIFT (0: all).
+        contrast_threshold: SIFT's contrast threshold (lower: more keypoints).
+        cell, scale_step: vote-map bins (working pixels, log height).
+        max_modes: maxima refined per image and class; ``mean_shift_iterations`` mean-shift steps each.
+        min_score: hypotheses with less vote mass are dropped.
+        nms_iou: IoU above which a weaker box is suppressed.
+        max_descriptors: object descriptors the clustering sees at most.
+    """
+
+    id: ClassVar[str] = "ism"
+    family: ClassVar[str] = "classical"
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    description: ClassVar[str] = "implicit shape model: SIFT codebook, Hough votes, mean-shift maxima"
+
+    def __init__(self, codebook_sizes: tuple[int, ...] = (400, 1000), bandwidths: tuple[float, ...] = (0.06, 0.1),
+                 scale_bandwidth: float = 0.15, match_k: int = 3, match_ratio: float = 1.15,
+                 discriminative: bool = True, max_side: int | None = 320, sift_features: int = 0,
+                 contrast_threshold: float = 0.02, cell: float = 3.0, scale_step: float = 0.08,
+                 max_modes: int = 40, mean_shift_iterations: int = 3, min_score: float = 0.0,
+                 nms_iou: float = 0.45, max_descriptors: int = 40000):
+        self.codebook_sizes = codebook_sizes
+        self.bandwidths = bandwidths
+        self.scale_bandwidth = scale_bandwidth
+        self.match_k = match_k
+        self.match_ratio = match_ratio
+        self.discriminative = discriminative
+        self.max_side = max_side
+        self.sift_features = sift_features
+        self.contrast_threshold = contrast_threshold
+        self.cell = cell
+        self.scale_step = scale_step
+        self.max_modes = max_modes
+        self.mean_shift_iterations = mean_shift_iterations
+        self.min_score = min_score
+        self.nms_iou = nms_iou
+        self.max_descriptors = max_descriptors
+
+    # ------------------------------------------------------------------ features
+    def _sift(self) -> cv2.SIFT:
+        return cv2.SIFT_create(nfeatures=int(self.sift_features), contrastThreshold=float(self.contrast_threshold))
+
+    def _image_features(self, image: np.ndarray, sift: cv2.SIFT) -> _ImageFeatures:
+        h, w = image.shape[:2]
+        scale = working_scale(h, w, self.max_side)
+        return _ImageFeatures(sift_features(image, scale, sift), scale, w * scale, h * scale)
+
+    def _features_of(self, data: DetectionSet, ctx: Context, desc: str) -> list[_ImageFeatures]:
+        sift = self._sift()
+        return [self._image_features(data.load_image(i), sift)
+                for i in ctx.progress(range(len(data)), desc=desc, total=len(data))]
+
+    # ------------------------------------------------------------------ fitting
+    def _class_models(self, train: DetectionSet, feats: list[_ImageFeatures], codebook_size: int, seed: int
+                      ) -> list[ClassModel | None]:
+        models = []
+        for k in range(train.num_classes):
+            per_image = []
+            for s, f in zip(train, feats):
+                sel = (s.labels == k) & ~s.difficult
+                per_image.append((f.feats, s.boxes[sel] * f.scale, s.boxes[(s.labels == k) & s.difficult] * f.scale))
+            models.append(build_class_model(per_image, codebook_size, self.discriminative, self.max_descriptors,
+                                            np.random.default_rng([seed, k, codebook_size])))
+        return models
+
+    def _detect_features(self, f: _ImageFeatures, models: list[ClassModel | None], bandwidth: float,
+                         votes_cache: list[Votes] | None = None) -> tuple[Detections, int]:
+        boxes, scores, labels, n_votes = [], [], [], 0
+        for k, model in enumerate(models):
+            if model is None:
+                continue
+            votes = votes_cache[k] if votes_cache is not None else cast_votes(
+                model, f.feats, f.width, f.height, self.match_k, self.match_ratio)
+            n_votes += len(votes)
+            if not len(votes):
+                continue
+            seeds = seed_modes(votes, f.width, f.height, model.log_height_range, bandwidth, self.scale_bandwidth,
+                               self.cell, self.scale_step, self.max_modes)
+            modes, mass, aspect = refine_modes(seeds, votes, bandwidth, self.scale_bandwidth,
+                                               self.mean_shift_iterations)
+            b = clip_boxes(modes_to_boxes(modes, aspect), f.width, f.height) / f.scale
+            ok = (mass > self.min_score) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+            b, mass = b[ok], mass[ok]
+            keep = nms(b, mass, self.nms_iou)
+            boxes.append(b[keep])
+            scores.append(mass[keep])
+            labels.append(np.full(len(keep), k, np.int64))
+        if not boxes:
+            return Detections.empty(), n_votes
+        return Detections(np.concatenate(boxes).astype(np.float32), np.concatenate(scores).astype(np.float32),
+                          np.concatenate(labels)), n_votes
+
+    def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> ImplicitShapeModel:
+        if not len(train):
+            raise ValueError("ism: the training split is empty")
+        start = time.perf_counter()
+        train_feats = self._features_of(train, ctx, "ism train features")
+        t_val = time.perf_counter()
+        val_feats = self._features_of(val, ctx, "ism val features") if len(val) else []
+        val_feature_s = time.perf_counter() - t_val
+        scores: dict[str, float] = {}
+        best: tuple[float, int, float, list[ClassModel | None]] | None = None
+        for size in self.codebook_sizes:
+            models = self._class_models(train, train_feats, int(size), ctx.seed)
+            votes = [[cast_votes(m, f.feats, f.width, f.height, self.match_k, self.match_ratio)
+                      if m is not None else None for m in models] for f in val_feats]
+            for bw in self.bandwidths:
+                if not val_feats:
+                    ap = 0.0
+                else:
+                    dets = [self._detect_features(f, models, float(bw), v)[0] for f, v in zip(val_feats, votes)]
+                    metrics = evaluate_detections([s.boxes for s in val], [s.labels for s in val],
+                                                  [s.difficult for s in val], [d.boxes for d in dets],
+                                                  [d.scores for d in dets], [d.labels for d in dets], val.classes)
+                    ap = float(np.nan_to_num(metrics["map50"]))
+                scores[f"codebook={size},bandwidth={bw}"] = round(ap, 4)
+                log.info("ism: codebook %d, bandwidth %.3f: val AP50 %.4f", size, bw, ap)
+                if best is None or ap > best[0]:
+                    best = (ap, int(size), float(bw), models)
+        assert best is not None, "codebook_sizes and bandwidths must not be empty"
+        _, self.codebook_size_, self.bandwidth_, self.models_ = best
+        ctx.record(codebook_size=self.codebook_size_, bandwidth=self.bandwidth_, val_map50=scores,
+                   codebook_sizes={train.classes[k]: m.size for k, m in enumerate(self.models_) if m is not None},
+                   occurrences=int(sum(len(m.occ) for m in self.models_ if m is not None)),
+                   train_features_per_image=round(float(np.mean([len(f.feats) for f in train_feats])), 1),
+                   fit_s=round(time.perf_counter() - start, 2))
+        if val_feats:  # votes and time per image of the chosen model, measured on val
+            t0 = time.perf_counter()
+            n_votes = [self._detect_features(f, self.models_, self.bandwidth_)[1] for f in val_feats]
+            vote_s = time.perf_counter() - t0
+            ctx.record(votes_per_image=round(float(np.mean(n_votes)), 1),
+                       seconds_per_image=round((val_feature_s + vote_s) / len(val_feats), 4))
+        return self
+
+    # ------------------------------------------------------------------ detection
+    def detect(self, image: np.ndarray) -> Detections:
+        f = self._image_features(image, self._sift())
+        return self._detect_features(f, self.models_, self.bandwidth_)[0]

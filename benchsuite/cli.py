@@ -1,4 +1,4 @@
-"""The ``benchsuite`` command line: ``run``, ``list``, ``report``."""
+"""The ``benchsuite`` command line: ``run``, ``list``, ``report``, ``compare``, ``export``."""
 
 from __future__ import annotations
 
@@ -97,6 +97,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"run folder: {result.run_dir}")
     if result.report_path:
         print(f"report: {result.report_path}")
+    if getattr(result, "html_path", None):
+        print(f"html report: {result.html_path}")
     if failed:
         print(f"{failed} record(s) failed; see the report's 'Failed jobs' section")
     return 0
@@ -120,13 +122,48 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
-    from benchsuite.report.markdown import write_markdown_report
-
-    run_dir = Path(args.run_dir)
+def _run_folder(path: str) -> Path:
+    run_dir = Path(path)
     if not (run_dir / "run.json").is_file():
         raise BenchsuiteError(f"{run_dir}: not a run folder (no run.json)")
-    print(write_markdown_report(run_dir))
+    return run_dir
+
+
+def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
+    from benchsuite.report.markdown import write_report
+
+    paths = write_report(_run_folder(args.run_dir), html=not args.no_html)
+    print(paths.markdown)
+    if paths.html:
+        print(paths.html)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
+    from benchsuite.report.compare import compare_runs
+
+    if args.time_ratio <= 1:
+        raise ConfigError(f"--time-ratio must be above 1, got {args.time_ratio}")
+    text, changes = compare_runs(_run_folder(args.run_a), _run_folder(args.run_b), args.time_ratio,
+                                 args.min_seconds)
+    if args.out:
+        from benchsuite.results.atomic import atomic_write_text
+
+        atomic_write_text(Path(args.out), text)
+        print(args.out)
+    else:
+        print(text)
+    regressions = [c for c in changes if c.regression]
+    if regressions:
+        print(f"{len(regressions)} regression(s): " + ", ".join(f"{c.pipeline} ({c.task}, {c.dataset})"
+                                                              for c in regressions), file=sys.stderr)
+    return 1 if regressions and args.fail_on_regression else 0
+
+
+def cmd_export(args: argparse.Namespace, argv: list[str]) -> int:
+    from benchsuite.results.export import export_run
+
+    print(export_run(_run_folder(args.run_dir), args.format, args.out))
     return 0
 
 
@@ -142,9 +179,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", default="*", help="shell-style id pattern")
     p.add_argument("--task", help="only pipelines of this task")
     p.set_defaults(func=cmd_list)
-    p = sub.add_parser("report", help="write report.md for a run folder")
+    p = sub.add_parser("report", help="write report.md and report.html for a run folder")
     p.add_argument("run_dir")
+    p.add_argument("--no-html", action="store_true", help="write report.md only")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("compare", help="compare two run folders: deltas, flagged changes (Markdown)")
+    p.add_argument("run_a", help="the baseline run folder")
+    p.add_argument("run_b", help="the run folder to check against it")
+    p.add_argument("--time-ratio", type=float, default=1.5,
+                   help="flag a fit or prediction time change beyond this ratio (default 1.5)")
+    p.add_argument("--min-seconds", type=float, default=0.5,
+                   help="ignore timing changes where both sides take less than this (default 0.5 s)")
+    p.add_argument("--out", type=Path, help="write the Markdown here instead of stdout")
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="exit with status 1 when a regression is flagged (for CI)")
+    p.set_defaults(func=cmd_compare)
+    p = sub.add_parser("export", help="export a run's records as a tidy table (csv or parquet)")
+    p.add_argument("run_dir")
+    p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="default: csv")
+    p.add_argument("--out", type=Path, help="file to write (default: RUN_DIR/records.FORMAT)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -84,6 +84,7 @@ class RunResult:
     run_dir: Path
     records: list[dict[str, Any]]
     report_path: Path | None
+    html_path: Path | None = None
 
 
 def new_run_id() -> str:
@@ -279,12 +280,16 @@ class Runner:
         log.info("run %s: %d job(s) -> %s", plan.run_id, len(plan.jobs), plan.run_dir)
         self._execute(plan, store)
         store.write_summary()
-        report_path = None
+        report_path = html_path = None
         if self.config.write_report:
-            from benchsuite.report.markdown import write_markdown_report
+            from benchsuite.report.markdown import write_report
 
-            report_path = write_markdown_report(plan.run_dir)
-        return RunResult(plan.run_dir, store.records(), report_path)
+            try:
+                paths = write_report(plan.run_dir)
+                report_path, html_path = paths.markdown, paths.html
+            except Exception:  # the records are safe; the report can be rewritten with `benchsuite report`
+                log.exception("writing the report failed; rerun `benchsuite report %s`", plan.run_dir)
+        return RunResult(plan.run_dir, store.records(), report_path, html_path)
 
     def _execute(self, plan: Plan, store: RunStore) -> None:
         total = len(plan.jobs)

@@ -1,0 +1,164 @@
+"""Compare two runs: one row per (task, data set, split, pipeline), with deltas and flags.
+
+A quality change (accuracy, mAP50, recall) is flagged only when the two 95% bootstrap intervals over test
+images do not overlap (a conservative test: a change inside the sampling noise of the test set is not
+reported). A timing change is flagged only beyond ``time_ratio`` (fit time, or time per image) and only
+when the slower side takes at least ``min_seconds``, so that millisecond jobs do not flap. A pipeline that
+succeeded in A and failed in B is a regression. Seeds are averaged within each run, so two runs with
+different seeds compare pipeline by pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchsuite.report.document import fmt_interval, fmt_metric, fmt_ratio
+from benchsuite.report.model import Estimate, Group, ReportModel, Row, Summary, build_model, intervals_apart, summarise
+from benchsuite.report.tables import fmt_auto, markdown_table
+
+DEFAULT_TIME_RATIO = 1.5
+DEFAULT_MIN_SECONDS = 0.5
+
+
+@dataclass
+class Change:
+    task: str
+    dataset: str
+    split: str
+    pipeline: str
+    family: str
+    metric_title: str
+    a: Summary | None
+    b: Summary | None
+    status_a: str
+    status_b: str
+    same_data: bool = True
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def regression(self) -> bool:
+        return any(f.startswith(("worse", "slower", "now failing")) for f in self.flags)
+
+    @property
+    def delta(self) -> float | None:
+        if self.a and self.b and self.a.primary.value is not None and self.b.primary.value is not None:
+            return self.b.primary.value - self.a.primary.value
+        return None
+
+
+def _status(rows: list[Row]) -> str:
+    if not rows:
+        return "absent"
+    return "ok" if any(r.ok for r in rows) else "failed"
+
+
+def _time_flag(what: str, a: float | None, b: float | None, ratio: float, min_seconds: float) -> str | None:
+    """``what`` seconds in A and B (larger is slower)."""
+    if a is None or b is None or a <= 0 or b <= 0 or max(a, b) < min_seconds:
+        return None
+    if b / a > ratio:
+        return f"slower {what} ×{b / a:.2g}"
+    if a / b > ratio:
+        return f"faster {what} ×{a / b:.2g}"
+    return None
+
+
+def _predict_seconds(rows: list[Row]) -> float | None:
+    """Seconds to predict the whole split (the seed mean)."""
+    vals = [r.record.get("timing", {}).get("predict_s") for r in rows if r.ok]
+    vals = [v for v in vals if isinstance(v, (int, float))]
+    return sum(vals) / len(vals) if vals else None
+
+
+def compare_models(a: ReportModel, b: ReportModel, time_ratio: float = DEFAULT_TIME_RATIO,
+                   min_seconds: float = DEFAULT_MIN_SECONDS) -> list[Change]:
+    groups_a: dict[tuple[str, str, str], Group] = {g.key: g for g in a.groups}
+    groups_b: dict[tuple[str, str, str], Group] = {g.key: g for g in b.groups}
+    out = []
+    for key in sorted(set(groups_a) | set(groups_b)):
+        ga, gb = groups_a.get(key), groups_b.get(key)
+        metric = (ga or gb).metric
+        rows_a = ga.rows if ga else []
+        rows_b = gb.rows if gb else []
+        sa = {s.pipeline: s for s in summarise(rows_a, metric)}
+        sb = {s.pipeline: s for s in summarise(rows_b, metric)}
+        fps_a = {r.record.get("split_fingerprint") for r in rows_a}
+        fps_b = {r.record.get("split_fingerprint") for r in rows_b}
+        same = not (fps_a and fps_b) or fps_a == fps_b
+        for pipeline in sorted({r.pipeline for r in rows_a} | {r.pipeline for r in rows_b}):
+            pa = [r for r in rows_a if r.pipeline == pipeline]
+            pb = [r for r in rows_b if r.pipeline == pipeline]
+            family = (pa or pb)[0].family
+            ch = Change(*key, pipeline, family, (ga or gb).metric_title, sa.get(pipeline), sb.get(pipeline),
+                        _status(pa), _status(pb), same)
+            if ch.status_a == "ok" and ch.status_b == "failed":
+                ch.flags.append("now failing: " + "; ".join(f"{r.failure}" for r in pb if not r.ok))
+            elif ch.status_a == "failed" and ch.status_b == "ok":
+                ch.flags.append("fixed (failed in A)")
+            if ch.a and ch.b:
+                if not same:
+                    ch.flags.append("different data (split fingerprints differ): not compared")
+                elif intervals_apart(ch.a.primary, ch.b.primary):
+                    ch.flags.append(("better " if ch.delta > 0 else "worse ") + f"{(ch.delta or 0) * 100:+.1f} pts")
+                for what, xa, xb in (("fit", ch.a.fit_s, ch.b.fit_s),
+                                     ("prediction", _predict_seconds(pa), _predict_seconds(pb))):
+                    flag = _time_flag(what, xa, xb, time_ratio, min_seconds)
+                    if flag:
+                        ch.flags.append(flag)
+            out.append(ch)
+    return out
+
+
+def _est(s: Summary | None) -> Estimate | None:
+    return s.primary if s else None
+
+
+def compare_markdown(a: ReportModel, b: ReportModel, changes: list[Change], time_ratio: float,
+                     min_seconds: float) -> str:
+    def who(m: ReportModel) -> str:
+        mach = m.run.get("machine", {}) or {}
+        commit = ((m.run.get("git") or {}).get("commit") or "unknown")[:10]
+        seeds = sorted({r.seed for r in m.rows()})
+        return (f"run `{m.run_id}` ({m.run_dir}): profile {m.run.get('profile')}, seeds {seeds}, "
+                f"{mach.get('cpu')}, device {(m.run.get('config') or {}).get('device')}, commit `{commit}`")
+
+    lines = [f"# benchsuite compare: {a.run_id} → {b.run_id}", "", f"- A: {who(a)}", f"- B: {who(b)}", ""]
+    if a.synthetic or b.synthetic:
+        lines += ["> **SYNTHETIC DATA** in at least one run: numbers check the machinery only.", ""]
+    lines += [f"Rules: a quality change is flagged only when the 95% bootstrap intervals of A and B do not "
+              f"overlap; a timing change only beyond ×{time_ratio:g} (and at least {min_seconds:g} s on the slower "
+              f"side). Seeds are averaged within a run.", ""]
+    regressions = [c for c in changes if c.regression]
+    flagged = [c for c in changes if c.flags]
+    lines += ["## Flags", ""]
+    if flagged:
+        lines += [f"- {'**REGRESSION** ' if c.regression else ''}`{c.pipeline}` ({c.task}, {c.dataset}, {c.split}): "
+                  f"{'; '.join(c.flags)}" for c in flagged]
+    else:
+        lines.append("- nothing flagged: no change beyond the intervals or the timing ratio")
+    lines += ["", f"{len(regressions)} regression(s).", "", "## All pipelines", ""]
+    header = ["task", "data set", "split", "pipeline", "family", "metric", "A", "A 95% CI", "B", "B 95% CI",
+              "Δ", "fit s A→B", "images/s A→B", "status A→B", "flags"]
+    rows = []
+    for c in changes:
+        rows.append([
+            c.task, c.dataset, c.split, c.pipeline, c.family, c.metric_title,
+            fmt_metric(c.a.primary.value if c.a else None), fmt_interval(_est(c.a)),
+            fmt_metric(c.b.primary.value if c.b else None), fmt_interval(_est(c.b)),
+            "–" if c.delta is None else f"{c.delta:+.3f}",
+            f"{fmt_auto(c.a.fit_s if c.a else None)} → {fmt_auto(c.b.fit_s if c.b else None)}"
+            + (f" ({fmt_ratio(c.b.fit_s / c.a.fit_s)})" if c.a and c.b and c.a.fit_s and c.b.fit_s else ""),
+            f"{fmt_auto(c.a.images_per_s if c.a else None)} → {fmt_auto(c.b.images_per_s if c.b else None)}",
+            f"{c.status_a} → {c.status_b}", "; ".join(c.flags) or "–",
+        ])
+    lines += [markdown_table(header, rows), ""]
+    return "\n".join(lines)
+
+
+def compare_runs(run_a: Path | str, run_b: Path | str, time_ratio: float = DEFAULT_TIME_RATIO,
+                 min_seconds: float = DEFAULT_MIN_SECONDS) -> tuple[str, list[Change]]:
+    """The Markdown comparison of two run folders and the changes behind it."""
+    a, b = build_model(Path(run_a)), build_model(Path(run_b))
+    changes = compare_models(a, b, time_ratio, min_seconds)
+    return compare_markdown(a, b, changes, time_ratio, min_seconds), changes

@@ -1,0 +1,284 @@
+"""The report as a list of neutral blocks (headings, paragraphs, lists, tables, figures).
+
+:func:`build_document` turns a :class:`ReportModel` and its plots into blocks once; ``render`` writes the
+same blocks as Markdown and as HTML. Text uses two inline marks only: ``**bold**`` and ```code```.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchsuite.report.model import Estimate, Group, Headline, ReportModel, Row, Summary
+from benchsuite.report.plots import Plot
+from benchsuite.report.tables import fmt_auto
+
+FPN_ANCHOR = ("COCO anchor from the FPN paper (Lin et al., CVPR 2017): AP_small **17.8** with the feature "
+              "pyramid versus **9.6** from the deepest stage only. Compare the direction and size of the gap, "
+              "not the absolute numbers: the data, backbone and schedule here differ.")
+
+
+@dataclass
+class Heading:
+    level: int
+    text: str
+    anchor: str = ""
+
+
+@dataclass
+class Para:
+    text: str
+    kind: str = ""  # "banner" (a warning), "note"
+
+
+@dataclass
+class Bullets:
+    items: list[str]
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    row_kinds: list[str] = field(default_factory=list)  # "classical", "deep", "failed", ...
+
+
+@dataclass
+class Figures:
+    plots: list[Plot]
+    kind: str = "plot"  # "plot" | "gallery"
+
+
+Block = Heading | Para | Bullets | Table | Figures
+
+
+# ------------------------------------------------------------------------------------------------ formats
+
+
+def fmt_metric(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def fmt_interval(e: Estimate | None) -> str:
+    if e is None or not e.has_interval:
+        return "–"
+    return f"{e.lo:.3f}–{e.hi:.3f}"
+
+
+def fmt_ratio(r: float | None) -> str:
+    if r is None:
+        return "–"
+    return f"{r:.2g}×" if r < 10 else f"{r:,.0f}×"
+
+
+def _with_ci(s: Summary) -> str:
+    iv = f" (95% CI {s.primary.lo:.3f}–{s.primary.hi:.3f})" if s.primary.has_interval else ""
+    return f"{s.primary.value:.3f}{iv}"
+
+
+def _seeds(s: Summary) -> str:
+    return "" if len(s.seeds) < 2 else f" (mean of {len(s.seeds)} seeds)"
+
+
+def headline_text(g: Group, h: Headline) -> str:
+    where = f"**{g.task}, {g.dataset} ({g.split})**, {g.metric_title}"
+    if h.classical and h.deep:
+        c, d = h.classical, h.deep
+        lead = "deep" if h.gap > 0 else "classical" if h.gap < 0 else "neither"
+        verdict = (f"{lead} ahead by **{abs(h.gap) * 100:.1f} points**" if h.gap
+                   else "a tie")
+        verdict += (" (the 95% intervals do not overlap)" if h.gap_clear
+                    else " (the 95% intervals overlap: not a clear difference)"
+                    if c.primary.has_interval and d.primary.has_interval else "")
+        cost = (f"Cost: `{d.pipeline}` fits in {fmt_auto(d.fit_s)} s vs {fmt_auto(c.fit_s)} s "
+                f"(**{fmt_ratio(h.fit_ratio)}**) and runs {fmt_auto(d.images_per_s)} vs "
+                f"{fmt_auto(c.images_per_s)} images/s (**{fmt_ratio(h.speed_ratio)}** the classical speed).")
+        text = (f"{where}: best deep `{d.pipeline}` {_with_ci(d)}{_seeds(d)} vs best classical "
+                f"`{c.pipeline}` {_with_ci(c)}{_seeds(c)}: {verdict}. {cost}")
+    else:
+        only = h.classical or h.deep
+        text = (f"{where}: only {only.family} pipelines ran; best `{only.pipeline}` {_with_ci(only)}{_seeds(only)}."
+                if only else f"{where}: no trained pipeline succeeded.")
+    if h.reference:
+        text += (f" Pretrained reference `{h.reference.pipeline}` (not trained here): "
+                 f"{_with_ci(h.reference)}.")
+    return text
+
+
+# ------------------------------------------------------------------------------------------------ provenance
+
+
+def dataset_lines(run: dict[str, Any]) -> list[str]:
+    lines = []
+    for ds in run.get("datasets", []):
+        counts = " / ".join(f"{k} {v:,}" for k, v in ds.get("split_counts", {}).items())
+        if ds.get("origin") == "synthetic":
+            origin = "**SYNTHETIC stand-in**"
+        elif ds.get("canonical"):
+            origin = "real, canonical"
+        elif ds.get("canonical") is None:
+            origin = "real (no canonical release to check against)"
+        else:
+            origin = "real, **not canonical**: JPEG-derived or otherwise re-encoded, or a different split"
+        fps = ", ".join(f"{k} `{v}`" for k, v in sorted((ds.get("split_fingerprints") or {}).items()))
+        text = (f"`{ds.get('name')}` ({origin}): {ds.get('description', '')}. Splits: {counts}. "
+                f"Fingerprint `{ds.get('fingerprint')}`; split fingerprints {fps}. Root `{ds.get('root')}`.")
+        notes = ds.get("notes") or []
+        if notes:
+            text += " Notes: " + "; ".join(notes) + "."
+        lines.append(text)
+    return lines
+
+
+def run_lines(run: dict[str, Any], rows: list[Row]) -> list[str]:
+    m = run.get("machine", {}) or {}
+    gpu = m.get("gpu")
+    gpu_text = f", GPU {gpu.get('name')} ({gpu.get('memory_gb')} GB)" if isinstance(gpu, dict) else ", no GPU"
+    git = run.get("git", {}) or {}
+    commit = (git.get("commit") or "unknown")[:10] + (" (uncommitted changes)" if git.get("dirty") else "")
+    v = run.get("versions", {}) or {}
+    cfg = run.get("config", {}) or {}
+    seeds = sorted({r.seed for r in rows}) or cfg.get("seeds")
+    versions = ", ".join(f"{k} {val}" for k, val in v.items() if val)
+    return [
+        f"Profile **{run.get('profile')}**; device {cfg.get('device')} (asked: {cfg.get('device_requested')}); "
+        f"{cfg.get('jobs')} job(s) at a time; seeds {', '.join(str(s) for s in seeds or [])}; "
+        f"scored splits {', '.join(cfg.get('eval_splits') or [])}.",
+        f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gb')} GB RAM{gpu_text} "
+        f"({m.get('platform')}).",
+        f"Versions: {versions}.",
+        f"Commit `{commit}`; created {run.get('created_at')}; command `{' '.join(run.get('argv') or [])}`.",
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def _pipeline_cell(r: Row) -> str:
+    return r.pipeline + (" (pretrained ref.)" if r.pretrained_reference else "")
+
+
+def _status_cell(r: Row) -> str:
+    return "ok" if r.ok else f"failed ({r.failure})"
+
+
+def task_columns(g: Group) -> list[tuple[str, Any]]:
+    """(title, function of a row -> cell text) for the quality columns of ``g``'s task."""
+    def m(key: str):
+        return lambda r: fmt_metric(r.metric(key))
+
+    def ci(key: str):
+        return lambda r: fmt_interval(r.estimates.get(key))
+
+    if g.task == "classification":
+        return [("accuracy", m("accuracy")), ("95% CI", ci("accuracy")), ("macro F1", m("macro_f1"))]
+    if g.task == "detection":
+        cols = [("mAP50", m("map50")), ("95% CI", ci("map50")), ("COCO AP", m("coco_ap")),
+                ("AP small", m("ap_small")), ("AP medium", m("ap_medium")), ("AP large", m("ap_large"))]
+        if any(r.metric("lamr") is not None for r in g.rows):
+            cols.append(("LAMR", m("lamr")))
+        return cols
+    if g.task == "proposals":
+        return [("recall@1000 (0.5)", m("recall_at_1000_iou50")), ("95% CI", ci("recall_at_1000_iou50")),
+                ("recall@1000 (0.7)", m("recall_at_1000_iou70")), ("MABO", m("mabo")),
+                ("MABO 95% CI", ci("mabo")),
+                ("proposals/image", lambda r: fmt_auto(r.metric("proposals_per_image")))]
+    return []
+
+
+def group_table(g: Group) -> Table:
+    cols = [("pipeline", _pipeline_cell), ("family", lambda r: r.family), ("seed", lambda r: str(r.seed)),
+            *task_columns(g),
+            ("fit s", lambda r: fmt_auto(r.fit_s)), ("images/s", lambda r: fmt_auto(r.images_per_s)),
+            ("latency p50 ms", lambda r: fmt_auto(r.latency_p50_ms)),
+            ("latency p95 ms", lambda r: fmt_auto(r.latency_p95_ms)),
+            ("peak RSS MB", lambda r: fmt_auto(r.peak_mb)), ("weights", lambda r: r.weights),
+            ("status", _status_cell)]
+    rows = [[f(r) for _, f in cols] for r in g.rows]
+    kinds = [r.family if r.ok else "failed" for r in g.rows]
+    return Table([t for t, _ in cols], rows, kinds)
+
+
+def variant_lines(g: Group) -> list[str]:
+    lines = []
+    for r in g.rows:
+        for name, vals in ((r.record.get("metrics") or {}).get("variants") or {}).items():
+            acc = vals.get("accuracy") if isinstance(vals, dict) else None
+            if acc is not None:
+                lines.append(f"`{r.pipeline}` with {name}: accuracy {acc:.3f}")
+    return lines
+
+
+def fusion_table(model: ReportModel) -> Table | None:
+    rows = model.fusion_rows()
+    if not rows:
+        return None
+    keys = (("coco_ap", "AP"), ("map50", "AP50"), ("ap_small", "AP_small"), ("ap_medium", "AP_medium"),
+            ("ap_large", "AP_large"))
+    header = ["variant", "data set", "seed", *(t for _, t in keys), "status"]
+    body = [[r.pipeline, r.dataset, str(r.seed), *(fmt_metric(r.metric(k)) for k, _ in keys), _status_cell(r)]
+            for r in sorted(rows, key=lambda r: (r.dataset, r.pipeline, r.seed))]
+    return Table(header, body, [r.family if r.ok else "failed" for r in rows])
+
+
+# ------------------------------------------------------------------------------------------------ document
+
+
+def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Plot]],
+                   galleries: dict[tuple[str, str, str], list[Plot]] | None = None) -> list[Block]:
+    galleries = galleries or {}
+    doc: list[Block] = [Heading(1, f"benchsuite report: run {model.run_id}")]
+    synthetic = [d.get("name") for d in model.datasets if d.get("origin") == "synthetic"]
+    if synthetic:
+        doc.append(Para(f"**SYNTHETIC DATA**: this run used generated stand-ins ({', '.join(synthetic)}), not real "
+                        f"images. Its numbers check the machinery; they are not comparable with published "
+                        f"results.", "banner"))
+    not_canonical = [d.get("name") for d in model.datasets if d.get("origin") == "real" and d.get("canonical") is False]
+    if not_canonical:
+        doc.append(Para(f"Real data that is **not canonical** ({', '.join(not_canonical)}): numbers can differ "
+                        f"slightly from published ones.", "note"))
+    doc.append(Para(f"Profile **{model.run.get('profile')}**, {len(model.rows())} record(s), "
+                    f"{len(model.failures)} failed."))
+
+    doc.append(Heading(2, "Headline", "headline"))
+    heads = [headline_text(g, g.headline) for g in model.groups if g.headline]
+    doc.append(Bullets(heads) if heads else Para("No successful records yet."))
+    if heads:
+        doc.append(Para("Gap: best deep minus best classical (seed means), in points of the metric ×100; cost "
+                        "ratios are deep over classical. Pretrained references are left out of the comparison.",
+                        "note"))
+
+    doc.append(Heading(2, "Data and run", "provenance"))
+    doc.append(Bullets(dataset_lines(model.run)))
+    doc.append(Bullets(run_lines(model.run, model.rows())))
+
+    for g in model.groups:
+        doc.append(Heading(2, f"{g.task}: {g.dataset}, {g.split} split", g.slug))
+        doc.append(group_table(g))
+        variants = variant_lines(g)
+        if variants:
+            doc += [Para("Variants scored beside the main prediction:"), Bullets(variants)]
+        if any((r.record.get("timing") or {}).get("shared_machine") for r in g.rows):
+            doc.append(Para("Timings were taken while other jobs shared the machine (`--jobs` > 1).", "note"))
+        if plots.get(g.key):
+            doc.append(Figures(plots[g.key]))
+        if galleries.get(g.key):
+            doc.append(Heading(3, "Gallery: true positives, false positives, misses"))
+            doc.append(Para("Green: true positive; red: false positive; amber: missed object.", "legend"))
+            doc.append(Figures(galleries[g.key], "gallery"))
+
+    fusion = fusion_table(model)
+    if fusion is not None:
+        doc += [Heading(2, "Fusion study", "fusion"), fusion, Para(FPN_ANCHOR, "note")]
+
+    if model.failures:
+        doc.append(Heading(2, "Failed jobs", "failed"))
+        doc.append(Bullets([f"`{r.pipeline}` ({r.task}, {r.dataset}, seed {r.seed}): {r.failure}: "
+                            f"{(r.error or '').strip()[:500]}" for r in model.failures]))
+    if not model.rows():
+        doc.append(Para("No records yet."))
+    doc.append(Para("Intervals: 95% percentile bootstrap over test images (classification 1,000 resamples of "
+                    "per-image correctness; detection and proposals 200 resamples, detections matched once on "
+                    "the full split). Timings: fit wall time, images/s over the scored split, single-image "
+                    "latency after warm-up.", "note"))
+    return doc

@@ -1,0 +1,86 @@
+"""The report's bootstrap: weighted metrics equal the evaluators run on materialised resamples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchsuite.metrics.detection import evaluate_detections
+from benchsuite.metrics.proposals import evaluate_proposals
+from benchsuite.report import bootstrap as bs
+
+
+def _scene(rng: np.random.Generator, n_images: int, num_classes: int):
+    gt_b, gt_l, gt_d, det_b, det_s, det_l = [], [], [], [], [], []
+    for _ in range(n_images):
+        m = int(rng.integers(0, 5))
+        xy = rng.uniform(0, 200, (m, 2))
+        wh = rng.uniform(10, 120, (m, 2))
+        boxes = np.hstack([xy, xy + wh])
+        labels = rng.integers(0, num_classes, m)
+        gt_b.append(boxes)
+        gt_l.append(labels)
+        gt_d.append(rng.uniform(size=m) < 0.1)
+        # detections: jittered copies of some objects (some with wrong labels) plus random boxes
+        take = rng.uniform(size=m) < 0.7
+        jitter = boxes[take] + rng.normal(0, 8, (int(take.sum()), 4))
+        jitter[:, 2:] = np.maximum(jitter[:, 2:], jitter[:, :2] + 1)
+        k = int(rng.integers(0, 4))
+        xy2 = rng.uniform(0, 200, (k, 2))
+        rand = np.hstack([xy2, xy2 + rng.uniform(10, 100, (k, 2))])
+        db = np.vstack([jitter, rand])
+        dl = np.concatenate([np.where(rng.uniform(size=int(take.sum())) < 0.85, labels[take],
+                                      rng.integers(0, num_classes, int(take.sum()))),
+                             rng.integers(0, num_classes, k)])
+        det_b.append(db)
+        det_l.append(dl.astype(np.int64))
+        det_s.append(rng.uniform(size=len(db)))  # continuous scores: no ties between images
+    return gt_b, gt_l, gt_d, det_b, det_s, det_l
+
+
+def test_weighted_map50_equals_evaluator_on_resampled_images():
+    rng = np.random.default_rng(3)
+    classes = ["a", "b", "c"]
+    gt_b, gt_l, gt_d, det_b, det_s, det_l = _scene(rng, 25, len(classes))
+    ev = bs.detection_evidence(gt_b, gt_l, gt_d, det_b, det_s, det_l, len(classes))
+    full = evaluate_detections(gt_b, gt_l, gt_d, det_b, det_s, det_l, classes)["map50"]
+    assert bs.map50_for_weights(ev, np.ones((1, 25), np.int64))[0] == pytest.approx(full, abs=1e-12)
+    for _ in range(8):
+        idx = rng.integers(0, 25, 25)
+        weights = np.bincount(idx, minlength=25)[None]
+        picked = [[xs[i] for i in idx] for xs in (gt_b, gt_l, gt_d, det_b, det_s, det_l)]
+        oracle = evaluate_detections(*picked, classes)["map50"]
+        assert bs.map50_for_weights(ev, weights)[0] == pytest.approx(oracle, abs=1e-9)
+
+
+def test_map50_interval_brackets_the_estimate_and_shrinks_with_more_images():
+    rng = np.random.default_rng(5)
+    small = _scene(rng, 20, 2)
+    large = tuple(a * 10 for a in small)  # the same images ten times: same AP, narrower interval
+    ev_s = bs.detection_evidence(*small, 2)
+    ev_l = bs.detection_evidence(*large, 2)
+    lo_s, hi_s = bs.percentile_interval(bs.map50_resamples(ev_s, 200))
+    lo_l, hi_l = bs.percentile_interval(bs.map50_resamples(ev_l, 200))
+    full = evaluate_detections(*small[:3], *small[3:], ["a", "b"])["map50"]
+    assert lo_s <= full <= hi_s and lo_l <= full <= hi_l
+    assert hi_l - lo_l < hi_s - lo_s
+
+
+def test_accuracy_interval_matches_binomial_spread():
+    correct = np.r_[np.ones(700, bool), np.zeros(300, bool)]
+    acc = bs.accuracy_resamples(correct, 2000, seed=1)
+    assert acc.mean() == pytest.approx(0.7, abs=0.005)
+    assert acc.std() == pytest.approx(np.sqrt(0.7 * 0.3 / 1000), rel=0.1)
+
+
+def test_proposal_evidence_reproduces_recall_and_mabo():
+    rng = np.random.default_rng(9)
+    gt_b, gt_l, gt_d, det_b, _, _ = _scene(rng, 15, 3)
+    m = evaluate_proposals(gt_b, gt_l, gt_d, det_b, ["a", "b", "c"])
+    ev = bs.proposal_evidence(gt_b, gt_l, gt_d, det_b, 3)
+    w = np.ones((1, 15))
+    assert (w @ ev.hits / (w @ ev.objects))[0] == pytest.approx(m["recall_at_1000_iou50"])
+    rec, mabo = bs.proposal_resamples(ev, 50)
+    lo, hi = bs.percentile_interval(mabo)
+    assert lo <= m["mabo"] <= hi
+    assert np.all((rec >= 0) & (rec <= 1))

@@ -1,0 +1,189 @@
+"""The report's data model, rendering, compare and export on a run folder written by hand."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchsuite.cli import main
+from benchsuite.errors import ConfigError
+from benchsuite.report.compare import compare_runs
+from benchsuite.report.markdown import write_report
+from benchsuite.report.model import build_model
+from benchsuite.report.plots import pareto_front
+from benchsuite.results.export import export_run
+from benchsuite.results.table import load_run
+
+CLASSES = ["plane", "car", "bird"]
+
+
+def _record(pipeline, family, task="classification", seed=0, status="ok", metrics=None, fit=1.0, ips=100.0,
+            predict_s=2.0, ref=False, error=None, fit_info=None):
+    dataset = "cifar10" if task == "classification" else "voc2007"
+    return {
+        "run_id": "hand", "job_id": f"{task}--{dataset}--{pipeline}--s{seed}", "task": task, "dataset": dataset,
+        "dataset_fingerprint": "fp-" + dataset, "data_origin": "real", "data_canonical": True, "split": "test",
+        "split_fingerprint": "sfp-" + dataset, "pipeline": pipeline, "family": family,
+        "pretrained_reference": ref, "status": status, "failure": None if status == "ok" else "exception",
+        "error": error, "metrics": metrics or {}, "memory": {"peak_rss_mb": 512.0},
+        "timing": {"fit_s": fit, "images_per_s": ips, "predict_s": predict_s, "latency_ms_p50": 1.5,
+                   "latency_ms_p95": 2.5},
+        "params": {}, "fit_info": fit_info or {}, "seed": seed, "device": "cpu", "profile": "quick",
+        "artifacts": {}, "finished_at": "2026-01-01T00:00:00",
+    }
+
+
+def _cls(acc, lo, hi):
+    return {"accuracy": acc, "accuracy_ci95": [lo, hi], "macro_f1": acc - 0.01,
+            "per_class_accuracy": dict(zip(CLASSES, [acc, acc - 0.05, acc + 0.05]))}
+
+
+def _det(ap, small=None):
+    return {"map50": ap, "coco_ap": ap / 2, "ap_small": small, "ap_medium": ap / 2, "ap_large": ap / 1.5,
+            "per_class": {c: {"ap50": ap} for c in CLASSES},
+            "pr_curves": {c: {"recall": [0.1, 0.5], "precision": [1.0, ap]} for c in CLASSES}}
+
+
+def write_run(folder: Path, records: list[dict]) -> Path:
+    folder.mkdir(parents=True)
+    run = {"run_id": folder.name, "profile": "quick", "created_at": "2026-01-01T00:00:00Z",
+           "argv": ["run", "--profile", "quick"],
+           "config": {"device": "cpu", "device_requested": "auto", "jobs": 1, "seeds": [0],
+                      "eval_splits": ["test"]},
+           "machine": {"cpu": "Test CPU", "cores": 2, "memory_gb": 8, "gpu": None, "platform": "Linux"},
+           "versions": {"python": "3.11", "torch": "2.0"}, "git": {"commit": "abcdef1234567", "dirty": False},
+           "datasets": [
+               {"name": "cifar10", "origin": "real", "canonical": True, "fingerprint": "fp-cifar10",
+                "description": "CIFAR-10, canonical release", "split_counts": {"train": 45000, "test": 10000},
+                "split_fingerprints": {"test": "sfp-cifar10"}, "root": "/data/cifar", "notes": []},
+               {"name": "voc2007", "origin": "real", "canonical": False, "fingerprint": "fp-voc2007",
+                "description": "VOC layout", "split_counts": {"test": 70},
+                "split_fingerprints": {"test": "sfp-voc2007"}, "root": "/data/voc", "notes": []}]}
+    (folder / "run.json").write_text(json.dumps(run))
+    (folder / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return folder
+
+
+def hand_records() -> list[dict]:
+    return [
+        _record("nn-l1", "classical", metrics=_cls(0.35, 0.33, 0.37), fit=1.0, ips=1000.0),
+        _record("hog-svm", "classical", metrics=_cls(0.55, 0.53, 0.57), fit=10.0, ips=5000.0),
+        _record("cnn", "deep", metrics=_cls(0.70, 0.68, 0.72), fit=200.0, ips=2500.0, predict_s=4.0),
+        _record("resnet-ref", "deep", metrics=_cls(0.93, 0.92, 0.94), ref=True, fit=0.5, ips=300.0,
+                fit_info={"weights": "imagenet-v1"}),
+        _record("broken", "deep", status="failed", error="RuntimeError: boom"),
+        _record("hog-det", "classical", task="detection", metrics=_det(0.30, 0.05), fit=30.0, ips=4.0),
+        _record("frcnn", "deep", task="detection", seed=0, metrics=_det(0.58, 0.2), fit=300.0, ips=2.0),
+        _record("frcnn", "deep", task="detection", seed=1, metrics=_det(0.62, 0.2), fit=340.0, ips=2.0),
+        _record("fusion-fpn", "deep", task="detection", metrics=_det(0.50, 0.15), fit=100.0, ips=1.0),
+        _record("fusion-last", "deep", task="detection", metrics=_det(0.40, 0.07), fit=90.0, ips=1.2),
+    ]
+
+
+@pytest.fixture()
+def hand_run(tmp_path) -> Path:
+    return write_run(tmp_path / "hand", hand_records())
+
+
+def test_headline_picks_best_trained_pipeline_of_each_family(hand_run):
+    model = build_model(hand_run)
+    groups = {g.task: g for g in model.groups}
+    h = groups["classification"].headline
+    assert (h.classical.pipeline, h.deep.pipeline, h.reference.pipeline) == ("hog-svm", "cnn", "resnet-ref")
+    assert h.gap == pytest.approx(0.15) and h.gap_clear
+    assert h.fit_ratio == pytest.approx(20.0) and h.speed_ratio == pytest.approx(0.5)
+    d = groups["detection"].headline
+    assert d.deep.pipeline == "frcnn" and d.deep.seeds == [0, 1]
+    assert d.deep.primary.value == pytest.approx(0.60)  # the seed mean, not the best seed
+    assert d.gap == pytest.approx(0.30) and d.fit_ratio == pytest.approx(320.0 / 30.0)
+    assert [r.pipeline for r in model.failures] == ["broken"]
+    assert {r.pipeline for r in model.fusion_rows()} == {"fusion-fpn", "fusion-last"}
+
+
+def test_report_files_say_what_the_model_says(hand_run):
+    paths = write_report(hand_run)
+    md = paths.markdown.read_text()
+    assert "SYNTHETIC" not in md
+    assert "best deep `cnn` 0.700 (95% CI 0.680–0.720) vs best classical `hog-svm` 0.550" in md
+    assert "deep ahead by **15.0 points** (the 95% intervals do not overlap)" in md
+    assert "| hog-svm | classical | 0 | 0.550 | 0.530–0.570 |" in md
+    assert "resnet-ref (pretrained ref.)" in md and "imagenet-v1" in md
+    assert "`broken` (classification, cifar10, seed 0): exception: RuntimeError: boom" in md
+    assert "## Fusion study" in md and "17.8" in md and "9.6" in md
+    assert "not canonical" in md
+    page = paths.html.read_text()
+    assert page.count('src="data:image/png;base64,') >= 4  # trade-off, per class, PR, sizes ...
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    for png in (hand_run / "report_files").glob("*.png"):
+        assert f"report_files/{png.name}" in md
+
+
+def test_synthetic_data_is_said_in_the_first_lines(tmp_path):
+    run = write_run(tmp_path / "syn", hand_records()[:3])
+    info = json.loads((run / "run.json").read_text())
+    info["datasets"][0]["origin"] = "synthetic"
+    (run / "run.json").write_text(json.dumps(info))
+    md = write_report(run, html=False, plots=False).markdown.read_text().splitlines()
+    assert any("SYNTHETIC DATA" in line for line in md[:4])
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    pts = [(1.0, 0.9), (10.0, 0.5), (5.0, 0.4), (100.0, 0.2), (50.0, 0.1)]
+    assert pareto_front(pts) == [0, 1, 3]
+
+
+def test_compare_flags_a_clear_drop_and_slow_fit_only(hand_run, tmp_path):
+    records = hand_records()
+    worse = copy.deepcopy(records)
+    by = {r["pipeline"] + str(r["seed"]): r for r in worse}
+    by["cnn0"]["metrics"] = _cls(0.60, 0.58, 0.62)  # a drop outside both intervals
+    by["hog-svm0"]["metrics"] = _cls(0.54, 0.52, 0.56)  # inside the noise
+    by["nn-l10"]["timing"]["fit_s"] = 3.0  # x3, above the 0.5 s floor
+    by["hog-det0"]["timing"]["fit_s"] = 30.2
+    run_b = write_run(tmp_path / "worse", worse)
+    _, changes = compare_runs(hand_run, run_b)
+    flagged = {c.pipeline: c.flags for c in changes if c.flags}
+    assert flagged == {"cnn": ["worse -10.0 pts"], "nn-l1": ["slower fit ×3"]}
+    assert {c.pipeline for c in changes if c.regression} == {"cnn", "nn-l1"}
+    _, same = compare_runs(hand_run, hand_run)
+    assert not any(c.flags for c in same)
+
+
+def test_compare_cli_exit_status(hand_run, tmp_path, capsys):
+    worse = hand_records()
+    worse[2]["metrics"] = _cls(0.60, 0.58, 0.62)
+    run_b = write_run(tmp_path / "worse", worse)
+    out = tmp_path / "cmp.md"
+    assert main(["compare", str(hand_run), str(run_b), "--out", str(out)]) == 0
+    assert main(["compare", str(hand_run), str(run_b), "--fail-on-regression"]) == 1
+    text = capsys.readouterr().out
+    assert "**REGRESSION** `cnn`" in text and "| classification | cifar10 | test | cnn |" in text
+    assert main(["compare", str(hand_run), str(hand_run), "--fail-on-regression"]) == 0
+    shutil.rmtree(run_b)
+    assert main(["compare", str(hand_run), str(run_b)]) == 2  # not a run folder: a clear error
+
+
+def test_export_csv_round_trip(hand_run):
+    path = export_run(hand_run, "csv")
+    back = pd.read_csv(path)
+    table = load_run(hand_run)
+    assert list(back.columns) == list(table.columns) and len(back) == len(table) == 10
+    pd.testing.assert_series_equal(back["metrics.map50"], table["metrics.map50"].astype(float), check_names=False)
+    assert back.loc[back.pipeline == "hog-svm", "metrics.accuracy_ci95.lo"].item() == pytest.approx(0.53)
+    assert list(back["pipeline"]) == list(table["pipeline"])
+
+
+def test_export_parquet_round_trip_or_clear_message(hand_run):
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match=r"pip install 'benchsuite\[parquet\]'"):
+            export_run(hand_run, "parquet")
+        return
+    back = pd.read_parquet(export_run(hand_run, "parquet"))
+    assert list(back["pipeline"]) == list(load_run(hand_run)["pipeline"])

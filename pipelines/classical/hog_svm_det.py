@@ -1,0 +1,457 @@
+"""``hog-svm-det``: Dalal & Triggs (2005) sliding-window detection, HOG + a linear SVM per class.
+
+Training, for every class of the training split (one model each, nothing specific to pedestrians):
+
+1. a window shape from the class's training boxes (:func:`benchsuite.ops.windows.choose_window`: tall
+   for people, wide for cars, square for signs), holding the object plus a ``context`` margin;
+2. positives: every non-difficult box cropped to the window, plus jittered copies and mirror images;
+   negatives: random window-shaped crops that overlap no box of the class;
+3. HOG of each crop (8-pixel cells, 2 x 2-cell blocks, 9 unsigned bins, L2-Hys; one cell of margin
+   around the window so the window's cells see the same pixels as on a whole image) and a linear SVM
+   (:class:`benchsuite.ops.linear_svm.LinearSVM`, squared hinge);
+4. hard-negative mining: the detector scans the training images, the highest-scoring windows that
+   overlap no object of the class become negatives (their features read straight off the HOG map of
+   the pyramid level), and the SVM is fitted again.
+
+Detection: an image pyramid, one HOG block map per (padded) level, and every class's weight vector laid
+out as a ``(blocks_y, blocks_x, 36)`` template applied to the whole map as a correlation
+(:func:`benchsuite.ops.correlation.correlate_templates`: one matrix product and one strided sum per
+level, never a classifier call per window). Window hits above a score threshold become boxes (the
+window's object part, mapped back through the level's scale), NMS per class. Scores are SVM margins.
+
+The SVM's C, the pyramid step, the window stride, the NMS IoU threshold and the score threshold are chosen
+by AP50 on the validation split (never on test) and recorded in ``fit_info``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+
+from benchsuite.api import Context, Detections, Detector
+from benchsuite.data.detection import DetectionSet
+from benchsuite.metrics.detection import evaluate_detections
+from benchsuite.ops.boxes import clip_boxes, nms
+from benchsuite.ops.correlation import correlate_templates
+from benchsuite.ops.hog import hog_map
+from benchsuite.ops.linear_svm import LinearSVM
+from benchsuite.ops.windows import (
+    WindowSize,
+    choose_window,
+    hard_negatives,
+    image_pyramid,
+    negative_crops,
+    object_boxes,
+    positions_to_boxes,
+    positive_crops,
+    window_boxes,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClassModel:
+    """The detector of one class: its window and its linear template.
+
+    Attributes:
+        label: the class index in the data set.
+        window: ``(height, width)`` of the window in pixels (multiples of the HOG cell).
+        template: ``(blocks_y, blocks_x, block * block * bins)`` float32 SVM weights laid out as the HOG map.
+        bias: the SVM intercept.
+    """
+
+    label: int
+    window: WindowSize
+    template: np.ndarray
+    bias: float
+
+
+@dataclass
+class _Hits:
+    """Raw window hits of one class in one image (before NMS)."""
+
+    boxes: np.ndarray  # (N, 4) object boxes, image pixels, not clipped
+    scores: np.ndarray  # (N,) SVM margins
+    where: np.ndarray  # (N, 3) int64 (level, block row, block col) of each window in the padded level map
+
+
+class HogSvmDetector(Detector):
+    """Dalal-Triggs HOG + linear SVM sliding-window detector, one model per class.
+
+    Parameters:
+        cell, block, bins: HOG cell size (pixels), block size (cells) and unsigned orientation bins.
+        base_size: the window's area is about ``base_size ** 2`` pixels (its shape comes from the class).
+        context: margin around the object inside the window, as a fraction of the object's extent per side.
+        max_aspect: window aspect ratios are clipped to ``[1 / max_aspect, max_aspect]``.
+        jitter: jittered copies of each positive (each also mirrored).
+        negatives_per_image: random negative windows per training image and class.
+        max_positives, max_negatives: caps on the training windows per class (random subsets).
+        negative_overlap: a window counts as background when its IoU with every box of the class is below this.
+        mining_rounds: rounds of hard-negative mining on the training images.
+        hard_per_image: at most this many hard negatives per image, class and round.
+        mining_threshold: windows scoring above this margin are mining candidates.
+        mining_step: pyramid step while mining.
+        max_upscale: the pyramid may start above scale 1 (up to this) to find objects smaller than the window.
+        pad_cells: each pyramid level is padded by this many cells (mirrored border) on every side, so
+            windows may reach past the border (an object touching the border keeps its context).
+        c_values: candidate SVM C (chosen on val).
+        steps: candidate pyramid steps (chosen on val).
+        strides: candidate window strides in pixels, multiples of ``cell`` (chosen on val).
+        nms_thresholds, score_thresholds: candidates chosen on val.
+        max_detections: at most this many detections per image (best scores).
+        svm_max_iter: L-BFGS iterations per SVM fit.
+        measure_speed: after fitting, time ``detect`` against OpenCV's ``HOGDescriptor.detectMultiScale``
+            (same window, step, stride and padding) on one val image and record the ratio.
+    """
+
+    id: ClassVar[str] = "hog-svm-det"
+    family: ClassVar[str] = "classical"
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    description: ClassVar[str] = "Dalal-Triggs HOG + linear SVM, hard negatives, HOG-pyramid template correlation"
+
+    def __init__(self, cell: int = 8, block: int = 2, bins: int = 9, base_size: int = 80, context: float = 0.15,
+                 max_aspect: float = 3.0, jitter: int = 1, negatives_per_image: int = 20,
+                 max_positives: int = 6000, max_negatives: int = 20000, negative_overlap: float = 0.3,
+                 mining_rounds: int = 1, hard_per_image: int = 20, mining_threshold: float = -1.0,
+                 mining_step: float = 1.2, max_upscale: float = 2.0, pad_cells: int = 2,
+                 c_values: tuple[float, ...] = (0.01, 0.1), steps: tuple[float, ...] = (1.1, 1.2),
+                 strides: tuple[int, ...] = (8,), nms_thresholds: tuple[float, ...] = (0.3, 0.5),
+                 score_thresholds: tuple[float, ...] = (-1.0, -0.5, 0.0), max_detections: int = 100,
+                 svm_max_iter: int = 200, measure_speed: bool = True):
+        self.cell = cell
+        self.block = block
+        self.bins = bins
+        self.base_size = base_size
+        self.context = context
+        self.max_aspect = max_aspect
+        self.jitter = jitter
+        self.negatives_per_image = negatives_per_image
+        self.max_positives = max_positives
+        self.max_negatives = max_negatives
+        self.negative_overlap = negative_overlap
+        self.mining_rounds = mining_rounds
+        self.hard_per_image = hard_per_image
+        self.mining_threshold = mining_threshold
+        self.mining_step = mining_step
+        self.max_upscale = max_upscale
+        self.pad_cells = pad_cells
+        self.c_values = c_values
+        self.steps = steps
+        self.strides = strides
+        self.nms_thresholds = nms_thresholds
+        self.score_thresholds = score_thresholds
+        self.max_detections = max_detections
+        self.svm_max_iter = svm_max_iter
+        self.measure_speed = measure_speed
+
+    # ------------------------------------------------------------------------------------ features
+
+    def _crop_features(self, crops: np.ndarray, window: WindowSize) -> np.ndarray:
+        """Flattened HOG ``(N, th * tw * D)`` of crops holding the window plus one cell of margin."""
+        th, tw = self._template_shape(window)
+        out = []
+        for s in range(0, len(crops), 512):
+            maps = hog_map(crops[s:s + 512], self.cell, self.block, self.bins)
+            out.append(maps[:, 1:1 + th, 1:1 + tw].reshape(len(maps), -1))
+        d = th * tw * self.block * self.block * self.bins
+        return np.concatenate(out) if out else np.zeros((0, d), np.float32)
+
+    def _template_shape(self, window: WindowSize) -> tuple[int, int]:
+        return window[0] // self.cell - self.block + 1, window[1] // self.cell - self.block + 1
+
+    # ------------------------------------------------------------------------------------ scanning
+
+    def _scan(self, image: np.ndarray, models: list[ClassModel], step: float, stride: int, threshold: float,
+              keep_maps: bool = False) -> tuple[list[_Hits], list[np.ndarray]]:
+        """Window hits scoring above ``threshold`` for every model, over the whole pyramid of ``image``.
+
+        Returns one :class:`_Hits` per model and, with ``keep_maps``, the padded HOG map of every level.
+        """
+        cell = self.cell
+        pad = self.pad_cells * cell
+        every = max(1, int(stride) // cell)
+        min_h = min(m.window[0] for m in models)
+        min_w = min(m.window[1] for m in models)
+        # a level qualifies when the smallest window fits into it once padded
+        fit_window = (max(cell, min_h - 2 * pad), max(cell, min_w - 2 * pad))
+        levels = image_pyramid(image, fit_window, step, self.start_scale_) if models else []
+        found: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in models]
+        maps = []
+        templates = [m.template for m in models]
+        biases = [m.bias for m in models]
+        for li, lev in enumerate(levels):
+            img = lev.image
+            if pad:
+                img = cv2.copyMakeBorder(np.ascontiguousarray(img), pad, pad, pad, pad, cv2.BORDER_REFLECT)
+            fmap = hog_map(img[None], cell, self.block, self.bins)[0]
+            if keep_maps:
+                maps.append(fmap)
+            for k, scores in enumerate(correlate_templates(fmap, templates, biases)):
+                if scores.size == 0:
+                    continue
+                sub = scores[::every, ::every]
+                ii, jj = np.nonzero(sub > threshold)
+                if not len(ii):
+                    continue
+                ii, jj = ii * every, jj * every
+                pos = np.stack([ii * cell - pad, jj * cell - pad], axis=1)
+                win = positions_to_boxes(pos, models[k].window, lev.scale_y, lev.scale_x)
+                found[k].append((object_boxes(win, self.context), scores[ii, jj],
+                                 np.stack([np.full(len(ii), li), ii, jj], axis=1)))
+        hits = []
+        for parts in found:
+            if parts:
+                hits.append(_Hits(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                                  np.concatenate([p[2] for p in parts]).astype(np.int64)))
+            else:
+                hits.append(_Hits(np.zeros((0, 4)), np.zeros(0, np.float32), np.zeros((0, 3), np.int64)))
+        return hits, maps
+
+    def _postprocess(self, hits: list[_Hits], labels: list[int], width: int, height: int, nms_threshold: float,
+                     score_threshold: float) -> Detections:
+        """NMS per class on hits above ``score_threshold``, clipped, best ``max_detections`` kept."""
+        boxes, scores, labs = [], [], []
+        for h, label in zip(hits, labels):
+            keep = h.scores > score_threshold
+            if not keep.any():
+                continue
+            b = clip_boxes(h.boxes[keep], width, height)
+            s = h.scores[keep]
+            ok = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+            b, s = b[ok], s[ok]
+            idx = nms(b, s, nms_threshold)
+            boxes.append(b[idx])
+            scores.append(s[idx])
+            labs.append(np.full(len(idx), label, np.int64))
+        if not boxes:
+            return Detections.empty()
+        b, s, lab = np.concatenate(boxes), np.concatenate(scores), np.concatenate(labs)
+        order = np.argsort(-s, kind="stable")[: self.max_detections]
+        return Detections(b[order].astype(np.float32), s[order].astype(np.float32), lab[order])
+
+    # ------------------------------------------------------------------------------------ training
+
+    def _class_boxes(self, s: Any, k: int, with_difficult: bool) -> np.ndarray:
+        keep = s.labels == k
+        if not with_difficult:
+            keep &= ~s.difficult
+        return s.boxes[keep]
+
+    def _fit_svm(self, pos: np.ndarray, neg: np.ndarray, c: float, window: WindowSize, label: int) -> ClassModel:
+        x = np.concatenate([pos, neg])
+        y = np.concatenate([np.ones(len(pos), np.int64), np.zeros(len(neg), np.int64)])
+        svm = LinearSVM(C=c, max_iter=self.svm_max_iter).fit(x, y)
+        th, tw = self._template_shape(window)
+        template = svm.coef_[0].reshape(th, tw, -1).astype(np.float32)
+        return ClassModel(label, window, template, float(svm.intercept_[0]))
+
+    def _mine(self, train: DetectionSet, models: list[ClassModel], ctx: Context, round_no: int
+              ) -> list[np.ndarray]:
+        """Hard negatives per model: the best-scoring windows that overlap no box of the model's class."""
+        found: list[list[np.ndarray]] = [[] for _ in models]
+        for i in ctx.progress(range(len(train)), desc=f"hard negatives, round {round_no}"):
+            s = train[i]
+            image = train.load_image(i)
+            hits, maps = self._scan(image, models, self.mining_step, self.cell, self.mining_threshold,
+                                    keep_maps=True)
+            for k, (h, m) in enumerate(zip(hits, models)):
+                if not len(h.scores):
+                    continue
+                idx = hard_negatives(h.boxes, h.scores, self._class_boxes(s, m.label, True),
+                                     self.negative_overlap, self.hard_per_image)
+                th, tw = m.template.shape[:2]
+                for li, r, c in h.where[idx]:
+                    found[k].append(maps[li][r:r + th, c:c + tw].reshape(-1))
+        dims = [m.template.size for m in models]
+        return [np.stack(f).astype(np.float32) if f else np.zeros((0, d), np.float32) for f, d in zip(found, dims)]
+
+    def _train_models(self, train: DetectionSet, windows: dict[int, WindowSize], pos: dict[int, np.ndarray],
+                      neg: dict[int, np.ndarray], c: float, ctx: Context) -> tuple[list[ClassModel], dict]:
+        labels = sorted(windows)
+        models = [self._fit_svm(pos[k], neg[k], c, windows[k], k) for k in labels]
+        negs = {k: neg[k] for k in labels}
+        mined: dict[str, list[int]] = {train.classes[k]: [] for k in labels}
+        for r in range(1, self.mining_rounds + 1):
+            hard = self._mine(train, models, ctx, r)
+            for j, k in enumerate(labels):
+                mined[train.classes[k]].append(len(hard[j]))
+                if len(hard[j]):
+                    negs[k] = np.concatenate([negs[k], hard[j]])
+            models = [self._fit_svm(pos[k], negs[k], c, windows[k], k) for k in labels]
+        return models, {"hard_negatives_per_round": mined,
+                        "negatives": {train.classes[k]: len(negs[k]) for k in labels}}
+
+    def _collect_windows(self, train: DetectionSet, windows: dict[int, WindowSize], ctx: Context
+                         ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """HOG features of the positive and random negative training windows, per class."""
+        rng = ctx.rng(11)
+        labels = sorted(windows)
+        pos: dict[int, list[np.ndarray]] = {k: [] for k in labels}
+        neg: dict[int, list[np.ndarray]] = {k: [] for k in labels}
+        n_images = max(1, len(train))
+        per_image = min(self.negatives_per_image, max(1, math.ceil(self.max_negatives / n_images)))
+        for i in ctx.progress(range(len(train)), desc="training windows"):
+            s = train[i]
+            image = train.load_image(i)
+            for k in labels:
+                boxes = self._class_boxes(s, k, False)
+                if len(boxes):
+                    crops = positive_crops(image, boxes, windows[k], self.context, margin=self.cell, flip=True,
+                                           jitter=self.jitter, rng=rng)
+                    pos[k].append(self._crop_features(crops, windows[k]))
+                crops, _ = negative_crops(image, rng, windows[k], per_image, self._class_boxes(s, k, True),
+                                          self.negative_overlap, margin=self.cell)
+                if len(crops):
+                    neg[k].append(self._crop_features(crops, windows[k]))
+        out_pos, out_neg = {}, {}
+        for k in labels:
+            d = int(np.prod(self._template_shape(windows[k]))) * self.block * self.block * self.bins
+            p = np.concatenate(pos[k]) if pos[k] else np.zeros((0, d), np.float32)
+            n = np.concatenate(neg[k]) if neg[k] else np.zeros((0, d), np.float32)
+            if len(p) > self.max_positives:
+                p = p[np.sort(rng.choice(len(p), self.max_positives, replace=False))]
+            if len(n) > self.max_negatives:
+                n = n[np.sort(rng.choice(len(n), self.max_negatives, replace=False))]
+            out_pos[k], out_neg[k] = p, n
+        return out_pos, out_neg
+
+    def _val_raw(self, val: DetectionSet, images: list[np.ndarray], models: list[ClassModel], step: float,
+                 stride: int) -> list[list[_Hits]]:
+        low = min(self.score_thresholds)
+        return [self._scan(im, models, step, stride, low)[0] for im in images]
+
+    def _val_score(self, val: DetectionSet, raw: list[list[_Hits]], models: list[ClassModel]
+                   ) -> tuple[float, float, float]:
+        """Best ``(map50, nms_threshold, score_threshold)`` on val for raw hits."""
+        labels = [m.label for m in models]
+        best = (-1.0, self.nms_thresholds[0], self.score_thresholds[0])
+        for t_nms in self.nms_thresholds:
+            for t_score in sorted(self.score_thresholds, reverse=True):  # on a tie the higher threshold wins
+                dets = [self._postprocess(r, labels, s.width, s.height, t_nms, t_score) for r, s in zip(raw, val)]
+                m = evaluate_detections([s.boxes for s in val], [s.labels for s in val],
+                                        [s.difficult for s in val], [d.boxes for d in dets],
+                                        [d.scores for d in dets], [d.labels for d in dets], val.classes)
+                ap = float(np.nan_to_num(m["map50"], nan=0.0))
+                if ap > best[0]:
+                    best = (ap, t_nms, t_score)
+        return best
+
+    def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> HogSvmDetector:
+        if any(int(s) % self.cell for s in self.strides):
+            raise ValueError(f"hog-svm-det: strides {self.strides} must be multiples of the cell ({self.cell} px)")
+        t0 = time.perf_counter()
+        windows: dict[int, WindowSize] = {}
+        starts = []
+        for k in range(train.num_classes):
+            boxes = [self._class_boxes(s, k, False) for s in train]
+            boxes = np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32)
+            if not len(boxes):
+                continue
+            win = choose_window(boxes, self.base_size, self.cell, max_aspect=self.max_aspect)
+            windows[k] = win
+            # start the pyramid high enough for the smaller objects (10th percentile) to fill the window
+            heights = np.diff(window_boxes(boxes, win, self.context)[:, 1::2], axis=1)[:, 0]
+            starts.append(win[0] / max(1.0, float(np.percentile(heights, 10))))
+        self.start_scale_ = float(min(self.max_upscale, max([1.0, *starts])))
+        self.classes_ = tuple(train.classes)
+        if not windows:
+            self.models_ = []
+            self.step_, self.stride_ = float(self.steps[0]), int(self.strides[0])
+            self.nms_threshold_, self.score_threshold_ = float(self.nms_thresholds[0]), float(self.score_thresholds[0])
+            ctx.record(classes_trained=[], note="no training boxes for any class: the detector finds nothing")
+            return self
+        pos, neg = self._collect_windows(train, windows, ctx)
+        t_windows = time.perf_counter() - t0
+        val_images = [val.load_image(i) for i in range(len(val))]
+
+        # 1) C, at the first step/stride candidates, each with its own hard-negative mining
+        by_c: dict[str, float] = {}
+        best_c: tuple[float, float, list[ClassModel], dict] | None = None
+        step0, stride0 = float(self.steps[0]), int(self.strides[0])
+        for c in self.c_values:
+            models, facts = self._train_models(train, windows, pos, neg, float(c), ctx)
+            if len(val):
+                ap = self._val_score(val, self._val_raw(val, val_images, models, step0, stride0), models)[0]
+            else:
+                ap = 0.0
+            by_c[str(c)] = round(ap, 4)
+            if best_c is None or ap > best_c[0]:
+                best_c = (ap, float(c), models, facts)
+        assert best_c is not None, "c_values is empty"
+        _, self.C_, self.models_, facts = best_c
+
+        # 2) pyramid step, stride, NMS and score thresholds for that model
+        grid: dict[str, float] = {}
+        best = (-1.0, step0, stride0, float(self.nms_thresholds[0]), float(self.score_thresholds[0]))
+        for step in self.steps:
+            for stride in self.strides:
+                if len(val):
+                    raw = self._val_raw(val, val_images, self.models_, float(step), int(stride))
+                    ap, t_nms, t_score = self._val_score(val, raw, self.models_)
+                else:
+                    ap, t_nms, t_score = 0.0, self.nms_thresholds[0], self.score_thresholds[0]
+                grid[f"step={step},stride={stride}"] = round(ap, 4)
+                if ap > best[0]:
+                    best = (ap, float(step), int(stride), float(t_nms), float(t_score))
+        val_ap, self.step_, self.stride_, self.nms_threshold_, self.score_threshold_ = best
+        ctx.record(
+            classes_trained=[train.classes[k] for k in sorted(windows)],
+            windows={train.classes[k]: list(w) for k, w in windows.items()},
+            template_blocks={train.classes[m.label]: list(m.template.shape) for m in self.models_},
+            positives={train.classes[k]: len(pos[k]) for k in sorted(windows)},
+            random_negatives={train.classes[k]: len(neg[k]) for k in sorted(windows)},
+            **facts,
+            C=self.C_, val_map50_by_C=by_c, val_map50_by_step_stride=grid,
+            pyramid_step=self.step_, stride=self.stride_, nms_threshold=self.nms_threshold_,
+            score_threshold=self.score_threshold_, start_scale=self.start_scale_, val_map50=round(val_ap, 4),
+            window_collection_s=round(t_windows, 2),
+        )
+        if self.measure_speed and val_images:
+            try:
+                ctx.record(**self.speed_vs_opencv(val_images[0]))
+            except cv2.error as exc:  # the measurement is informative only
+                ctx.log.warning("hog-svm-det: OpenCV timing failed: %s", exc)
+        return self
+
+    # ------------------------------------------------------------------------------------ inference
+
+    def detect(self, image: np.ndarray) -> Detections:
+        if not self.models_:
+            return Detections.empty()
+        hits, _ = self._scan(image, self.models_, self.step_, self.stride_, self.score_threshold_)
+        return self._postprocess(hits, [m.label for m in self.models_], image.shape[1], image.shape[0],
+                                 self.nms_threshold_, self.score_threshold_)
+
+    def speed_vs_opencv(self, image: np.ndarray, repeats: int = 3) -> dict[str, float]:
+        """Seconds per ``detect`` of this detector and of OpenCV's ``HOGDescriptor.detectMultiScale`` with
+        the same windows (one OpenCV run per class), pyramid step, stride and padding, best of ``repeats``."""
+        ours = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            self.detect(image)
+            ours.append(time.perf_counter() - t)
+        pad = self.pad_cells * self.cell
+        theirs = []
+        descriptors = []
+        for m in self.models_:
+            hog = cv2.HOGDescriptor((m.window[1], m.window[0]), (self.block * self.cell,) * 2,
+                                    (self.cell, self.cell), (self.cell, self.cell), self.bins)
+            weights = np.zeros(hog.getDescriptorSize() + 1, np.float32)
+            weights[-1] = -1e3  # no window passes: timing the scan, not the grouping
+            hog.setSVMDetector(weights)
+            descriptors.append(hog)
+        for _ in range(repeats):
+            t = time.perf_counter()
+            for hog in descriptors:
+                hog.detectMultiScale(image, hitThreshold=0.0, winStride=(self.stride_, self.stride_),
+                                     padding=(pad, pad), scale=self.step_, groupThreshold=0)
+            theirs.append(time.perf_counter() - t)
+        return {"detect_s_one_val_image": round(min(ours), 4), "opencv_hog_s_same_image": round(min(theirs), 4),
+                "speed_ratio_vs_opencv": round(min(ours) / max(min(theirs), 1e-9), 2)}

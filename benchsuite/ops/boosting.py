@@ -37,10 +37,31 @@ class StumpFit:
     error: np.ndarray
 
 
-def sort_features(values: np.ndarray) -> np.ndarray:
-    """``(F, N)`` int32 (int64 past 2**31 samples) order that sorts each feature's values ascending."""
-    order = np.argsort(values, axis=1, kind="stable")
-    return order.astype(np.int32) if values.shape[1] < 2**31 else order
+@dataclass
+class SortedFeatures:
+    """Each feature's samples in ascending order of value, computed once for many boosting rounds.
+
+    Attributes:
+        order: ``(F, N)`` int32 (int64 past 2**31 samples) argsort of every feature's values.
+        cut_ok: ``(F, N - 1)`` bool, ``cut_ok[f, k]`` when the ``k + 1``-th smallest value of feature ``f``
+            is strictly above the ``k``-th: a threshold may only fall between distinct values.
+    """
+
+    order: np.ndarray
+    cut_ok: np.ndarray
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> SortedFeatures:
+        """Sort the rows of ``(F, N)`` ``values``."""
+        values = np.asarray(values)
+        f_count, n = values.shape
+        order = np.argsort(values, axis=1, kind="stable")
+        order = order.astype(np.int32) if n < 2**31 else order
+        cut_ok = np.empty((f_count, max(n - 1, 0)), bool)
+        for start in range(0, f_count, STUMP_BLOCK):
+            v = np.take_along_axis(values[start : start + STUMP_BLOCK], order[start : start + STUMP_BLOCK], axis=1)
+            np.greater(v[:, 1:], v[:, :-1], out=cut_ok[start : start + STUMP_BLOCK])
+        return cls(order, cut_ok)
 
 
 def stump_predict(values: np.ndarray, threshold: np.ndarray | float, polarity: np.ndarray | int) -> np.ndarray:
@@ -49,19 +70,22 @@ def stump_predict(values: np.ndarray, threshold: np.ndarray | float, polarity: n
     return np.asarray(polarity) * (np.asarray(values, dtype=np.float64) - np.asarray(threshold)) > 0
 
 
-def fit_stumps(values: np.ndarray, labels: np.ndarray, weights: np.ndarray, order: np.ndarray | None = None
+def fit_stumps(values: np.ndarray, labels: np.ndarray, weights: np.ndarray, presorted: SortedFeatures | None = None
                ) -> StumpFit:
     """The minimum-weighted-error stump of every feature, all features and thresholds at once.
 
     Thresholds are tried below all values, between every two consecutive distinct values (at the
-    midpoint) and above all values, with both polarities.
+    midpoint) and above all values, with both polarities. With the samples of a feature in ascending
+    order, the error of polarity +1 when the ``k`` smallest fall below the threshold is
+    ``W_neg + cumsum(s)[k]`` with signed weights ``s = +w`` for positives and ``-w`` for negatives, and
+    polarity -1 errs on the rest, ``W - that``: one gather and one cumulative sum per feature and round.
 
     Args:
         values: ``(F, N)`` feature values (any real dtype).
         labels: ``(N,)`` bool (or 0/1) sample labels, True for positives.
         weights: ``(N,)`` non-negative sample weights.
-        order: ``(F, N)`` result of :func:`sort_features` on ``values`` (computed when None); pass it to
-            reuse one sort over many boosting rounds.
+        presorted: :meth:`SortedFeatures.of` of ``values`` (computed when None); pass it to reuse one sort
+            over many boosting rounds.
 
     Returns:
         a :class:`StumpFit` of ``(F,)`` arrays.
@@ -74,42 +98,33 @@ def fit_stumps(values: np.ndarray, labels: np.ndarray, weights: np.ndarray, orde
         raise ValueError(f"fit_stumps: {n} samples in values, {len(y)} labels, {len(w)} weights")
     if n == 0:
         raise ValueError("fit_stumps: no samples")
-    if order is None:
-        order = sort_features(values)
-    w_pos = np.where(y, w, 0.0)
-    total_pos, total_neg = w_pos.sum(), w.sum() - w_pos.sum()
+    if presorted is None:
+        presorted = SortedFeatures.of(values)
+    signed = np.where(y, w, -w)
+    total = float(w.sum())
+    total_neg = float(w[~y].sum())
     threshold = np.empty(f_count, np.float64)
     polarity = np.empty(f_count, np.int8)
     error = np.empty(f_count, np.float64)
-    rows = np.arange(STUMP_BLOCK)
     for start in range(0, f_count, STUMP_BLOCK):
         stop = min(start + STUMP_BLOCK, f_count)
-        o = order[start:stop]
-        v = np.take_along_axis(values[start:stop], o, axis=1).astype(np.float64)
-        # below[:, k]: weight of the k smallest values; k = 0..n
-        pos_below = np.zeros((stop - start, n + 1))
-        all_below = np.zeros((stop - start, n + 1))
-        np.cumsum(w_pos[o], axis=1, out=pos_below[:, 1:])
-        np.cumsum(w[o], axis=1, out=all_below[:, 1:])
-        neg_below = all_below - pos_below
-        err_up = pos_below + (total_neg - neg_below)  # p = +1: positives below and negatives above are wrong
-        err_down = neg_below + (total_pos - pos_below)  # p = -1
-        invalid = np.zeros((stop - start, n + 1), bool)
-        invalid[:, 1:n] = v[:, 1:] <= v[:, :-1]  # no cut between equal values
-        err_up[invalid] = np.inf
-        err_down[invalid] = np.inf
-        k_up = np.argmin(err_up, axis=1)
-        k_down = np.argmin(err_down, axis=1)
-        r = rows[: stop - start]
-        e_up, e_down = err_up[r, k_up], err_down[r, k_down]
-        down = e_down < e_up
-        k = np.where(down, k_down, k_up)
-        lo = v[r, np.maximum(k - 1, 0)]
-        hi = v[r, np.minimum(k, n - 1)]
-        t = np.where(k == 0, v[:, 0] - 1.0, np.where(k == n, v[:, -1] + 1.0, 0.5 * (lo + hi)))
-        threshold[start:stop] = t
+        o = presorted.order[start:stop]
+        rows = np.arange(stop - start)
+        err_up = np.empty((stop - start, n + 1))  # polarity +1, k = 0..n values below the threshold
+        err_up[:, 0] = 0.0
+        np.cumsum(signed[o], axis=1, out=err_up[:, 1:])
+        err_up += total_neg
+        best = np.minimum(err_up, total - err_up)
+        best[:, 1:n][~presorted.cut_ok[start:stop]] = np.inf  # no cut between equal values
+        k = np.argmin(best, axis=1)
+        up = err_up[rows, k]
+        down = (total - up) < up
+        v = values[start:stop]
+        lo = v[rows, o[rows, np.maximum(k - 1, 0)]].astype(np.float64)
+        hi = v[rows, o[rows, np.minimum(k, n - 1)]].astype(np.float64)
+        threshold[start:stop] = np.where(k == 0, hi - 1.0, np.where(k == n, lo + 1.0, 0.5 * (lo + hi)))
         polarity[start:stop] = np.where(down, -1, 1)
-        error[start:stop] = np.where(down, e_down, e_up)
+        error[start:stop] = best[rows, k]
     return StumpFit(threshold, polarity, np.maximum(error, 0.0))
 
 
@@ -226,7 +241,7 @@ def train_stage(values: np.ndarray, labels: np.ndarray, val_pos: np.ndarray, val
         raise ValueError(f"train_stage: need positives and negatives, got {n_pos} and {n_neg}")
     if val_pos.shape[1] == 0:
         raise ValueError("train_stage: no validation positives")
-    order = sort_features(values)
+    presorted = SortedFeatures.of(values)
     w = np.where(y, 0.5 / n_pos, 0.5 / n_neg)
     feats: list[int] = []
     ths: list[float] = []
@@ -238,7 +253,7 @@ def train_stage(values: np.ndarray, labels: np.ndarray, val_pos: np.ndarray, val
     threshold, fpr, dr = 0.0, 1.0, 1.0
     while len(feats) < max_stumps:
         w = w / w.sum()
-        fit = fit_stumps(values, y, w, order)
+        fit = fit_stumps(values, y, w, presorted)
         f = int(np.argmin(fit.error))
         eps = float(np.clip(fit.error[f], 1e-10, 1.0 - 1e-10))
         if eps >= 0.5:

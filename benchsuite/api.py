@@ -76,6 +76,9 @@ class Context:
         progress: wraps an iterable in a progress bar: ``for x in ctx.progress(xs, desc="epoch")``.
         info: facts the pipeline reports about its fit (chosen hyper-parameters, validation scores);
             stored in the job's record under ``fit_info``. Use :meth:`record`.
+        weights: a local state dict the user named (``--weights PATH``), or None.
+        download: the user allowed downloads (``--download``): a pipeline may then fetch pretrained
+            weights; without it nothing is downloaded at run time.
     """
 
     device: str = "cpu"
@@ -86,6 +89,7 @@ class Context:
     progress: Callable[..., Iterable[Any]] = _no_progress
     info: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
+    download: bool = False
 
     def record(self, **facts: Any) -> None:
         """Report facts about the fit (JSON-serialisable values) for the job's record."""

@@ -21,6 +21,19 @@ from typing import Any
 from benchsuite.api import Budget
 from benchsuite.errors import ConfigError
 
+# torchvision detectors (pipelines/deep/torchvision_detectors.py) on 2 CPU cores: small images, fewer
+# Faster R-CNN proposals and sampled regions (the box head and RoIAlign dominate its CPU cost)
+_RCNN_CPU = {"rpn_pre_nms_top_n_train": 600, "rpn_post_nms_top_n_train": 300, "rpn_pre_nms_top_n_test": 300,
+             "rpn_post_nms_top_n_test": 100, "box_batch_size_per_image": 128}
+_TORCHVISION_SMOKE: dict[str, dict[str, Any]] = {
+    "faster-rcnn-mbv3-fpn": {"min_size": 160, "max_size": 256, "epochs": 3, "batch_size": 4, "warmup": 5,
+                             "model_options": _RCNN_CPU},
+    "faster-rcnn-r50-fpn": {"min_size": 128, "max_size": 192, "epochs": 1, "batch_size": 4, "warmup": 2,
+                            "model_options": _RCNN_CPU},
+    "retinanet-r50-fpn": {"min_size": 128, "max_size": 192, "epochs": 1, "batch_size": 4, "warmup": 2},
+    "ssdlite-mbv3": {"min_size": 192, "epochs": 3, "batch_size": 4, "warmup": 5},
+}
+
 
 @dataclass(frozen=True)
 class TaskBudget:
@@ -64,6 +77,7 @@ PROFILES: dict[str, Profile] = {
         pipeline_params={
             "nn-l1": {"k_values": (1, 3)},
             "hog-svm": {"c_values": (0.1, 1.0)},
+            **_TORCHVISION_SMOKE,
             "cnn": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},
             "cnn-fusion": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},  # the same budget as cnn
             "ism": {"codebook_sizes": (150,), "bandwidths": (0.1,), "max_side": None},

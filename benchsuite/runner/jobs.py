@@ -46,6 +46,7 @@ class JobSpec:
     memory_limit_mb: float | None
     shared_machine: bool
     weights: str | None = None
+    download: bool = False
     progress: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -202,7 +202,7 @@ class Runner:
                             latency_warmup=self.profile.latency_warmup,
                             time_limit_s=cfg.time_limit_s or budget.time_limit_s,
                             memory_limit_mb=memory_limit, shared_machine=cfg.jobs > 1,
-                            weights=cfg.weights, progress=cfg.jobs == 1 and sys.stderr.isatty(),
+                            weights=cfg.weights, download=cfg.download, progress=cfg.jobs == 1 and sys.stderr.isatty(),
                         ))
         return Plan(run_dir, run_id, datasets, jobs, skipped)
 

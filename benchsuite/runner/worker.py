@@ -102,6 +102,7 @@ def run_job(job: JobSpec) -> dict[str, Any]:
             num_threads=job.num_threads,
             progress=make_progress(job.progress),
             weights=job.weights,
+            download=job.download,
         )
         log.info("%s: fit on %s (%s, seed %d, %s)", job.pipeline, job.dataset, job.device, job.seed, job.profile)
         outcome = get_task(job.task).execute(pipeline, dataset, ctx, job.eval_splits, Path(job.job_dir),

@@ -1,0 +1,391 @@
+"""One wrapper through which any torchvision-style detection model becomes a suite ``Detector``.
+
+A subclass names its network by implementing ``build_model(num_classes, weights) -> nn.Module``, following
+torchvision's detection API: in train mode ``model(images, targets)`` returns a dict of losses, in eval mode
+``model(images)`` returns one ``{"boxes", "scores", "labels"}`` dict per image, boxes in the input image's
+pixels; ``images`` are float ``(3, H, W)`` tensors in ``[0, 1]``, the model normalises and resizes itself.
+The class count handed to ``build_model`` includes a background class at index 0 (torchvision's convention
+for every detector): the data set's class ``k`` is the model's label ``k + 1`` and the wrapper maps back.
+
+Training (:class:`TorchvisionDetector.fit`):
+
+- data: images decoded on demand (kept in memory when they fit), targets of the non-difficult objects
+  (VOC's difficult objects are left out of training: they are neither clean positives nor background);
+  images without objects are kept as background-only samples;
+- augmentation: horizontal flips and scale jitter done as a random zoom (a crop that enlarges the objects,
+  or a canvas that shrinks them), objects cut by a crop kept when half of their area survives;
+- schedule: ``epochs`` (else ``ctx.budget.epochs``) or ``iterations``; SGD with momentum or AdamW; linear
+  warm-up then cosine or step decay; gradient accumulation when ``micro_batch < batch_size``; the schedule
+  is shortened (and still annealed) when the measured speed says it would overrun ``max_train_s``;
+- device: the same code on CPU and CUDA (``ctx.device``), mixed precision through ``torch.autocast`` and
+  cuDNN autotuning on CUDA, ``ctx.num_threads`` CPU threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchsuite.api import Context, Detections, Detector
+from benchsuite.data.detection import DetectionSet
+from benchsuite.metrics.detection import evaluate_detections
+from pipelines.deep.common import amp_dtype, autocast, prepare_device
+from pipelines.deep.detection_weights import WeightsChoice, apply_user_state, downloads_forbidden, resolve_weights
+
+log = logging.getLogger(__name__)
+
+#: ImageNet mean colour (uint8), the fill of zoom-out canvases
+FILL = (124, 116, 104)
+#: an object cut by a crop stays a target when at least this share of its area is left
+MIN_VISIBLE = 0.5
+#: images kept decoded in memory up to this many bytes
+IMAGE_CACHE_BYTES = 2 * 2**30
+
+
+# ------------------------------------------------------------------------------------------ labels and data
+
+
+def to_model_labels(labels: np.ndarray) -> np.ndarray:
+    """Data-set class indices ``0..K-1`` -> model labels ``1..K`` (0 is the background)."""
+    return np.asarray(labels, np.int64) + 1
+
+
+def from_model_labels(labels: np.ndarray, scores: np.ndarray, boxes: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model labels back to data-set classes; detections of the background label 0 are dropped."""
+    keep = labels >= 1
+    return boxes[keep], scores[keep], (labels[keep] - 1).astype(np.int64)
+
+
+def training_targets(sample: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(boxes (M, 4) float32, labels (M,) int64)`` of a sample's non-difficult objects, data-set labels."""
+    keep = ~sample.difficult
+    return sample.boxes[keep].astype(np.float32), sample.labels[keep].astype(np.int64)
+
+
+def hflip(image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror an ``(H, W, 3)`` image and its x1y1x2y2 pixel boxes left to right."""
+    w = image.shape[1]
+    out = boxes.copy()
+    out[:, 0] = w - boxes[:, 2]
+    out[:, 2] = w - boxes[:, 0]
+    return np.ascontiguousarray(image[:, ::-1]), out
+
+
+def zoom(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, factor: float, rng: np.random.Generator
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scale jitter that survives the model's own resizing: objects end up ``factor`` times their size.
+
+    ``factor > 1``: a random crop of ``1/factor`` of each side (the model enlarges it back); boxes are
+    clipped to the crop and kept when at least ``MIN_VISIBLE`` of their area is inside. ``factor < 1``: the
+    image is placed at a random spot of a canvas ``1/factor`` times larger, filled with the mean colour.
+    """
+    h, w = image.shape[:2]
+    if factor >= 1.0:
+        cw, ch = max(1, round(w / factor)), max(1, round(h / factor))
+        x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        crop = image[y0:y0 + ch, x0:x0 + cw]
+        moved = boxes - np.array([x0, y0, x0, y0], np.float32)
+        clipped = np.clip(moved, 0, [cw, ch, cw, ch]).astype(np.float32)
+        area = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
+        visible = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
+        keep = (visible >= MIN_VISIBLE * np.maximum(area, 1e-6)) & (clipped[:, 2] - clipped[:, 0] >= 1) & (
+            clipped[:, 3] - clipped[:, 1] >= 1)
+        return np.ascontiguousarray(crop), clipped[keep], labels[keep]
+    cw, ch = round(w / factor), round(h / factor)
+    x0, y0 = int(rng.integers(0, cw - w + 1)), int(rng.integers(0, ch - h + 1))
+    canvas = np.empty((ch, cw, 3), np.uint8)
+    canvas[:] = FILL
+    canvas[y0:y0 + h, x0:x0 + w] = image
+    return canvas, boxes + np.array([x0, y0, x0, y0], np.float32), labels
+
+
+def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 ``(H, W, 3)`` RGB -> float ``(3, H, W)`` in ``[0, 1]`` on ``device``."""
+    t = torch.from_numpy(np.require(image, np.uint8, ["C", "W"])).to(device, non_blocking=True)
+    return t.permute(2, 0, 1).float().div_(255.0)
+
+
+class TrainingImages:
+    """The train split's images and targets, decoded on demand and kept when they fit in memory."""
+
+    def __init__(self, data: DetectionSet):
+        self.data = data
+        nbytes = int(sum(s.width * s.height * 3 for s in data))
+        self.keep = nbytes <= IMAGE_CACHE_BYTES
+        self._cache: dict[int, np.ndarray] = {}
+        self.targets = [training_targets(s) for s in data]
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def image(self, i: int) -> np.ndarray:
+        if i in self._cache:
+            return self._cache[i]
+        image = self.data.load_image(i)
+        if self.keep:
+            self._cache[i] = image
+        return image
+
+    def sample(self, i: int, rng: np.random.Generator, flip: bool, scale_jitter: tuple[float, float]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Image ``i`` augmented: ``(image uint8 HWC, boxes (M, 4) float32, model labels (M,) int64)``."""
+        image = self.image(i)
+        boxes, labels = self.targets[i]
+        lo, hi = scale_jitter
+        if hi > lo or lo != 1.0:
+            factor = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+            if abs(factor - 1.0) > 1e-3:
+                image, boxes, labels = zoom(image, boxes, labels, factor, rng)
+        if flip and rng.random() < 0.5:
+            image, boxes = hflip(image, boxes)
+        return image, boxes, to_model_labels(labels)
+
+
+# ------------------------------------------------------------------------------------------ schedule
+
+
+def lr_factor(step: int, total: int, warmup: int, decay: str) -> float:
+    """Learning-rate multiplier at optimiser step ``step`` of ``total``: linear warm-up from 0.001 over
+    ``warmup`` steps, then ``"cosine"`` decay to 0 or ``"step"`` (x0.1 at 2/3 and 8/9 of the schedule)."""
+    if step < warmup:
+        return 0.001 + (1 - 0.001) * step / max(1, warmup)
+    if decay == "cosine":
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    if decay == "step":
+        return 0.01 if step >= total * 8 / 9 else 0.1 if step >= total * 2 / 3 else 1.0
+    raise ValueError(f"decay={decay!r}; expected 'cosine' or 'step'")
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+# ------------------------------------------------------------------------------------------ the wrapper
+
+
+class TorchvisionDetector(Detector):
+    """Base of the deep detectors: subclasses implement :meth:`build_model` (and may set the weights enums).
+
+    Parameters:
+        min_size, max_size: the image size the model resizes to (shorter / longer side, pixels); None keeps
+            the model's own default. Used in training (before jitter) and at inference.
+        epochs: passes over the train split (None: ``ctx.budget.epochs``, else 12); ``iterations`` (optimiser
+            steps) overrides it.
+        batch_size: images per optimiser step; ``micro_batch`` images per forward pass (gradient accumulation
+            when smaller; None: the whole batch).
+        optimizer: ``"sgd"`` (momentum 0.9) or ``"adamw"``; ``lr`` (None: 0.02 x batch/16 for SGD, 1e-4 x
+            batch/16 for AdamW), ``weight_decay`` (None: 1e-4 SGD, 0.05 AdamW), ``warmup`` (steps, capped at a
+            fifth of the schedule), ``decay`` (``"cosine"`` or ``"step"``), ``clip_grad`` (max gradient norm).
+        hflip, scale_jitter: augmentation; objects end up ``scale_jitter[0]..[1]`` times their size.
+        pretrained: ``"auto"``, ``"coco"``, ``"imagenet-backbone"`` or ``"none"`` (see detection_weights).
+        trainable_backbone_layers: passed to torchvision builders (None: their default).
+        score_thresh, detections_per_img: inference settings.
+        max_train_s: wall-clock cap on training (None: half the job's time limit); the schedule is shortened
+            to fit, never cut without its learning-rate decay.
+        model_options: extra keyword arguments for the model's builder (e.g. Faster R-CNN's
+            ``rpn_post_nms_top_n_train`` or ``box_batch_size_per_image``, which set its CPU cost).
+    """
+
+    family: ClassVar[str] = "deep"
+    devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
+    detect_batch_size: ClassVar[int] = 4
+    #: torchvision weights enums this model can start from (None: not offered)
+    coco_weights: ClassVar[Any] = None
+    backbone_weights: ClassVar[Any] = None
+
+    def __init__(self, min_size: int | None = None, max_size: int | None = None, epochs: int | None = None,
+                 iterations: int | None = None, batch_size: int = 4, micro_batch: int | None = None,
+                 optimizer: str = "sgd", lr: float | None = None, weight_decay: float | None = None,
+                 warmup: int = 100, decay: str = "cosine", clip_grad: float = 10.0, hflip: bool = True,
+                 scale_jitter: tuple[float, float] = (0.75, 1.33), pretrained: str = "auto",
+                 trainable_backbone_layers: int | None = None, score_thresh: float = 0.01,
+                 detections_per_img: int = 100, max_train_s: float | None = None,
+                 model_options: dict[str, Any] | None = None):
+        self.min_size = min_size
+        self.max_size = max_size
+        self.epochs = epochs
+        self.iterations = iterations
+        self.batch_size = batch_size
+        self.micro_batch = micro_batch
+        self.optimizer = optimizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup = warmup
+        self.decay = decay
+        self.clip_grad = clip_grad
+        self.hflip = hflip
+        self.scale_jitter = scale_jitter
+        self.pretrained = pretrained
+        self.trainable_backbone_layers = trainable_backbone_layers
+        self.score_thresh = score_thresh
+        self.detections_per_img = detections_per_img
+        self.max_train_s = max_train_s
+        self.model_options = model_options
+
+    # ---------------------------------------------------------------- to implement
+    def build_model(self, num_classes: int, weights: WeightsChoice) -> nn.Module:
+        """The network for ``num_classes`` labels (background included), starting from ``weights``.
+
+        ``weights.detector`` / ``weights.backbone`` are torchvision enums to build with (their files are in the
+        hub cache or downloads are allowed); a user's state dict is loaded by the wrapper afterwards, into the
+        model built here with ``weights.source`` telling which kind it is.
+        """
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- fit
+    def _schedule(self, n_images: int, ctx: Context) -> tuple[int, int]:
+        """``(optimiser steps, steps per epoch)``."""
+        per_epoch = max(1, math.ceil(n_images / int(self.batch_size)))
+        if self.iterations is not None:
+            return int(self.iterations), per_epoch
+        epochs = self.epochs if self.epochs is not None else ctx.budget.epochs if ctx.budget.epochs else 12
+        return max(1, int(epochs) * per_epoch), per_epoch
+
+    def _optimizer(self, model: nn.Module) -> tuple[torch.optim.Optimizer, float]:
+        scale = int(self.batch_size) / 16
+        if self.optimizer == "sgd":
+            lr = self.lr if self.lr is not None else 0.02 * scale
+            wd = self.weight_decay if self.weight_decay is not None else 1e-4
+            return torch.optim.SGD(_param_groups(model, wd), lr=lr, momentum=0.9), lr
+        if self.optimizer == "adamw":
+            lr = self.lr if self.lr is not None else 1e-4 * scale
+            wd = self.weight_decay if self.weight_decay is not None else 0.05
+            return torch.optim.AdamW(_param_groups(model, wd), lr=lr), lr
+        raise ValueError(f"{self.id}: optimizer={self.optimizer!r}; expected 'sgd' or 'adamw'")
+
+    def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> TorchvisionDetector:
+        if len(train) == 0:
+            raise ValueError(f"{self.id}: the train split {train.name!r} is empty")
+        torch.manual_seed(ctx.seed)
+        torch.set_num_threads(max(1, int(ctx.num_threads)))
+        device = prepare_device(ctx.device)
+        self.device_ = ctx.device
+        self.amp_dtype_ = amp_dtype(ctx.device)
+        self.classes_ = tuple(train.classes)
+
+        download = bool(getattr(ctx, "download", False))
+        choice = resolve_weights(ctx.weights, self.pretrained, self.coco_weights, self.backbone_weights, download)
+        with downloads_forbidden(download):
+            model = self.build_model(len(train.classes) + 1, choice)
+        facts = apply_user_state(model, choice)
+        self.weights_ = choice.source
+        ctx.record(weights=choice.source, weights_file=choice.file, **facts)
+        model.to(device)
+
+        history = self._train(model, TrainingImages(train), ctx, device)
+        model.eval()
+        self.model_ = model
+        ctx.record(parameters=sum(p.numel() for p in model.parameters()),
+                   trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+                   amp=str(self.amp_dtype_).replace("torch.", "") if self.amp_dtype_ else None, **history)
+        if len(val):
+            ctx.record(**self._score_val(val))
+        return self
+
+    def _train(self, model: nn.Module, data: TrainingImages, ctx: Context, device: torch.device) -> dict[str, Any]:
+        total, per_epoch = self._schedule(len(data), ctx)
+        batch = int(self.batch_size)
+        micro = max(1, min(batch, int(self.micro_batch or batch)))
+        opt, base_lr = self._optimizer(model)
+        scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype_ is torch.float16 and ctx.device != "cpu")
+        rng = ctx.rng(17)
+        budget_s = self.max_train_s if self.max_train_s is not None else 0.5 * ctx.budget.time_limit_s
+        planned = total
+        losses: list[float] = []
+        order = np.zeros(0, np.int64)
+        cursor = 0
+        start = time.perf_counter()
+        model.train()
+        step = 0
+        bar = iter(ctx.progress(range(total), desc=f"{self.id} train", total=total))
+        while step < total:
+            warm = min(int(self.warmup), max(1, total // 5))
+            for group in opt.param_groups:
+                group["lr"] = base_lr * lr_factor(step, total, warm, self.decay)
+            opt.zero_grad(set_to_none=True)
+            step_loss = 0.0
+            for m0 in range(0, batch, micro):
+                images, targets = [], []
+                for _ in range(min(micro, batch - m0)):
+                    if cursor >= len(order):
+                        order, cursor = rng.permutation(len(data)), 0
+                    image, boxes, labels = data.sample(int(order[cursor]), rng, bool(self.hflip),
+                                                       tuple(self.scale_jitter))
+                    cursor += 1
+                    images.append(image_tensor(image, device))
+                    targets.append({"boxes": torch.from_numpy(boxes).to(device).reshape(-1, 4),
+                                    "labels": torch.from_numpy(labels).to(device)})
+                with autocast(ctx.device, self.amp_dtype_):
+                    loss_dict = model(images, targets)
+                    loss = sum(loss_dict.values()) * (len(images) / batch)
+                scaler.scale(loss).backward()
+                step_loss += float(loss.detach())
+            if not math.isfinite(step_loss):
+                raise FloatingPointError(f"{self.id}: training diverged at step {step + 1} (loss {step_loss}); "
+                                         f"try a lower lr")
+            if self.clip_grad:
+                scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(model.parameters(), float(self.clip_grad))
+            scaler.step(opt)
+            scaler.update()
+            losses.append(step_loss)
+            step += 1
+            next(bar, None)
+            if step == min(10, total) and total > step:
+                elapsed = time.perf_counter() - start
+                fit_steps = int(budget_s / (elapsed / step))
+                if fit_steps < total:
+                    log.warning("%s: %d steps would take %.0f s, over the %.0f s training budget: shortening the "
+                                "schedule to %d steps", self.id, total, total * elapsed / step, budget_s, fit_steps)
+                    total = max(step + 1, fit_steps)
+        seconds = time.perf_counter() - start
+        epoch_means = [round(float(np.mean(losses[i:i + per_epoch])), 4) for i in range(0, len(losses), per_epoch)]
+        return {"train_steps": step, "train_steps_planned": planned, "schedule_shortened": step < planned,
+                "epochs_run": round(step / per_epoch, 2), "batch_size": batch, "micro_batch": micro,
+                "optimizer": self.optimizer, "base_lr": base_lr, "train_loss_first": round(losses[0], 4),
+                "train_loss_last": round(float(np.mean(losses[-max(1, per_epoch):])), 4),
+                "train_loss_per_epoch": epoch_means[:50], "train_s": round(seconds, 2)}
+
+    def _score_val(self, val: DetectionSet) -> dict[str, Any]:
+        dets = []
+        for s0 in range(0, len(val), self.detect_batch_size):
+            images = [val.load_image(i) for i in range(s0, min(len(val), s0 + self.detect_batch_size))]
+            dets.extend(self.detect_batch(images))
+        m = evaluate_detections([s.boxes for s in val], [s.labels for s in val], [s.difficult for s in val],
+                                [d.boxes for d in dets], [d.scores for d in dets], [d.labels for d in dets],
+                                val.classes)
+        return {"val_map50": round(float(m["map50"]), 4), "val_coco_ap": round(float(m["coco_ap"]), 4)}
+
+    # ---------------------------------------------------------------- inference
+    @torch.inference_mode()
+    def detect_batch(self, images: list[np.ndarray]) -> list[Detections]:
+        """Detections for several ``(H, W, 3)`` uint8 RGB images in one forward pass."""
+        if not images:
+            return []
+        device = torch.device(self.device_)
+        self.model_.eval()
+        with autocast(self.device_, self.amp_dtype_):
+            outputs = self.model_([image_tensor(im, device) for im in images])
+        result = []
+        for out in outputs:
+            boxes = out["boxes"].float().cpu().numpy().astype(np.float32).reshape(-1, 4)
+            scores = out["scores"].float().cpu().numpy().astype(np.float32).reshape(-1)
+            labels = out["labels"].cpu().numpy().astype(np.int64).reshape(-1)
+            b, s, lab = from_model_labels(labels, scores, boxes)
+            result.append(Detections(b, s, lab))
+        return result
+
+    def detect(self, image: np.ndarray) -> Detections:
+        return self.detect_batch([image])[0]

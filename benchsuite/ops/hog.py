@@ -24,6 +24,13 @@ import numpy as np
 L2HYS_CLIP = 0.2
 
 
+def _channels_first(plane: np.ndarray, c: int) -> np.ndarray:
+    """An OpenCV ``(H, W)`` or ``(H, W, C)`` result as a contiguous ``(1, C, H, W)`` array."""
+    if plane.ndim == 2:
+        return plane[None, None]
+    return np.stack(cv2.split(plane))[None] if c > 1 else plane[None, None, :, :, 0]
+
+
 def gradients(images: np.ndarray, sqrt_gamma: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(magnitude, orientation)``, each ``(N, H, W)`` float32; orientation in ``[0, pi)``.
 
@@ -35,20 +42,27 @@ def gradients(images: np.ndarray, sqrt_gamma: bool = False) -> tuple[np.ndarray,
     if imgs.ndim == 3:
         imgs = imgs[..., None]
     n, h, w, c = imgs.shape
-    x = np.empty((n, c, h, w), np.float32)
-    x[...] = imgs.transpose(0, 3, 1, 2)
-    if sqrt_gamma:
-        np.sqrt(x, out=x)
-    gx = np.zeros_like(x)
-    gy = np.zeros_like(x)
-    if w > 1:  # centred differences, one-sided at the borders
-        np.subtract(x[..., 2:], x[..., :-2], out=gx[..., 1:-1])
-        np.subtract(x[..., 1], x[..., 0], out=gx[..., 0])
-        np.subtract(x[..., -1], x[..., -2], out=gx[..., -1])
-    if h > 1:
-        np.subtract(x[:, :, 2:], x[:, :, :-2], out=gy[:, :, 1:-1])
-        np.subtract(x[:, :, 1], x[:, :, 0], out=gy[:, :, 0])
-        np.subtract(x[:, :, -1], x[:, :, -2], out=gy[:, :, -1])
+    if n == 1 and 1 <= c <= 4 and h and w:  # one image (a pyramid level): OpenCV's [-1, 0, 1] filters
+        one = np.sqrt(imgs[0].astype(np.float32)) if sqrt_gamma else np.ascontiguousarray(imgs[0])
+        if one.dtype not in (np.uint8, np.float32):
+            one = one.astype(np.float32)
+        gx = _channels_first(cv2.Sobel(one, cv2.CV_32F, 1, 0, ksize=1, borderType=cv2.BORDER_REPLICATE), c)
+        gy = _channels_first(cv2.Sobel(one, cv2.CV_32F, 0, 1, ksize=1, borderType=cv2.BORDER_REPLICATE), c)
+    else:
+        x = np.empty((n, c, h, w), np.float32)
+        x[...] = imgs.transpose(0, 3, 1, 2)
+        if sqrt_gamma:
+            np.sqrt(x, out=x)
+        gx = np.zeros_like(x)
+        gy = np.zeros_like(x)
+        if w > 1:  # centred differences, one-sided at the borders
+            np.subtract(x[..., 2:], x[..., :-2], out=gx[..., 1:-1])
+            np.subtract(x[..., 1], x[..., 0], out=gx[..., 0])
+            np.subtract(x[..., -1], x[..., -2], out=gx[..., -1])
+        if h > 1:
+            np.subtract(x[:, :, 2:], x[:, :, :-2], out=gy[:, :, 1:-1])
+            np.subtract(x[:, :, 1], x[:, :, 0], out=gy[:, :, 0])
+            np.subtract(x[:, :, -1], x[:, :, -2], out=gy[:, :, -1])
     mag2 = gx * gx
     mag2 += gy * gy
     # the channel with the largest magnitude wins (the first one on ties)
@@ -148,7 +162,8 @@ def oriented_cell_histograms(magnitude: np.ndarray, orientation: np.ndarray, bin
     u = orientation[:, :hp, :wp] * np.float32(bins / np.pi) - np.float32(0.5)
     lower = np.floor(u)
     share1 = u - lower
-    b0 = lower.astype(np.intp) % bins
+    b0 = lower.astype(np.intp)  # -1 .. bins - 1
+    b0[b0 < 0] += bins
     b1 = b0 + 1
     b1[b1 == bins] = 0
     mag = magnitude[:, :hp, :wp]
@@ -164,13 +179,13 @@ def oriented_cell_histograms(magnitude: np.ndarray, orientation: np.ndarray, bin
         base = ((rows + target[None, :]) * bins).reshape(n, hp, wp)
         for b, m in ((b0, m0), (b1, m1)):
             acc += np.bincount((base + b).ravel(), weights=(m * weight).ravel(), minlength=size)
-    by_row = acc.reshape(n, hc, cell, wc + 2, bins)[:, :, :, 1:-1].astype(np.float32)
-    # rows: the same split between a cell and its neighbours above and below
-    out = np.einsum("nirjb,r->nijb", by_row, own)
-    up = np.einsum("nirjb,r->nijb", by_row, np.where(direction < 0, other, 0).astype(np.float32))
-    down = np.einsum("nirjb,r->nijb", by_row, np.where(direction > 0, other, 0).astype(np.float32))
-    out[:, :-1] += up[:, 1:]
-    out[:, 1:] += down[:, :-1]
+    by_row = acc.reshape(n * hc, cell, (wc + 2) * bins).astype(np.float32)
+    # rows: the same split between a cell (own) and its neighbours above (up) and below (down)
+    split = np.stack([own, np.where(direction < 0, other, 0), np.where(direction > 0, other, 0)]).astype(np.float32)
+    parts = np.matmul(split, by_row).reshape(n, hc, 3, wc + 2, bins)[:, :, :, 1:-1]
+    out = np.ascontiguousarray(parts[:, :, 0])
+    out[:, :-1] += parts[:, 1:, 1]
+    out[:, 1:] += parts[:, :-1, 2]
     return out
 
 

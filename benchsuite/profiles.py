@@ -81,6 +81,10 @@ PROFILES: dict[str, Profile] = {
             "cnn": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},
             "cnn-fusion": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},  # the same budget as cnn
             "ism": {"codebook_sizes": (150,), "bandwidths": (0.1,), "max_side": None},
+            "viola-jones": {"max_stages": 3, "max_features": 1500, "jitter": 1, "negatives_per_stage": 300,
+                            "val_negatives_per_stage": 150, "max_stumps_per_stage": 15, "stride": 4,
+                            "pyramid_step": 1.4, "max_upscale": 1.0, "stages_missed_values": (0, 1),
+                            "nms_iou_values": (0.3,)},
         },
         latency_images=10,
         latency_warmup=2,

@@ -30,11 +30,16 @@ STUMP_BLOCK = 512
 @dataclass
 class StumpFit:
     """The best stump of every feature: ``threshold (F,)`` float64, ``polarity (F,)`` int8 (+1: positive
-    above the threshold, -1: below), ``error (F,)`` float64 weighted error (weights as given)."""
+    above the threshold, -1: below), ``error (F,)`` float64: the weighted error (weights as given) for
+    the ``"error"`` criterion, Schapire & Singer's ``Z = 2 * sum over sides sqrt(W+ W-)`` for ``"z"``.
+    With ``"z"`` the polarity is always +1 and ``above (F,)``, ``below (F,)`` hold the confidence-rated
+    outputs ``0.5 * log((W+ + eps) / (W- + eps))`` of the two sides (None for ``"error"``)."""
 
     threshold: np.ndarray
     polarity: np.ndarray
     error: np.ndarray
+    above: np.ndarray | None = None
+    below: np.ndarray | None = None
 
 
 @dataclass
@@ -70,8 +75,8 @@ def stump_predict(values: np.ndarray, threshold: np.ndarray | float, polarity: n
     return np.asarray(polarity) * (np.asarray(values, dtype=np.float64) - np.asarray(threshold)) > 0
 
 
-def fit_stumps(values: np.ndarray, labels: np.ndarray, weights: np.ndarray, presorted: SortedFeatures | None = None
-               ) -> StumpFit:
+def fit_stumps(values: np.ndarray, labels: np.ndarray, weights: np.ndarray, presorted: SortedFeatures | None = None,
+               criterion: str = "error") -> StumpFit:
     """The minimum-weighted-error stump of every feature, all features and thresholds at once.
 
     Thresholds are tried below all values, between every two consecutive distinct values (at the
@@ -86,6 +91,8 @@ def fit_stumps(values: np.ndarray, labels: np.ndarray, weights: np.ndarray, pres
         weights: ``(N,)`` non-negative sample weights.
         presorted: :meth:`SortedFeatures.of` of ``values`` (computed when None); pass it to reuse one sort
             over many boosting rounds.
+        criterion: ``"error"`` (discrete AdaBoost: minimum weighted error) or ``"z"`` (real AdaBoost:
+            minimum normaliser ``Z``, from the cumulative positive and negative weights on each side).
 
     Returns:
         a :class:`StumpFit` of ``(F,)`` arrays.
@@ -100,6 +107,10 @@ def fit_stumps(values: np.ndarray, labels: np.ndarray, weights: np.ndarray, pres
         raise ValueError("fit_stumps: no samples")
     if presorted is None:
         presorted = SortedFeatures.of(values)
+    if criterion == "z":
+        return _fit_real_stumps(values, y, w, presorted)
+    if criterion != "error":
+        raise ValueError(f"fit_stumps: criterion must be 'error' or 'z', got {criterion!r}")
     signed = np.where(y, w, -w)
     total = float(w.sum())
     total_neg = float(w[~y].sum())
@@ -128,16 +139,65 @@ def fit_stumps(values: np.ndarray, labels: np.ndarray, weights: np.ndarray, pres
     return StumpFit(threshold, polarity, np.maximum(error, 0.0))
 
 
+def _thresholds(values: np.ndarray, order: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Midpoint thresholds with ``k (B,)`` sorted values below them, per row of ``(B, N)`` values."""
+    n = values.shape[1]
+    rows = np.arange(len(k))
+    lo = values[rows, order[rows, np.maximum(k - 1, 0)]].astype(np.float64)
+    hi = values[rows, order[rows, np.minimum(k, n - 1)]].astype(np.float64)
+    return np.where(k == 0, hi - 1.0, np.where(k == n, lo + 1.0, 0.5 * (lo + hi)))
+
+
+def _fit_real_stumps(values: np.ndarray, y: np.ndarray, w: np.ndarray, presorted: SortedFeatures) -> StumpFit:
+    """:func:`fit_stumps` with the ``"z"`` criterion (real AdaBoost, Schapire & Singer 1999)."""
+    f_count, n = values.shape
+    w_pos = np.where(y, w, 0.0)
+    total_pos, total = float(w_pos.sum()), float(w.sum())
+    total_neg = total - total_pos
+    eps = 1.0 / (2.0 * n)  # smoothing of the confidence-rated outputs, as Schapire & Singer suggest
+    threshold = np.empty(f_count, np.float64)
+    z_best = np.empty(f_count, np.float64)
+    above = np.empty(f_count, np.float64)
+    below = np.empty(f_count, np.float64)
+    for start in range(0, f_count, STUMP_BLOCK):
+        stop = min(start + STUMP_BLOCK, f_count)
+        o = presorted.order[start:stop]
+        rows = np.arange(stop - start)
+        pos_below = np.zeros((stop - start, n + 1))
+        all_below = np.zeros((stop - start, n + 1))
+        np.cumsum(w_pos[o], axis=1, out=pos_below[:, 1:])
+        np.cumsum(w[o], axis=1, out=all_below[:, 1:])
+        neg_below = all_below - pos_below
+        np.maximum(neg_below, 0.0, out=neg_below)
+        z = np.sqrt(pos_below * neg_below)
+        z += np.sqrt(np.maximum(total_pos - pos_below, 0.0) * np.maximum(total_neg - neg_below, 0.0))
+        z[:, 1:n][~presorted.cut_ok[start:stop]] = np.inf
+        k = np.argmin(z, axis=1)
+        pb, nb = pos_below[rows, k], neg_below[rows, k]
+        threshold[start:stop] = _thresholds(values[start:stop], o, k)
+        z_best[start:stop] = 2.0 * z[rows, k]
+        below[start:stop] = 0.5 * np.log((pb + eps) / (nb + eps))
+        above[start:stop] = 0.5 * np.log((total_pos - pb + eps) / (total_neg - nb + eps))
+    return StumpFit(threshold, np.ones(f_count, np.int8), z_best, above, below)
+
+
 @dataclass
 class Stage:
-    """One boosted stage: stumps on pool features ``features (T,)`` int64 with ``thresholds (T,)``,
-    ``polarities (T,)`` and weights ``alphas (T,)``; it passes a sample when ``score >= threshold``."""
+    """One boosted stage: stumps on pool features ``features (T,)`` int64 with ``thresholds (T,)`` and
+    ``polarities (T,)``; a stump adds ``alphas[t]`` to the score when it says "positive" and
+    ``rests[t]`` otherwise (0 in discrete AdaBoost; real AdaBoost's confidence of the other side). The
+    stage passes a sample when ``score >= threshold``."""
 
     features: np.ndarray
     thresholds: np.ndarray
     polarities: np.ndarray
     alphas: np.ndarray
     threshold: float
+    rests: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.rests is None:
+            self.rests = np.zeros_like(np.asarray(self.alphas, dtype=np.float64))
 
     def __len__(self) -> int:
         return len(self.features)
@@ -145,11 +205,12 @@ class Stage:
     def scores(self, stump_values: np.ndarray) -> np.ndarray:
         """``(N,)`` boosted scores from ``(T, N)`` values of this stage's features (in stage order)."""
         h = stump_predict(stump_values, self.thresholds[:, None], self.polarities[:, None])
-        return self.alphas @ h
+        return self.alphas @ h + self.rests @ ~h
 
     def margin(self, scores: np.ndarray) -> np.ndarray:
-        """Scores relative to the threshold, divided by the total stump weight: in ``[-1, 1]``."""
-        return (np.asarray(scores) - self.threshold) / max(float(self.alphas.sum()), 1e-12)
+        """Scores relative to the threshold, divided by the range of the score: in ``[-1, 1]``."""
+        span = float(np.abs(self.alphas - self.rests).sum())
+        return (np.asarray(scores) - self.threshold) / max(span, 1e-12)
 
 
 @dataclass
@@ -220,8 +281,12 @@ def _threshold_for_detection_rate(pos_scores: np.ndarray, detection_rate: float)
 
 def train_stage(values: np.ndarray, labels: np.ndarray, val_pos: np.ndarray, val_neg: np.ndarray,
                 detection_rate: float = 0.995, false_positive_rate: float = 0.5, max_stumps: int = 100,
-                min_stumps: int = 1) -> tuple[Stage, dict[str, Any]]:
+                min_stumps: int = 1, boosting: str = "discrete") -> tuple[Stage, dict[str, Any]]:
     """Boost stumps into one stage until it meets its targets on validation samples.
+
+    ``boosting="discrete"`` is Viola & Jones' discrete AdaBoost (stumps vote ``alpha`` or 0);
+    ``"real"`` is real AdaBoost with confidence-rated stumps (each side of a stump outputs its own
+    ``0.5 * log(W+ / W-)``, chosen by minimum ``Z``), which usually needs fewer stumps per stage.
 
     After each round the stage threshold is lowered to the largest value that keeps ``detection_rate``
     of ``val_pos``; the stage is done when at most ``false_positive_rate`` of ``val_neg`` pass (or at
@@ -241,36 +306,49 @@ def train_stage(values: np.ndarray, labels: np.ndarray, val_pos: np.ndarray, val
         raise ValueError(f"train_stage: need positives and negatives, got {n_pos} and {n_neg}")
     if val_pos.shape[1] == 0:
         raise ValueError("train_stage: no validation positives")
+    if boosting not in ("discrete", "real"):
+        raise ValueError(f"train_stage: boosting must be 'discrete' or 'real', got {boosting!r}")
     presorted = SortedFeatures.of(values)
     w = np.where(y, 0.5 / n_pos, 0.5 / n_neg)
+    sign = np.where(y, 1.0, -1.0)
     feats: list[int] = []
     ths: list[float] = []
     pols: list[int] = []
     alphas: list[float] = []
+    rests: list[float] = []
     train_scores = np.zeros(len(y))
     pos_scores = np.zeros(val_pos.shape[1])
     neg_scores = np.zeros(val_neg.shape[1])
     threshold, fpr, dr = 0.0, 1.0, 1.0
     while len(feats) < max_stumps:
         w = w / w.sum()
-        fit = fit_stumps(values, y, w, presorted)
+        fit = fit_stumps(values, y, w, presorted, "z" if boosting == "real" else "error")
         f = int(np.argmin(fit.error))
-        eps = float(np.clip(fit.error[f], 1e-10, 1.0 - 1e-10))
-        if eps >= 0.5:
-            log.debug("train_stage: no stump beats chance after %d stumps", len(feats))
-            break
-        beta = eps / (1.0 - eps)
-        alpha = float(np.log(1.0 / beta))
         t, p = float(fit.threshold[f]), int(fit.polarity[f])
         pred = stump_predict(values[f], t, p)
-        w = np.where(pred == y, w * beta, w)
+        if boosting == "real":
+            assert fit.above is not None and fit.below is not None
+            if fit.error[f] >= 1.0 - 1e-12:
+                log.debug("train_stage: no stump separates anything after %d stumps", len(feats))
+                break
+            alpha, rest = float(fit.above[f]), float(fit.below[f])
+            w = w * np.exp(-sign * np.where(pred, alpha, rest))
+        else:
+            eps = float(np.clip(fit.error[f], 1e-10, 1.0 - 1e-10))
+            if eps >= 0.5:
+                log.debug("train_stage: no stump beats chance after %d stumps", len(feats))
+                break
+            beta = eps / (1.0 - eps)
+            alpha, rest = float(np.log(1.0 / beta)), 0.0
+            w = np.where(pred == y, w * beta, w)
         feats.append(f)
         ths.append(t)
         pols.append(p)
         alphas.append(alpha)
-        train_scores += alpha * pred
-        pos_scores += alpha * stump_predict(val_pos[f], t, p)
-        neg_scores += alpha * stump_predict(val_neg[f], t, p)
+        rests.append(rest)
+        train_scores += np.where(pred, alpha, rest)
+        pos_scores += np.where(stump_predict(val_pos[f], t, p), alpha, rest)
+        neg_scores += np.where(stump_predict(val_neg[f], t, p), alpha, rest)
         threshold = _threshold_for_detection_rate(pos_scores, detection_rate)
         dr = float(np.mean(pos_scores >= threshold))
         fpr = float(np.mean(neg_scores >= threshold)) if len(neg_scores) else 0.0
@@ -279,7 +357,7 @@ def train_stage(values: np.ndarray, labels: np.ndarray, val_pos: np.ndarray, val
     if not feats:
         raise RuntimeError("train_stage: not one stump beats chance on these samples")
     stage = Stage(np.array(feats, np.int64), np.array(ths, np.float64), np.array(pols, np.int8),
-                  np.array(alphas, np.float64), threshold)
+                  np.array(alphas, np.float64), threshold, np.array(rests, np.float64))
     train_error = float(np.mean((train_scores >= threshold) != y))
     return stage, {"stumps": len(feats), "detection_rate": dr, "false_positive_rate": fpr,
                    "training_error": train_error}
@@ -292,7 +370,8 @@ def train_cascade(pos: np.ndarray, val_pos: np.ndarray, negatives: NegativeSourc
                   detection_rate: float = 0.995, false_positive_rate: float = 0.5,
                   target_false_positive_rate: float = 1e-6, max_stumps_per_stage: int = 100,
                   negatives_per_stage: int = 2000, val_negatives_per_stage: int = 1000, min_negatives: int = 10,
-                  progress: Callable[..., Iterable[Any]] | None = None) -> tuple[Cascade, list[dict[str, Any]]]:
+                  progress: Callable[..., Iterable[Any]] | None = None, boosting: str = "discrete"
+                  ) -> tuple[Cascade, list[dict[str, Any]]]:
     """Train an attentional cascade stage by stage, with fresh negatives for every stage.
 
     Before each stage, positives (training and validation) that the cascade so far rejects are dropped,
@@ -307,6 +386,7 @@ def train_cascade(pos: np.ndarray, val_pos: np.ndarray, negatives: NegativeSourc
         val_pos: ``(F, Nv)`` pool values of validation positives (tune the stage thresholds).
         negatives: the negative source described above.
         progress: optional ``ctx.progress``-like wrapper for the stage loop.
+        boosting: ``"discrete"`` or ``"real"`` AdaBoost (:func:`train_stage`).
 
     Returns:
         ``(cascade, stage_info)`` with one dict per stage (``stumps``, ``detection_rate``,
@@ -340,7 +420,7 @@ def train_cascade(pos: np.ndarray, val_pos: np.ndarray, negatives: NegativeSourc
         values = np.concatenate([p_train, n_train_neg], axis=1)
         labels = np.r_[np.ones(p_train.shape[1], bool), np.zeros(n_train_neg.shape[1], bool)]
         stage, facts = train_stage(values, labels, p_val, n_val_neg, detection_rate, false_positive_rate,
-                                   max_stumps_per_stage)
+                                   max_stumps_per_stage, boosting=boosting)
         cascade.stages.append(stage)
         facts.update(positives=int(p_train.shape[1]), negatives=int(n_train_neg.shape[1]),
                      val_negatives=int(n_val_neg.shape[1]))

@@ -37,6 +37,31 @@ def test_fit_stumps_matches_brute_force(seed):
     np.testing.assert_allclose(achieved, brute, atol=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_real_adaboost_stumps_match_brute_force_z(seed):
+    rng = np.random.default_rng(10 + seed)
+    n = int(rng.integers(2, 30))
+    values = rng.integers(0, 6, (5, n)).astype(np.float32)
+    labels = rng.random(n) < 0.5
+    weights = rng.random(n)
+    fit = fit_stumps(values, labels, weights, criterion="z")
+    for f, v in enumerate(values.astype(np.float64)):
+        u = np.unique(v)
+        zs = []
+        for t in np.r_[u[0] - 1, (u[1:] + u[:-1]) / 2, u[-1] + 1]:
+            a = v > t
+            zs.append(2 * sum(np.sqrt(weights[side & labels].sum() * weights[side & ~labels].sum())
+                              for side in (a, ~a)))
+        assert fit.error[f] == pytest.approx(min(zs), abs=1e-12)
+        side = v > fit.threshold[f]
+        z = 2 * sum(np.sqrt(weights[s & labels].sum() * weights[s & ~labels].sum()) for s in (side, ~side))
+        assert z == pytest.approx(min(zs), abs=1e-12)
+        # the confidence-rated outputs: half the log ratio of (smoothed) positive to negative weight per side
+        eps = 1 / (2 * n)
+        expect = 0.5 * np.log((weights[side & labels].sum() + eps) / (weights[side & ~labels].sum() + eps))
+        assert fit.above[f] == pytest.approx(expect)
+
+
 def test_fit_stumps_separable_feature_has_zero_error():
     values = np.array([[0.0, 1.0, 2.0, 3.0], [3.0, 2.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
     labels = np.array([False, False, True, True])
@@ -59,10 +84,12 @@ def test_stage_meets_its_detection_rate_on_validation_positives():
     val_pos, val_neg = _gaussian_problem(rng, 200, True, shift=1.2), _gaussian_problem(rng, 200, False)
     values = np.concatenate([pos, neg], axis=1)
     labels = np.r_[np.ones(300, bool), np.zeros(300, bool)]
-    stage, info = train_stage(values, labels, val_pos, val_neg, detection_rate=0.98, false_positive_rate=0.4)
-    assert info["detection_rate"] >= 0.98 and info["false_positive_rate"] <= 0.4
-    assert np.mean(stage.scores(val_pos[stage.features]) >= stage.threshold) == info["detection_rate"]
-    assert set(stage.features[:4].tolist()) == set(range(4))  # the informative features come first
+    for boosting in ("discrete", "real"):
+        stage, info = train_stage(values, labels, val_pos, val_neg, detection_rate=0.98, false_positive_rate=0.4,
+                                  boosting=boosting)
+        assert info["detection_rate"] >= 0.98 and info["false_positive_rate"] <= 0.4
+        assert np.mean(stage.scores(val_pos[stage.features]) >= stage.threshold) == info["detection_rate"]
+        assert set(stage.features[:4].tolist()) == set(range(4))  # the informative features come first
 
 
 def test_cascade_separates_a_synthetic_problem_with_bootstrapped_negatives():

@@ -1,0 +1,462 @@
+"""``viola-jones``: Haar features, AdaBoost and an attentional cascade per class (Viola & Jones 2001/2004).
+
+Training, for every class with training boxes:
+
+1. the window shape comes from the class's boxes (:func:`benchsuite.ops.windows.choose_window`: tall for
+   people, wide for cars, square for signs) at about ``base_size`` squared pixels, and the range of
+   pyramid scales from the sizes of those boxes (no level is scanned for objects far smaller than the
+   smallest training object);
+2. positives are grey-scale crops of the class's boxes with mirror images and jittered copies; the Haar
+   pool is every two-, three- and four-rectangle feature of the window on a regular grid thinned to at
+   most ``max_features``; feature values are divided by the window's pixel standard deviation
+   (variance normalisation) and evaluated for all samples at once as one sparse product on the stacked
+   window integral images (:mod:`benchsuite.ops.haar`);
+3. stages of discrete AdaBoost stumps (:mod:`benchsuite.ops.boosting`) are added until each keeps
+   ``detection_rate`` of the validation positives (the val split's objects) and passes at most
+   ``false_positive_rate`` of fresh validation negatives; the negatives of stage 1 are random background
+   windows, those of every later stage are the false positives of the cascade so far, found by scanning
+   the training images (bootstrapping).
+
+Detection scans a grey-scale image pyramid with early rejection: every stage is evaluated, as gathers
+from the level's integral image, only on the windows the previous stages passed. A window's score is the
+number of stages it passed plus its normalised margin in the last stage it reached, so windows that fail
+only the last stages still rank (above every window that fails earlier): this gives precision-recall
+curves instead of one operating point. How many final stages a detection may miss and the NMS IoU are
+chosen on val (AP50 per class).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+
+from benchsuite.api import Context, Detections, Detector
+from benchsuite.data.detection import DetectionSet
+from benchsuite.metrics.detection import evaluate_detections
+from benchsuite.ops.boosting import Cascade, train_cascade
+from benchsuite.ops.boxes import nms
+from benchsuite.ops.haar import HaarFeatures, haar_feature_pool, haar_values
+from benchsuite.ops.integral import integral_image, window_integrals, window_mean_std
+from benchsuite.ops.windows import (
+    choose_window,
+    image_pyramid,
+    max_iou,
+    negative_crops,
+    object_boxes,
+    positions_to_boxes,
+    positive_crops,
+    window_boxes,
+    window_positions,
+)
+
+log = logging.getLogger(__name__)
+
+#: windows per gather block when a stage is evaluated on a pyramid level
+GATHER_BLOCK = 8192
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """``(H, W)`` uint8 grey-scale of an ``(H, W, 3)`` RGB, ``(H, W, 1)`` or ``(H, W)`` image (ITU-R 601 luma)."""
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim == 2:
+        return np.ascontiguousarray(a if a.dtype == np.uint8 else np.clip(np.rint(a), 0, 255).astype(np.uint8))
+    if a.ndim == 3 and a.shape[2] in (3, 4):
+        rgb = np.ascontiguousarray(a[:, :, :3]).astype(np.uint8, copy=False)
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    raise ValueError(f"viola-jones: expected an (H, W), (H, W, 1) or (H, W, 3) image, got shape {a.shape}")
+
+
+def crop_samples(crops: np.ndarray, corner_matrix: Any, min_std: float) -> np.ndarray:
+    """``(F, N)`` float32 variance-normalised pool values of ``(N, h, w)`` grey crops."""
+    if not len(crops):
+        return np.zeros((corner_matrix.shape[0], 0), np.float32)
+    ii = integral_image(crops)
+    flat = ii.reshape(len(crops), -1).astype(np.float32)
+    std = np.maximum(crops.reshape(len(crops), -1).astype(np.float64).std(axis=1), min_std)
+    return haar_values(corner_matrix, flat, std.astype(np.float32))
+
+
+@dataclass
+class _StageKernel:
+    """One stage's features as corner offsets for gathering from a level's integral image."""
+
+    dy: np.ndarray
+    dx: np.ndarray
+    weights: np.ndarray
+    starts: np.ndarray  # (T,) segment starts into the corner arrays
+
+
+def _stage_kernels(pool: HaarFeatures, cascade: Cascade) -> list[_StageKernel]:
+    out = []
+    for stage in cascade.stages:
+        dy, dx, wts, starts = pool.subset(stage.features).corners()
+        out.append(_StageKernel(dy, dx, wts, starts[:-1]))
+    return out
+
+
+@dataclass
+class _Level:
+    """A scanned pyramid level: its integral image, window positions, their std and cascade results."""
+
+    scale_y: float
+    scale_x: float
+    ii: np.ndarray
+    positions: np.ndarray  # (M, 2) row, col
+    std: np.ndarray  # (M,)
+    passed: np.ndarray  # (M,) stages passed
+    margin: np.ndarray  # (M,) margin in the last stage reached
+
+
+@dataclass
+class ClassModel:
+    """Everything detection needs for one class."""
+
+    label: int
+    window: tuple[int, int]
+    pool: HaarFeatures
+    cascade: Cascade
+    kernels: list[_StageKernel]
+    start_scale: float
+    stages_missed: int = 0
+    nms_iou: float = 0.3
+
+
+def scan(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride: int, min_std: float,
+         max_levels: int | None = None) -> tuple[list[_Level], int, int]:
+    """Run ``model``'s cascade over every window of a grey image pyramid, with early rejection.
+
+    Returns ``(levels, windows, features_evaluated)``.
+    """
+    wh, ww = model.window
+    levels: list[_Level] = []
+    n_windows = 0
+    n_evaluated = 0
+    for level in image_pyramid(grey, model.window, pyramid_step, model.start_scale, max_levels):
+        img = level.image
+        ii = integral_image(img)
+        ii2 = integral_image(img, squared=True)
+        pos = window_positions(img.shape[0], img.shape[1], model.window, stride)
+        if not len(pos):
+            continue
+        _, std = window_mean_std(ii, ii2, pos[:, 0], pos[:, 1], wh, ww)
+        std = np.maximum(std, min_std)
+        row = ii.shape[1]
+        base = pos[:, 0] * row + pos[:, 1]
+        flat = ii.reshape(-1)
+
+        def values(i: int, samples: np.ndarray, base=base, flat=flat, std=std, row=row) -> np.ndarray:
+            k = model.kernels[i]
+            off = k.dy * row + k.dx
+            out = np.empty((len(k.starts), len(samples)))
+            for s in range(0, len(samples), GATHER_BLOCK):
+                idx = samples[s : s + GATHER_BLOCK]
+                g = flat[base[idx][:, None] + off[None, :]] * k.weights[None, :]
+                out[:, s : s + GATHER_BLOCK] = np.add.reduceat(g, k.starts, axis=1).T / std[idx][None, :]
+            return out
+
+        passed, margin, evaluated = model.cascade.evaluate(values, len(pos))
+        n_windows += len(pos)
+        n_evaluated += evaluated
+        levels.append(_Level(level.scale_y, level.scale_x, ii, pos, std, passed, margin))
+    return levels, n_windows, n_evaluated
+
+
+def candidates(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride: int, min_std: float,
+               context: float, stages_missed: int, max_candidates: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """Windows of one class before NMS: ``(boxes (K, 4), scores (K,), stages_passed (K,), windows, features)``.
+
+    Windows that passed at least ``len(cascade) - stages_missed`` stages are kept (the ``max_candidates``
+    best), mapped back to object boxes in image pixels and scored ``stages passed + (1 + margin) / 2``,
+    so a window that passed more stages always ranks above one that passed fewer.
+    """
+    levels, n_windows, n_eval = scan(grey, model, pyramid_step, stride, min_std)
+    need = max(len(model.cascade) - stages_missed, 1)
+    boxes, scores, passed = [], [], []
+    for lv in levels:
+        keep = lv.passed >= need
+        if not keep.any():
+            continue
+        wb = positions_to_boxes(lv.positions[keep], model.window, lv.scale_y, lv.scale_x)
+        boxes.append(object_boxes(wb, context))
+        scores.append(lv.passed[keep] + 0.5 * (1.0 + lv.margin[keep]))
+        passed.append(lv.passed[keep])
+    if not boxes:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), n_windows, n_eval
+    b, s, p = np.concatenate(boxes), np.concatenate(scores), np.concatenate(passed)
+    if len(s) > max_candidates:
+        top = np.argpartition(-s, max_candidates - 1)[:max_candidates]
+        b, s, p = b[top], s[top], p[top]
+    return b, s, p, n_windows, n_eval
+
+
+def suppress(boxes: np.ndarray, scores: np.ndarray, nms_iou: float, max_detections: int) -> np.ndarray:
+    """Indices kept by NMS at ``nms_iou``, best first, at most ``max_detections``."""
+    return nms(boxes, scores, nms_iou)[:max_detections]
+
+
+class ViolaJonesDetector(Detector):
+    """A Viola-Jones cascade of boosted Haar-feature stumps per class, trained by the suite.
+
+    Parameters:
+        base_size: the window holds about ``base_size ** 2`` pixels (its shape follows the class's boxes).
+        window_multiple, min_window_side: window sides are multiples of this, at least this.
+        context: margin around the object inside the window, as a fraction of the object's extent per side.
+        max_features: the Haar pool is thinned (coarser position/size grid) to at most this many features.
+        jitter: jittered copies per training object (plus mirror images of all).
+        max_positives: cap on training positives per class (random subset).
+        max_stages, detection_rate, false_positive_rate, max_stumps_per_stage, target_false_positive_rate:
+            the cascade (per-stage targets on validation samples, and when to stop adding stages).
+        negatives_per_stage, val_negatives_per_stage: fresh negatives per stage (training / validation).
+        pyramid_step, stride: detection pyramid ratio and window stride in level pixels.
+        scale_slack: the largest scale scanned lets the smallest training object (times this) fill the
+            window; ``max_upscale`` caps it (objects smaller than the window need upsampling).
+        min_std: floor of the window standard deviation in variance normalisation (grey levels).
+        stages_missed_values, nms_iou_values: candidates chosen on val by AP50 per class.
+        max_candidates: best-scored windows per class and image that go into NMS.
+        max_detections: per class and image, after NMS.
+        boosting: ``"discrete"`` (Viola & Jones' AdaBoost) or ``"real"`` (confidence-rated stumps).
+    """
+
+    id: ClassVar[str] = "viola-jones"
+    family: ClassVar[str] = "classical"
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    description: ClassVar[str] = "Haar features + AdaBoost attentional cascade per class (Viola & Jones)"
+
+    def __init__(self, base_size: int = 24, window_multiple: int = 2, min_window_side: int = 8, context: float = 0.1,
+                 max_features: int = 8000, jitter: int = 2, max_positives: int = 3000, max_stages: int = 12,
+                 detection_rate: float = 0.995, false_positive_rate: float = 0.5, max_stumps_per_stage: int = 60,
+                 target_false_positive_rate: float = 1e-5, negatives_per_stage: int = 1500,
+                 val_negatives_per_stage: int = 750, pyramid_step: float = 1.2, stride: int = 2,
+                 scale_slack: float = 0.8, max_upscale: float = 2.0, min_std: float = 1.0,
+                 stages_missed_values: tuple[int, ...] = (0, 1, 2, 3), nms_iou_values: tuple[float, ...] = (0.3, 0.5),
+                 max_candidates: int = 4000, max_detections: int = 100, boosting: str = "discrete"):
+        self.base_size = base_size
+        self.window_multiple = window_multiple
+        self.min_window_side = min_window_side
+        self.context = context
+        self.max_features = max_features
+        self.jitter = jitter
+        self.max_positives = max_positives
+        self.max_stages = max_stages
+        self.detection_rate = detection_rate
+        self.false_positive_rate = false_positive_rate
+        self.max_stumps_per_stage = max_stumps_per_stage
+        self.target_false_positive_rate = target_false_positive_rate
+        self.negatives_per_stage = negatives_per_stage
+        self.val_negatives_per_stage = val_negatives_per_stage
+        self.pyramid_step = pyramid_step
+        self.stride = stride
+        self.scale_slack = scale_slack
+        self.max_upscale = max_upscale
+        self.min_std = min_std
+        self.stages_missed_values = stages_missed_values
+        self.nms_iou_values = nms_iou_values
+        self.max_candidates = max_candidates
+        self.max_detections = max_detections
+        self.boosting = boosting
+
+    # ------------------------------------------------------------------------------------------- training
+
+    def _positives(self, greys: list[np.ndarray], data: DetectionSet, k: int, window: tuple[int, int],
+                   rng: np.random.Generator) -> np.ndarray:
+        crops = []
+        for i, s in enumerate(data.samples):
+            keep = (s.labels == k) & ~s.difficult
+            if keep.any():
+                crops.append(positive_crops(greys[i], s.boxes[keep], window, self.context, flip=True,
+                                            jitter=self.jitter, rng=rng))
+        return np.concatenate(crops) if crops else np.zeros((0, *window), np.uint8)
+
+    def _negative_source(self, greys: list[np.ndarray], data: DetectionSet, k: int, model: ClassModel,
+                         rng: np.random.Generator, stats: dict[str, Any]):
+        corner = model.pool.corner_matrix()
+        avoid = [s.boxes[s.labels == k] for s in data.samples]
+        wh, ww = model.window
+
+        def source(cascade: Cascade, count: int) -> np.ndarray:
+            if not len(cascade):  # stage 1: random background windows
+                per_image = int(np.ceil(count / max(len(greys), 1)))
+                crops = [negative_crops(g, rng, model.window, per_image, avoid[i], 0.3,
+                                        min_scale=1.0 / self.max_upscale)[0] for i, g in enumerate(greys)]
+                crops_all = np.concatenate(crops) if crops else np.zeros((0, wh, ww), np.uint8)
+                if len(crops_all) > count:
+                    crops_all = crops_all[rng.choice(len(crops_all), count, replace=False)]
+                return crop_samples(crops_all, corner, self.min_std)
+            # later stages: false positives of the cascade so far, from the training images in random order
+            model.cascade = cascade
+            model.kernels = _stage_kernels(model.pool, cascade)
+            per_image = max(8, int(np.ceil(2 * count / max(len(greys), 1))))
+            blocks, found, scanned, passing = [], 0, 0, 0
+            for i in rng.permutation(len(greys)):
+                levels, n_win, _ = scan(greys[i], model, self.pyramid_step, self.stride, self.min_std)
+                scanned += n_win
+                which, where = [], []
+                for li, lv in enumerate(levels):
+                    ok = np.flatnonzero(lv.passed == len(cascade))
+                    passing += len(ok)
+                    if len(ok):
+                        wb = positions_to_boxes(lv.positions[ok], model.window, lv.scale_y, lv.scale_x)
+                        ok = ok[max_iou(object_boxes(wb, self.context), avoid[i]) < 0.3]
+                        which.append(np.full(len(ok), li))
+                        where.append(ok)
+                if not which or not sum(len(w) for w in where):
+                    continue
+                li_all, j_all = np.concatenate(which), np.concatenate(where)
+                take = rng.choice(len(j_all), min(len(j_all), per_image, count - found), replace=False)
+                for li in np.unique(li_all[take]):
+                    lv = levels[li]
+                    j = j_all[take][li_all[take] == li]
+                    ints = window_integrals(lv.ii, lv.positions[j, 0], lv.positions[j, 1], wh, ww)
+                    blocks.append(haar_values(corner, ints.astype(np.float32), lv.std[j].astype(np.float32)))
+                found += len(take)
+                if found >= count:
+                    break
+            stats.setdefault("windows_scanned", []).append(scanned)
+            stats.setdefault("cascade_pass_rate", []).append(passing / max(scanned, 1))
+            if not blocks:
+                return np.zeros((corner.shape[0], 0), np.float32)
+            return np.concatenate(blocks, axis=1)
+
+        return source
+
+    def _fit_class(self, k: int, train: DetectionSet, val: DetectionSet, greys: list[np.ndarray],
+                   val_greys: list[np.ndarray], ctx: Context) -> tuple[ClassModel | None, dict[str, Any]]:
+        name = train.classes[k]
+        boxes, _ = train.boxes_of_class(k)
+        if len(boxes) == 0:
+            return None, {"skipped": "no training boxes"}
+        rng = ctx.rng(1000 + k)
+        window = choose_window(boxes, self.base_size, self.window_multiple, self.context,
+                               min_side=self.min_window_side)
+        # largest scale: the smallest training object (its window box) times scale_slack fills the window
+        wb = window_boxes(boxes, window, self.context)
+        smallest = float(np.percentile(wb[:, 3] - wb[:, 1], 2)) * self.scale_slack
+        start = float(min(self.max_upscale, window[0] / max(smallest, 1.0)))
+        pool, step = haar_feature_pool(window[0], window[1], self.max_features)
+        corner = pool.corner_matrix()
+        pos_crops = self._positives(greys, train, k, window, rng)
+        if len(pos_crops) > self.max_positives:
+            pos_crops = pos_crops[rng.choice(len(pos_crops), self.max_positives, replace=False)]
+        val_boxes, _ = val.boxes_of_class(k)
+        if len(val_boxes) >= 5:
+            val_crops = self._positives(val_greys, val, k, window, rng)
+            source = "val"
+        else:  # too few val objects: hold out a fifth of the training crops
+            perm = rng.permutation(len(pos_crops))
+            cut = max(1, len(pos_crops) // 5)
+            val_crops, pos_crops = pos_crops[perm[:cut]], pos_crops[perm[cut:]]
+            source = "held-out train crops"
+        pos = crop_samples(pos_crops, corner, self.min_std)
+        val_pos = crop_samples(val_crops, corner, self.min_std)
+        model = ClassModel(k, window, pool, Cascade(), [], start)
+        stats: dict[str, Any] = {}
+        negatives = self._negative_source(greys, train, k, model, rng, stats)
+        t0 = time.perf_counter()
+        cascade, stage_info = train_cascade(
+            pos, val_pos, negatives, self.max_stages, self.detection_rate, self.false_positive_rate,
+            self.target_false_positive_rate, self.max_stumps_per_stage, self.negatives_per_stage,
+            self.val_negatives_per_stage, progress=lambda it, **kw: ctx.progress(it, desc=f"{name} stages"),
+            boosting=self.boosting)
+        model.cascade = cascade
+        model.kernels = _stage_kernels(pool, cascade)
+        info = {"window_hw": list(window), "start_scale": start, "feature_pool": len(pool), "pool_step": step,
+                "positives": int(pos.shape[1]), "val_positives": int(val_pos.shape[1]),
+                "val_positives_from": source, "stages": len(cascade), "features_per_stage": cascade.stumps_per_stage,
+                "stage_val_detection_rate": [round(s["detection_rate"], 4) for s in stage_info],
+                "stage_val_false_positive_rate": [round(s["false_positive_rate"], 4) for s in stage_info],
+                "cascade_pass_rate_per_stage": [float(f"{r:.3g}") for r in stats.get("cascade_pass_rate", [])],
+                "cascade_train_s": round(time.perf_counter() - t0, 2)}
+        return model, info
+
+    def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> ViolaJonesDetector:
+        greys = [to_grey(im) for _, im in train.iter_images()]
+        val_greys = [to_grey(im) for _, im in val.iter_images()]
+        self.models_: list[ClassModel] = []
+        per_class: dict[str, Any] = {}
+        for k in range(train.num_classes):
+            model, info = self._fit_class(k, train, val, greys, val_greys, ctx)
+            per_class[train.classes[k]] = info
+            if model is not None and len(model.cascade):
+                self.models_.append(model)
+        self.stats_ = {"images": 0, "windows": 0, "features_evaluated": 0, "detect_s": 0.0}
+        choice = self._choose_on_val(val, val_greys) if len(val) else {}
+        pool_total = sum(len(m.pool) for m in self.models_)
+        ctx.record(classes=per_class, chosen_on_val=choice,
+                   stages={train.classes[m.label]: len(m.cascade) for m in self.models_},
+                   features_per_stage={train.classes[m.label]: m.cascade.stumps_per_stage for m in self.models_},
+                   feature_pool_size=pool_total,
+                   # updated by detect(): the record holds the totals over every image the job detected on
+                   detect_stats=self.stats_)
+        return self
+
+    def _choose_on_val(self, val: DetectionSet, val_greys: list[np.ndarray]) -> dict[str, Any]:
+        """Stages a detection may miss and the NMS IoU, per class, by val AP50 (one scan per image and class:
+        NMS keeps the same windows of the ones that passed enough stages whichever are added below them)."""
+        most = max(self.stages_missed_values)
+        gt_boxes = [s.boxes for s in val]
+        gt_labels = [s.labels for s in val]
+        gt_diff = [s.difficult for s in val]
+        windows = evaluated = 0
+        choice: dict[str, Any] = {}
+        for model in self.models_:
+            name = val.classes[model.label]
+            cands = []
+            for g in val_greys:
+                b, sc, p, nw, ne = candidates(g, model, self.pyramid_step, self.stride, self.min_std, self.context,
+                                              most, self.max_candidates)
+                cands.append((b, sc, p))
+                windows += nw
+                evaluated += ne
+            best = None
+            table = {}
+            for iou in self.nms_iou_values:
+                kept = [(b[k], sc[k], p[k]) for b, sc, p in cands for k in [nms(b, sc, iou)]]
+                for missed in self.stages_missed_values:
+                    need = max(len(model.cascade) - missed, 1)
+                    dets = [(b[p >= need][: self.max_detections], sc[p >= need][: self.max_detections])
+                            for b, sc, p in kept]
+                    m = evaluate_detections(gt_boxes, gt_labels, gt_diff, [d[0] for d in dets], [d[1] for d in dets],
+                                            [np.full(len(d[1]), model.label) for d in dets], val.classes)
+                    ap = m["per_class"][name]["ap50"]
+                    ap = -1.0 if ap != ap else float(ap)  # NaN (no val objects): any choice
+                    table[f"missed={missed},nms={iou}"] = round(ap, 4)
+                    if best is None or ap > best[0] + 1e-9:
+                        best = (ap, missed, iou)
+            assert best is not None
+            model.stages_missed, model.nms_iou = best[1], best[2]
+            choice[name] = {"stages_missed": best[1], "nms_iou": best[2], "val_ap50": best[0], "val_ap50_grid": table}
+        choice["val_features_per_window"] = evaluated / max(windows, 1)
+        choice["val_windows_per_image_and_class"] = windows / max(len(val) * len(self.models_), 1)
+        return choice
+
+    # ------------------------------------------------------------------------------------------ detection
+
+    def detect(self, image: np.ndarray) -> Detections:
+        t0 = time.perf_counter()
+        grey = to_grey(image)
+        boxes, scores, labels = [], [], []
+        for model in self.models_:
+            b, s, _, nw, ne = candidates(grey, model, self.pyramid_step, self.stride, self.min_std, self.context,
+                                         model.stages_missed, self.max_candidates)
+            keep = suppress(b, s, model.nms_iou, self.max_detections)
+            boxes.append(b[keep])
+            scores.append(s[keep])
+            labels.append(np.full(len(keep), model.label, np.int64))
+            self.stats_["windows"] += nw
+            self.stats_["features_evaluated"] += ne
+        self.stats_["images"] += 1
+        self.stats_["detect_s"] += time.perf_counter() - t0
+        self.stats_["features_per_window"] = self.stats_["features_evaluated"] / max(self.stats_["windows"], 1)
+        self.stats_["seconds_per_image"] = self.stats_["detect_s"] / self.stats_["images"]
+        if not boxes:
+            return Detections.empty()
+        return Detections(np.concatenate(boxes).astype(np.float32), np.concatenate(scores).astype(np.float32),
+                          np.concatenate(labels))

@@ -24,7 +24,7 @@ from benchsuite.errors import ConfigError
 # torchvision detectors (pipelines/deep/torchvision_detectors.py) on 2 CPU cores: small images, fewer
 # Faster R-CNN proposals and sampled regions (the box head and RoIAlign dominate its CPU cost)
 _RCNN_CPU = {"rpn_pre_nms_top_n_train": 600, "rpn_post_nms_top_n_train": 300, "rpn_pre_nms_top_n_test": 300,
-             "rpn_post_nms_top_n_test": 100, "box_batch_size_per_image": 128}
+             "rpn_post_nms_top_n_test": 100, "box_batch_size_per_image": 64, "representation_size": 256}
 _TORCHVISION_SMOKE: dict[str, dict[str, Any]] = {
     "faster-rcnn-mbv3-fpn": {"min_size": 160, "max_size": 256, "epochs": 3, "batch_size": 4, "warmup": 5,
                              "model_options": _RCNN_CPU},
@@ -32,6 +32,17 @@ _TORCHVISION_SMOKE: dict[str, dict[str, Any]] = {
                             "model_options": _RCNN_CPU},
     "retinanet-r50-fpn": {"min_size": 128, "max_size": 192, "epochs": 1, "batch_size": 4, "warmup": 2},
     "ssdlite-mbv3": {"min_size": 192, "epochs": 3, "batch_size": 4, "warmup": 5},
+}
+# quick: the MobileNet models get a real (from-scratch) schedule, the ResNet-50 ones a token one that fits the
+# 30-minute detection budget on 2 cores; iterations (not epochs) so that the cost does not grow with the train split
+_TORCHVISION_QUICK: dict[str, dict[str, Any]] = {
+    "faster-rcnn-mbv3-fpn": {"min_size": 256, "max_size": 416, "iterations": 300, "batch_size": 4, "lr": 0.01,
+                             "warmup": 30, "model_options": _RCNN_CPU, "max_train_s": 1400},
+    "ssdlite-mbv3": {"min_size": 256, "iterations": 200, "batch_size": 8, "lr": 0.05, "warmup": 20},
+    "faster-rcnn-r50-fpn": {"min_size": 256, "max_size": 416, "iterations": 60, "batch_size": 4, "lr": 0.01,
+                            "warmup": 10, "model_options": _RCNN_CPU, "max_train_s": 300},
+    "retinanet-r50-fpn": {"min_size": 256, "max_size": 416, "iterations": 60, "batch_size": 4, "lr": 0.01,
+                          "warmup": 10, "max_train_s": 300},
 }
 
 
@@ -98,7 +109,7 @@ PROFILES: dict[str, Profile] = {
             "detection": TaskBudget(epochs=None, time_limit_s=1800),
             "proposals": TaskBudget(epochs=None, time_limit_s=1800),
         },
-        pipeline_params={},
+        pipeline_params={**_TORCHVISION_QUICK},
     ),
     "full": Profile(
         name="full",

@@ -99,6 +99,20 @@ class FasterRCNNResNet50FPN(_RCNNFamily):
                 "box_detections_per_img": self.detections_per_img,
                 "trainable_backbone_layers": self.trainable_backbone_layers}
 
+    def build_model(self, num_classes: int, weights: WeightsChoice) -> nn.Module:
+        """As torchvision builds it; ``model_options["representation_size"]`` (not a torchvision argument)
+        narrows the two-layer box head from 1024 channels, the largest CPU cost of training on small images."""
+        options = dict(self.model_options or {})
+        width = options.pop("representation_size", None)
+        model = build_torchvision(type(self).builder, replace_rcnn_predictor, num_classes, weights,
+                                  **{**self.model_kwargs(), **options})
+        if width is not None:
+            pool = model.roi_heads.box_roi_pool
+            in_features = model.backbone.out_channels * pool.output_size[0] * pool.output_size[1]
+            model.roi_heads.box_head = tvd.faster_rcnn.TwoMLPHead(in_features, int(width))
+            model.roi_heads.box_predictor = tvd.faster_rcnn.FastRCNNPredictor(int(width), num_classes)
+        return model
+
 
 class FasterRCNNMobileNetV3FPN(FasterRCNNResNet50FPN):
     """Faster R-CNN, MobileNetV3-Large with a feature pyramid (``fasterrcnn_mobilenet_v3_large_fpn``)."""

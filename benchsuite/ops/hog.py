@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from numba import njit
 
 L2HYS_CLIP = 0.2
 
@@ -189,6 +190,124 @@ def oriented_cell_histograms(magnitude: np.ndarray, orientation: np.ndarray, bin
     return out
 
 
+# atan on [0, 1] as an odd polynomial (Hastings): absolute error below 1e-5 rad (0.0006 degree)
+_ATAN = (0.9998660, -0.3302995, 0.1801410, -0.0851330, 0.0208351)
+
+
+@njit(cache=True, boundscheck=False, nogil=True)
+def _unsigned_angle(gx: float, gy: float) -> float:  # pragma: no cover
+    """The gradient's orientation folded into ``[0, pi)``, as ``arctan2(gy, gx) mod pi`` (to 1e-5 rad)."""
+    ax = abs(gx)
+    ay = abs(gy)
+    if ax >= ay:
+        z = ay / ax if ax > 0 else 0.0
+        swap = False
+    else:
+        z = ax / ay
+        swap = True
+    z2 = z * z
+    a = z * (_ATAN[0] + z2 * (_ATAN[1] + z2 * (_ATAN[2] + z2 * (_ATAN[3] + z2 * _ATAN[4]))))
+    if swap:
+        a = 0.5 * np.pi - a
+    if (gx < 0) != (gy < 0) and a > 0:  # second or fourth quadrant
+        a = np.pi - a
+    return a
+
+
+@njit(cache=True, boundscheck=False, nogil=True)
+def _cell_histograms_kernel(images: np.ndarray, bins: int, cell: int, out: np.ndarray) -> None:  # pragma: no cover
+    """Fused gradients + orientation binning + bilinear cell pooling of ``(N, H, W, C)`` images into
+    ``out (N, H // cell, W // cell, bins)`` float64; the same arithmetic as :func:`gradients` followed by
+    :func:`oriented_cell_histograms` (float32 gradients, the first strongest channel, trilinear votes).
+    Each pixel row is first pooled along x into a row buffer, which then goes to its two cell rows."""
+    n, h, w, c = images.shape
+    hc, wc = h // cell, w // cell
+    bin_scale = np.float32(bins / np.pi)
+    row = np.zeros((wc + 2, bins), np.float64)  # padded by one cell on each side
+    # per column: the left cell (padded index) and the weight of the right one
+    col_cell = np.empty(wc * cell, np.int64)
+    col_w1 = np.empty(wc * cell, np.float64)
+    for x in range(wc * cell):
+        pos = (x + 0.5) / cell - 0.5
+        c0 = int(np.floor(pos))
+        col_cell[x] = c0 + 1
+        col_w1[x] = pos - c0
+    for k in range(n):
+        for y in range(hc * cell):
+            ya = y - 1 if y > 0 else 0
+            yb = y + 1 if y < h - 1 else h - 1
+            row[:, :] = 0.0
+            for x in range(wc * cell):
+                xa = x - 1 if x > 0 else 0
+                xb = x + 1 if x < w - 1 else w - 1
+                best = np.float32(-1.0)
+                bgx = np.float32(0.0)
+                bgy = np.float32(0.0)
+                for ch in range(c):
+                    gx = np.float32(images[k, y, xb, ch]) - np.float32(images[k, y, xa, ch])
+                    gy = np.float32(images[k, yb, x, ch]) - np.float32(images[k, ya, x, ch])
+                    m2 = gx * gx + gy * gy
+                    if m2 > best:
+                        best = m2
+                        bgx = gx
+                        bgy = gy
+                if best == 0:
+                    continue
+                mag = np.sqrt(best)
+                u = np.float32(_unsigned_angle(bgx, bgy)) * bin_scale - np.float32(0.5)
+                lower = np.floor(u)
+                f1 = u - lower
+                b0 = int(lower)
+                if b0 < 0:
+                    b0 += bins
+                b1 = b0 + 1
+                if b1 >= bins:
+                    b1 -= bins
+                m1 = mag * f1
+                m0 = mag - m1
+                cx = col_cell[x]
+                wx1 = col_w1[x]
+                wx0 = 1.0 - wx1
+                row[cx, b0] += m0 * wx0
+                row[cx, b1] += m1 * wx0
+                row[cx + 1, b0] += m0 * wx1
+                row[cx + 1, b1] += m1 * wx1
+            pos_y = (y + 0.5) / cell - 0.5
+            cy0 = int(np.floor(pos_y))
+            wy1 = pos_y - cy0
+            for dy in range(2):
+                cy = cy0 + dy
+                if cy < 0 or cy >= hc:
+                    continue
+                wy = wy1 if dy else 1.0 - wy1
+                for j in range(wc):
+                    for b in range(bins):
+                        out[k, cy, j, b] += wy * row[j + 1, b]
+
+
+def fused_cell_histograms(images: np.ndarray, cell: int = 8, bins: int = 9, sqrt_gamma: bool = False
+                          ) -> np.ndarray:
+    """``(N, H // cell, W // cell, bins)`` float32 cell histograms straight from ``(N, H, W[, C])`` images.
+
+    One compiled pass per pixel (numba): the same values as
+    ``oriented_cell_histograms(*gradients(images, sqrt_gamma), bins, cell)`` up to float rounding
+    (a polynomial arctangent here, ``cv2.phase`` there: both within 0.01 degree), several times faster.
+    """
+    x = np.asarray(images)
+    if x.ndim == 3:
+        x = x[..., None]
+    if sqrt_gamma:
+        x = np.sqrt(x.astype(np.float32))
+    elif x.dtype not in (np.uint8, np.float32):
+        x = x.astype(np.float32)
+    x = np.ascontiguousarray(x)
+    n, h, w, _ = x.shape
+    out = np.zeros((n, h // cell, w // cell, bins), np.float64)
+    if out.size:
+        _cell_histograms_kernel(x, int(bins), int(cell), out)
+    return out.astype(np.float32)
+
+
 def block_normalize(cells: np.ndarray, block: int = 2, eps: float = 1e-3) -> np.ndarray:
     """Overlapping ``block x block`` cell blocks (stride 1 cell), L2-Hys normalised."""
     n, hc, wc, bins = cells.shape
@@ -207,8 +326,7 @@ def block_normalize(cells: np.ndarray, block: int = 2, eps: float = 1e-3) -> np.
 def hog_map(images: np.ndarray, cell: int = 8, block: int = 2, bins: int = 9, sqrt_gamma: bool = False
             ) -> np.ndarray:
     """Block-normalised HOG map ``(N, Hb, Wb, block * block * bins)`` of a batch of images."""
-    magnitude, orientation = gradients(images, sqrt_gamma)
-    return block_normalize(oriented_cell_histograms(magnitude, orientation, bins, cell), block)
+    return block_normalize(fused_cell_histograms(images, cell, bins, sqrt_gamma), block)
 
 
 def hog_features(images: np.ndarray, cell: int = 8, block: int = 2, bins: int = 9, sqrt_gamma: bool = False,

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchsuite.ops.hog import cell_histograms, gradients, hog_map, orientation_planes, oriented_cell_histograms
+from benchsuite.ops.hog import (
+    cell_histograms,
+    fused_cell_histograms,
+    gradients,
+    hog_map,
+    orientation_planes,
+    oriented_cell_histograms,
+)
 
 
 def _direct_gradients(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -37,11 +44,18 @@ def test_gradients_match_the_direct_formula(n):
 
 @pytest.mark.parametrize("cell", [4, 5, 8])
 def test_scattered_cell_histograms_equal_the_plane_version(cell):
-    mag, ori = gradients(np.random.default_rng(cell).integers(0, 256, (2, 37, 45, 3), dtype=np.uint8))
-    fast = oriented_cell_histograms(mag, ori, 9, cell)
+    images = np.random.default_rng(cell).integers(0, 256, (2, 37, 45, 3), dtype=np.uint8)
+    mag, ori = gradients(images)
     planes = cell_histograms(orientation_planes(mag, ori, 9), cell)
-    assert fast.shape == planes.shape == (2, 37 // cell, 45 // cell, 9)
-    np.testing.assert_allclose(fast, planes, rtol=1e-4, atol=1e-2)
+    scattered = oriented_cell_histograms(mag, ori, 9, cell)
+    fused = fused_cell_histograms(images, cell, 9)  # the compiled one-pass kernel hog_map uses
+    assert scattered.shape == fused.shape == planes.shape == (2, 37 // cell, 45 // cell, 9)
+    np.testing.assert_allclose(scattered, planes, rtol=1e-4, atol=1e-2)
+    # its arctangent differs from cv2.phase by < 0.01 degree: a vote may move by ~1e-3 of a magnitude
+    np.testing.assert_allclose(fused, planes, rtol=1e-3, atol=0.5)
+    np.testing.assert_allclose(fused_cell_histograms(images[..., :1], cell, 9, sqrt_gamma=True),
+                               cell_histograms(orientation_planes(*gradients(images[..., :1], True), 9), cell),
+                               rtol=1e-3, atol=1e-2)
 
 
 def test_single_image_and_batch_paths_agree():

@@ -149,7 +149,11 @@ def map50_resamples(ev: DetectionEvidence, resamples: int = DETECTION_RESAMPLES,
     """``(resamples,)`` bootstrap VOC mAP50 values."""
     if ev.num_images == 0:
         return np.full(resamples, np.nan)
-    return np.concatenate([map50_for_weights(ev, w) for w in resample_weights(ev.num_images, resamples, seed)])
+    # a block holds (resamples x detections of the largest class) weights: keep it near 4 million values
+    largest = int(np.diff(ev.class_bounds).max(initial=0))
+    chunk = int(np.clip(4_000_000 // max(largest, ev.num_images, 1), 1, CHUNK))
+    return np.concatenate([map50_for_weights(ev, w)
+                           for w in resample_weights(ev.num_images, resamples, seed, chunk)])
 
 
 # ---------------------------------------------------------------------------------------------- proposals

@@ -98,10 +98,11 @@ def tradeoff_plot(group: Group) -> Plot | None:
                     color=_colour(r), mfc=_colour(r) if not r.pretrained_reference else "white")
         ax.annotate(r.pipeline, (x, y), textcoords="offset points", xytext=(6, 5), fontsize=8)
     front = pareto_front(pts)
+    fx = [pts[i][0] for i in front]
+    fy = [pts[i][1] for i in front]
+    ax.plot(fx, fy, "o", ms=14, mfc="none", mec="#444444", mew=1.0, label="Pareto front")
     if len(front) > 1:
-        fx = [pts[i][0] for i in front]
-        fy = [pts[i][1] for i in front]
-        ax.step(fx, fy, where="post", color="#444444", lw=1, ls="--", label="Pareto front")
+        ax.step(fx, fy, where="post", color="#444444", lw=1, ls="--")
     ax.set_xscale("log")
     _plain_log_ticks(ax.xaxis)
     ax.margins(x=0.15, y=0.1)
@@ -115,8 +116,8 @@ def tradeoff_plot(group: Group) -> Plot | None:
     ax.grid(alpha=0.3, which="both")
     ax.set_title(f"{group.metric_title} against speed: {group.dataset}, {group.split}", fontsize=10)
     return Plot(f"{group.slug}-tradeoff", "Quality against speed",
-                "One point per pipeline (lowest seed), 95% bootstrap intervals as bars; the dashed line joins "
-                "the pipelines that no other beats on both axes.", _png(fig))
+                "One point per pipeline (lowest seed), 95% bootstrap intervals as bars; circled (and joined "
+                "by the dashed line): the pipelines that no other beats on both quality and speed.", _png(fig))
 
 
 def _grouped_bars(ax, names: list[str], series: list[tuple[str, list[float | None], str]]) -> None:
@@ -168,8 +169,8 @@ def per_class_plot(group: Group) -> Plot | None:
     colours = _series_colours(rows)
     _grouped_bars(ax, classes, [(r.pipeline, [get(r).get(c) for c in classes], col) for r, col in zip(rows, colours)])
     ax.set_ylabel(what)
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7, ncols=min(4, len(rows)), loc="upper left", bbox_to_anchor=(0, 1.0))
+    ax.set_ylim(0, 1.0)
+    fig.legend(fontsize=7, ncols=min(6, len(rows)), loc="outside upper center")
     ax.grid(axis="y", alpha=0.3)
     return Plot(f"{group.slug}-per-class", f"Per-class {what}",
                 "Orange shades: classical pipelines; blue shades: deep.", _png(fig))

@@ -92,6 +92,9 @@ PROFILES: dict[str, Profile] = {
             "cnn": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},
             "cnn-fusion": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},  # the same budget as cnn
             "ism": {"codebook_sizes": (150,), "bandwidths": (0.1,), "max_side": None},
+            "hog-svm-det": {"base_size": 48, "c_values": (0.1,), "steps": (1.2,), "negatives_per_image": 10,
+                            "mining_rounds": 1, "hard_per_image": 20, "max_upscale": 1.5, "mining_step": 1.3,
+                            "nms_thresholds": (0.3,), "measure_speed": False},
             "viola-jones": {"max_stages": 3, "max_features": 1500, "jitter": 1, "negatives_per_stage": 300,
                             "val_negatives_per_stage": 150, "max_stumps_per_stage": 15, "stride": 4,
                             "pyramid_step": 1.4, "max_upscale": 1.0, "stages_missed_values": (0, 1),
@@ -123,6 +126,7 @@ PROFILES: dict[str, Profile] = {
         pipeline_params={
             "cnn": {"epochs": 40, "widths": (64, 128, 256)},
             "cnn-fusion": {"epochs": 40, "widths": (64, 128, 256)},
+            "hog-svm-det": {"max_negatives": 10000, "tune_images": 500},  # 20 VOC classes: bounded memory
         },
         latency_images=100,
         latency_warmup=5,

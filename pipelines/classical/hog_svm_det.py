@@ -120,9 +120,9 @@ class HogSvmDetector(Detector):
     def __init__(self, cell: int = 8, block: int = 2, bins: int = 9, base_size: int = 80, context: float = 0.15,
                  max_aspect: float = 3.0, jitter: int = 1, negatives_per_image: int = 20,
                  max_positives: int = 6000, max_negatives: int = 20000, negative_overlap: float = 0.3,
-                 mining_rounds: int = 1, hard_per_image: int = 20, mining_threshold: float = -1.0,
+                 mining_rounds: int = 2, hard_per_image: int = 50, mining_threshold: float = -1.0,
                  mining_step: float = 1.2, max_upscale: float = 2.0, pad_cells: int = 2,
-                 c_values: tuple[float, ...] = (0.01, 0.1), steps: tuple[float, ...] = (1.1, 1.2),
+                 c_values: tuple[float, ...] = (0.1, 1.0), steps: tuple[float, ...] = (1.05, 1.1),
                  strides: tuple[int, ...] = (8,), nms_thresholds: tuple[float, ...] = (0.3, 0.5),
                  score_thresholds: tuple[float, ...] = (-1.0, -0.5, 0.0), max_detections: int = 100,
                  svm_max_iter: int = 200, tune_images: int | None = 300, measure_speed: bool = True):

@@ -98,7 +98,7 @@ PROFILES: dict[str, Profile] = {
             "viola-jones": {"max_stages": 3, "max_features": 1500, "jitter": 1, "negatives_per_stage": 300,
                             "val_negatives_per_stage": 150, "max_stumps_per_stage": 15, "stride": 4,
                             "pyramid_step": 1.4, "max_upscale": 1.0, "stages_missed_values": (0, 1),
-                            "nms_iou_values": (0.3,)},
+                            "nms_iou_values": (0.3,), "score_modes": ("last",), "first_stage_max_stumps": None},
         },
         latency_images=10,
         latency_warmup=2,

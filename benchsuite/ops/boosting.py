@@ -227,7 +227,7 @@ class Cascade:
         return [len(s) for s in self.stages]
 
     def evaluate(self, values: np.ndarray | Callable[[int, np.ndarray], np.ndarray], n: int | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, int]:
+                 ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
         """Run the cascade with early rejection.
 
         Args:
@@ -236,10 +236,10 @@ class Cascade:
                 for some samples on demand (then ``n`` gives N).
 
         Returns:
-            ``(stages_passed (N,) int64, margin (N,) float64, features_evaluated)``: how many stages
-            each sample passed, its :meth:`Stage.margin` in the last stage it reached (in the last stage
-            for samples that passed all; 0 for an empty cascade), and the total number of feature
-            evaluations made.
+            ``(stages_passed (N,) int64, margin (N,) float64, features_evaluated, margin_sum (N,)
+            float64)``: how many stages each sample passed, its :meth:`Stage.margin` in the last stage it
+            reached (in the last stage for samples that passed all; 0 for an empty cascade), the total
+            number of feature evaluations made, and the sum of its margins over the stages it reached.
         """
         if callable(values):
             if n is None:
@@ -254,6 +254,7 @@ class Cascade:
 
         passed = np.zeros(n, np.int64)
         margin = np.zeros(n, np.float64)
+        margin_sum = np.zeros(n, np.float64)
         alive = np.arange(n)
         evaluated = 0
         for i, stage in enumerate(self.stages):
@@ -262,10 +263,11 @@ class Cascade:
             scores = stage.scores(get(i, alive))
             evaluated += len(stage) * len(alive)
             margin[alive] = stage.margin(scores)
+            margin_sum[alive] += margin[alive]
             ok = scores >= stage.threshold
             alive = alive[ok]
             passed[alive] += 1
-        return passed, margin, evaluated
+        return passed, margin, evaluated, margin_sum
 
     def passes(self, values: np.ndarray) -> np.ndarray:
         """``(N,)`` bool: samples (``(F, N)`` pool values) that pass every stage."""
@@ -370,8 +372,8 @@ def train_cascade(pos: np.ndarray, val_pos: np.ndarray, negatives: NegativeSourc
                   detection_rate: float = 0.995, false_positive_rate: float = 0.5,
                   target_false_positive_rate: float = 1e-6, max_stumps_per_stage: int = 100,
                   negatives_per_stage: int = 2000, val_negatives_per_stage: int = 1000, min_negatives: int = 10,
-                  progress: Callable[..., Iterable[Any]] | None = None, boosting: str = "discrete"
-                  ) -> tuple[Cascade, list[dict[str, Any]]]:
+                  progress: Callable[..., Iterable[Any]] | None = None, boosting: str = "discrete",
+                  first_stage_max_stumps: int | None = None) -> tuple[Cascade, list[dict[str, Any]]]:
     """Train an attentional cascade stage by stage, with fresh negatives for every stage.
 
     Before each stage, positives (training and validation) that the cascade so far rejects are dropped,
@@ -387,6 +389,9 @@ def train_cascade(pos: np.ndarray, val_pos: np.ndarray, negatives: NegativeSourc
         negatives: the negative source described above.
         progress: optional ``ctx.progress``-like wrapper for the stage loop.
         boosting: ``"discrete"`` or ``"real"`` AdaBoost (:func:`train_stage`).
+        first_stage_max_stumps: stage ``i`` (from 0) may have at most ``first_stage_max_stumps * 2**i``
+            stumps (and never more than ``max_stumps_per_stage``): small early stages reject the easy
+            windows cheaply, as in Viola & Jones' 2, 10, 25, ... feature stages. None: no schedule.
 
     Returns:
         ``(cascade, stage_info)`` with one dict per stage (``stumps``, ``detection_rate``,
@@ -419,8 +424,11 @@ def train_cascade(pos: np.ndarray, val_pos: np.ndarray, negatives: NegativeSourc
         n_val_neg, n_train_neg = neg[:, perm[:n_val]], neg[:, perm[n_val:]]
         values = np.concatenate([p_train, n_train_neg], axis=1)
         labels = np.r_[np.ones(p_train.shape[1], bool), np.zeros(n_train_neg.shape[1], bool)]
+        cap = max_stumps_per_stage
+        if first_stage_max_stumps is not None:
+            cap = min(cap, first_stage_max_stumps * 2 ** len(cascade))
         stage, facts = train_stage(values, labels, p_val, n_val_neg, detection_rate, false_positive_rate,
-                                   max_stumps_per_stage, boosting=boosting)
+                                   cap, boosting=boosting)
         cascade.stages.append(stage)
         facts.update(positives=int(p_train.shape[1]), negatives=int(n_train_neg.shape[1]),
                      val_negatives=int(n_val_neg.shape[1]))

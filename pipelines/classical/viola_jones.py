@@ -27,6 +27,7 @@ chosen on val (AP50 per class).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 
 #: windows per gather block when a stage is evaluated on a pyramid level
 GATHER_BLOCK = 8192
+#: how a detection's score ranks windows that passed the same number of stages (see :func:`candidates`)
+SCORE_MODES = ("last", "mean")
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:
@@ -112,6 +115,7 @@ class _Level:
     std: np.ndarray  # (M,)
     passed: np.ndarray  # (M,) stages passed
     margin: np.ndarray  # (M,) margin in the last stage reached
+    margin_sum: np.ndarray  # (M,) sum of the margins of the stages reached
 
 
 @dataclass
@@ -126,6 +130,7 @@ class ClassModel:
     start_scale: float
     stages_missed: int = 0
     nms_iou: float = 0.3
+    score_mode: str = "last"
 
 
 def scan(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride: int, min_std: float,
@@ -161,22 +166,26 @@ def scan(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride: int, 
                 out[:, s : s + GATHER_BLOCK] = np.add.reduceat(g, k.starts, axis=1).T / std[idx][None, :]
             return out
 
-        passed, margin, evaluated = model.cascade.evaluate(values, len(pos))
+        passed, margin, evaluated, margin_sum = model.cascade.evaluate(values, len(pos))
         n_windows += len(pos)
         n_evaluated += evaluated
-        levels.append(_Level(level.scale_y, level.scale_x, ii, pos, std, passed, margin))
+        levels.append(_Level(level.scale_y, level.scale_x, ii, pos, std, passed, margin, margin_sum))
     return levels, n_windows, n_evaluated
 
 
 def candidates(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride: int, min_std: float,
-               context: float, stages_missed: int, max_candidates: int
+               context: float, stages_missed: int, max_candidates: int, score_mode: str = "last"
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
     """Windows of one class before NMS: ``(boxes (K, 4), scores (K,), stages_passed (K,), windows, features)``.
 
     Windows that passed at least ``len(cascade) - stages_missed`` stages are kept (the ``max_candidates``
-    best), mapped back to object boxes in image pixels and scored ``stages passed + (1 + margin) / 2``,
-    so a window that passed more stages always ranks above one that passed fewer.
+    best), mapped back to object boxes in image pixels and scored ``stages passed + (1 + m) / 2`` where
+    ``m`` is the margin in the last stage reached (``score_mode="last"``) or the mean margin over the
+    stages reached (``"mean"``, a soft-cascade score): a window that passed more stages always ranks
+    above one that passed fewer.
     """
+    if score_mode not in SCORE_MODES:
+        raise ValueError(f"viola-jones: score_mode must be one of {SCORE_MODES}, got {score_mode!r}")
     levels, n_windows, n_eval = scan(grey, model, pyramid_step, stride, min_std)
     need = max(len(model.cascade) - stages_missed, 1)
     boxes, scores, passed = [], [], []
@@ -186,7 +195,11 @@ def candidates(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride:
             continue
         wb = positions_to_boxes(lv.positions[keep], model.window, lv.scale_y, lv.scale_x)
         boxes.append(object_boxes(wb, context))
-        scores.append(lv.passed[keep] + 0.5 * (1.0 + lv.margin[keep]))
+        if score_mode == "last":
+            m = lv.margin[keep]
+        else:
+            m = lv.margin_sum[keep] / np.minimum(lv.passed[keep] + 1, len(model.cascade))
+        scores.append(lv.passed[keep] + 0.5 * (1.0 + m))
         passed.append(lv.passed[keep])
     if not boxes:
         return np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), n_windows, n_eval
@@ -219,10 +232,13 @@ class ViolaJonesDetector(Detector):
         scale_slack: the largest scale scanned lets the smallest training object (times this) fill the
             window; ``max_upscale`` caps it (objects smaller than the window need upsampling).
         min_std: floor of the window standard deviation in variance normalisation (grey levels).
-        stages_missed_values, nms_iou_values: candidates chosen on val by AP50 per class.
+        stages_missed_values, nms_iou_values, score_modes: candidates chosen on val by AP50 per class
+            (score modes in :func:`candidates`).
         max_candidates: best-scored windows per class and image that go into NMS.
         max_detections: per class and image, after NMS.
         boosting: ``"discrete"`` (Viola & Jones' AdaBoost) or ``"real"`` (confidence-rated stumps).
+        first_stage_max_stumps: stage ``i`` has at most this times ``2**i`` stumps (small cheap early
+            stages); None: every stage up to ``max_stumps_per_stage``.
     """
 
     id: ClassVar[str] = "viola-jones"
@@ -231,13 +247,14 @@ class ViolaJonesDetector(Detector):
     description: ClassVar[str] = "Haar features + AdaBoost attentional cascade per class (Viola & Jones)"
 
     def __init__(self, base_size: int = 24, window_multiple: int = 2, min_window_side: int = 8, context: float = 0.1,
-                 max_features: int = 8000, jitter: int = 2, max_positives: int = 3000, max_stages: int = 12,
-                 detection_rate: float = 0.995, false_positive_rate: float = 0.5, max_stumps_per_stage: int = 60,
+                 max_features: int = 8000, jitter: int = 2, max_positives: int = 3000, max_stages: int = 10,
+                 detection_rate: float = 0.99, false_positive_rate: float = 0.5, max_stumps_per_stage: int = 60,
                  target_false_positive_rate: float = 1e-5, negatives_per_stage: int = 1500,
                  val_negatives_per_stage: int = 750, pyramid_step: float = 1.2, stride: int = 2,
                  scale_slack: float = 0.8, max_upscale: float = 2.0, min_std: float = 1.0,
                  stages_missed_values: tuple[int, ...] = (0, 1, 2, 3), nms_iou_values: tuple[float, ...] = (0.3, 0.5),
-                 max_candidates: int = 4000, max_detections: int = 100, boosting: str = "discrete"):
+                 score_modes: tuple[str, ...] = SCORE_MODES, max_candidates: int = 4000, max_detections: int = 100,
+                 boosting: str = "discrete", first_stage_max_stumps: int | None = None):
         self.base_size = base_size
         self.window_multiple = window_multiple
         self.min_window_side = min_window_side
@@ -259,9 +276,11 @@ class ViolaJonesDetector(Detector):
         self.min_std = min_std
         self.stages_missed_values = stages_missed_values
         self.nms_iou_values = nms_iou_values
+        self.score_modes = score_modes
         self.max_candidates = max_candidates
         self.max_detections = max_detections
         self.boosting = boosting
+        self.first_stage_max_stumps = first_stage_max_stumps
 
     # ------------------------------------------------------------------------------------------- training
 
@@ -282,10 +301,10 @@ class ViolaJonesDetector(Detector):
         wh, ww = model.window
 
         def source(cascade: Cascade, count: int) -> np.ndarray:
-            if not len(cascade):  # stage 1: random background windows
+            if not len(cascade):  # stage 1: random background windows, at the sizes detection scans
                 per_image = int(np.ceil(count / max(len(greys), 1)))
                 crops = [negative_crops(g, rng, model.window, per_image, avoid[i], 0.3,
-                                        min_scale=1.0 / self.max_upscale)[0] for i, g in enumerate(greys)]
+                                        min_scale=1.0 / model.start_scale)[0] for i, g in enumerate(greys)]
                 crops_all = np.concatenate(crops) if crops else np.zeros((0, wh, ww), np.uint8)
                 if len(crops_all) > count:
                     crops_all = crops_all[rng.choice(len(crops_all), count, replace=False)]
@@ -364,7 +383,7 @@ class ViolaJonesDetector(Detector):
             pos, val_pos, negatives, self.max_stages, self.detection_rate, self.false_positive_rate,
             self.target_false_positive_rate, self.max_stumps_per_stage, self.negatives_per_stage,
             self.val_negatives_per_stage, progress=lambda it, **kw: ctx.progress(it, desc=f"{name} stages"),
-            boosting=self.boosting)
+            boosting=self.boosting, first_stage_max_stumps=self.first_stage_max_stumps)
         model.cascade = cascade
         model.kernels = _stage_kernels(pool, cascade)
         info = {"window_hw": list(window), "start_scale": start, "feature_pool": len(pool), "pool_step": step,
@@ -408,16 +427,18 @@ class ViolaJonesDetector(Detector):
         choice: dict[str, Any] = {}
         for model in self.models_:
             name = val.classes[model.label]
-            cands = []
-            for g in val_greys:
-                b, sc, p, nw, ne = candidates(g, model, self.pyramid_step, self.stride, self.min_std, self.context,
-                                              most, self.max_candidates)
-                cands.append((b, sc, p))
-                windows += nw
-                evaluated += ne
             best = None
             table = {}
-            for iou in self.nms_iou_values:
+            for mode, iou in itertools.product(self.score_modes, self.nms_iou_values):
+                if iou == self.nms_iou_values[0]:
+                    cands = []
+                    for g in val_greys:
+                        b, sc, p, nw, ne = candidates(g, model, self.pyramid_step, self.stride, self.min_std,
+                                                      self.context, most, self.max_candidates, mode)
+                        cands.append((b, sc, p))
+                        if mode == self.score_modes[0]:
+                            windows += nw
+                            evaluated += ne
                 kept = [(b[k], sc[k], p[k]) for b, sc, p in cands for k in [nms(b, sc, iou)]]
                 for missed in self.stages_missed_values:
                     need = max(len(model.cascade) - missed, 1)
@@ -427,12 +448,13 @@ class ViolaJonesDetector(Detector):
                                             [np.full(len(d[1]), model.label) for d in dets], val.classes)
                     ap = m["per_class"][name]["ap50"]
                     ap = -1.0 if ap != ap else float(ap)  # NaN (no val objects): any choice
-                    table[f"missed={missed},nms={iou}"] = round(ap, 4)
+                    table[f"score={mode},missed={missed},nms={iou}"] = round(ap, 4)
                     if best is None or ap > best[0] + 1e-9:
-                        best = (ap, missed, iou)
+                        best = (ap, missed, iou, mode)
             assert best is not None
-            model.stages_missed, model.nms_iou = best[1], best[2]
-            choice[name] = {"stages_missed": best[1], "nms_iou": best[2], "val_ap50": best[0], "val_ap50_grid": table}
+            model.stages_missed, model.nms_iou, model.score_mode = best[1], best[2], best[3]
+            choice[name] = {"stages_missed": best[1], "nms_iou": best[2], "score_mode": best[3], "val_ap50": best[0],
+                            "val_ap50_grid": table}
         choice["val_features_per_window"] = evaluated / max(windows, 1)
         choice["val_windows_per_image_and_class"] = windows / max(len(val) * len(self.models_), 1)
         return choice
@@ -445,7 +467,7 @@ class ViolaJonesDetector(Detector):
         boxes, scores, labels = [], [], []
         for model in self.models_:
             b, s, _, nw, ne = candidates(grey, model, self.pyramid_step, self.stride, self.min_std, self.context,
-                                         model.stages_missed, self.max_candidates)
+                                         model.stages_missed, self.max_candidates, model.score_mode)
             keep = suppress(b, s, model.nms_iou, self.max_detections)
             boxes.append(b[keep])
             scores.append(s[keep])

@@ -117,5 +117,5 @@ def test_cascade_separates_a_synthetic_problem_with_bootstrapped_negatives():
     false_pos = cascade.passes(test_neg).mean()
     assert detection >= 0.85 and false_pos <= 0.1
     # early rejection: far fewer feature evaluations than every stage on every negative
-    _, _, evaluated = cascade.evaluate(test_neg)
+    _, _, evaluated, _ = cascade.evaluate(test_neg)
     assert evaluated < 0.7 * sum(cascade.stumps_per_stage) * test_neg.shape[1]

@@ -25,6 +25,9 @@ from benchsuite.errors import ConfigError
 # Faster R-CNN proposals and sampled regions (the box head and RoIAlign dominate its CPU cost)
 _RCNN_CPU = {"rpn_pre_nms_top_n_train": 600, "rpn_post_nms_top_n_train": 300, "rpn_pre_nms_top_n_test": 300,
              "rpn_post_nms_top_n_test": 100, "box_batch_size_per_image": 64, "representation_size": 256}
+#: smoke proposer parameters of selective-search (and of ss-hog-svm's proposer, to share the cache)
+_SS_SMOKE: dict[str, Any] = {"preset": "fast", "ks": (100,), "max_side": 200}
+
 _TORCHVISION_SMOKE: dict[str, dict[str, Any]] = {
     "faster-rcnn-mbv3-fpn": {"min_size": 160, "max_size": 256, "epochs": 3, "batch_size": 4, "warmup": 5,
                              "model_options": _RCNN_CPU},
@@ -95,6 +98,13 @@ PROFILES: dict[str, Profile] = {
             "hog-svm-det": {"base_size": 48, "c_values": (0.1,), "steps": (1.2,), "negatives_per_image": 10,
                             "mining_rounds": 1, "hard_per_image": 20, "max_upscale": 1.5, "mining_step": 1.3,
                             "nms_thresholds": (0.3,), "measure_speed": False},
+            # selective search on images shrunk to 200 px, one scale: the proposals task and ss-hog-svm share
+            # these proposals through the cache (the same proposer parameters)
+            "selective-search": _SS_SMOKE,
+            "opencv-selective-search": {"mode": "single"},
+            "ss-hog-svm": {"proposer_params": _SS_SMOKE, "train_proposals": 300, "test_proposals": 300,
+                           "negatives_per_image": 20, "hard_per_image": 20, "c_values": (0.03,),
+                           "nms_values": (0.3,)},
             "viola-jones": {"max_stages": 3, "max_features": 1500, "jitter": 1, "negatives_per_stage": 300,
                             "val_negatives_per_stage": 150, "max_stumps_per_stage": 15, "stride": 4,
                             "pyramid_step": 1.4, "max_upscale": 1.0, "stages_missed_values": (0, 1),

@@ -282,6 +282,14 @@ def proposals_for_images(images: Sequence[np.ndarray], proposer: Proposer, cache
     return [b for b in out if b is not None]
 
 
+def store_proposals(images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], proposer: Proposer,
+                    cache_dir: Path) -> None:
+    """Keep proposals computed elsewhere (e.g. by the proposals task) for later users, by image content."""
+    store = ProposalStore(cache_dir, proposer)
+    for image, b in zip(images, boxes):
+        store.put(image_key(image), _as_boxes(b))
+
+
 def cached_proposals(image: np.ndarray, proposer: Proposer, cache_dir: Path) -> np.ndarray:
     """Proposals for one decoded image, from the cache or computed here (and stored)."""
     return proposals_for_images([image], proposer, cache_dir, workers=1)[0]

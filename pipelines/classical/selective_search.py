@@ -22,6 +22,7 @@ Presets (the paper's Table 5):
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, ClassVar
 
 import cv2
@@ -38,7 +39,7 @@ from benchsuite.ops.region_grouping import (
     similarity_weights,
     texture_bin_image,
 )
-from benchsuite.proposal_cache import default_workers, parallel_map
+from benchsuite.proposal_cache import default_workers, parallel_map, store_proposals
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,29 @@ def convert_colour(image: np.ndarray, space: str) -> np.ndarray:
     raise ValueError(f"unknown colour space {space!r}; expected one of {COLOUR_SPACES}")
 
 
+SEGMENTERS = ("skimage", "opencv")
+
+
+def segment(image: np.ndarray, k: float, sigma: float = 0.8, segmenter: str = "skimage") -> np.ndarray:
+    """Felzenszwalb-Huttenlocher segmentation of a uint8 ``(H, W[, C])`` image with scale ``k`` (pixel
+    values in 0..255 units, as in the paper) and minimum region size ``k``: ``(H, W)`` labels 0..R-1.
+
+    ``segmenter``: ``"skimage"`` (``skimage.segmentation.felzenszwalb``) or ``"opencv"``
+    (``cv2.ximgproc.segmentation.createGraphSegmentation``, the same algorithm, about twice as fast).
+    """
+    if segmenter == "skimage":
+        labels = felzenszwalb(image, scale=float(k), sigma=sigma, min_size=int(k),
+                              channel_axis=-1 if image.ndim == 3 else None)
+    elif segmenter == "opencv":
+        labels = cv2.ximgproc.segmentation.createGraphSegmentation(sigma, float(k), int(k)).processImage(image)
+    else:
+        raise ValueError(f"unknown segmenter {segmenter!r}; expected one of {SEGMENTERS}")
+    return relabel(labels)[0]
+
+
 def selective_search(image: np.ndarray, colour_spaces: tuple[str, ...], ks: tuple[float, ...],
-                     similarities: tuple[str, ...], sigma: float = 0.8, seed: int = 0) -> np.ndarray:
+                     similarities: tuple[str, ...], sigma: float = 0.8, seed: int = 0,
+                     segmenter: str = "skimage") -> np.ndarray:
     """Ranked, de-duplicated proposals ``(N, 4)`` float32 x1y1x2y2 pixels for an ``(H, W, 3)`` uint8 RGB image.
 
     One strategy per (colour space, k, similarity combination); see the module docstring for the ranking.
@@ -94,9 +116,7 @@ def selective_search(image: np.ndarray, colour_spaces: tuple[str, ...], ks: tupl
         colour_bins = colour_bin_image(converted)
         texture_bins = texture_bin_image(converted)
         for k in ks:
-            labels = felzenszwalb(converted, scale=float(k), sigma=sigma, min_size=int(k),
-                                  channel_axis=-1 if converted.ndim == 3 else None)
-            labels, _ = relabel(labels)
+            labels = segment(converted, k, sigma, segmenter)
             regions = describe_regions(labels, colour_bins, texture_bins)
             for w in weights:
                 hierarchy = hierarchical_grouping(regions, w)
@@ -120,6 +140,7 @@ class SelectiveSearch(Proposer):
         colour_spaces, ks, similarities: override the preset's (``similarities`` as letter codes, e.g.
             ``("CTSF", "TSF")``).
         sigma: Gaussian smoothing of the Felzenszwalb-Huttenlocher segmentation.
+        segmenter: ``"skimage"`` or ``"opencv"`` implementation of that segmentation (:func:`segment`).
         max_side: when set, images whose longer side exceeds it are shrunk first (boxes are scaled back).
         seed: seed of the random part of the ranking.
         n_jobs: processes for :meth:`propose_batch` (None: the job's ``ctx.num_threads`` after ``fit``,
@@ -135,12 +156,14 @@ class SelectiveSearch(Proposer):
 
     def __init__(self, preset: str = "fast", colour_spaces: tuple[str, ...] | None = None,
                  ks: tuple[float, ...] | None = None, similarities: tuple[str, ...] | None = None,
-                 sigma: float = 0.8, max_side: int | None = None, seed: int = 0, n_jobs: int | None = None):
+                 sigma: float = 0.8, segmenter: str = "skimage", max_side: int | None = None, seed: int = 0,
+                 n_jobs: int | None = None):
         self.preset = preset
         self.colour_spaces = colour_spaces
         self.ks = ks
         self.similarities = similarities
         self.sigma = sigma
+        self.segmenter = segmenter
         self.max_side = max_side
         self.seed = seed
         self.n_jobs = n_jobs
@@ -159,14 +182,17 @@ class SelectiveSearch(Proposer):
                 raise ValueError(f"selective-search: unknown colour space {space!r}; expected {COLOUR_SPACES}")
         for s in out["similarities"]:
             similarity_weights(s)
+        if self.segmenter not in SEGMENTERS:
+            raise ValueError(f"selective-search: unknown segmenter {self.segmenter!r}; expected {SEGMENTERS}")
         return out
 
     def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> SelectiveSearch:
         st = self.strategies()
         self.workers_ = default_workers(self.n_jobs if self.n_jobs is not None else ctx.num_threads)
+        self.cache_dir_ = Path(ctx.cache_dir)
         ctx.record(strategies=len(st["colour_spaces"]) * len(st["ks"]) * len(st["similarities"]),
                    colour_spaces=list(st["colour_spaces"]), ks=list(st["ks"]),
-                   similarities=list(st["similarities"]), workers=self.workers_)
+                   similarities=list(st["similarities"]), segmenter=self.segmenter, workers=self.workers_)
         return self
 
     def propose(self, image: np.ndarray) -> np.ndarray:
@@ -177,13 +203,22 @@ class SelectiveSearch(Proposer):
             scale = self.max_side / max(h, w)
             image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
                                interpolation=cv2.INTER_AREA)
-        boxes = selective_search(image, st["colour_spaces"], st["ks"], st["similarities"], self.sigma, self.seed)
+        boxes = selective_search(image, st["colour_spaces"], st["ks"], st["similarities"], self.sigma, self.seed,
+                                 self.segmenter)
         if scale != 1.0:
             boxes = boxes / np.float32(scale)
             boxes = np.clip(boxes, 0, np.array([w, h, w, h], np.float32))
         return boxes
 
     def propose_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """Proposals for several images over ``n_jobs`` processes (both cores on the reference machine)."""
+        """Proposals for several images over ``n_jobs`` processes (both cores on the reference machine).
+
+        Always computed (never read from the proposal cache, so the proposals task times real work); after
+        ``fit`` the results are also stored in the cache for the detectors that classify proposals.
+        """
         workers = getattr(self, "workers_", None) or default_workers(self.n_jobs)
-        return parallel_map(self.propose, images, workers)
+        out = parallel_map(self.propose, images, workers)
+        cache_dir = getattr(self, "cache_dir_", None)
+        if cache_dir is not None:
+            store_proposals(images, out, self, cache_dir)
+        return out

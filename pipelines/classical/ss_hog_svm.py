@@ -1,0 +1,308 @@
+"""``ss-hog-svm``: selective-search proposals classified by HOG + a linear SVM, one model per class.
+
+The region-based classical detector (the recipe of Uijlings et al. 2013 and of R-CNN, with HOG for the
+features):
+
+1. proposals from the suite's ``selective-search`` (through :mod:`benchsuite.proposal_cache`: computed
+   once per image over processes, shared with ``rcnn`` and with later runs);
+2. each proposal, grown by ``context`` on every side, warped to a fixed window per class (the window's
+   aspect is the median aspect of the class's training boxes, :func:`benchsuite.ops.windows.choose_window`);
+3. HOG of the window (:mod:`benchsuite.ops.hog`), scored by a linear SVM (:mod:`benchsuite.ops.linear_svm`);
+4. training: positives are the ground-truth boxes (and their mirror images) plus the proposals with
+   IoU >= ``positive_iou`` with a box of the class; negatives a random sample of the proposals with IoU <
+   ``negative_iou`` with every box of the class, then ``mining_rounds`` rounds of hard-negative mining
+   among all those proposals (the highest-scoring ones are added);
+5. per class, the SVM's C and the NMS IoU threshold are chosen by AP50 on val; the final model is refit
+   on train + val with the chosen C;
+6. detections: every scored proposal, NMS per class (:func:`benchsuite.ops.boxes.nms`), the best
+   ``max_detections``.
+
+Proposal time at detect time: proposals come from the cache when the proposals task (or an earlier job)
+already computed them for the same images with the same parameters, and then are not part of the
+detection seconds; ``fit_info`` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from benchsuite.api import Context, Detections, Detector
+from benchsuite.data.detection import DetectionSet
+from benchsuite.metrics.detection import evaluate_detections
+from benchsuite.ops.boxes import nms
+from benchsuite.ops.hog import hog_features
+from benchsuite.ops.linear_svm import LinearSVM
+from benchsuite.ops.windows import WindowSize, choose_window, crop_windows, max_iou
+from benchsuite.proposal_cache import default_workers, proposals_for, proposals_for_images
+from pipelines.classical.selective_search import SelectiveSearch
+
+log = logging.getLogger(__name__)
+
+
+def context_boxes(boxes: np.ndarray, context: float) -> np.ndarray:
+    """``(N, 4)`` float64 boxes grown by ``context`` of their width/height on every side (no aspect change:
+    a proposal is warped to the window anisotropically, as in R-CNN)."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    return b + context * np.stack([-w, -h, w, h], axis=1)
+
+
+def usable_proposals(boxes: np.ndarray, limit: int, min_side: float) -> np.ndarray:
+    """The first ``limit`` proposals whose sides are both at least ``min_side`` pixels (rank kept)."""
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    ok = ((b[:, 2] - b[:, 0]) >= min_side) & ((b[:, 3] - b[:, 1]) >= min_side)
+    return b[ok][:limit]
+
+
+class _ClassData:
+    """Features of one class's training material, per image (float16 to halve the memory)."""
+
+    def __init__(self) -> None:
+        self.pos: list[np.ndarray] = []  # positives (ground truth, mirrors, near-ground-truth proposals)
+        self.neg: list[np.ndarray] = []  # all proposals with IoU < negative_iou, per image
+        self.neg_boxes: list[np.ndarray] = []
+        self.props: list[np.ndarray] = []  # all proposals of an image (val: for scoring), features
+        self.prop_boxes: list[np.ndarray] = []
+
+    def positives(self) -> np.ndarray:
+        return np.concatenate(self.pos).astype(np.float32) if self.pos else np.zeros((0, 0), np.float32)
+
+
+class SelectiveSearchHogSVM(Detector):
+    """Selective-search proposals + warped-window HOG + linear SVM per class, hard negatives, NMS.
+
+    Parameters:
+        proposer_params: constructor parameters of the ``selective-search`` proposer (default: its
+            ``fast`` preset). Use the same as the proposals task's to share its cached proposals.
+        train_proposals, test_proposals: proposals per image used for training (mining) and for
+            detection (val and test), best-ranked first.
+        min_proposal_side: proposals with a side shorter than this (pixels) are ignored.
+        base_size: the window's area is ``base_size ** 2`` pixels (sides multiples of ``cell``).
+        context: fraction of a box's width/height added on every side before warping.
+        cell, bins: HOG cell size (pixels) and orientation bins (2 x 2-cell blocks, L2-Hys).
+        positive_iou: proposals at least this IoU with a box of the class are positives too.
+        negative_iou: proposals below this IoU with every box of the class are negatives.
+        negatives_per_image: random negatives per image in the first training round.
+        mining_rounds: rounds of hard-negative mining; each adds up to ``hard_per_image`` of the
+            highest-scoring negatives per image (those scoring above -1).
+        c_values: candidate SVM C, chosen per class by val AP50.
+        nms_values: candidate NMS IoU thresholds, chosen per class by val AP50.
+        max_detections: detections kept per image and class.
+        refit_on_trainval: refit the chosen model on train + val.
+        n_jobs: processes for computing proposals (None: ``ctx.num_threads``).
+    """
+
+    id: ClassVar[str] = "ss-hog-svm"
+    family: ClassVar[str] = "classical"
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    description: ClassVar[str] = "Selective-search proposals, warped-window HOG + linear SVM per class, hard negatives"
+    detect_batch_size: ClassVar[int] = 8
+
+    def __init__(self, proposer_params: dict[str, Any] | None = None, train_proposals: int = 1000,
+                 test_proposals: int = 2000, min_proposal_side: float = 8, base_size: int = 48,
+                 context: float = 0.1, cell: int = 8, bins: int = 9, positive_iou: float = 0.7,
+                 negative_iou: float = 0.3, negatives_per_image: int = 40, mining_rounds: int = 1,
+                 hard_per_image: int = 40, c_values: tuple[float, ...] = (0.003, 0.03, 0.3),
+                 nms_values: tuple[float, ...] = (0.3, 0.45), max_detections: int = 100,
+                 refit_on_trainval: bool = True, n_jobs: int | None = None):
+        self.proposer_params = proposer_params
+        self.train_proposals = train_proposals
+        self.test_proposals = test_proposals
+        self.min_proposal_side = min_proposal_side
+        self.base_size = base_size
+        self.context = context
+        self.cell = cell
+        self.bins = bins
+        self.positive_iou = positive_iou
+        self.negative_iou = negative_iou
+        self.negatives_per_image = negatives_per_image
+        self.mining_rounds = mining_rounds
+        self.hard_per_image = hard_per_image
+        self.c_values = c_values
+        self.nms_values = nms_values
+        self.max_detections = max_detections
+        self.refit_on_trainval = refit_on_trainval
+        self.n_jobs = n_jobs
+
+    # ----------------------------------------------------------------------------------------- features
+
+    def _features(self, image: np.ndarray, boxes: np.ndarray, window: WindowSize) -> np.ndarray:
+        """``(N, D)`` float32 HOG of ``boxes`` (grown by ``context``) warped to ``window``."""
+        if not len(boxes):
+            return np.zeros((0, self._dim(window)), np.float32)
+        crops = crop_windows(image, context_boxes(boxes, self.context), window)
+        return hog_features(crops, cell=self.cell, bins=self.bins, chunk=512)
+
+    def _dim(self, window: WindowSize) -> int:
+        hc, wc = window[0] // self.cell, window[1] // self.cell
+        return max(0, hc - 1) * max(0, wc - 1) * 4 * self.bins
+
+    def _collect(self, data: DetectionSet, proposals: list[np.ndarray], limit: int, ctx: Context,
+                 desc: str, with_all: bool) -> list[_ClassData]:
+        """Per class: positive features and the features of all negative proposals (and, ``with_all``,
+        of all proposals, for scoring val), image by image."""
+        out = [_ClassData() for _ in self.windows_]
+        for i in ctx.progress(range(len(data)), desc=desc, total=len(data)):
+            sample = data[i]
+            image = data.load_image(i)
+            props = usable_proposals(proposals[i], limit, self.min_proposal_side)
+            for k, window in enumerate(self.windows_):
+                cd = out[k]
+                if window is None:
+                    continue
+                of_class = sample.labels == k
+                gt = sample.boxes[of_class & ~sample.difficult]
+                overlap = max_iou(props, sample.boxes[of_class])  # difficult boxes are not negatives either
+                feats = self._features(image, props, window)
+                if len(gt):
+                    gt_feats = self._features(image, gt, window)
+                    flipped = hog_features(crop_windows(np.ascontiguousarray(image[:, ::-1]),
+                                                        context_boxes(self._mirror(gt, sample.width), self.context),
+                                                        window), cell=self.cell, bins=self.bins)
+                    near = feats[max_iou(props, gt) >= self.positive_iou]
+                    cd.pos.append(np.concatenate([gt_feats, flipped, near]).astype(np.float16))
+                neg = overlap < self.negative_iou
+                cd.neg.append(feats[neg].astype(np.float16))
+                cd.neg_boxes.append(props[neg])
+                if with_all:
+                    cd.props.append(feats.astype(np.float16))
+                    cd.prop_boxes.append(props)
+        return out
+
+    @staticmethod
+    def _mirror(boxes: np.ndarray, width: int) -> np.ndarray:
+        b = np.asarray(boxes, np.float64).reshape(-1, 4)
+        return np.stack([width - b[:, 2], b[:, 1], width - b[:, 0], b[:, 3]], axis=1)
+
+    # ----------------------------------------------------------------------------------------- training
+
+    def _train(self, pos: np.ndarray, negs: list[np.ndarray], c: float, rng: np.random.Generator
+               ) -> tuple[LinearSVM, int]:
+        """Initial random negatives, then hard-negative mining rounds; returns the SVM and its negatives."""
+        chosen = []
+        for n in negs:
+            take = min(len(n), self.negatives_per_image)
+            chosen.append(n[rng.choice(len(n), take, replace=False)] if take else n[:0])
+        neg = np.concatenate(chosen).astype(np.float32) if chosen else np.zeros((0, pos.shape[1]), np.float32)
+        svm = self._fit_svm(pos, neg, c)
+        for _ in range(self.mining_rounds):
+            hard = []
+            for n in negs:
+                if not len(n):
+                    continue
+                s = svm.decision_function(n.astype(np.float32))
+                top = np.argsort(-s, kind="stable")[: self.hard_per_image]
+                top = top[s[top] > -1.0]
+                hard.append(n[top].astype(np.float32))
+            if hard:
+                neg = np.unique(np.concatenate([neg, *hard]), axis=0)
+            svm = self._fit_svm(pos, neg, c)
+        return svm, len(neg)
+
+    @staticmethod
+    def _fit_svm(pos: np.ndarray, neg: np.ndarray, c: float) -> LinearSVM:
+        x = np.concatenate([pos, neg])
+        y = np.concatenate([np.ones(len(pos), np.int64), np.zeros(len(neg), np.int64)])
+        return LinearSVM(C=c, max_iter=200).fit(x, y)
+
+    def _val_ap(self, svm: LinearSVM, cd: _ClassData, val: DetectionSet, k: int) -> dict[float, float]:
+        """AP50 on val of one class for each NMS threshold."""
+        scores = [svm.decision_function(f.astype(np.float32)) if len(f) else np.zeros(0) for f in cd.props]
+        gt = [s.boxes[s.labels == k] for s in val]
+        diff = [s.difficult[s.labels == k] for s in val]
+        out = {}
+        for t in self.nms_values:
+            boxes, sc = [], []
+            for b, s in zip(cd.prop_boxes, scores):
+                keep = nms(b, s, t)[: self.max_detections] if len(b) else np.zeros(0, np.int64)
+                boxes.append(b[keep])
+                sc.append(s[keep])
+            m = evaluate_detections(gt, [np.zeros(len(g), np.int64) for g in gt], diff, boxes, sc,
+                                    [np.zeros(len(b), np.int64) for b in boxes], ["c"])
+            ap = float(m["map50"])
+            out[float(t)] = ap if np.isfinite(ap) else 0.0
+        return out
+
+    def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> SelectiveSearchHogSVM:
+        self.proposer_ = SelectiveSearch(**(self.proposer_params or {}))
+        self.proposer_.strategies()  # validates the parameters
+        self.cache_dir_ = Path(ctx.cache_dir)
+        self.workers_ = default_workers(self.n_jobs if self.n_jobs is not None else ctx.num_threads)
+        rng = ctx.rng(5)
+        self.windows_: list[WindowSize | None] = []
+        for k in range(train.num_classes):
+            boxes, _ = train.boxes_of_class(k)
+            self.windows_.append(choose_window(boxes, self.base_size, self.cell) if len(boxes) else None)
+        p_train = proposals_for(train, self.proposer_, self.cache_dir_, self.workers_, ctx.progress,
+                                "proposals train")
+        p_val = proposals_for(val, self.proposer_, self.cache_dir_, self.workers_, ctx.progress, "proposals val")
+        d_train = self._collect(train, p_train, self.train_proposals, ctx, "features train", with_all=False)
+        d_val = self._collect(val, p_val, self.test_proposals, ctx, "features val", with_all=True)
+        self.svms_: list[LinearSVM | None] = []
+        self.nms_: list[float] = []
+        chosen: dict[str, Any] = {}
+        for k, name in enumerate(train.classes):
+            pos = d_train[k].positives()
+            if self.windows_[k] is None or not len(pos) or not sum(len(n) for n in d_train[k].neg):
+                self.svms_.append(None)
+                self.nms_.append(0.3)
+                chosen[name] = {"skipped": "no positives or negatives in train"}
+                continue
+            table: dict[str, dict[str, float]] = {}
+            best = None
+            for c in ctx.progress(sorted(self.c_values), desc=f"choose C ({name})"):
+                svm, _ = self._train(pos, d_train[k].neg, float(c), rng)
+                aps = self._val_ap(svm, d_val[k], val, k)
+                table[str(c)] = {str(t): a for t, a in aps.items()}
+                for t, a in aps.items():
+                    if best is None or a > best[0]:
+                        best = (a, float(c), t, svm)
+            assert best is not None, "c_values is empty"
+            ap, c, t, svm = best
+            n_neg = None
+            if self.refit_on_trainval:
+                pos_all = np.concatenate([pos, d_val[k].positives()]) if d_val[k].pos else pos
+                svm, n_neg = self._train(pos_all, d_train[k].neg + d_val[k].neg, c, rng)
+            self.svms_.append(svm)
+            self.nms_.append(t)
+            chosen[name] = {"C": c, "nms_iou": t, "val_ap50": ap, "val_ap50_by_C_nms": table,
+                            "window_hw": list(self.windows_[k]), "positives": len(pos),
+                            "negatives_final": n_neg}
+        ctx.record(per_class=chosen, proposer=self.proposer_.get_params(), train_proposals=self.train_proposals,
+                   test_proposals=self.test_proposals, feature_dim=int(self._dim(next(
+                       (w for w in self.windows_ if w is not None), (16, 16)))),
+                   trained_on="train+val" if self.refit_on_trainval else "train",
+                   proposals_cached_in=str(self.cache_dir_ / "proposals"),
+                   note="detect-time proposals are read from the cache when already computed (then not timed)")
+        return self
+
+    # ---------------------------------------------------------------------------------------- detection
+
+    def _detect_with(self, image: np.ndarray, proposals: np.ndarray) -> Detections:
+        props = usable_proposals(proposals, self.test_proposals, self.min_proposal_side)
+        boxes, scores, labels = [], [], []
+        for k, (window, svm) in enumerate(zip(self.windows_, self.svms_)):
+            if window is None or svm is None or not len(props):
+                continue
+            s = svm.decision_function(self._features(image, props, window))
+            keep = nms(props, s, self.nms_[k])[: self.max_detections]
+            boxes.append(props[keep])
+            scores.append(s[keep])
+            labels.append(np.full(len(keep), k, np.int64))
+        if not boxes:
+            return Detections.empty()
+        return Detections(np.concatenate(boxes).astype(np.float32), np.concatenate(scores).astype(np.float32),
+                          np.concatenate(labels))
+
+    def detect(self, image: np.ndarray) -> Detections:
+        props = proposals_for_images([image], self.proposer_, self.cache_dir_, workers=1)[0]
+        return self._detect_with(image, props)
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[Detections]:
+        """Proposals of the batch over processes (or from the cache), then classification here."""
+        props = proposals_for_images(images, self.proposer_, self.cache_dir_, workers=self.workers_)
+        return [self._detect_with(im, p) for im, p in zip(images, props)]

@@ -138,8 +138,25 @@ class ProposalStore:
 # --------------------------------------------------------------------------------------------- parallel
 
 
-def _init_worker() -> None:
-    """Pool worker set-up: one thread per process (the pool itself is the parallelism)."""
+def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """Watchdog thread body: end this process once ``parent`` is gone. The suite's job process leaves with
+    ``os._exit`` (no interpreter teardown, so no pool shutdown); without this its pool workers would wait
+    on their task queue for ever."""
+    import time
+
+    while True:
+        time.sleep(every_s)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+def _init_worker(parent: int | None = None) -> None:
+    """Pool worker set-up: one thread per process (the pool itself is the parallelism); leave with the
+    parent process."""
+    if parent is not None:
+        import threading
+
+        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="exit-with-parent").start()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = "1"
     try:
@@ -154,7 +171,7 @@ def _executor(workers: int) -> ProcessPoolExecutor:
     ex = _EXECUTORS.get(workers)
     if ex is None:
         ex = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker)
+                                 initializer=_init_worker, initargs=(os.getpid(),))
         _EXECUTORS[workers] = ex
     return ex
 

@@ -48,6 +48,17 @@ _TORCHVISION_QUICK: dict[str, dict[str, Any]] = {
                           "warmup": 10, "max_train_s": 300},
 }
 
+# the fusion study (pipelines/deep/fusion.py): the three variants get the very same parameters, so that they
+# differ in their neck only; a from-scratch ResNet-18 Faster R-CNN, sized for 2 CPU cores
+_FUSION_IDS = ("fusion-a-stages", "fusion-b-deepest", "fusion-c-fpn")
+_FUSION_CPU = {"out_channels": 64, "representation_size": 256, "rpn_pre_nms_top_n_train": 1000,
+               "rpn_post_nms_top_n_train": 500, "rpn_pre_nms_top_n_test": 500, "rpn_post_nms_top_n_test": 200,
+               "box_batch_size_per_image": 128}
+_FUSION_SMOKE = {"min_size": 160, "max_size": 256, "epochs": 2, "batch_size": 4, "lr": 0.02, "warmup": 3,
+                 "model_options": _FUSION_CPU}
+_FUSION_QUICK = {"min_size": 256, "max_size": 416, "iterations": 150, "batch_size": 4, "lr": 0.02, "warmup": 15,
+                 "model_options": _FUSION_CPU, "max_train_s": 600}
+
 
 @dataclass(frozen=True)
 class TaskBudget:
@@ -94,6 +105,7 @@ PROFILES: dict[str, Profile] = {
             **_TORCHVISION_SMOKE,
             "cnn": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},
             "cnn-fusion": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},  # the same budget as cnn
+            **dict.fromkeys(_FUSION_IDS, _FUSION_SMOKE),
             "ism": {"codebook_sizes": (150,), "bandwidths": (0.1,), "max_side": None},
             "hog-svm-det": {"base_size": 48, "c_values": (0.1,), "steps": (1.2,), "negatives_per_image": 10,
                             "mining_rounds": 1, "hard_per_image": 20, "max_upscale": 1.5, "mining_step": 1.3,
@@ -122,7 +134,7 @@ PROFILES: dict[str, Profile] = {
             "detection": TaskBudget(epochs=None, time_limit_s=1800),
             "proposals": TaskBudget(epochs=None, time_limit_s=1800),
         },
-        pipeline_params={**_TORCHVISION_QUICK},
+        pipeline_params={**_TORCHVISION_QUICK, **dict.fromkeys(_FUSION_IDS, _FUSION_QUICK)},
     ),
     "full": Profile(
         name="full",

@@ -143,3 +143,41 @@ def test_cnn_fusion_network_shapes_and_gradients_reach_every_side_branch():
     for side in net.sides:
         assert side[0].weight.grad is not None and side[0].weight.grad.abs().sum() > 0
     assert net.fuse.weight.grad.shape == (24, 3, 1)
+
+
+def test_fusion_detector_builds_the_same_model_but_for_the_neck():
+    from pipelines.deep.fusion import build_fusion_faster_rcnn
+
+    models = {kind: build_fusion_faster_rcnn(kind, 4, None, min_size=96, max_size=128) for kind in NECKS}
+    shapes = {kind: {k: tuple(v.shape) for k, v in m.state_dict().items() if not k.startswith("backbone.neck.")}
+              for kind, m in models.items()}
+    assert shapes["stages"] == shapes["deepest"] == shapes["fpn"]
+    m = models["deepest"].eval()
+    with torch.no_grad():
+        out = m([torch.rand(3, 100, 140)])
+    assert out[0]["boxes"].shape[1] == 4 and len(out[0]["scores"]) == len(out[0]["labels"])
+    with pytest.raises(ValueError, match="num_classes"):
+        build_fusion_faster_rcnn("fpn", 1)
+
+
+@pytest.mark.slow
+def test_fusion_ids_and_cnn_fusion_run_end_to_end_on_synthetic_data(tmp_path, cache_dir):
+    from benchsuite.runner.run import RunConfig, run
+
+    tiny = {"iterations": 2, "batch_size": 2, "min_size": 96, "max_size": 128, "warmup": 1}
+    ids = ["fusion-a-stages", "fusion-b-deepest", "fusion-c-fpn"]
+    params = {i: tiny for i in ids} | {"cnn-fusion": {"epochs": 1, "widths": (8, 16, 16), "batch_size": 64}}
+    cfg = RunConfig(profile="smoke", tasks=["detection", "classification"], pipelines=[*ids, "cnn-fusion"],
+                    out=tmp_path / "run", cache_dir=cache_dir, data_root=tmp_path / "no-data", params=params,
+                    write_report=False)
+    recs = {r["pipeline"]: r for r in run(cfg).records}
+    assert set(recs) == {*ids, "cnn-fusion"}
+    for i in ids:
+        r = recs[i]
+        assert r["status"] == "ok", r["error"]
+        assert {"ap_small", "ap_medium", "ap_large"} <= r["metrics"].keys()
+        assert r["fit_info"]["fusion_variant"].startswith("ABC"[ids.index(i)] + ":")
+        assert r["fit_info"]["train_steps"] == 2 and r["fit_info"]["weights"] in ("scratch", "imagenet-backbone")
+    assert recs["cnn-fusion"]["status"] == "ok", recs["cnn-fusion"]["error"]
+    assert 0.0 <= recs["cnn-fusion"]["metrics"]["accuracy"] <= 1.0
+    assert recs["cnn-fusion"]["fit_info"]["stages_fused"] == 3

@@ -11,7 +11,8 @@ Training, for every class of the training split (one model each, nothing specifi
    (:class:`benchsuite.ops.linear_svm.LinearSVM`, squared hinge);
 4. hard-negative mining: the detector scans the training images, the highest-scoring windows that
    overlap no object of the class become negatives (their features read straight off the HOG map of
-   the pyramid level), and the SVM is fitted again.
+   the pyramid level), and the SVM is fitted again (``mining_rounds`` times, with the first C; the
+   other candidate Cs are fitted on the final set of windows).
 
 Detection: an image pyramid, one HOG block map per (padded) level, and every class's weight vector laid
 out as a ``(blocks_y, blocks_x, 36)`` template applied to the whole map as a correlation
@@ -101,7 +102,8 @@ class HogSvmDetector(Detector):
         max_upscale: the pyramid may start above scale 1 (up to this) to find objects smaller than the window.
         pad_cells: each pyramid level is padded by this many cells (mirrored border) on every side, so
             windows may reach past the border (an object touching the border keeps its context).
-        c_values: candidate SVM C (chosen on val).
+        c_values: candidate SVM C (chosen on val); hard negatives are mined with the first one, then each
+            C is fitted on the same final training windows.
         steps: candidate pyramid steps (chosen on val).
         strides: candidate window strides in pixels, multiples of ``cell`` (chosen on val).
         nms_thresholds, score_thresholds: candidates chosen on val.
@@ -275,7 +277,9 @@ class HogSvmDetector(Detector):
         return [np.stack(f).astype(np.float32) if f else np.zeros((0, d), np.float32) for f, d in zip(found, dims)]
 
     def _train_models(self, train: DetectionSet, windows: dict[int, WindowSize], pos: dict[int, np.ndarray],
-                      neg: dict[int, np.ndarray], c: float, ctx: Context) -> tuple[list[ClassModel], dict]:
+                      neg: dict[int, np.ndarray], c: float, ctx: Context
+                      ) -> tuple[list[ClassModel], dict[int, np.ndarray], dict]:
+        """SVMs at ``c`` with ``mining_rounds`` rounds of hard-negative mining: (models, negatives, facts)."""
         labels = sorted(windows)
         models = [self._fit_svm(pos[k], neg[k], c, windows[k], k) for k in labels]
         negs = {k: neg[k] for k in labels}
@@ -287,8 +291,8 @@ class HogSvmDetector(Detector):
                 if len(hard[j]):
                     negs[k] = np.concatenate([negs[k], hard[j]])
             models = [self._fit_svm(pos[k], negs[k], c, windows[k], k) for k in labels]
-        return models, {"hard_negatives_per_round": mined,
-                        "negatives": {train.classes[k]: len(negs[k]) for k in labels}}
+        return models, negs, {"hard_negatives_per_round": mined, "mined_with_C": c,
+                              "negatives": {train.classes[k]: len(negs[k]) for k in labels}}
 
     def _collect_windows(self, train: DetectionSet, windows: dict[int, WindowSize], ctx: Context
                          ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
@@ -375,21 +379,23 @@ class HogSvmDetector(Detector):
             val = val.subset(np.sort(ctx.rng(12).choice(len(val), self.tune_images, replace=False)))
         val_images = [val.load_image(i) for i in range(len(val))]
 
-        # 1) C, at the first step/stride candidates, each with its own hard-negative mining
-        by_c: dict[str, float] = {}
-        best_c: tuple[float, float, list[ClassModel], dict] | None = None
+        # 1) hard negatives mined with the first C; every C is then fitted on the final training set and
+        #    scored on val at the first step / stride candidates
         step0, stride0 = float(self.steps[0]), int(self.strides[0])
+        c0 = float(self.c_values[0])
+        mined_models, negs, facts = self._train_models(train, windows, pos, neg, c0, ctx)
+        by_c: dict[str, float] = {}
+        best_c: tuple[float, float, list[ClassModel], list] | None = None
         for c in self.c_values:
-            models, facts = self._train_models(train, windows, pos, neg, float(c), ctx)
-            if len(val):
-                ap = self._val_score(val, self._val_raw(val, val_images, models, step0, stride0), models)[0]
-            else:
-                ap = 0.0
+            models = mined_models if float(c) == c0 else [
+                self._fit_svm(pos[k], negs[k], float(c), windows[k], k) for k in sorted(windows)]
+            raw = self._val_raw(val, val_images, models, step0, stride0) if len(val) else []
+            ap = self._val_score(val, raw, models)[0] if len(val) else 0.0
             by_c[str(c)] = round(ap, 4)
             if best_c is None or ap > best_c[0]:
-                best_c = (ap, float(c), models, facts)
+                best_c = (ap, float(c), models, raw)
         assert best_c is not None, "c_values is empty"
-        _, self.C_, self.models_, facts = best_c
+        _, self.C_, self.models_, raw0 = best_c
 
         # 2) pyramid step, stride, NMS and score thresholds for that model
         grid: dict[str, float] = {}
@@ -397,7 +403,8 @@ class HogSvmDetector(Detector):
         for step in self.steps:
             for stride in self.strides:
                 if len(val):
-                    raw = self._val_raw(val, val_images, self.models_, float(step), int(stride))
+                    first = float(step) == step0 and int(stride) == stride0
+                    raw = raw0 if first else self._val_raw(val, val_images, self.models_, float(step), int(stride))
                     ap, t_nms, t_score = self._val_score(val, raw, self.models_)
                 else:
                     ap, t_nms, t_score = 0.0, self.nms_thresholds[0], self.score_thresholds[0]

@@ -127,8 +127,8 @@ def compare_markdown(a: ReportModel, b: ReportModel, changes: list[Change], time
     if a.synthetic or b.synthetic:
         lines += ["> **SYNTHETIC DATA** in at least one run: numbers check the machinery only.", ""]
     lines += [f"Rules: a quality change is flagged only when the 95% bootstrap intervals of A and B do not "
-              f"overlap; a timing change only beyond ×{time_ratio:g} (and at least {min_seconds:g} s on the slower "
-              f"side). Seeds are averaged within a run.", ""]
+              f"overlap (no interval, no quality flag); a timing change only beyond ×{time_ratio:g} (and at least "
+              f"{min_seconds:g} s on the slower side). Seeds are averaged within a run.", ""]
     regressions = [c for c in changes if c.regression]
     flagged = [c for c in changes if c.flags]
     lines += ["## Flags", ""]

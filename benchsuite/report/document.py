@@ -228,7 +228,7 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
                    galleries: dict[tuple[str, str, str], list[Plot]] | None = None) -> list[Block]:
     galleries = galleries or {}
     doc: list[Block] = [Heading(1, f"benchsuite report: run {model.run_id}")]
-    synthetic = [d.get("name") for d in model.datasets if d.get("origin") == "synthetic"]
+    synthetic = model.synthetic_names
     if synthetic:
         doc.append(Para(f"**SYNTHETIC DATA**: this run used generated stand-ins ({', '.join(synthetic)}), not real "
                         f"images. Its numbers check the machinery; they are not comparable with published "
@@ -249,7 +249,16 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
                         "note"))
 
     doc.append(Heading(2, "Data and run", "provenance"))
-    doc.append(Bullets(dataset_lines(model.run)))
+    lines = dataset_lines(model.run)
+    described = {d.get("name") for d in model.datasets}
+    for name in dict.fromkeys(r.dataset for r in model.rows() if r.dataset not in described):
+        rec = next(r.record for r in model.rows() if r.dataset == name)
+        origin = "**SYNTHETIC stand-in**" if rec.get("data_origin") == "synthetic" else (
+            "real, canonical" if rec.get("data_canonical") else "real, **not canonical**")
+        lines.append(f"`{name}` ({origin}): not described in run.json (an earlier part of a resumed run); "
+                     f"fingerprint `{rec.get('dataset_fingerprint')}`, test split `{rec.get('split_fingerprint')}` "
+                     f"(from the records).")
+    doc.append(Bullets(lines))
     doc.append(Bullets(run_lines(model.run, model.rows())))
 
     for g in model.groups:

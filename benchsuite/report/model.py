@@ -150,8 +150,15 @@ class ReportModel:
         return list(self.run.get("datasets", []))
 
     @property
+    def synthetic_names(self) -> list[str]:
+        """Data sets that were synthetic stand-ins, from run.json and from the records themselves."""
+        names = [str(d.get("name")) for d in self.datasets if d.get("origin") == "synthetic"]
+        names += [r.dataset for r in self.rows() if r.record.get("data_origin") == "synthetic"]
+        return list(dict.fromkeys(names))
+
+    @property
     def synthetic(self) -> bool:
-        return any(d.get("origin") == "synthetic" for d in self.datasets)
+        return bool(self.synthetic_names)
 
     def rows(self) -> list[Row]:
         return [r for g in self.groups for r in g.rows]

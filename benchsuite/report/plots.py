@@ -72,11 +72,13 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return sorted(idx, key=lambda i: points[i][0])
 
 
-def _plain_log_ticks(axis) -> None:
-    """Log-axis ticks at 1, 2, 5 x 10^k written as plain numbers."""
+def _plain_log_ticks(axis, values: list[float]) -> None:
+    """Log-axis ticks written as plain numbers: at 1, 2, 5 x 10^k over a short range, powers of ten otherwise."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    v = [x for x in values if x and x > 0]
+    decades = math.log10(max(v) / min(v)) if v else 0.0
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades < 2.5 else (1.0,)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
 
@@ -104,10 +106,12 @@ def tradeoff_plot(group: Group) -> Plot | None:
     if len(front) > 1:
         ax.step(fx, fy, where="post", color="#444444", lw=1, ls="--")
     ax.set_xscale("log")
-    _plain_log_ticks(ax.xaxis)
+    _plain_log_ticks(ax.xaxis, [p[0] for p in pts])
     ax.margins(x=0.15, y=0.1)
     ax.set_xlabel("images per second (log scale, higher is faster)")
     ax.set_ylabel(group.metric_title)
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(max(lo, 0.0 if min(fy) >= 0 else lo), max(hi, 0.05))
     for fam, col in FAMILY_COLOURS.items():
         ax.plot([], [], "o", color=col, label=fam)
     if any(r.pretrained_reference for r in rows):
@@ -266,7 +270,7 @@ def recall_curve_plot(group: Group) -> Plot | None:
         if c.get("recall_iou70"):
             ax.plot(c["num_proposals"], c["recall_iou70"], color=col, lw=1.2, ls="--", label=f"{r.pipeline} IoU 0.7")
     ax.set_xscale("log")
-    _plain_log_ticks(ax.xaxis)
+    _plain_log_ticks(ax.xaxis, [float(n) for r in rows for n in r.record["metrics"]["recall_curve"]["num_proposals"]])
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("proposals per image (log scale)")
     ax.set_ylabel("recall of objects")
@@ -292,6 +296,7 @@ def size_ap_plot(group: Group) -> Plot | None:
                   [(label, [r.metric(k) for r in rows], col)
                    for (k, label), col in zip(SIZES, ("#CC79A7", "#009E73", "#56B4E9"))])
     ax.set_ylabel("COCO AP (IoU 0.5:0.95)")
+    ax.set_ylim(0, max(0.05, ax.get_ylim()[1]))
     ax.legend(fontsize=8, title="object size", title_fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return Plot(f"{group.slug}-sizes", "AP by object size",

@@ -267,7 +267,9 @@ class Runner:
             self._check_resume(store, plan)
             info = store.read_run_info()
             info.setdefault("resumed_at", []).append(datetime.now(timezone.utc).isoformat(timespec="seconds"))
-            info["datasets"] = [ds.info.as_dict() for ds in plan.datasets.values()]
+            merged = {d["name"]: d for d in info.get("datasets", [])}  # keep the data sets of earlier jobs
+            merged.update({ds.info.name: ds.info.as_dict() for ds in plan.datasets.values()})
+            info["datasets"] = list(merged.values())
             store.write_run_info(info)
         else:
             store.write_run_info(self._run_info(plan))

@@ -111,7 +111,8 @@ def tradeoff_plot(group: Group) -> Plot | None:
     ax.set_xlabel("images per second (log scale, higher is faster)")
     ax.set_ylabel(group.metric_title)
     lo, hi = ax.get_ylim()
-    ax.set_ylim(max(lo, 0.0 if min(fy) >= 0 else lo), max(hi, 0.05))
+    hi = max(hi, 0.05)
+    ax.set_ylim(max(lo, -0.03 * hi) if min(p[1] for p in pts) >= 0 else lo, hi)
     for fam, col in FAMILY_COLOURS.items():
         ax.plot([], [], "o", color=col, label=fam)
     if any(r.pretrained_reference for r in rows):

@@ -1,0 +1,46 @@
+"""viola-jones on a few synthetic images: grey and tiny inputs, and the facts it records."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchsuite.api import Context
+from benchsuite.data.datasets import open_dataset
+from pipelines.classical.viola_jones import ViolaJonesDetector
+
+TINY = {"max_stages": 2, "max_features": 300, "jitter": 0, "negatives_per_stage": 60, "val_negatives_per_stage": 30,
+        "max_stumps_per_stage": 4, "stride": 6, "pyramid_step": 1.6, "max_upscale": 1.0, "stages_missed_values": (0,),
+        "nms_iou_values": (0.3,), "score_modes": ("last",)}
+
+
+@pytest.fixture(scope="module")
+def fitted(cache_dir, tmp_path_factory):
+    data = open_dataset("synthetic-voc", tmp_path_factory.mktemp("no-data"), cache_dir)
+    train, val = data.load("train", 6), data.load("val", 3)
+    ctx = Context(seed=1)
+    return ViolaJonesDetector(**TINY).fit(train, val, ctx), ctx, train
+
+
+def test_records_cascade_facts(fitted):
+    _, ctx, train = fitted
+    info = ctx.info
+    assert set(info["stages"]) <= set(train.classes) and info["stages"]
+    for name, per_stage in info["features_per_stage"].items():
+        assert 1 <= len(per_stage) <= 2 and all(1 <= n <= 4 for n in per_stage)
+        assert info["classes"][name]["feature_pool"] <= 300
+    assert 0 < info["chosen_on_val"]["val_features_per_window"] <= 8  # at most every stump of both stages
+
+
+def test_grey_colour_and_tiny_images(fitted):
+    det, _, train = fitted
+    rgb = train.load_image(0)
+    grey = (rgb.astype(np.float64) @ [0.299, 0.587, 0.114]).round().astype(np.uint8)
+    out_rgb, out_grey, out_grey1 = det.detect(rgb), det.detect(grey), det.detect(grey[:, :, None])
+    np.testing.assert_allclose(out_grey.boxes, out_grey1.boxes)
+    assert len(out_rgb) == len(out_rgb.labels) == len(out_rgb.boxes)
+    assert np.isfinite(out_rgb.scores).all() and (out_rgb.boxes[:, 2:] > out_rgb.boxes[:, :2]).all()
+    for shape in [(3, 4, 3), (1, 1), (2, 200, 3)]:  # smaller than every window: no detections, no error
+        out = det.detect(np.zeros(shape, np.uint8))
+        assert len(out) == 0 and out.boxes.shape == (0, 4)
+    assert det.stats_["images"] == 6

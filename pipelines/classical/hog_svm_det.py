@@ -26,6 +26,7 @@ by AP50 on the validation split (never on test) and recorded in ``fit_info``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -34,6 +35,7 @@ from typing import Any, ClassVar
 
 import cv2
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from benchsuite.api import Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
@@ -55,6 +57,12 @@ from benchsuite.ops.windows import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    """One threadpoolctl controller per process (created after numpy has loaded its BLAS)."""
+    return ThreadpoolController()
 
 
 @dataclass
@@ -174,6 +182,14 @@ class HogSvmDetector(Detector):
 
     def _scan(self, image: np.ndarray, models: list[ClassModel], step: float, stride: int, threshold: float,
               keep_maps: bool = False, peaks_only: bool = False) -> tuple[list[_Hits], list[np.ndarray]]:
+        """:meth:`_scan_pyramid` with BLAS on one thread: its matrix products are small, and a
+        multi-threaded OpenBLAS spinning on a busy machine made them many times slower."""
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            return self._scan_pyramid(image, models, step, stride, threshold, keep_maps, peaks_only)
+
+    def _scan_pyramid(self, image: np.ndarray, models: list[ClassModel], step: float, stride: int,
+                      threshold: float, keep_maps: bool = False, peaks_only: bool = False
+                      ) -> tuple[list[_Hits], list[np.ndarray]]:
         """Window hits scoring above ``threshold`` for every model, over the whole pyramid of ``image``.
 
         With ``peaks_only`` a hit must also be a maximum of its 3 x 3 neighbourhood in the level's score

@@ -106,7 +106,7 @@ PROFILES: dict[str, Profile] = {
             "cnn": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},
             "cnn-fusion": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},  # the same budget as cnn
             **dict.fromkeys(_FUSION_IDS, _FUSION_SMOKE),
-            "ism": {"codebook_sizes": (150,), "bandwidths": (0.1,), "max_side": None},
+            "ism": {"codebook_sizes": (150,), "bandwidths": (0.1,), "specificity_powers": (3.0,), "max_side": None},
             "hog-svm-det": {"base_size": 48, "c_values": (0.1,), "steps": (1.2,), "negatives_per_image": 10,
                             "mining_rounds": 1, "hard_per_image": 20, "max_upscale": 1.5, "mining_step": 1.3,
                             "nms_thresholds": (0.3,), "measure_speed": False},
@@ -121,9 +121,9 @@ PROFILES: dict[str, Profile] = {
                             "val_negatives_per_stage": 150, "max_stumps_per_stage": 15, "stride": 4,
                             "pyramid_step": 1.5, "max_upscale": 1.0, "stages_missed_values": (0, 1),
                             "nms_iou_values": (0.3,), "score_modes": ("last",), "first_stage_max_stumps": None},
-            "rcnn": {"iterations": 60, "batch_size": 64, "widths": (16, 32, 64), "max_train_proposals": 500,
-                     "max_test_proposals": 150, "positives_per_image": 32, "background_per_image": 64,
-                     "nms_ious": (0.3,)},
+            "rcnn": {"proposer_params": _SS_SMOKE, "iterations": 40, "batch_size": 64, "widths": (16, 32, 64),
+                     "max_train_proposals": 300, "max_test_proposals": 150, "positives_per_image": 32,
+                     "background_per_image": 48, "nms_ious": (0.3,)},
         },
         latency_images=10,
         latency_warmup=2,
@@ -150,6 +150,8 @@ PROFILES: dict[str, Profile] = {
         },
         pipeline_params={
             "cnn": {"epochs": 40, "widths": (64, 128, 256)},
+            "rcnn": {"iterations": 5000, "max_train_proposals": 2000, "max_test_proposals": 2000, "crop_size": 96,
+                     "context": 6, "positives_per_image": 64, "background_per_image": 192},
             "cnn-fusion": {"epochs": 40, "widths": (64, 128, 256)},
             "hog-svm-det": {"max_negatives": 10000, "tune_images": 500},  # 20 VOC classes: bounded memory
             "viola-jones": {"max_stages": 16, "max_features": 16000, "negatives_per_stage": 4000,

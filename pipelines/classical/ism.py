@@ -24,6 +24,7 @@ the vote map is one ``np.bincount``, mean-shift is a (modes x votes) kernel matr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -173,7 +174,8 @@ def build_class_model(per_image: list[tuple[Features, np.ndarray, np.ndarray]], 
     occ = np.concatenate(obj_occ)
     k = int(min(codebook_size, max(1, len(np.unique(desc[:5000], axis=0)) // 2)))
     sample = desc if len(desc) <= max_descriptors else desc[rng.choice(len(desc), max_descriptors, replace=False)]
-    km = MiniBatchKMeans(n_clusters=k, batch_size=4096, n_init=3, max_iter=60,
+    # random initialisation: k-means++ seeding of hundreds of centres costs ten times the clustering itself
+    km = MiniBatchKMeans(n_clusters=k, init="random", batch_size=2048, n_init=2, max_iter=15,
                          random_state=int(rng.integers(2**31 - 1)), compute_labels=False).fit(sample)
     codebook = km.cluster_centers_.astype(np.float32)
     assign = nearest_entries(desc, codebook, 1)[0][:, 0]
@@ -343,6 +345,8 @@ class ImplicitShapeModel(Detector):
         match_k, match_ratio: soft matching, the ``match_k`` nearest entries within ``match_ratio`` times
             the nearest distance.
         discriminative: weight codebook entries by ``p(object | entry)`` from the training backgrounds.
+        specificity_powers: candidate exponents for those weights (higher: background-like entries vote
+            less); chosen on val.
         max_side: images are shrunk so that their longer side is at most this (None: native size).
         sift_features: keypoints per image kept by SIFT (0: all).
         contrast_threshold: SIFT's contrast threshold (lower: more keypoints).
@@ -358,9 +362,10 @@ class ImplicitShapeModel(Detector):
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     description: ClassVar[str] = "implicit shape model: SIFT codebook, Hough votes, mean-shift maxima"
 
-    def __init__(self, codebook_sizes: tuple[int, ...] = (400, 1000), bandwidths: tuple[float, ...] = (0.06, 0.1),
+    def __init__(self, codebook_sizes: tuple[int, ...] = (300, 600), bandwidths: tuple[float, ...] = (0.05, 0.07),
                  scale_bandwidth: float = 0.15, match_k: int = 3, match_ratio: float = 1.15,
-                 discriminative: bool = True, max_side: int | None = 320, sift_features: int = 0,
+                 discriminative: bool = True, specificity_powers: tuple[float, ...] = (3.0, 6.0, 10.0),
+                 max_side: int | None = 320, sift_features: int = 0,
                  contrast_threshold: float = 0.02, cell: float = 3.0, scale_step: float = 0.08,
                  max_modes: int = 40, mean_shift_iterations: int = 3, min_score: float = 0.0,
                  nms_iou: float = 0.45, max_descriptors: int = 40000):
@@ -370,6 +375,7 @@ class ImplicitShapeModel(Detector):
         self.match_k = match_k
         self.match_ratio = match_ratio
         self.discriminative = discriminative
+        self.specificity_powers = specificity_powers
         self.max_side = max_side
         self.sift_features = sift_features
         self.contrast_threshold = contrast_threshold
@@ -444,9 +450,14 @@ class ImplicitShapeModel(Detector):
         val_feats = self._features_of(val, ctx, "ism val features") if len(val) else []
         val_feature_s = time.perf_counter() - t_val
         scores: dict[str, float] = {}
-        best: tuple[float, int, float, list[ClassModel | None]] | None = None
-        for size in self.codebook_sizes:
-            models = self._class_models(train, train_feats, int(size), ctx.seed)
+        best: tuple[float, int, float, float, list[ClassModel | None]] | None = None
+        grid = [(int(size), float(power)) for size in self.codebook_sizes
+                for power in (self.specificity_powers if self.discriminative else (1.0,))]
+        raw: dict[int, list[ClassModel | None]] = {}
+        for size, power in grid:
+            if size not in raw:
+                raw[size] = self._class_models(train, train_feats, size, ctx.seed)
+            models = [dataclasses.replace(m, weight=m.weight ** power) if m is not None else None for m in raw[size]]
             votes = [[cast_votes(m, f.feats, f.width, f.height, self.match_k, self.match_ratio)
                       if m is not None else None for m in models] for f in val_feats]
             for bw in self.bandwidths:
@@ -458,13 +469,14 @@ class ImplicitShapeModel(Detector):
                                                   [s.difficult for s in val], [d.boxes for d in dets],
                                                   [d.scores for d in dets], [d.labels for d in dets], val.classes)
                     ap = float(np.nan_to_num(metrics["map50"]))
-                scores[f"codebook={size},bandwidth={bw}"] = round(ap, 4)
-                log.info("ism: codebook %d, bandwidth %.3f: val AP50 %.4f", size, bw, ap)
+                scores[f"codebook={size},power={power:g},bandwidth={bw}"] = round(ap, 4)
+                log.info("ism: codebook %d, power %g, bandwidth %.3f: val AP50 %.4f", size, power, bw, ap)
                 if best is None or ap > best[0]:
-                    best = (ap, int(size), float(bw), models)
-        assert best is not None, "codebook_sizes and bandwidths must not be empty"
-        _, self.codebook_size_, self.bandwidth_, self.models_ = best
-        ctx.record(codebook_size=self.codebook_size_, bandwidth=self.bandwidth_, val_map50=scores,
+                    best = (ap, size, power, float(bw), models)
+        assert best is not None, "codebook_sizes, specificity_powers and bandwidths must not be empty"
+        _, self.codebook_size_, self.specificity_power_, self.bandwidth_, self.models_ = best
+        ctx.record(codebook_size=self.codebook_size_, bandwidth=self.bandwidth_,
+                   specificity_power=self.specificity_power_, val_map50=scores,
                    codebook_sizes={train.classes[k]: m.size for k, m in enumerate(self.models_) if m is not None},
                    occurrences=int(sum(len(m.occ) for m in self.models_ if m is not None)),
                    train_features_per_image=round(float(np.mean([len(f.feats) for f in train_feats])), 1),

@@ -51,22 +51,18 @@ IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 
 # --------------------------------------------------------------------------------------------- proposals
-def make_proposer() -> Proposer:
-    """The proposer whose (cached) boxes the pipeline classifies: the suite's selective search, fast preset,
-    default parameters (the same key as every other user of that proposer, so the cache is shared)."""
+def make_proposer(params: dict[str, Any] | None = None) -> Proposer:
+    """The proposer whose (cached) boxes the pipeline classifies: the suite's selective search (fast preset
+    unless ``params`` say otherwise). Equal parameters give the same cache key as every other user of that
+    proposer (``ss-hog-svm``, the proposals task), so each image's proposals are computed once."""
     from pipelines.classical.selective_search import SelectiveSearch
 
-    return SelectiveSearch(preset="fast")
+    return SelectiveSearch(**(params or {}))
 
 
-def dataset_proposals(data: DetectionSet, ctx: Context, desc: str) -> list[np.ndarray]:
+def dataset_proposals(data: DetectionSet, proposer: Proposer, ctx: Context, desc: str) -> list[np.ndarray]:
     """Proposals of every image of ``data``, through the shared cache (computed in parallel when missing)."""
-    return proposals_for(data, make_proposer(), ctx.cache_dir, progress=ctx.progress, desc=desc)
-
-
-def image_proposals(images: list[np.ndarray], cache_dir: Path, workers: int) -> list[np.ndarray]:
-    """Proposals of decoded images, through the shared cache (missing ones over ``workers`` processes)."""
-    return proposals_for_images(images, make_proposer(), cache_dir, workers=workers)
+    return proposals_for(data, proposer, ctx.cache_dir, progress=ctx.progress, desc=desc)
 
 
 def prepare_proposals(boxes: np.ndarray, width: int, height: int, max_proposals: int, min_size: float
@@ -319,6 +315,7 @@ class RCNN(Detector):
         score_threshold: detections with a lower class probability are dropped.
         max_detections: per image.
         min_proposal_size: proposals smaller than this (pixels) are dropped.
+        proposer_params: parameters of the ``selective-search`` proposer (None: its defaults, the fast preset).
     """
 
     id: ClassVar[str] = "rcnn"
@@ -328,12 +325,12 @@ class RCNN(Detector):
     detect_batch_size: ClassVar[int] = 8
 
     def __init__(self, crop_size: int = 64, context: int = 4, fg_iou: float = 0.5, bg_iou: float = 0.3,
-                 max_train_proposals: int = 2000, max_test_proposals: int = 1000, positives_per_image: int = 64,
-                 background_per_image: int = 192, iterations: int = 1500, batch_size: int = 128,
+                 max_train_proposals: int = 1000, max_test_proposals: int = 500, positives_per_image: int = 48,
+                 background_per_image: int = 144, iterations: int = 600, batch_size: int = 128,
                  positive_fraction: float = 0.25, lr: float = 2e-3, weight_decay: float = 5e-4,
                  box_regression: bool = True, backbone: str = "auto", widths: tuple[int, int, int] = (32, 64, 128),
                  nms_ious: tuple[float, ...] = (0.3, 0.45), score_threshold: float = 0.01, max_detections: int = 100,
-                 min_proposal_size: float = 8.0):
+                 min_proposal_size: float = 8.0, proposer_params: dict[str, Any] | None = None):
         self.crop_size = crop_size
         self.context = context
         self.fg_iou = fg_iou
@@ -354,6 +351,7 @@ class RCNN(Detector):
         self.score_threshold = score_threshold
         self.max_detections = max_detections
         self.min_proposal_size = min_proposal_size
+        self.proposer_params = proposer_params
 
     # ---------------------------------------------------------------------------------------- fitting
     def _build(self, num_classes: int, ctx: Context) -> tuple[RegionNet, str]:
@@ -413,7 +411,8 @@ class RCNN(Detector):
         self.cache_dir_ = Path(ctx.cache_dir)
         self.workers_ = default_workers(None)
         self.num_classes_ = train.num_classes
-        props = dataset_proposals(train, ctx, "rcnn train proposals")
+        self.proposer_ = make_proposer(self.proposer_params)
+        props = dataset_proposals(train, self.proposer_, ctx, "rcnn train proposals")
         props = [prepare_proposals(p, s.width, s.height, int(self.max_train_proposals), self.min_proposal_size)
                  for p, s in zip(props, train)]
         proposal_s = time.perf_counter() - start
@@ -433,7 +432,7 @@ class RCNN(Detector):
         self.nms_iou_ = float(self.nms_ious[0])
         val_scores: dict[str, float] = {}
         if len(val) and len(self.nms_ious) > 0:
-            vprops = dataset_proposals(val, ctx, "rcnn val proposals")
+            vprops = dataset_proposals(val, self.proposer_, ctx, "rcnn val proposals")
             raw = [self._score_regions(val.load_image(i), vprops[i]) for i in range(len(val))]
             best = -1.0
             for t in self.nms_ious:
@@ -499,5 +498,6 @@ class RCNN(Detector):
 
     def detect_batch(self, images: list[np.ndarray]) -> list[Detections]:
         """Proposals of the batch over the job's processes (or from the cache), then the CNN image by image."""
-        props = image_proposals(images, self.cache_dir_, self.workers_ if len(images) > 1 else 1)
+        workers = self.workers_ if len(images) > 1 else 1
+        props = proposals_for_images(images, self.proposer_, self.cache_dir_, workers=workers)
         return [self._finish(*self._score_regions(im, p), self.nms_iou_) for im, p in zip(images, props)]

@@ -128,7 +128,8 @@ def test_top_detection_lands_on_the_planted_pattern(tmp_path):
     val = _planted_set(tmp_path / "val", 2, seed=2)
     test = _planted_set(tmp_path / "test", 3, seed=3)
     ctx = Context(seed=0)
-    model = ImplicitShapeModel(codebook_sizes=(50,), bandwidths=(0.1,), max_side=None).fit(train, val, ctx)
+    model = ImplicitShapeModel(codebook_sizes=(50,), bandwidths=(0.1,), specificity_powers=(3.0,), max_side=None)
+    model.fit(train, val, ctx)
     assert ctx.info["codebook_size"] == 50 and ctx.info["votes_per_image"] > 0
     for i in range(len(test)):
         det = model.detect(test.load_image(i))

@@ -7,10 +7,13 @@ features):
    once per image over processes, shared with ``rcnn`` and with later runs);
 2. each proposal, grown by ``context`` on every side, warped to a fixed window per class (the window's
    aspect is the median aspect of the class's training boxes, :func:`benchsuite.ops.windows.choose_window`);
-3. HOG of the window (:mod:`benchsuite.ops.hog`), scored by a linear SVM (:mod:`benchsuite.ops.linear_svm`);
+3. HOG of the window (:mod:`benchsuite.ops.hog`) and four box-shape values (log aspect, log size relative
+   to the image, their squares: a learnt shape and size prior), scored by a linear SVM
+   (:mod:`benchsuite.ops.linear_svm`);
 4. training: positives are the ground-truth boxes (and their mirror images) plus the proposals with
    IoU >= ``positive_iou`` with a box of the class; negatives a random sample of the proposals with IoU <
-   ``negative_iou`` with every box of the class, then ``mining_rounds`` rounds of hard-negative mining
+   ``negative_iou`` (0.5 by default: boxes that cut an object in half are negatives, which sharpens
+   the localisation) with every box of the class, then ``mining_rounds`` rounds of hard-negative mining
    among all those proposals (the highest-scoring ones are added);
 5. per class, the SVM's C and the NMS IoU threshold are chosen by AP50 on val; the final model is refit
    on train + val with the chosen C;
@@ -58,6 +61,20 @@ def usable_proposals(boxes: np.ndarray, limit: int, min_side: float) -> np.ndarr
     return b[ok][:limit]
 
 
+GEOMETRY_DIM = 4
+
+
+def box_geometry(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``(N, 4)`` float32 box-shape features a linear model can turn into a size and aspect prior:
+    ``log(w / h)``, its square, ``log(sqrt(w h) / sqrt(W H))`` (size relative to the image) and its square."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    w = np.maximum(b[:, 2] - b[:, 0], 1e-3)
+    h = np.maximum(b[:, 3] - b[:, 1], 1e-3)
+    aspect = np.log(w / h)
+    size = 0.5 * np.log(w * h / float(width * height))
+    return np.stack([aspect, aspect ** 2, size, size ** 2], axis=1).astype(np.float32)
+
+
 class _ClassData:
     """Features of one class's training material, per image (float16 to halve the memory)."""
 
@@ -93,6 +110,9 @@ class SelectiveSearchHogSVM(Detector):
         nms_values: candidate NMS IoU thresholds, chosen per class by val AP50.
         max_detections: detections kept per image and class.
         refit_on_trainval: refit the chosen model on train + val.
+        geometry: append the box's log aspect and log relative size (and their squares) to the HOG
+            descriptor, so the SVM learns a shape and size prior (small or oddly shaped proposals warped
+            to the window otherwise score like objects).
         n_jobs: processes for computing proposals (None: ``ctx.num_threads``).
     """
 
@@ -103,12 +123,12 @@ class SelectiveSearchHogSVM(Detector):
     detect_batch_size: ClassVar[int] = 8
 
     def __init__(self, proposer_params: dict[str, Any] | None = None, train_proposals: int = 1000,
-                 test_proposals: int = 2000, min_proposal_side: float = 8, base_size: int = 48,
+                 test_proposals: int = 2000, min_proposal_side: float = 10, base_size: int = 56,
                  context: float = 0.1, cell: int = 8, bins: int = 9, positive_iou: float = 0.7,
-                 negative_iou: float = 0.3, negatives_per_image: int = 40, mining_rounds: int = 1,
+                 negative_iou: float = 0.5, negatives_per_image: int = 40, mining_rounds: int = 2,
                  hard_per_image: int = 40, c_values: tuple[float, ...] = (0.003, 0.03, 0.3),
                  nms_values: tuple[float, ...] = (0.3, 0.45), max_detections: int = 100,
-                 refit_on_trainval: bool = True, n_jobs: int | None = None):
+                 refit_on_trainval: bool = True, geometry: bool = True, n_jobs: int | None = None):
         self.proposer_params = proposer_params
         self.train_proposals = train_proposals
         self.test_proposals = test_proposals
@@ -126,20 +146,27 @@ class SelectiveSearchHogSVM(Detector):
         self.nms_values = nms_values
         self.max_detections = max_detections
         self.refit_on_trainval = refit_on_trainval
+        self.geometry = geometry
         self.n_jobs = n_jobs
 
     # ----------------------------------------------------------------------------------------- features
 
-    def _features(self, image: np.ndarray, boxes: np.ndarray, window: WindowSize) -> np.ndarray:
-        """``(N, D)`` float32 HOG of ``boxes`` (grown by ``context``) warped to ``window``."""
+    def _features(self, image: np.ndarray, boxes: np.ndarray, window: WindowSize, mirror: bool = False
+                  ) -> np.ndarray:
+        """``(N, D)`` float32 HOG of ``boxes`` (grown by ``context``) warped to ``window`` (of the mirrored
+        image when ``mirror``; ``boxes`` are then in the mirrored image), plus the box geometry."""
         if not len(boxes):
             return np.zeros((0, self._dim(window)), np.float32)
-        crops = crop_windows(image, context_boxes(boxes, self.context), window)
-        return hog_features(crops, cell=self.cell, bins=self.bins, chunk=512)
+        source = np.ascontiguousarray(image[:, ::-1]) if mirror else image
+        crops = crop_windows(source, context_boxes(boxes, self.context), window)
+        hog = hog_features(crops, cell=self.cell, bins=self.bins, chunk=512)
+        if not self.geometry:
+            return hog
+        return np.concatenate([hog, box_geometry(boxes, image.shape[1], image.shape[0])], axis=1)
 
     def _dim(self, window: WindowSize) -> int:
         hc, wc = window[0] // self.cell, window[1] // self.cell
-        return max(0, hc - 1) * max(0, wc - 1) * 4 * self.bins
+        return max(0, hc - 1) * max(0, wc - 1) * 4 * self.bins + (GEOMETRY_DIM if self.geometry else 0)
 
     def _collect(self, data: DetectionSet, proposals: list[np.ndarray], limit: int, ctx: Context,
                  desc: str, with_all: bool) -> list[_ClassData]:
@@ -160,9 +187,7 @@ class SelectiveSearchHogSVM(Detector):
                 feats = self._features(image, props, window)
                 if len(gt):
                     gt_feats = self._features(image, gt, window)
-                    flipped = hog_features(crop_windows(np.ascontiguousarray(image[:, ::-1]),
-                                                        context_boxes(self._mirror(gt, sample.width), self.context),
-                                                        window), cell=self.cell, bins=self.bins)
+                    flipped = self._features(image, self._mirror(gt, sample.width), window, mirror=True)
                     near = feats[max_iou(props, gt) >= self.positive_iou]
                     cd.pos.append(np.concatenate([gt_feats, flipped, near]).astype(np.float16))
                 neg = overlap < self.negative_iou

@@ -364,7 +364,7 @@ class ImplicitShapeModel(Detector):
 
     def __init__(self, codebook_sizes: tuple[int, ...] = (300, 600), bandwidths: tuple[float, ...] = (0.05, 0.07),
                  scale_bandwidth: float = 0.15, match_k: int = 3, match_ratio: float = 1.15,
-                 discriminative: bool = True, specificity_powers: tuple[float, ...] = (3.0, 6.0, 10.0),
+                 discriminative: bool = True, specificity_powers: tuple[float, ...] = (3.0, 6.0),
                  max_side: int | None = 320, sift_features: int = 0,
                  contrast_threshold: float = 0.02, cell: float = 3.0, scale_step: float = 0.08,
                  max_modes: int = 40, mean_shift_iterations: int = 3, min_score: float = 0.0,

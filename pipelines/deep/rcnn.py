@@ -129,7 +129,7 @@ def warp_regions(image: np.ndarray, boxes: np.ndarray, crop_size: int, context: 
                  device: torch.device | str = "cpu") -> torch.Tensor:
     """Each box (with context) of a ``(H, W, 3)`` uint8 RGB image warped to ``crop_size`` squares:
     ``(N, 3, S, S)`` float32 tensor of pixel values with the mean colour where a box leaves the image."""
-    img = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1).float()[None]
+    img = torch.from_numpy(np.require(image, np.uint8, ['C', 'W'])).to(device).permute(2, 0, 1).float()[None]
     m = torch.as_tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
     rois = torch.from_numpy(context_boxes(boxes, crop_size, context)).to(device)
     if not len(rois):

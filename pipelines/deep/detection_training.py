@@ -58,8 +58,9 @@ def to_model_labels(labels: np.ndarray) -> np.ndarray:
 
 def from_model_labels(labels: np.ndarray, scores: np.ndarray, boxes: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Model labels back to data-set classes; detections of the background label 0 are dropped."""
-    keep = labels >= 1
+    """Model labels back to data-set classes; detections of the background label 0 are dropped, and so are
+    boxes without area (RetinaNet and FCOS can return boxes squashed onto the image border by clipping)."""
+    keep = (labels >= 1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     return boxes[keep], scores[keep], (labels[keep] - 1).astype(np.int64)
 
 

@@ -90,6 +90,8 @@ def test_label_mapping_round_trip():
     boxes = np.arange(20, dtype=np.float32).reshape(5, 4)
     b, s, lab = from_model_labels(np.append(model, 0), np.linspace(1, 0, 5, dtype=np.float32), boxes)
     assert lab.tolist() == labels.tolist() and len(b) == len(s) == 4  # the background label is dropped
+    flat = np.array([[5, 5, 5, 9], [1, 1, 3, 3]], np.float32)  # zero width, as clipping at the border leaves
+    assert from_model_labels(np.array([1, 1]), np.ones(2, np.float32), flat)[0].tolist() == [[1, 1, 3, 3]]
 
 
 def test_hflip_and_zoom_move_boxes_with_the_pixels():

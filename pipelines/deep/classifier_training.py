@@ -21,7 +21,7 @@ from torch import nn
 
 from benchsuite.api import Context
 from benchsuite.data.images import ImageSet
-from pipelines.deep.common import amp_dtype, autocast, prepare_device
+from pipelines.deep.common import amp_dtype, autocast, param_groups, prepare_device
 
 
 @dataclass
@@ -69,14 +69,6 @@ def random_crop_flip(batch: torch.Tensor, pad: int, generator: torch.Generator) 
     return torch.where(flip.view(n, 1, 1, 1), batch.flip(3), batch)
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def one_cycle(step: int, total: int, warmup_fraction: float) -> float:
     """Learning-rate multiplier: linear from 0.1 to 1 over the warm-up, then linearly to 0."""
     warm = max(1, int(total * warmup_fraction))
@@ -110,7 +102,7 @@ def train_classifier(net: nn.Module, train: ImageSet, val: ImageSet, cfg: TrainC
     n = len(labels)
     steps_per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch: BN needs full batches
     total = steps_per_epoch * cfg.epochs
-    opt = torch.optim.SGD(_param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
+    opt = torch.optim.SGD(param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
                           nesterov=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: one_cycle(s, total, cfg.warmup_fraction))
     gen = torch.Generator().manual_seed(ctx.seed)

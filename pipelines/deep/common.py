@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
+from torch import nn
 
 
 def amp_dtype(device: str) -> torch.dtype | None:
@@ -42,3 +44,12 @@ def prepare_device(device: str) -> torch.device:
 def describe_weights(source: str, path: str | None = None) -> dict[str, str | None]:
     """The record's note on where a model's starting weights came from."""
     return {"weights": source, "weights_path": path}
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: weight decay on weight matrices and kernels, none on biases and norms."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

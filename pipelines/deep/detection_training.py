@@ -35,7 +35,7 @@ from torch import nn
 from benchsuite.api import Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
 from benchsuite.metrics.detection import evaluate_detections
-from pipelines.deep.common import amp_dtype, autocast, prepare_device
+from pipelines.deep.common import amp_dtype, autocast, param_groups, prepare_device
 from pipelines.deep.detection_weights import WeightsChoice, apply_user_state, downloads_forbidden, resolve_weights
 
 log = logging.getLogger(__name__)
@@ -165,14 +165,6 @@ def lr_factor(step: int, total: int, warmup: int, decay: str) -> float:
     raise ValueError(f"decay={decay!r}; expected 'cosine' or 'step'")
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 # ------------------------------------------------------------------------------------------ the wrapper
 
 
@@ -259,11 +251,11 @@ class TorchvisionDetector(Detector):
         if self.optimizer == "sgd":
             lr = self.lr if self.lr is not None else 0.02 * scale
             wd = self.weight_decay if self.weight_decay is not None else 1e-4
-            return torch.optim.SGD(_param_groups(model, wd), lr=lr, momentum=0.9), lr
+            return torch.optim.SGD(param_groups(model, wd), lr=lr, momentum=0.9), lr
         if self.optimizer == "adamw":
             lr = self.lr if self.lr is not None else 1e-4 * scale
             wd = self.weight_decay if self.weight_decay is not None else 0.05
-            return torch.optim.AdamW(_param_groups(model, wd), lr=lr), lr
+            return torch.optim.AdamW(param_groups(model, wd), lr=lr), lr
         raise ValueError(f"{self.id}: optimizer={self.optimizer!r}; expected 'sgd' or 'adamw'")
 
     def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> TorchvisionDetector:

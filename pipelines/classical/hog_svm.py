@@ -9,7 +9,7 @@ import numpy as np
 from benchsuite.api import Classifier, Context
 from benchsuite.data.images import ImageSet
 from benchsuite.ops.hog import hog_features
-from benchsuite.ops.linear_svm import LinearSVM
+from benchsuite.ops.linear_svm import LinearSVM, fit_svms
 
 
 class HogLinearSVM(Classifier):
@@ -51,15 +51,15 @@ class HogLinearSVM(Classifier):
         self.scale_ = f_train.std(axis=0) + 1e-6
         x_train = (f_train - self.mean_) / self.scale_
         x_val = (f_val - self.mean_) / self.scale_
-        val_acc = {}
-        best = None
-        for c in ctx.progress(sorted(self.c_values), desc="choose C on val"):
-            svm = LinearSVM(C=c, max_iter=self.max_iter).fit(x_train, train.labels)
-            val_acc[c] = float(np.mean(svm.predict(x_val) == val.labels))
-            if best is None or val_acc[c] > val_acc[best[0]]:
-                best = (c, svm)
-        assert best is not None, "c_values is empty"
-        self.C_, self.svm_ = best
+        c_values = sorted(float(c) for c in self.c_values)
+        if not c_values:
+            raise ValueError("hog-svm: c_values is empty")
+        # every C in one shared L-BFGS run (benchsuite.ops.linear_svm.fit_svms): one pass over the data per
+        # iteration for the whole grid
+        svms = fit_svms(x_train, train.labels, c_values, max_iter=self.max_iter)
+        val_acc = {c: float(np.mean(svm.predict(x_val) == val.labels)) for c, svm in zip(c_values, svms)}
+        best = max(range(len(c_values)), key=lambda i: (val_acc[c_values[i]], -c_values[i]))
+        self.C_, self.svm_ = c_values[best], svms[best]
         if self.refit_on_trainval:
             x_all = np.concatenate([x_train, x_val])
             self.svm_ = LinearSVM(C=self.C_, max_iter=self.max_iter).fit(

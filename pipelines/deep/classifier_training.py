@@ -5,10 +5,15 @@ image and horizontal flips (done on whole batches of uint8 tensors, no per-image
 smoothing, SGD with Nesterov momentum under a one-cycle schedule (linear warm-up, linear decay to 0),
 weight decay on weights but not on norms and biases, mixed precision and channels-last memory where
 the device supports them, and flip test-time augmentation.
+
+A wall-clock budget (``TrainConfig.max_train_s``) keeps a profile's promise on slower machines: the speed of
+the first steps sets how many whole epochs fit, and the one-cycle schedule is laid over that many, so a
+shortened run still ends annealed. The history records the epochs planned and run.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -23,6 +28,8 @@ from benchsuite.api import Context
 from benchsuite.data.images import ImageSet
 from pipelines.deep.common import amp_dtype, autocast, param_groups, prepare_device
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class TrainConfig:
@@ -35,6 +42,8 @@ class TrainConfig:
     warmup_fraction: float = 0.2
     crop_padding: int = 2
     flip_tta: bool = True
+    max_train_s: float | None = None  # wall-clock cap on training, seconds (None: the planned epochs)
+    timing_steps: int = 20  # steps timed (after 3 warm-up steps) to decide whether the epochs fit the cap
 
 
 def to_nchw(images: np.ndarray) -> torch.Tensor:
@@ -69,6 +78,16 @@ def random_crop_flip(batch: torch.Tensor, pad: int, generator: torch.Generator) 
     return torch.where(flip.view(n, 1, 1, 1), batch.flip(3), batch)
 
 
+def epochs_within(budget_s: float, seconds_per_step: float, steps_per_epoch: int, epochs: int,
+                  overhead_s: float = 0.0) -> int:
+    """The most whole epochs (at least 1, at most ``epochs``) that fit ``budget_s`` seconds of training at
+    ``seconds_per_step``, after ``overhead_s`` seconds of per-epoch extras (validation) are set aside."""
+    per_epoch = seconds_per_step * steps_per_epoch + overhead_s
+    if per_epoch <= 0:
+        return epochs
+    return max(1, min(epochs, int(budget_s // per_epoch)))
+
+
 def one_cycle(step: int, total: int, warmup_fraction: float) -> float:
     """Learning-rate multiplier: linear from 0.1 to 1 over the warm-up, then linearly to 0."""
     warm = max(1, int(total * warmup_fraction))
@@ -101,15 +120,20 @@ def train_classifier(net: nn.Module, train: ImageSet, val: ImageSet, cfg: TrainC
     labels = torch.from_numpy(train.labels)
     n = len(labels)
     steps_per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch: BN needs full batches
-    total = steps_per_epoch * cfg.epochs
+    plan = {"epochs": cfg.epochs, "total": steps_per_epoch * cfg.epochs}  # read by the schedule, may shrink
     opt = torch.optim.SGD(param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
                           nesterov=True)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: one_cycle(s, total, cfg.warmup_fraction))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: one_cycle(s, plan["total"], cfg.warmup_fraction))
     gen = torch.Generator().manual_seed(ctx.seed)
-    history: dict[str, Any] = {"epochs": cfg.epochs, "amp": str(dtype).replace("torch.", "") if dtype else None,
-                               "train_loss": [], "val_accuracy": []}
+    history: dict[str, Any] = {"epochs": cfg.epochs, "epochs_planned": cfg.epochs,
+                               "amp": str(dtype).replace("torch.", "") if dtype else None,
+                               "max_train_s": cfg.max_train_s, "train_loss": [], "val_accuracy": []}
+    warm_steps = 3
+    timed_from = None
     start = time.perf_counter()
-    for epoch in ctx.progress(range(cfg.epochs), desc="epochs", total=cfg.epochs):
+    epoch = 0
+    bar = iter(ctx.progress(range(cfg.epochs), desc="epochs", total=cfg.epochs))
+    while epoch < plan["epochs"]:
         model.train()
         order = torch.randperm(n, generator=gen)
         loss_sum = 0.0
@@ -125,12 +149,32 @@ def train_classifier(net: nn.Module, train: ImageSet, val: ImageSet, cfg: TrainC
             opt.step()
             sched.step()
             loss_sum += float(loss.detach())
+            done = epoch * steps_per_epoch + step + 1
+            if cfg.max_train_s is not None and done == warm_steps:
+                timed_from = time.perf_counter()
+            if cfg.max_train_s is not None and timed_from is not None and done == warm_steps + cfg.timing_steps:
+                per_step = (time.perf_counter() - timed_from) / cfg.timing_steps
+                # a val pass (forward only, flip TTA doubling it) costs about a third of a train step per image;
+                # about five of them run (every quarter of the schedule and at the end)
+                val_s = per_step * len(val) / cfg.batch_size * (2 if cfg.flip_tta else 1) / 3
+                fit = epochs_within(cfg.max_train_s, per_step, steps_per_epoch, plan["epochs"],
+                                    overhead_s=5 * val_s / plan["epochs"])
+                if fit < plan["epochs"]:
+                    log.warning("%d epochs would take %.0f s, over the %.0f s training budget: training %d epochs",
+                                plan["epochs"], plan["epochs"] * steps_per_epoch * per_step, cfg.max_train_s, fit)
+                    plan["epochs"], plan["total"] = fit, fit * steps_per_epoch
+                history["seconds_per_step"] = round(per_step, 4)
         history["train_loss"].append(round(loss_sum / steps_per_epoch, 4))
-        if epoch == cfg.epochs - 1 or (len(val) and epoch % max(1, cfg.epochs // 4) == 0):
+        last = epoch == plan["epochs"] - 1
+        if last or (len(val) and epoch % max(1, plan["epochs"] // 4) == 0):
             val_pred = predict_labels(model, val.images, ctx.device, flip_tta=cfg.flip_tta)
             history["val_accuracy"].append([epoch + 1, round(float(np.mean(val_pred == val.labels)), 4)])
         if not math.isfinite(loss_sum):
             raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {loss_sum})")
+        epoch += 1
+        next(bar, None)
+    history["epochs"] = plan["epochs"]
+    history["schedule_shortened"] = plan["epochs"] < cfg.epochs
     history["train_s"] = round(time.perf_counter() - start, 2)
     model.eval()
     return model, history

@@ -67,6 +67,9 @@ class ResidualCNN(Classifier):
     Parameters:
         epochs, batch_size, lr, weight_decay, label_smoothing: the training schedule.
         widths: channels of the three stages.
+        max_train_s: wall-clock cap on training in seconds (None: no cap); when the measured speed says the
+            epochs would overrun it, fewer whole epochs are trained under the same one-cycle shape, and the
+            record says how many (``fit_info.epochs`` of ``fit_info.epochs_planned``).
     """
 
     id: ClassVar[str] = "cnn"
@@ -75,8 +78,10 @@ class ResidualCNN(Classifier):
     predict_batch_size: ClassVar[int] = 1000
 
     def __init__(self, epochs: int = 16, widths: tuple[int, int, int] = (32, 64, 128), batch_size: int = 256,
-                 lr: float = 0.2, weight_decay: float = 5e-4, label_smoothing: float = 0.2, flip_tta: bool = True):
+                 lr: float = 0.2, weight_decay: float = 5e-4, label_smoothing: float = 0.2, flip_tta: bool = True,
+                 max_train_s: float | None = None):
         self.epochs = epochs
+        self.max_train_s = max_train_s
         self.widths = widths
         self.batch_size = batch_size
         self.lr = lr
@@ -91,7 +96,8 @@ class ResidualCNN(Classifier):
         torch.manual_seed(ctx.seed)
         cfg = TrainConfig(epochs=int(self.epochs), batch_size=int(self.batch_size), lr=self.lr,
                           weight_decay=self.weight_decay, label_smoothing=self.label_smoothing,
-                          flip_tta=self.flip_tta)
+                          flip_tta=self.flip_tta,
+                          max_train_s=None if self.max_train_s is None else float(self.max_train_s))
         net = self.build_network(train.num_classes)
         self.model_, history = train_classifier(net, train, val, cfg, ctx)
         self.device_ = ctx.device

@@ -1,7 +1,9 @@
 """Micro-benchmarks of the classification hot kernels (run on demand: --run-benchmarks).
 
-The L1 benchmark also reports its rate in byte differences per second (``extra_info``), the figure the
-nn-l1 goal depends on: the 10,000 x 50,000 CIFAR-10 matrix is 1.5e12 byte differences.
+The L1 benchmarks also report their rate in byte differences per second (``extra_info``), the figure the
+nn-l1 goal depends on: the 10,000 x 50,000 CIFAR-10 matrix is 1.5e12 byte differences. Besides the
+kernel ``l1_distances`` picks for this CPU (``psadbw`` with AVX2 / AVX-512BW), the portable one is timed
+for comparison.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from benchsuite.ops import distances
 from benchsuite.ops.distances import l1_distances, l1_knn
 from benchsuite.ops.hog import hog_features
 from benchsuite.ops.linear_svm import LinearSVM
@@ -27,6 +30,20 @@ def test_l1_distances(benchmark, uint8_rows):
     l1_distances(q[:2], r[:2])  # compile outside the timing
     out = benchmark(l1_distances, q, r)
     assert out.shape == (512, 10000)
+    benchmark.extra_info["byte_differences_per_s"] = q.shape[0] * r.shape[0] * D / benchmark.stats["median"]
+    benchmark.extra_info["kernel"] = distances._l1_tiled.__name__
+
+
+@pytest.mark.parametrize("kernel", ["_l1_tiled_portable", "_l1_tiled_avx2", "_l1_tiled_avx512"])
+def test_l1_kernel(benchmark, uint8_rows, kernel):
+    width = {"_l1_tiled_avx2": 32, "_l1_tiled_avx512": 64}.get(kernel, 0)
+    if width > distances.SAD_WIDTH:
+        pytest.skip(f"this CPU has no {width}-byte psadbw")
+    fn = getattr(distances, kernel)
+    q, r = uint8_rows[0][:256], uint8_rows[1][:8192]
+    out = np.empty((len(q), len(r)), np.uint32)
+    fn(q[:2], r[:2], out[:2, :2], distances.QUERY_BLOCK, distances.REF_BLOCK)  # compile outside the timing
+    benchmark(fn, q, r, out, distances.QUERY_BLOCK, distances.REF_BLOCK)
     benchmark.extra_info["byte_differences_per_s"] = q.shape[0] * r.shape[0] * D / benchmark.stats["median"]
 
 

@@ -1,0 +1,87 @@
+"""The classifier training loop's wall-clock budget: fewer whole epochs, the one-cycle shape kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchsuite.api import Context
+from benchsuite.data.images import ImageSet
+from pipelines.deep import classifier_training
+from pipelines.deep.classifier_training import TrainConfig, epochs_within, one_cycle, train_classifier
+from pipelines.deep.cnn import CompactResNet
+
+
+@pytest.mark.parametrize(("budget", "per_step", "steps", "epochs", "overhead", "expected"), [
+    (100.0, 0.1, 100, 20, 0.0, 10),   # 10 s an epoch: ten fit
+    (100.0, 0.1, 100, 8, 0.0, 8),     # never more than planned
+    (5.0, 0.1, 100, 8, 0.0, 1),       # at least one epoch, even over the budget
+    (100.0, 0.1, 100, 20, 10.0, 5),   # per-epoch extras count
+    (99.9, 0.1, 100, 20, 0.0, 9),     # whole epochs only
+])
+def test_epochs_within(budget, per_step, steps, epochs, overhead, expected):
+    assert epochs_within(budget, per_step, steps, epochs, overhead) == expected
+
+
+def _tiny_sets(n: int = 64) -> tuple[ImageSet, ImageSet]:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 3, n)
+    classes = ("a", "b", "c")
+    return ImageSet(images, labels, classes, "t/train"), ImageSet(images[:16], labels[:16], classes, "t/val")
+
+
+def _fake_clock(monkeypatch: pytest.MonkeyPatch, seconds_per_call: float) -> None:
+    """``time.perf_counter`` of the training module advances by a fixed step per call: a slow machine."""
+    now = [0.0]
+
+    def tick() -> float:
+        now[0] += seconds_per_call
+        return now[0]
+
+    monkeypatch.setattr(classifier_training.time, "perf_counter", tick)
+
+
+def test_budget_shortens_to_whole_epochs_and_keeps_the_schedule_annealed(monkeypatch):
+    train, val = _tiny_sets()
+    lrs: list[float] = []
+    real_step = torch.optim.SGD.step
+
+    def spy(self, *args, **kwargs):
+        lrs.append(self.param_groups[0]["lr"])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", spy)
+    _fake_clock(monkeypatch, 1.0)  # the two reads around the 4 timed steps are 1 s apart: 0.25 s a step
+    cfg = TrainConfig(epochs=40, batch_size=16, lr=0.1, max_train_s=30.0, timing_steps=4)
+    torch.manual_seed(0)
+    _, history = train_classifier(CompactResNet(3, (8, 8, 8)), train, val, cfg, Context(seed=0))
+    steps_per_epoch = 64 // 16
+    assert history["epochs_planned"] == 40
+    assert history["schedule_shortened"] is True
+    assert 1 <= history["epochs"] < 40
+    assert len(history["train_loss"]) == history["epochs"]
+    assert len(lrs) == history["epochs"] * steps_per_epoch
+    # the learning rate still follows a one-cycle over the shortened run: it ends near zero
+    total = history["epochs"] * steps_per_epoch
+    assert lrs[-1] == pytest.approx(0.1 * one_cycle(total - 1, total, cfg.warmup_fraction), rel=1e-6)
+    assert lrs[-1] < 0.1 * 0.5
+
+
+def test_no_budget_trains_every_epoch():
+    train, val = _tiny_sets()
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.1)
+    _, history = train_classifier(CompactResNet(3, (8, 8, 8)), train, val, cfg, Context(seed=0))
+    assert history["epochs"] == 3
+    assert history["schedule_shortened"] is False
+    assert len(history["train_loss"]) == 3
+
+
+def test_budget_that_fits_changes_nothing(monkeypatch):
+    train, val = _tiny_sets()
+    _fake_clock(monkeypatch, 1e-4)
+    cfg = TrainConfig(epochs=8, batch_size=16, lr=0.1, max_train_s=1e6, timing_steps=4)
+    _, history = train_classifier(CompactResNet(3, (8, 8, 8)), train, val, cfg, Context(seed=0))
+    assert history["epochs"] == 8
+    assert history["schedule_shortened"] is False

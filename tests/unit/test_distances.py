@@ -1,0 +1,135 @@
+"""Exact L1 distances, k-nearest neighbours and the vote, against brute-force numpy oracles.
+
+Every kernel this CPU can run is checked, not only the one ``l1_distances`` picks: the portable
+(max - min) kernel always, the ``psadbw`` kernels where the CPU has AVX2 / AVX-512BW.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchsuite.ops import distances as dist
+from benchsuite.ops.distances import l1_distances, l1_knn, vote
+
+LENGTHS = [1, 7, 15, 16, 17, 31, 32, 33, 48, 63, 64, 65, 100, 3072, 3073]
+
+
+def oracle(q: np.ndarray, r: np.ndarray) -> np.ndarray:
+    q = q.reshape(len(q), -1).astype(np.int64)
+    r = r.reshape(len(r), -1).astype(np.int64)
+    return np.array([np.abs(row - r).sum(-1) for row in q], np.int64).reshape(len(q), len(r))
+
+
+KERNELS = [pytest.param(dist._l1_tiled_portable, id="portable")]
+if dist.SAD_WIDTH >= 32:
+    KERNELS.append(pytest.param(dist._l1_tiled_avx2, id="avx2"))
+if dist.SAD_WIDTH >= 64:
+    KERNELS.append(pytest.param(dist._l1_tiled_avx512, id="avx512"))
+
+
+def run(kernel, q: np.ndarray, r: np.ndarray, qblock: int = dist.QUERY_BLOCK, rblock: int = dist.REF_BLOCK
+        ) -> np.ndarray:
+    out = np.full((len(q), len(r)), 0xDEADBEEF, np.uint32)  # every entry must be written
+    kernel(q, r, out, qblock, rblock)
+    return out
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_kernels_match_the_oracle_for_odd_lengths_and_row_counts(kernel):
+    rng = np.random.default_rng(0)
+    for d in LENGTHS:
+        # 11 queries and 13 refs: no multiple of any register block (4 x 4, 4 x 2) nor of the tiles below
+        q = rng.integers(0, 256, (11, d), dtype=np.uint8)
+        r = rng.integers(0, 256, (13, d), dtype=np.uint8)
+        want = oracle(q, r)
+        np.testing.assert_array_equal(run(kernel, q, r), want, err_msg=f"d={d}")
+        np.testing.assert_array_equal(run(kernel, q, r, qblock=5, rblock=3), want, err_msg=f"d={d}, small tiles")
+        np.testing.assert_array_equal(run(kernel, q, r, qblock=1, rblock=1), want, err_msg=f"d={d}, 1 x 1 tiles")
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_kernels_are_exact_at_the_extremes(kernel):
+    rng = np.random.default_rng(1)
+    for d in (1, 33, 3073):
+        q = rng.choice(np.array([0, 255], np.uint8), (9, d))
+        r = rng.choice(np.array([0, 255], np.uint8), (6, d))
+        q[0], r[0] = 255, 0  # the largest distance, d * 255
+        q[1], r[1] = 0, 255
+        r[2] = q[2]  # distance 0
+        got = run(kernel, q, r)
+        np.testing.assert_array_equal(got, oracle(q, r))
+        assert got[0, 0] == got[1, 1] == d * 255 and got[2, 2] == 0
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_kernels_agree_on_a_cifar_sized_block(kernel):
+    rng = np.random.default_rng(2)
+    q = rng.integers(0, 256, (37, 3072), dtype=np.uint8)
+    r = rng.integers(0, 256, (300, 3072), dtype=np.uint8)
+    np.testing.assert_array_equal(run(kernel, q, r, qblock=16, rblock=64), oracle(q, r))
+
+
+@pytest.mark.skipif(dist.SAD_WIDTH == 0, reason="no AVX2 here")
+def test_sad_kernel_with_other_register_blocks():
+    rng = np.random.default_rng(3)
+    q = rng.integers(0, 256, (10, 161), dtype=np.uint8)
+    r = rng.integers(0, 256, (17, 161), dtype=np.uint8)
+    for width, rows, cols in [(32, 3, 3), (dist.SAD_WIDTH, 1, 5)]:
+        out = np.zeros((10, 17), np.uint32)
+        dist._l1_tiled_sad(q, r, out, 7, 8, width, rows, cols)
+        np.testing.assert_array_equal(out, oracle(q, r), err_msg=f"{width} bytes, {rows} x {cols}")
+
+
+def test_psadbw_width_follows_the_target_features(monkeypatch):
+    base = "+64bit,+sse2,+avx"
+    monkeypatch.setattr(dist.platform, "machine", lambda: "x86_64")
+    for features, width in [(base, 0), (base + ",-avx2", 0), (base + ",+avx2", 32),
+                            (base + ",+avx2,+avx512f,-avx512bw", 32), (base + ",+avx2,+avx512f,+avx512bw", 64)]:
+        monkeypatch.setattr(dist.numba_config, "CPU_FEATURES", features)
+        assert dist._psadbw_width() == width, features
+    monkeypatch.setattr(dist.numba_config, "DISABLE_JIT", True)
+    assert dist._psadbw_width() == 0
+    monkeypatch.setattr(dist.numba_config, "DISABLE_JIT", False)
+    monkeypatch.setattr(dist.platform, "machine", lambda: "aarch64")
+    assert dist._psadbw_width() == 0
+
+
+def test_l1_distances_public_api():
+    rng = np.random.default_rng(4)
+    q = rng.integers(0, 256, (5, 4, 4, 3), dtype=np.uint8)  # trailing shape is flattened
+    r = rng.integers(0, 256, (7, 48), dtype=np.uint8)
+    got = l1_distances(q, r)
+    assert got.dtype == np.uint32 and got.shape == (5, 7)
+    np.testing.assert_array_equal(got, oracle(q, r))
+    np.testing.assert_array_equal(l1_distances(q[:, ::-1], r), oracle(q[:, ::-1], r))  # non-contiguous
+    assert l1_distances(q[:0], r).shape == (0, 7) and l1_distances(q, r[:0]).shape == (5, 0)
+    q.flags.writeable = r.flags.writeable = False  # e.g. memory-mapped data
+    np.testing.assert_array_equal(l1_distances(q, r), oracle(q, r))
+    with pytest.raises(TypeError):
+        l1_distances(q.astype(np.int16), r)
+    with pytest.raises(ValueError):
+        l1_distances(q, r[:, :47])
+
+
+def test_l1_knn_orders_by_distance_then_reference_index():
+    rng = np.random.default_rng(5)
+    r = rng.integers(0, 3, (60, 5), dtype=np.uint8)  # tiny range: many equal distances
+    r[10] = r[3]
+    q = np.concatenate([rng.integers(0, 3, (20, 5), dtype=np.uint8), r[[3]]])
+    d, i = l1_knn(q, r, 8)
+    full = oracle(q, r)
+    for row in range(len(q)):
+        order = np.lexsort((np.arange(len(r)), full[row]))[:8]
+        np.testing.assert_array_equal(i[row], order)
+        np.testing.assert_array_equal(d[row], full[row, order])
+    assert list(i[-1, :2]) == [3, 10] and list(d[-1, :2]) == [0, 0]
+    d, i = l1_knn(q[:2], r[:4], 10)  # k is capped at the number of references
+    assert d.shape == i.shape == (2, 4)
+
+
+def test_vote_breaks_ties_by_the_nearest_member():
+    labels = np.array([[2, 1, 1, 2, 0], [0, 1, 2, 3, 4], [3, 3, 1, 1, 1]])
+    np.testing.assert_array_equal(vote(labels, 4, 5), [2, 0, 3])
+    np.testing.assert_array_equal(vote(labels, 5, 5), [2, 0, 1])
+    np.testing.assert_array_equal(vote(labels, 1, 5), [2, 0, 3])

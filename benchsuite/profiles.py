@@ -60,6 +60,12 @@ _FUSION_QUICK = {"min_size": 256, "max_size": 416, "iterations": 150, "batch_siz
                  "model_options": _FUSION_CPU, "max_train_s": 600}
 
 
+# quick classification: cnn and cnn-fusion get the same schedule and the same wall-clock cap on training, sized so
+# that the whole classification task (nn-l1, hog-svm and both CNNs) stays within 15 minutes on 2 CPU cores; a slower
+# machine trains fewer whole epochs (the record's fit_info.epochs says how many)
+_CNN_QUICK = {"epochs": 9, "max_train_s": 380}
+
+
 @dataclass(frozen=True)
 class TaskBudget:
     max_train_images: int | None = None
@@ -137,7 +143,8 @@ PROFILES: dict[str, Profile] = {
             "detection": TaskBudget(epochs=None, time_limit_s=1800),
             "proposals": TaskBudget(epochs=None, time_limit_s=1800),
         },
-        pipeline_params={**_TORCHVISION_QUICK, **dict.fromkeys(_FUSION_IDS, _FUSION_QUICK)},
+        pipeline_params={**_TORCHVISION_QUICK, **dict.fromkeys(_FUSION_IDS, _FUSION_QUICK),
+                         **dict.fromkeys(("cnn", "cnn-fusion"), _CNN_QUICK)},
     ),
     "full": Profile(
         name="full",

@@ -346,6 +346,11 @@ class Runner:
             artifacts: dict[str, str] = {}
             split_status, failure, error = status, result.get("failure"), result.get("error")
             split_info = result.get("splits", {}).get(split, {})
+            if status == "ok" and not split_info:
+                # the worker left this split out: the pipeline trained on it (fit_info.val_not_scored says why)
+                log.info("%s: %s split not scored (%s)", job.job_id, split,
+                         (result.get("fit_info") or {}).get("val_not_scored", "no predictions"))
+                continue
             if status == "ok":
                 try:
                     metrics, artifacts = task.evaluate(dataset, split, _budget(job), Path(job.job_dir) /

@@ -107,6 +107,7 @@ def run_job(job: JobSpec) -> dict[str, Any]:
         log.info("%s: fit on %s (%s, seed %d, %s)", job.pipeline, job.dataset, job.device, job.seed, job.profile)
         outcome = get_task(job.task).execute(pipeline, dataset, ctx, job.eval_splits, Path(job.job_dir),
                                              job.latency_images, job.latency_warmup)
+        drop_val_if_trained_on(outcome, ctx.info)
         result.update(outcome)
         result["params"] = _jsonable(pipeline.get_params())
         result["status"] = "ok"
@@ -121,6 +122,16 @@ def run_job(job: JobSpec) -> dict[str, Any]:
     result["memory"] = {**peak_rss_mb(), "gpu_peak_mb": gpu_peak_mb(job.device)}
     result["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return result
+
+
+def drop_val_if_trained_on(outcome: dict[str, Any], fit_info: dict[str, Any]) -> None:
+    """A pipeline that refit on train + val after choosing its hyper-parameters (``fit_info["trained_on"] ==
+    "train+val"``) has seen val: its val score is no held-out score, so the val split is not recorded (the
+    reason goes into ``fit_info["val_not_scored"]``). Its choice on val is in its own fit_info."""
+    if fit_info.get("trained_on") == "train+val" and "val" in outcome.get("splits", {}):
+        del outcome["splits"]["val"]
+        fit_info["val_not_scored"] = "refit on train+val after model selection: val is not held out"
+        log.info("val split not scored: the pipeline refit on train+val")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,7 +40,8 @@ class NearestNeighbourL1(Classifier):
         val_acc = {k: float(np.mean(vote(neighbour_labels, k, self.num_classes_) == val.labels)) for k in ks}
         self.k_ = max(ks, key=lambda k: (val_acc[k], -k))
         ctx.record(k=self.k_, val_accuracy_by_k={str(k): a for k, a in val_acc.items()},
-                   reference_set="train+val" if self.refit_on_trainval else "train")
+                   reference_set="train+val" if self.refit_on_trainval else "train",
+                   trained_on="train+val" if self.refit_on_trainval else "train")
         if self.refit_on_trainval:
             self.ref_images_ = np.concatenate([train.images, val.images])
             self.ref_labels_ = np.concatenate([train.labels, val.labels])

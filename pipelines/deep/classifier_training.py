@@ -160,8 +160,10 @@ def train_classifier(net: nn.Module, train: ImageSet, val: ImageSet, cfg: TrainC
                 fit = epochs_within(cfg.max_train_s, per_step, steps_per_epoch, plan["epochs"],
                                     overhead_s=5 * val_s / plan["epochs"])
                 if fit < plan["epochs"]:
-                    log.warning("%d epochs would take %.0f s, over the %.0f s training budget: training %d epochs",
-                                plan["epochs"], plan["epochs"] * steps_per_epoch * per_step, cfg.max_train_s, fit)
+                    log.warning("%d epochs would take %.0f s (with validation), over the %.0f s training budget: "
+                                "training %d epochs",
+                                plan["epochs"], plan["epochs"] * steps_per_epoch * per_step + 5 * val_s,
+                                cfg.max_train_s, fit)
                     plan["epochs"], plan["total"] = fit, fit * steps_per_epoch
                 history["seconds_per_step"] = round(per_step, 4)
         history["train_loss"].append(round(loss_sum / steps_per_epoch, 4))

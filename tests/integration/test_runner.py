@@ -124,3 +124,19 @@ def test_list_prints_every_pipeline(capsys):
     for pid in ("nn-l1", "hog-svm", "cnn"):
         assert pid in out
     assert "classification" in out and "cpu,cuda" in out
+
+
+@pytest.mark.slow
+def test_val_is_not_scored_for_a_pipeline_that_refit_on_it(tmp_path, cache_dir):
+    """nn-l1 refits on train + val by default: a val score would be a training score (k=1 would be perfect)."""
+    cfg = _config(tmp_path, cache_dir, ["nn-l1"], eval_splits=["val", "test"])
+    records = run(cfg).records
+    assert [(r["pipeline"], r["split"]) for r in records] == [("nn-l1", "test")]
+    assert "val" in records[0]["fit_info"]["val_not_scored"]
+
+    cfg = _config(tmp_path / "held-out", cache_dir, ["nn-l1"], eval_splits=["val", "test"],
+                  params={"nn-l1": {"refit_on_trainval": False}})
+    records = run(cfg).records
+    assert sorted(r["split"] for r in records) == ["test", "val"]
+    val = next(r for r in records if r["split"] == "val")
+    assert val["status"] == "ok" and val["metrics"]["variants"]["k=1"]["accuracy"] < 1.0

@@ -9,12 +9,13 @@ freshly initialised one for the data set's class count.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from torch import nn
 from torchvision.models import MobileNet_V3_Large_Weights, ResNet50_Weights, VGG16_Weights
 from torchvision.models import detection as tvd
+from torchvision.models.detection.anchor_utils import AnchorGenerator
 
 from pipelines.deep.detection_training import TorchvisionDetector
 from pipelines.deep.detection_weights import WeightsChoice
@@ -24,6 +25,18 @@ def replace_rcnn_predictor(model: nn.Module, num_classes: int) -> None:
     """Faster R-CNN: a new box predictor (class scores and per-class box deltas) for ``num_classes``."""
     old = model.roi_heads.box_predictor
     model.roi_heads.box_predictor = tvd.faster_rcnn.FastRCNNPredictor(old.cls_score.in_features, num_classes)
+
+
+def replace_anchor_sizes(model: nn.Module, sizes: Sequence[Sequence[float]]) -> None:
+    """A two-stage model's RPN anchors with ``sizes`` (pixels, one tuple per level), the aspect ratios kept.
+
+    The RPN head predicts a fixed number of anchors per location, so every level must keep its count."""
+    old = model.rpn.anchor_generator
+    sizes = tuple(tuple(float(v) for v in level) for level in sizes)
+    if len(sizes) != len(old.sizes) or any(len(a) != len(b) for a, b in zip(sizes, old.sizes)):
+        raise ValueError(f"anchor_sizes must have {len(old.sizes)} levels of "
+                         f"{[len(b) for b in old.sizes]} sizes (the model's anchors per location), got {sizes}")
+    model.rpn.anchor_generator = AnchorGenerator(sizes, old.aspect_ratios)
 
 
 def _new_conv(old: nn.Conv2d, out_channels: int, prior: float | None) -> nn.Conv2d:
@@ -100,12 +113,18 @@ class FasterRCNNResNet50FPN(_RCNNFamily):
                 "trainable_backbone_layers": self.trainable_backbone_layers}
 
     def build_model(self, num_classes: int, weights: WeightsChoice) -> nn.Module:
-        """As torchvision builds it; ``model_options["representation_size"]`` (not a torchvision argument)
-        narrows the two-layer box head from 1024 channels, the largest CPU cost of training on small images."""
+        """As torchvision builds it, with two options that are not torchvision arguments:
+        ``model_options["representation_size"]`` narrows the two-layer box head from 1024 channels, the
+        largest CPU cost of training on small images; ``model_options["anchor_sizes"]`` (pixels, one tuple per
+        pyramid level) replaces the anchor sizes, keeping the aspect ratios and the anchors per location (the
+        defaults are sized for 800-pixel COCO images)."""
         options = dict(self.model_options or {})
         width = options.pop("representation_size", None)
+        anchor_sizes = options.pop("anchor_sizes", None)
         model = build_torchvision(type(self).builder, replace_rcnn_predictor, num_classes, weights,
                                   **{**self.model_kwargs(), **options})
+        if anchor_sizes is not None:
+            replace_anchor_sizes(model, anchor_sizes)
         if width is not None:
             pool = model.roi_heads.box_roi_pool
             in_features = model.backbone.out_channels * pool.output_size[0] * pool.output_size[1]

@@ -206,3 +206,26 @@ def test_registered_ids_and_params_round_trip():
     assert check_pipeline_class(FasterRCNNMobileNetV3FPN) == []
     assert det.get_params()["model_options"] == TINY["model_options"]
     assert FasterRCNNMobileNetV3FPN.id == "faster-rcnn-mbv3-fpn"
+
+
+def test_anchor_sizes_option_replaces_the_rpn_anchors(empty_hub):
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+    sizes = ((16, 32, 64, 128, 256),) * 3
+    det = FasterRCNNMobileNetV3FPN(min_size=128, max_size=160, model_options={"anchor_sizes": sizes})
+    model = det.build_model(3, dw.WeightsChoice())
+    gen = model.rpn.anchor_generator
+    assert [tuple(int(v) for v in level) for level in gen.sizes] == [tuple(s) for s in sizes]
+    # the aspect ratios and the count per location (what the RPN head predicts) are kept
+    default = FasterRCNNMobileNetV3FPN(min_size=128, max_size=160).build_model(3, dw.WeightsChoice())
+    assert gen.num_anchors_per_location() == default.rpn.anchor_generator.num_anchors_per_location()
+    # the anchors themselves: the smallest square anchor of the first level is 16 px wide
+    ref = AnchorGenerator(tuple(tuple(float(v) for v in s) for s in sizes), gen.aspect_ratios)
+    widths = ref.generate_anchors((16.0, 32.0, 64.0, 128.0, 256.0), (1.0,))
+    assert float(widths[0, 2] - widths[0, 0]) == 16.0
+    model.eval()
+    with torch.no_grad():
+        out = model([torch.rand(3, 120, 150)])
+    assert out[0]["boxes"].shape[1] == 4
+    with pytest.raises(ValueError, match="anchor_sizes"):
+        FasterRCNNMobileNetV3FPN(model_options={"anchor_sizes": ((16, 32),) * 3}).build_model(3, dw.WeightsChoice())

@@ -44,8 +44,11 @@ class LinearSVM:
         self.device = device
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> LinearSVM:
-        return fit_svms(X, y, [self.C], max_iter=self.max_iter, tol=self.tol, class_weight=self.class_weight,
-                        device=self.device, sample_weight=sample_weight, _into=[self])[0]
+        fitted = fit_svms(X, y, [self.C], max_iter=self.max_iter, tol=self.tol, class_weight=self.class_weight,
+                          device=self.device, sample_weight=sample_weight)[0]
+        self.classes_, self.n_iter_ = fitted.classes_, fitted.n_iter_
+        self.coef_, self.intercept_ = fitted.coef_, fitted.intercept_
+        return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Margins ``(N, K)``, or ``(N,)`` for two classes (positive means ``classes_[1]``)."""
@@ -82,7 +85,7 @@ def _targets_and_weights(y: np.ndarray, class_weight: str | None, sample_weight:
 
 def fit_svms(X: np.ndarray, y: np.ndarray, c_values: list[float] | tuple[float, ...], max_iter: int = 300,
              tol: float = 1e-6, class_weight: str | None = None, device: str = "cpu",
-             sample_weight: np.ndarray | None = None, _into: list[LinearSVM] | None = None) -> list[LinearSVM]:
+             sample_weight: np.ndarray | None = None) -> list[LinearSVM]:
     """One fitted :class:`LinearSVM` per value of ``c_values`` (in that order), from one shared L-BFGS run.
 
     ``X``: ``(N, D)`` features; ``y``: ``(N,)`` labels. The problems are independent, so the joint minimiser
@@ -125,8 +128,7 @@ def fit_svms(X: np.ndarray, y: np.ndarray, c_values: list[float] | tuple[float, 
     n_iter = int(opt.state[opt._params[0]].get("n_iter", 0))
     coef = W.detach().T.cpu().numpy().astype(np.float32)  # (k * m, D)
     intercept = b.detach().cpu().numpy().astype(np.float32)
-    models = _into or [LinearSVM(C=c, max_iter=max_iter, tol=tol, class_weight=class_weight, device=device)
-                       for c in c_values]
+    models = [LinearSVM(C=c, max_iter=max_iter, tol=tol, class_weight=class_weight, device=device) for c in c_values]
     for i, svm in enumerate(models):
         svm.classes_ = classes
         svm.n_iter_ = n_iter

@@ -209,8 +209,6 @@ def test_registered_ids_and_params_round_trip():
 
 
 def test_anchor_sizes_option_replaces_the_rpn_anchors(empty_hub):
-    from torchvision.models.detection.anchor_utils import AnchorGenerator
-
     sizes = ((16, 32, 64, 128, 256),) * 3
     det = FasterRCNNMobileNetV3FPN(min_size=128, max_size=160, model_options={"anchor_sizes": sizes})
     model = det.build_model(3, dw.WeightsChoice())
@@ -219,10 +217,17 @@ def test_anchor_sizes_option_replaces_the_rpn_anchors(empty_hub):
     # the aspect ratios and the count per location (what the RPN head predicts) are kept
     default = FasterRCNNMobileNetV3FPN(min_size=128, max_size=160).build_model(3, dw.WeightsChoice())
     assert gen.num_anchors_per_location() == default.rpn.anchor_generator.num_anchors_per_location()
-    # the anchors themselves: the smallest square anchor of the first level is 16 px wide
-    ref = AnchorGenerator(tuple(tuple(float(v) for v in s) for s in sizes), gen.aspect_ratios)
-    widths = ref.generate_anchors((16.0, 32.0, 64.0, 128.0, 256.0), (1.0,))
-    assert float(widths[0, 2] - widths[0, 0]) == 16.0
+    # the model's own cell anchors (x1y1x2y2 around 0): the square ones of every level are the new sizes,
+    # where torchvision's defaults were 32 .. 512
+    def square_sides(generator):
+        out = []
+        for cell in generator.cell_anchors:
+            w, h = (cell[:, 2] - cell[:, 0]).round(), (cell[:, 3] - cell[:, 1]).round()
+            out.append(sorted(int(v) for v in w[w == h]))
+        return out
+
+    assert square_sides(gen) == [list(s) for s in sizes]
+    assert square_sides(default.rpn.anchor_generator)[0] == [32, 64, 128, 256, 512]
     model.eval()
     with torch.no_grad():
         out = model([torch.rand(3, 120, 150)])

@@ -47,7 +47,11 @@ class Budget:
 
     ``epochs`` is a hint for iterative training (None: the pipeline's own default); the image caps
     have already been applied to the splits the pipeline receives and are here for information.
-    ``extra`` holds free-form knobs a profile may set for plugins.
+    ``extra`` holds free-form knobs a profile may set for plugins. ``time_limit_s`` is a safety net: a job
+    past it fails; a pipeline never sizes its work by it. ``train_time_s`` is set only by the opt-in
+    ``--time-budget`` mode: a pipeline that can train for less than its planned schedule may stop at that many
+    seconds of training, and must then say so with :meth:`Context.shortcut` (such records are marked as not
+    comparable). None (the default) means: do the profile's fixed work.
     """
 
     profile: str
@@ -57,6 +61,7 @@ class Budget:
     max_test_images: int | None = None
     time_limit_s: float = 3600.0
     extra: Mapping[str, Any] = field(default_factory=dict)
+    train_time_s: float | None = None
 
 
 def _no_progress(iterable: Iterable[T], **_: Any) -> Iterable[T]:
@@ -95,6 +100,14 @@ class Context:
         """Report facts about the fit (JSON-serialisable values) for the job's record."""
         self.info.update(facts)
 
+    def shortcut(self, what: str, asked: Any, done: Any, reason: str) -> None:
+        """Report that the fit did less than asked (fewer epochs or steps, a smaller grid, fewer negatives, a
+        capped proposal count, a failed sub-step). The record lists every shortcut and the report names the
+        shortened records beside their rows and in the headline: e.g.
+        ``ctx.shortcut("epochs", 9, 1, "--time-budget 60 s")``."""
+        entry = {"what": str(what), "asked": asked, "done": done, "reason": str(reason)}
+        self.info.setdefault("shortcuts", []).append(entry)
+
     def rng(self, offset: int = 0) -> np.random.Generator:
         """A numpy generator seeded from the job's seed (``offset`` gives independent streams)."""
         return np.random.default_rng([self.seed, offset])
@@ -113,6 +126,9 @@ class Pipeline:
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     #: True for pretrained models that the suite does not train (shown as references in reports).
     pretrained_reference: ClassVar[bool] = False
+    #: True for the ``null-*`` references that do no work (constant output): their fit and predict figures are
+    #: the harness's own cost per job, shown as the floor in reports and never as a headline row.
+    harness_floor: ClassVar[bool] = False
     description: ClassVar[str] = ""
 
     @classmethod

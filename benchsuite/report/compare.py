@@ -6,6 +6,12 @@ reported). A timing change is flagged only beyond ``time_ratio`` (fit time, or t
 when the slower side takes at least ``min_seconds``, so that millisecond jobs do not flap. A pipeline that
 succeeded in A and failed in B is a regression. Seeds are averaged within each run, so two runs with
 different seeds compare pipeline by pipeline.
+
+Some changes are not called at all, and the flag says why (``force=True``, ``--force``, calls them anyway):
+
+- a timing change between runs on different machines (CPU model, cores or GPU differ), or where either
+  side's record was timed under contention (``timing.contended``): the time moved, but not because of the code;
+- a quality change where either side's record did less work than its profile asked (``shortened``).
 """
 
 from __future__ import annotations
@@ -71,8 +77,30 @@ def _predict_seconds(rows: list[Row]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
+def machine_kind(model: ReportModel) -> tuple[str, int | None, str | None]:
+    """``(CPU model, cores, GPU name)`` of a run's machine: timings compare only within one kind."""
+    m = model.run.get("machine") or {}
+    gpu = m.get("gpu")
+    return (str(m.get("cpu")), m.get("cores"), gpu.get("name") if isinstance(gpu, dict) else None)
+
+
+def _describe_kind(kind: tuple[str, int | None, str | None]) -> str:
+    return f"{kind[0]}, {kind[1]} cores, " + (f"GPU {kind[2]}" if kind[2] else "no GPU")
+
+
+def _timing_refusal(pa: list[Row], pb: list[Row], same_machine: bool) -> str | None:
+    """Why a timing change between these rows must not be called a change (None: it may)."""
+    if not same_machine:
+        return "timing not compared: different machines"
+    sides = [name for name, rows in (("A", pa), ("B", pb)) if any(r.ok and r.contended for r in rows)]
+    if sides:
+        return f"timing not compared: timed under contention in {' and '.join(sides)}"
+    return None
+
+
 def compare_models(a: ReportModel, b: ReportModel, time_ratio: float = DEFAULT_TIME_RATIO,
-                   min_seconds: float = DEFAULT_MIN_SECONDS) -> list[Change]:
+                   min_seconds: float = DEFAULT_MIN_SECONDS, force: bool = False) -> list[Change]:
+    same_machine = machine_kind(a) == machine_kind(b)
     groups_a: dict[tuple[str, str, str], Group] = {g.key: g for g in a.groups}
     groups_b: dict[tuple[str, str, str], Group] = {g.key: g for g in b.groups}
     out = []
@@ -97,15 +125,22 @@ def compare_models(a: ReportModel, b: ReportModel, time_ratio: float = DEFAULT_T
             elif ch.status_a == "failed" and ch.status_b == "ok":
                 ch.flags.append("fixed (failed in A)")
             if ch.a and ch.b:
+                cut = [name for name, su in (("A", ch.a), ("B", ch.b)) if su.shortened]
                 if not same:
                     ch.flags.append("different data (split fingerprints differ): not compared")
+                elif cut and not force:
+                    ch.flags.append(f"quality not compared: shortened in {' and '.join(cut)} (less work than the "
+                                    f"profile asked)")
                 elif intervals_apart(ch.a.primary, ch.b.primary):
                     ch.flags.append(("better " if ch.delta > 0 else "worse ") + f"{(ch.delta or 0) * 100:+.1f} pts")
-                for what, xa, xb in (("fit", ch.a.fit_s, ch.b.fit_s),
-                                     ("prediction", _predict_seconds(pa), _predict_seconds(pb))):
-                    flag = _time_flag(what, xa, xb, time_ratio, min_seconds)
-                    if flag:
-                        ch.flags.append(flag)
+                refusal = None if force else _timing_refusal(pa, pb, same_machine)
+                timing_flags = [f for what, xa, xb in (("fit", ch.a.fit_s, ch.b.fit_s),
+                                                       ("prediction", _predict_seconds(pa), _predict_seconds(pb)))
+                                if (f := _time_flag(what, xa, xb, time_ratio, min_seconds))]
+                if timing_flags and refusal:
+                    ch.flags.append(f"{refusal} (would be: {', '.join(timing_flags)})")
+                else:
+                    ch.flags += timing_flags
             out.append(ch)
     return out
 
@@ -115,7 +150,7 @@ def _est(s: Summary | None) -> Estimate | None:
 
 
 def compare_markdown(a: ReportModel, b: ReportModel, changes: list[Change], time_ratio: float,
-                     min_seconds: float) -> str:
+                     min_seconds: float, force: bool = False) -> str:
     def who(m: ReportModel) -> str:
         mach = m.run.get("machine", {}) or {}
         commit = ((m.run.get("git") or {}).get("commit") or "unknown")[:10]
@@ -128,7 +163,19 @@ def compare_markdown(a: ReportModel, b: ReportModel, changes: list[Change], time
         lines += ["> **SYNTHETIC DATA** in at least one run: numbers check the machinery only.", ""]
     lines += [f"Rules: a quality change is flagged only when the 95% bootstrap intervals of A and B do not "
               f"overlap (no interval, no quality flag); a timing change only beyond ×{time_ratio:g} (and at least "
-              f"{min_seconds:g} s on the slower side). Seeds are averaged within a run.", ""]
+              f"{min_seconds:g} s on the slower side). Seeds are averaged within a run. Timing changes are not "
+              f"called between different machines or for records timed under contention, nor quality changes "
+              f"for shortened records" + (" (overridden: --force)" if force else " (`--force` calls them)") + ".",
+              ""]
+    kind_a, kind_b = machine_kind(a), machine_kind(b)
+    if kind_a != kind_b:
+        lines += [f"> **Different machines**: A ran on {_describe_kind(kind_a)}, B on {_describe_kind(kind_b)}; "
+                  f"timing changes are " + ("called anyway (--force)." if force else "not called.") , ""]
+    contended = [name for name, m in (("A", a), ("B", b)) if any(r.ok and r.contended for r in m.rows())]
+    if contended:
+        lines += [f"> **Contention**: records of {' and '.join(contended)} were timed while other processes "
+                  f"competed for the cores; their timing changes are "
+                  + ("called anyway (--force)." if force else "not called."), ""]
     regressions = [c for c in changes if c.regression]
     flagged = [c for c in changes if c.flags]
     lines += ["## Flags", ""]
@@ -157,8 +204,9 @@ def compare_markdown(a: ReportModel, b: ReportModel, changes: list[Change], time
 
 
 def compare_runs(run_a: Path | str, run_b: Path | str, time_ratio: float = DEFAULT_TIME_RATIO,
-                 min_seconds: float = DEFAULT_MIN_SECONDS) -> tuple[str, list[Change]]:
-    """The Markdown comparison of two run folders and the changes behind it."""
+                 min_seconds: float = DEFAULT_MIN_SECONDS, force: bool = False) -> tuple[str, list[Change]]:
+    """The Markdown comparison of two run folders and the changes behind it (``force``: call timing changes
+    across machines or under contention, and quality changes of shortened records, too)."""
     a, b = build_model(Path(run_a)), build_model(Path(run_b))
-    changes = compare_models(a, b, time_ratio, min_seconds)
-    return compare_markdown(a, b, changes, time_ratio, min_seconds), changes
+    changes = compare_models(a, b, time_ratio, min_seconds, force)
+    return compare_markdown(a, b, changes, time_ratio, min_seconds, force), changes

@@ -102,6 +102,11 @@ def headline_text(g: Group, h: Headline) -> str:
     if h.reference:
         text += (f" Pretrained reference `{h.reference.pipeline}` (not trained here): "
                  f"{_with_ci(h.reference)}.")
+    cut = [s for s in (h.classical, h.deep) if s is not None and s.shortened]
+    if cut:
+        detail = "; ".join(shortened_lines([r for r in g.rows if r.pipeline in {s.pipeline for s in cut}]))
+        text += (f" **Not comparable: {', '.join(f'`{s.pipeline}`' for s in cut)} did less work than the profile "
+                 f"asked** ({detail}).")
     return text
 
 
@@ -148,14 +153,66 @@ def run_lines(run: dict[str, Any], rows: list[Row]) -> list[str]:
         f"({m.get('platform')}).",
         f"Versions: {versions}.",
         f"Commit `{commit}`; created {run.get('created_at')}; command `{' '.join(run.get('argv') or [])}`.",
+        *machine_state_lines(run),
     ]
+
+
+def machine_state_lines(run: dict[str, Any]) -> list[str]:
+    """What the machine was doing when the run started (``run.json``'s ``machine_state``)."""
+    state = run.get("machine_state")
+    if not isinstance(state, dict):
+        return []
+    loads = state.get("load_average") or []
+    busy = ", ".join(f"{p.get('name')} {p.get('cpu_percent')}%" for p in state.get("busiest_processes") or []
+                     if isinstance(p, dict))
+    return [f"Machine state at the start: load average {' / '.join(str(v) for v in loads) or '?'} (1/5/15 min), "
+            f"{state.get('busy_cores', '?')} of {state.get('cores', '?')} cores busy"
+            + (f" (busiest other processes: {busy})" if busy else "") + ". Per record, `timing.contended` follows "
+            f"the rule: {state.get('contention_rule', '?')}."]
 
 
 # ------------------------------------------------------------------------------------------------ tables
 
 
 def _pipeline_cell(r: Row) -> str:
-    return r.pipeline + (" (pretrained ref.)" if r.pretrained_reference else "")
+    return (r.pipeline + (" (pretrained ref.)" if r.pretrained_reference else "")
+            + (" (harness floor)" if r.harness_floor else "") + (" (shortened)" if r.shortened else ""))
+
+
+def shortcut_text(c: dict[str, Any]) -> str:
+    """One shortcut of a record as text: ``epochs 1 of 9 (--time-budget 60 s)``."""
+    return f"{c.get('what')} {c.get('done')} of {c.get('asked')} ({c.get('reason')})"
+
+
+def shortened_lines(rows: list[Row]) -> list[str]:
+    """One line per record that did less than its profile asked, naming each shortcut."""
+    return [f"`{r.pipeline}` (seed {r.seed}): " + "; ".join(shortcut_text(c) for c in r.shortcuts)
+            for r in rows if r.shortened]
+
+
+def contention_banner(rows: list[Row]) -> str | None:
+    """The banner over a table whose timing columns were (partly) measured under contention."""
+    hit = [r for r in rows if r.contended]
+    if not hit:
+        return None
+    names = ", ".join(f"`{r.pipeline}`" + (f" (seed {r.seed})" if r.seed else "") for r in hit)
+    return (f"**Timings measured under contention**: while {names} ran, other processes kept the machine's cores "
+            f"busy (`timing.contended`; `timing.fit` and `timing.predict` give the other processes' cores and the "
+            f"load). Their fit s, images/s and latencies are not the pipelines' idle speed; quality metrics are "
+            f"unaffected.")
+
+
+def harness_floor_line(rows: list[Row]) -> str | None:
+    """The harness's own cost per job, from the ``null-*`` reference of the group."""
+    floors = [r for r in rows if r.harness_floor and r.ok]
+    if not floors:
+        return None
+    r = floors[0]
+    t = r.record.get("timing") or {}
+    return (f"Harness floor (`{r.pipeline}`, a pipeline that does no work): fit {fmt_auto(r.fit_s)} s, predict "
+            f"{fmt_auto(t.get('predict_s'))} s for {t.get('images', '?')} images, job wall "
+            f"{fmt_auto(t.get('wall_s'))} s (worker start, data loading, validation and saving): the cost every "
+            f"other row's job carries on top of its own work.")
 
 
 def _status_cell(r: Row) -> str:
@@ -237,6 +294,19 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
     if not_canonical:
         doc.append(Para(f"Real data that is **not canonical** ({', '.join(not_canonical)}): numbers can differ "
                         f"slightly from published ones.", "note"))
+    budget = model.run.get("time_budget_s")
+    if budget is not None:
+        doc.append(Para(f"**TIME-BOXED RUN** (`--time-budget {budget:g}`): pipelines could train for less than "
+                        f"their profile's fixed work; every record it shortened is marked and is **not comparable** "
+                        f"with records of a fixed-work run.", "banner"))
+    shortened = [r for r in model.rows() if r.shortened]
+    if shortened:
+        doc.append(Para(f"**{len(shortened)} record(s) did less work than the profile asked** (marked "
+                        f"\"shortened\" in the tables): " + "; ".join(shortened_lines(shortened)) + ".", "banner"))
+    contended = [r for r in model.rows() if r.contended]
+    if contended:
+        doc.append(Para(f"**{len(contended)} record(s) were timed under contention** (other processes competed for "
+                        f"the cores): their timings are marked per table; quality metrics are unaffected.", "note"))
     doc.append(Para(f"Profile **{model.run.get('profile')}**, {len(model.rows())} record(s), "
                     f"{len(model.failures)} failed."))
 
@@ -263,7 +333,16 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
 
     for g in model.groups:
         doc.append(Heading(2, f"{g.task}: {g.dataset}, {g.split} split", g.slug))
+        banner = contention_banner(g.rows)
+        if banner:
+            doc.append(Para(banner, "banner"))
         doc.append(group_table(g))
+        cut = shortened_lines(g.rows)
+        if cut:
+            doc += [Para("Shortened records (less work than the profile asked; not comparable):"), Bullets(cut)]
+        floor = harness_floor_line(g.rows)
+        if floor:
+            doc.append(Para(floor, "note"))
         variants = variant_lines(g)
         if variants:
             doc += [Para("Variants scored beside the main prediction:"), Bullets(variants)]

@@ -78,10 +78,17 @@ class Row:
     failure: str | None = None
     error: str | None = None
     record: dict[str, Any] = field(default_factory=dict, repr=False)
+    harness_floor: bool = False  # a null-* reference: its timings are the harness's own cost
+    contended: bool | None = None  # a timed phase ran while other processes competed for the cores
+    shortcuts: list[dict[str, Any]] = field(default_factory=list)  # where the fit did less than the profile asked
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def shortened(self) -> bool:
+        return bool(self.shortcuts)
 
     def metric(self, key: str) -> float | None:
         if key in self.estimates:
@@ -102,6 +109,7 @@ class Summary:
     images_per_s: float | None
     latency_p50_ms: float | None = None
     peak_mb: float | None = None
+    shortened: bool = False  # some seed's record did less work than its profile asked
 
 
 @dataclass
@@ -179,7 +187,7 @@ def summarise(rows: list[Row], metric: str) -> list[Summary]:
     """Per pipeline (successful rows only), the seed average of ``metric``, its interval ends and the costs."""
     by: dict[str, list[Row]] = defaultdict(list)
     for r in rows:
-        if r.ok and r.metric(metric) is not None:
+        if r.ok and r.metric(metric) is not None and not r.harness_floor:
             by[r.pipeline].append(r)
     out = []
     for pipeline, rs in by.items():
@@ -189,7 +197,7 @@ def summarise(rows: list[Row], metric: str) -> list[Summary]:
         out.append(Summary(pipeline, rs[0].family, rs[0].pretrained_reference, sorted(r.seed for r in rs),
                            Estimate(_mean([e.value for e in ests]), lo, hi), _mean([r.fit_s for r in rs]),
                            _mean([r.images_per_s for r in rs]), _mean([r.latency_p50_ms for r in rs]),
-                           _mean([r.peak_mb for r in rs])))
+                           _mean([r.peak_mb for r in rs]), any(r.shortened for r in rs)))
     return sorted(out, key=lambda s: (-(s.primary.value or -1.0), s.pipeline))
 
 
@@ -375,7 +383,9 @@ def make_row(rec: dict[str, Any], intervals: dict[str, list[float] | None]) -> R
         weights=str(weights) if weights else ("pretrained" if rec.get("pretrained_reference") else "scratch"
                                               if rec.get("family") == "deep" else "-"),
         pretrained_reference=bool(rec.get("pretrained_reference")), failure=rec.get("failure"),
-        error=rec.get("error"), record=rec,
+        error=rec.get("error"), record=rec, harness_floor=bool(rec.get("harness_floor")),
+        contended=timing.get("contended") if isinstance(timing.get("contended"), bool) else None,
+        shortcuts=[c for c in (rec.get("shortcuts") or []) if isinstance(c, dict)],
     )
 
 

@@ -1,4 +1,5 @@
-"""Wall-clock timing with GPU synchronisation, latency percentiles and peak memory."""
+"""Wall-clock timing with GPU synchronisation, the conditions it was taken under, latency percentiles and
+peak memory."""
 
 from __future__ import annotations
 
@@ -11,23 +12,49 @@ from typing import Any
 import numpy as np
 
 from benchsuite.device import synchronize
+from benchsuite.runner.conditions import Snapshot, phase_conditions
 
 
 class Stopwatch:
-    """``with Stopwatch(device) as sw: ...`` then ``sw.seconds``; waits for the GPU at both ends."""
+    """``with Stopwatch(device, threads) as sw: ...`` then ``sw.seconds`` and ``sw.conditions``.
 
-    def __init__(self, device: str = "cpu"):
+    Waits for the GPU at both ends. ``sw.conditions`` is the phase's conditions block
+    (:func:`benchsuite.runner.conditions.phase_conditions`: the job's CPU seconds, the threads it was given,
+    the cores other processes kept busy, the load average at both ends and whether it was contended).
+    """
+
+    def __init__(self, device: str = "cpu", threads: int = 1):
         self.device = device
+        self.threads = threads
         self.seconds = float("nan")
+        self.conditions: dict[str, Any] = {}
 
     def __enter__(self) -> Stopwatch:
         synchronize(self.device)
+        self._snapshot = Snapshot.take()
         self._start = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
         synchronize(self.device)
         self.seconds = time.perf_counter() - self._start
+        self.conditions = phase_conditions(self._snapshot, Snapshot.take(), self.threads)
+
+
+class ImportWatch:
+    """The top-level packages first imported inside a ``with`` block (an import inside ``fit`` is start-up
+    cost on the fit clock: a pipeline should import at module level, which the worker does before timing)."""
+
+    def __enter__(self) -> ImportWatch:
+        self._before = set(sys.modules)
+        self.packages: list[str] = []
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        before = {name.split(".")[0] for name in self._before}
+        new = {name.split(".")[0] for name in sys.modules} - before
+        stdlib = getattr(sys, "stdlib_module_names", frozenset())
+        self.packages = sorted(n for n in new if not n.startswith("_") and "__" not in n and n not in stdlib)
 
 
 def measure_latency(call: Callable[[int], Any], count: int, warmup: int, device: str = "cpu"

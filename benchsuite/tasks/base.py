@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from benchsuite.api import Budget, Context, Pipeline
+from benchsuite.data.detection import decode_seconds
+from benchsuite.runner.timing import ImportWatch, Stopwatch
 
 
 def split_cap(budget: Budget, split: str) -> int | None:
@@ -15,6 +17,36 @@ def split_cap(budget: Budget, split: str) -> int | None:
         "val": budget.max_val_images,
         "test": budget.max_test_images,
     }.get(split)
+
+
+def timed_fit(pipeline: Pipeline, train: Any, val: Any, ctx: Context) -> dict[str, Any]:
+    """Call ``pipeline.fit(train, val, ctx)`` on the fit clock; returns the fit's timing block.
+
+    ``fit_s`` is the wall clock around the one call (the GPU synchronised at both ends); the pipeline's module
+    was imported and the splits loaded before the clock started. Image decoding that the pipeline does inside
+    ``fit`` (``fit_decode_s``) and packages first imported inside ``fit`` (``fit_imports``) are reported apart:
+    they are on the clock but are not the method's work. ``fit`` holds the phase's conditions.
+    """
+    decoded = decode_seconds()
+    with ImportWatch() as imports, Stopwatch(ctx.device, ctx.num_threads) as clock:
+        pipeline.fit(train, val, ctx)
+    return {"fit_s": clock.seconds, "fit_decode_s": round(decode_seconds() - decoded, 4),
+            "fit_imports": imports.packages, "fit": clock.conditions}
+
+
+def timing_method(ctx: Context, predict_batch_size: int, decode_in_predict_clock: bool, latency_images: int,
+                  latency_warmup: int) -> dict[str, Any]:
+    """How a job's timings were taken, stored with every record (``timing.method``)."""
+    return {
+        "clock": "wall clock (time.perf_counter)",
+        "device_synchronised": ctx.device != "cpu",
+        "fit": "one fit() call; imports of the pipeline module and loading of the splits before the clock",
+        "predict_batch_size": int(predict_batch_size),
+        "decode_in_predict_clock": bool(decode_in_predict_clock),
+        "latency": f"{latency_images} single-image calls after {latency_warmup} warm-up calls, images decoded "
+                   f"beforehand",
+        "threads": int(ctx.num_threads),
+    }
 
 
 class Task(Protocol):

@@ -12,7 +12,7 @@ from benchsuite.data.datasets import Cifar10Dataset
 from benchsuite.errors import OutputValidationError
 from benchsuite.metrics.classification import classification_metrics, confusion_matrix, macro_f1
 from benchsuite.runner.timing import Stopwatch, measure_latency
-from benchsuite.tasks.base import split_cap
+from benchsuite.tasks.base import split_cap, timed_fit, timing_method
 
 VARIANT_PREFIX = "variant::"
 
@@ -80,8 +80,7 @@ class ClassificationTask:
         budget = ctx.budget
         train = dataset.load("train", budget.max_train_images)
         val = dataset.load("val", budget.max_val_images)
-        with Stopwatch(ctx.device) as fit_clock:
-            pipeline.fit(train, val, ctx)
+        fit_timing = timed_fit(pipeline, train, val, ctx)
         batch_size = max(1, int(getattr(pipeline, "predict_batch_size", 1024)))
         splits: dict[str, Any] = {}
         test_images = None
@@ -89,14 +88,15 @@ class ClassificationTask:
             data = val if split == "val" else dataset.load(split, split_cap(budget, split))
             parts = []
             total = (len(data) + batch_size - 1) // batch_size
-            with Stopwatch(ctx.device) as clock:
+            with Stopwatch(ctx.device, ctx.num_threads) as clock:
                 for batch in ctx.progress(batched(data.images, batch_size), desc=f"predict {split}", total=total):
                     parts.append(validate_output(pipeline.predict(batch), len(batch), data.num_classes))
             output = _concatenate(parts)
             file = job_dir / f"predictions-{split}.npz"
             save_predictions(file, output)
             splits[split] = {"predictions": file.name, "predict_s": clock.seconds, "images": len(data),
-                             "images_per_s": len(data) / clock.seconds if clock.seconds > 0 else float("nan")}
+                             "images_per_s": len(data) / clock.seconds if clock.seconds > 0 else float("nan"),
+                             "predict": clock.conditions}
             if split == "test" or test_images is None:
                 test_images = data.images
         latency: dict[str, Any] = {}
@@ -104,8 +104,9 @@ class ClassificationTask:
             n = len(test_images)
             latency = measure_latency(lambda i: pipeline.predict(test_images[i % n][None]),
                                       latency_images, latency_warmup, ctx.device)
-        return {"timing": {"fit_s": fit_clock.seconds, "train_images": len(train), "val_images": len(val),
-                           **latency},
+        method = timing_method(ctx, batch_size, False, latency_images, latency_warmup)
+        return {"timing": {**fit_timing, "train_images": len(train), "val_images": len(val), **latency,
+                           "method": method},
                 "splits": splits}
 
     def evaluate(self, dataset: Cifar10Dataset, split: str, budget: Budget, predictions: Path, job_dir: Path

@@ -14,7 +14,7 @@ from benchsuite.metrics.detection import evaluate_detections
 from benchsuite.metrics.export import write_coco_json, write_voc_results
 from benchsuite.ops.boxes import check_detections, clip_boxes
 from benchsuite.runner.timing import Stopwatch
-from benchsuite.tasks.base import split_cap
+from benchsuite.tasks.base import split_cap, timed_fit, timing_method
 from benchsuite.tasks.per_image import load_ragged, run_over_images, save_ragged, single_image_latency
 
 
@@ -57,15 +57,15 @@ class DetectionTask:
         budget = ctx.budget
         train = dataset.load("train", budget.max_train_images)
         val = dataset.load("val", budget.max_val_images)
-        with Stopwatch(ctx.device) as fit_clock:
-            pipeline.fit(train, val, ctx)
+        fit_timing = timed_fit(pipeline, train, val, ctx)
         batch_size = max(1, int(getattr(pipeline, "detect_batch_size", 1)))
         splits: dict[str, Any] = {}
         test_data: DetectionSet | None = None
         for split in eval_splits:
             data = val if split == "val" else dataset.load(split, split_cap(budget, split))
-            raw, seconds = run_over_images(pipeline.detect_batch, data, batch_size, ctx.device, ctx.progress,
-                                           f"detect {split}")
+            with Stopwatch(ctx.device, ctx.num_threads) as phase:
+                raw, seconds = run_over_images(pipeline.detect_batch, data, batch_size, ctx.device, ctx.progress,
+                                               f"detect {split}")
             dets, clipped, dropped = [], 0, 0
             for sample, out in zip(data, raw):
                 d, c, r = validate_detections(out, sample.width, sample.height, data.num_classes,
@@ -81,6 +81,7 @@ class DetectionTask:
                 "predictions": file.name, "predict_s": seconds, "images": n,
                 "images_per_s": n / seconds if seconds > 0 else float("nan"),
                 "seconds_per_image": seconds / n if n else float("nan"),
+                "predict": phase.conditions,
                 "output": {"detections": int(sum(len(d) for d in dets)), "boxes_clipped": clipped,
                            "boxes_dropped_outside_image": dropped},
             }
@@ -89,8 +90,9 @@ class DetectionTask:
         latency = {}
         if test_data is not None:
             latency = single_image_latency(pipeline.detect, test_data, latency_images, latency_warmup, ctx.device)
-        return {"timing": {"fit_s": fit_clock.seconds, "train_images": len(train), "val_images": len(val),
-                           **latency},
+        method = timing_method(ctx, batch_size, False, latency_images, latency_warmup)
+        return {"timing": {**fit_timing, "train_images": len(train), "val_images": len(val), **latency,
+                           "method": method},
                 "splits": splits}
 
     def evaluate(self, dataset: Any, split: str, budget: Budget, predictions: Path, job_dir: Path

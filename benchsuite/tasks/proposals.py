@@ -13,7 +13,7 @@ from benchsuite.errors import OutputValidationError
 from benchsuite.metrics.proposals import evaluate_proposals
 from benchsuite.ops.boxes import check_boxes, clip_boxes
 from benchsuite.runner.timing import Stopwatch
-from benchsuite.tasks.base import split_cap
+from benchsuite.tasks.base import split_cap, timed_fit, timing_method
 from benchsuite.tasks.per_image import load_ragged, run_over_images, save_ragged, single_image_latency
 
 #: proposals kept per image for scoring (the largest budget scored is 2,000)
@@ -40,15 +40,15 @@ class ProposalTask:
         budget = ctx.budget
         train = dataset.load("train", budget.max_train_images)
         val = dataset.load("val", budget.max_val_images)
-        with Stopwatch(ctx.device) as fit_clock:
-            pipeline.fit(train, val, ctx)
+        fit_timing = timed_fit(pipeline, train, val, ctx)
         batch_size = max(1, int(getattr(pipeline, "propose_batch_size", 1)))
         splits: dict[str, Any] = {}
         test_data: DetectionSet | None = None
         for split in eval_splits:
             data = val if split == "val" else dataset.load(split, split_cap(budget, split))
-            raw, seconds = run_over_images(pipeline.propose_batch, data, batch_size, ctx.device, ctx.progress,
-                                           f"propose {split}")
+            with Stopwatch(ctx.device, ctx.num_threads) as phase:
+                raw, seconds = run_over_images(pipeline.propose_batch, data, batch_size, ctx.device, ctx.progress,
+                                               f"propose {split}")
             kept, dropped, returned = [], 0, 0
             for sample, out in zip(data, raw):
                 boxes, d = validate_proposals(out, sample.width, sample.height, f"image {sample.image_id}")
@@ -62,6 +62,7 @@ class ProposalTask:
                 "predictions": file.name, "predict_s": seconds, "images": n,
                 "images_per_s": n / seconds if seconds > 0 else float("nan"),
                 "seconds_per_image": seconds / n if n else float("nan"),
+                "predict": phase.conditions,
                 "output": {"proposals_returned": returned, "boxes_dropped_outside_image": dropped},
             }
             if split == "test" or test_data is None:
@@ -69,7 +70,8 @@ class ProposalTask:
         latency = {}
         if test_data is not None:
             latency = single_image_latency(pipeline.propose, test_data, latency_images, latency_warmup, ctx.device)
-        return {"timing": {"fit_s": fit_clock.seconds, "train_images": len(train), **latency}, "splits": splits}
+        method = timing_method(ctx, batch_size, False, latency_images, latency_warmup)
+        return {"timing": {**fit_timing, "train_images": len(train), **latency, "method": method}, "splits": splits}
 
     def evaluate(self, dataset: Any, split: str, budget: Budget, predictions: Path, job_dir: Path
                  ) -> tuple[dict[str, Any], dict[str, str]]:

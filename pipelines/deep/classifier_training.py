@@ -6,9 +6,11 @@ smoothing, SGD with Nesterov momentum under a one-cycle schedule (linear warm-up
 weight decay on weights but not on norms and biases, mixed precision and channels-last memory where
 the device supports them, and flip test-time augmentation.
 
-A wall-clock budget (``TrainConfig.max_train_s``) keeps a profile's promise on slower machines: the speed of
-the first steps sets how many whole epochs fit, and the one-cycle schedule is laid over that many, so a
-shortened run still ends annealed. The history records the epochs planned and run.
+The planned epochs are the work: the same on every machine, whatever its load. Only in the opt-in time-boxed
+mode (``TrainConfig.max_train_s``, or ``--time-budget`` through ``ctx.budget.train_time_s``) does the speed of
+the first steps set how many whole epochs fit; the one-cycle schedule is then laid over that many, so a
+shortened run still ends annealed, and the fit reports the shortcut (``ctx.shortcut``), which marks the record
+as not comparable. The history records the epochs planned and run.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class TrainConfig:
     warmup_fraction: float = 0.2
     crop_padding: int = 2
     flip_tta: bool = True
-    max_train_s: float | None = None  # wall-clock cap on training, seconds (None: the planned epochs)
+    max_train_s: float | None = None  # opt-in wall-clock cap on training, seconds (None: the planned epochs)
     timing_steps: int = 20  # steps timed (after 3 warm-up steps) to decide whether the epochs fit the cap
 
 
@@ -125,9 +127,12 @@ def train_classifier(net: nn.Module, train: ImageSet, val: ImageSet, cfg: TrainC
                           nesterov=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: one_cycle(s, plan["total"], cfg.warmup_fraction))
     gen = torch.Generator().manual_seed(ctx.seed)
+    cap_s, cap_reason = cfg.max_train_s, f"max_train_s={cfg.max_train_s} s (time-boxed training)"
+    if cap_s is None and ctx.budget.train_time_s is not None:
+        cap_s, cap_reason = float(ctx.budget.train_time_s), f"--time-budget {ctx.budget.train_time_s:g} s"
     history: dict[str, Any] = {"epochs": cfg.epochs, "epochs_planned": cfg.epochs,
                                "amp": str(dtype).replace("torch.", "") if dtype else None,
-                               "max_train_s": cfg.max_train_s, "train_loss": [], "val_accuracy": []}
+                               "max_train_s": cap_s, "train_loss": [], "val_accuracy": []}
     warm_steps = 3
     timed_from = None
     start = time.perf_counter()
@@ -150,20 +155,21 @@ def train_classifier(net: nn.Module, train: ImageSet, val: ImageSet, cfg: TrainC
             sched.step()
             loss_sum += float(loss.detach())
             done = epoch * steps_per_epoch + step + 1
-            if cfg.max_train_s is not None and done == warm_steps:
+            if cap_s is not None and done == warm_steps:
                 timed_from = time.perf_counter()
-            if cfg.max_train_s is not None and timed_from is not None and done == warm_steps + cfg.timing_steps:
+            if cap_s is not None and timed_from is not None and done == warm_steps + cfg.timing_steps:
                 per_step = (time.perf_counter() - timed_from) / cfg.timing_steps
                 # a val pass (forward only, flip TTA doubling it) costs about a third of a train step per image;
                 # about five of them run (every quarter of the schedule and at the end)
                 val_s = per_step * len(val) / cfg.batch_size * (2 if cfg.flip_tta else 1) / 3
-                fit = epochs_within(cfg.max_train_s, per_step, steps_per_epoch, plan["epochs"],
+                fit = epochs_within(cap_s, per_step, steps_per_epoch, plan["epochs"],
                                     overhead_s=5 * val_s / plan["epochs"])
                 if fit < plan["epochs"]:
                     log.warning("%d epochs would take %.0f s (with validation), over the %.0f s training budget: "
                                 "training %d epochs",
                                 plan["epochs"], plan["epochs"] * steps_per_epoch * per_step + 5 * val_s,
-                                cfg.max_train_s, fit)
+                                cap_s, fit)
+                    ctx.shortcut("epochs", plan["epochs"], fit, cap_reason)
                     plan["epochs"], plan["total"] = fit, fit * steps_per_epoch
                 history["seconds_per_step"] = round(per_step, 4)
         history["train_loss"].append(round(loss_sum / steps_per_epoch, 4))

@@ -67,9 +67,9 @@ class ResidualCNN(Classifier):
     Parameters:
         epochs, batch_size, lr, weight_decay, label_smoothing: the training schedule.
         widths: channels of the three stages.
-        max_train_s: wall-clock cap on training in seconds (None: no cap); when the measured speed says the
+        max_train_s: opt-in wall-clock cap on training in seconds (None: the planned epochs); when the speed says the
             epochs would overrun it, fewer whole epochs are trained under the same one-cycle shape, and the
-            record says how many (``fit_info.epochs`` of ``fit_info.epochs_planned``).
+            record says how many (``fit_info.epochs`` of ``fit_info.epochs_planned``) and is marked shortened.
     """
 
     id: ClassVar[str] = "cnn"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
+from sklearn.cluster import KMeans
 
 from benchsuite.api import Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
@@ -36,8 +37,6 @@ class MeanBoxDetector(Detector):
         self.boxes_per_class = boxes_per_class
 
     def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> MeanBoxDetector:
-        from sklearn.cluster import KMeans
-
         centres, scores, labels = [], [], []
         for k in range(train.num_classes):
             boxes = normalised_boxes(train, k)

@@ -1,0 +1,163 @@
+"""Under which conditions a timing was taken: the job's own CPU time and what the rest of the machine did.
+
+A wall-clock figure means little without its conditions: on a 2-core machine with two other busy processes a
+job's fit takes twice as long although it did the very same work. Around each timed phase (fit, predict) the
+suite takes a :class:`Snapshot` at both ends and turns the pair into a :func:`phase_conditions` block:
+
+``wall_s``
+    seconds of wall clock between the snapshots.
+``cpu_s``
+    CPU seconds (user + system) of the job's process tree: the worker itself, its finished children and the
+    children still alive (pool workers).
+``threads``
+    the CPU threads the job was given (``--jobs`` shares the cores between jobs).
+``others_cpu_cores``
+    the mean number of cores that every *other* process on the machine kept busy meanwhile: the machine's busy
+    time from ``/proc/stat`` (all CPUs, user + nice + system + irq + softirq + steal) minus the job's own CPU
+    time, divided by the wall time.
+``load_start``, ``load_end``
+    the 1-minute load average at both ends (it includes the job's own threads).
+``contended``
+    the documented rule :func:`is_contended`: the other processes kept busy more cores than the job left free,
+    by more than :data:`CONTENTION_MARGIN_CORES`. On a 2-core machine a job with 2 threads is contended when
+    the rest of the machine averaged more than a quarter of a core; with ``--jobs 2`` (one thread each) the
+    other job's core is expected and the margin applies above it.
+
+Where ``/proc/stat`` cannot be read (not Linux), ``others_cpu_cores`` and ``contended`` are None.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+#: cores of other work tolerated beyond the cores the job left free before a phase is called contended
+CONTENTION_MARGIN_CORES = 0.25
+#: phases shorter than this (seconds) are too short for /proc/stat's 10 ms ticks: never called contended
+MIN_PHASE_S = 0.5
+CONTENTION_RULE = (f"contended when the other processes kept busy more than (cores - threads) + "
+                   f"{CONTENTION_MARGIN_CORES} cores on average over a phase of at least {MIN_PHASE_S} s "
+                   f"(busy time from /proc/stat less the job's own CPU time)")
+
+_TICK_S = 1.0 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
+
+
+def machine_busy_s() -> float | None:
+    """CPU seconds all CPUs of the machine spent busy since boot (``/proc/stat``), or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    values = [int(v) for v in fields[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is already counted in user)
+    busy = sum(values[i] for i in (0, 1, 2, 5, 6, 7) if i < len(values))
+    return busy * _TICK_S
+
+
+def tree_cpu_s(process: psutil.Process | None = None) -> float:
+    """CPU seconds (user + system) of this process, its waited-for children and its live descendants."""
+    t = os.times()
+    total = t.user + t.system + t.children_user + t.children_system
+    proc = process or psutil.Process()
+    try:
+        children = proc.children(recursive=True)
+    except psutil.Error:
+        children = []
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            c = child.cpu_times()
+            total += c.user + c.system
+    return total
+
+
+def load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The machine at one instant: wall clock, machine busy seconds, the job's CPU seconds, load."""
+
+    wall: float
+    busy_s: float | None
+    own_cpu_s: float
+    load: float | None
+
+    @classmethod
+    def take(cls) -> Snapshot:
+        return cls(time.perf_counter(), machine_busy_s(), tree_cpu_s(), load_average())
+
+
+def is_contended(others_cpu_cores: float | None, threads: int, cores: int, wall_s: float) -> bool | None:
+    """The rule of the module docstring; None when the machine's busy time is unknown."""
+    if others_cpu_cores is None:
+        return None
+    if wall_s < MIN_PHASE_S:
+        return False
+    return others_cpu_cores > max(0, cores - threads) + CONTENTION_MARGIN_CORES
+
+
+def phase_conditions(start: Snapshot, end: Snapshot, threads: int, cores: int | None = None) -> dict[str, Any]:
+    """The conditions block of one timed phase between two snapshots (keys in the module docstring)."""
+    cores = cores or os.cpu_count() or 1
+    wall = max(end.wall - start.wall, 1e-9)
+    own = max(end.own_cpu_s - start.own_cpu_s, 0.0)
+    others = None
+    if start.busy_s is not None and end.busy_s is not None:
+        others = max(0.0, (end.busy_s - start.busy_s) - own) / wall
+    return {
+        "wall_s": round(wall, 4),
+        "cpu_s": round(own, 3),
+        "threads": int(threads),
+        "cores": int(cores),
+        "others_cpu_cores": None if others is None else round(others, 3),
+        "load_start": start.load,
+        "load_end": end.load,
+        "contended": is_contended(others, threads, cores, wall),
+    }
+
+
+def machine_state(sample_s: float = 0.5) -> dict[str, Any]:
+    """The machine's state now, for ``run.json``: load averages, busy cores over ``sample_s`` seconds,
+    available memory, and the busiest other processes (name and CPU share)."""
+    first = machine_busy_s()
+    procs = []
+    for p in psutil.process_iter(["pid", "name"]):
+        with contextlib.suppress(psutil.Error):
+            p.cpu_percent(None)
+            procs.append(p)
+    time.sleep(sample_s)
+    second = machine_busy_s()
+    me = os.getpid()
+    busiest = []
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            share = p.cpu_percent(None)
+            if p.pid != me and share >= 5.0:
+                busiest.append({"pid": p.pid, "name": p.info.get("name"), "cpu_percent": round(share, 1)})
+    busiest.sort(key=lambda d: -d["cpu_percent"])
+    try:
+        loads = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        loads = None
+    busy_cores = None if first is None or second is None else round((second - first) / sample_s, 3)
+    return {
+        "taken_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "load_average": loads,
+        "busy_cores": busy_cores,
+        "cores": os.cpu_count(),
+        "memory_available_gb": round(psutil.virtual_memory().available / 2**30, 2),
+        "busiest_processes": busiest[:5],
+        "contention_rule": CONTENTION_RULE,
+    }

@@ -21,6 +21,10 @@ PLUGIN_ENTRY_POINTS = {
     "test-broken": "plugin_pipelines:NotAPipeline",
     "test-det-inverted": "plugin_pipelines:InvertedBoxes",
     "test-det-spilling": "plugin_pipelines:SpillingBoxes",
+    "test-slow": "plugin_pipelines:Slow",
+    "test-spawner": "plugin_pipelines:Spawner",
+    "test-self-kill": "plugin_pipelines:SelfKill",
+    "test-fills-disk": "plugin_pipelines:FillsDisk",
 }
 
 
@@ -60,3 +64,40 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tests/benchmarks" in item.nodeid.replace(os.sep, "/"):
             item.add_marker(skip)
+
+
+# ---------------------------------------------------------------- the fault table (issue 17)
+# Tests marked ``@pytest.mark.fault("case")`` reproduce one way a run could lose or mix results;
+# ``pytest -m fault`` runs them all and prints a table of the cases with their outcome.
+_FAULT_OUTCOMES: dict[str, tuple[str, str]] = {}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fault(case): a fault-injection case; `pytest -m fault` prints the table")
+
+
+def pytest_runtest_logreport(report):
+    case = getattr(report, "fault_case", None)
+    if case is None:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        outcome = "skipped" if report.skipped else report.outcome
+        _FAULT_OUTCOMES[report.nodeid] = (case, outcome)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    marker = item.get_closest_marker("fault")
+    if marker is not None:
+        outcome.get_result().fault_case = marker.args[0] if marker.args else item.name
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _FAULT_OUTCOMES:
+        return
+    rows = sorted(_FAULT_OUTCOMES.items(), key=lambda kv: kv[1][0])
+    width = max(len(case) for _, (case, _) in rows)
+    terminalreporter.section("fault cases")
+    for nodeid, (case, outcome) in rows:
+        terminalreporter.write_line(f"{case.ljust(width)}  {outcome.upper():8}  {nodeid.split('::')[-1]}")

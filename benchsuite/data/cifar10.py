@@ -92,6 +92,14 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: 'data' is {data.dtype} {data.shape}, expected uint8 (N, {IMAGE_BYTES})")
     if labels.shape != (len(data),):
         raise DataError(f"{path}: {labels.size} labels for {len(data)} images")
+    if labels.dtype.kind not in "iu":
+        whole = labels.dtype.kind == "f" and bool(np.all(np.isfinite(labels))) and bool(
+            np.all(labels == np.round(labels)))
+        if not whole:
+            bad = labels.reshape(-1)[:1].tolist() if labels.dtype.kind != "f" else \
+                labels[~(np.isfinite(labels) & (labels == np.round(labels)))][:1].tolist()
+            raise DataError(f"{path}: 'labels' are {labels.dtype} (for example {bad[0]!r}), expected whole "
+                            f"numbers 0..9")
     if len(labels) and (labels.min() < 0 or labels.max() >= len(CLASSES)):
         raise DataError(f"{path}: labels outside 0..9 (min {labels.min()}, max {labels.max()})")
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy()
@@ -103,7 +111,14 @@ def read_class_names(path: Path) -> tuple[str, ...]:
     names = meta.get("label_names")
     if not isinstance(names, list) or len(names) != len(CLASSES):
         raise DataError(f"{path}: 'label_names' should list 10 class names")
-    return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+    out = tuple((n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)).strip() for n in names)
+    if not all(out):
+        raise DataError(f"{path}: 'label_names' has an empty class name; expected 10 distinct names")
+    repeated = sorted({n for n in out if out.count(n) > 1})
+    if repeated:
+        raise DataError(f"{path}: 'label_names' lists {', '.join(repr(n) for n in repeated)} more than once; "
+                        f"expected 10 distinct class names")
+    return out
 
 
 def md5_of(path: Path) -> str:

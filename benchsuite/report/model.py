@@ -284,7 +284,7 @@ def _predictions_path(run_dir: Path, record: dict[str, Any]) -> Path:
     try:
         name = json.loads((job_dir / "result.json").read_text())["splits"][record["split"]]["predictions"]
         return job_dir / name
-    except (OSError, KeyError, json.JSONDecodeError):
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):  # missing or malformed result.json
         return job_dir / f"predictions-{record['split']}.npz"
 
 
@@ -334,6 +334,8 @@ def compute_intervals(run_dir: Path, records: list[dict[str, Any]]) -> dict[str,
     try:
         cache = json.loads(cache_path.read_text())
     except (OSError, json.JSONDecodeError):
+        cache = {}
+    if not isinstance(cache, dict):  # a damaged cache is recomputed, never trusted
         cache = {}
     data = _DataCache(run_dir)
     fresh: dict[str, Any] = {}

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def _umask() -> int:
@@ -32,9 +36,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not exc.filename:  # name the file the caller asked for
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
 
 
@@ -46,22 +52,72 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
+def repair_tail(path: Path) -> bytes:
+    """Cut a partial last line (bytes after the last newline) off ``path``; return the bytes cut.
+
+    A record line is written by one ``write`` call, but a full disk or a killed process can still leave a
+    line without its newline. Appending after it would glue the next record onto it, so every append and
+    every run start calls this first.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return b""
+    try:
+        return _repair_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def _repair_fd(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return b""
+    end = size
+    keep = 0
+    while end > 0:  # scan back for the last newline, 64 KiB at a time
+        start = max(0, end - 65536)
+        chunk = os.pread(fd, end - start, start)
+        cut = chunk.rfind(b"\n")
+        if cut >= 0:
+            keep = start + cut + 1
+            break
+        end = start
+    tail = os.pread(fd, size - keep, keep)
+    os.ftruncate(fd, keep)
+    os.fsync(fd)
+    return tail
+
+
 def append_line(path: Path, line: str) -> None:
-    """Append one line with a single ``write`` on an ``O_APPEND`` descriptor, then fsync.
+    """Append one whole line or nothing: one ``write`` on an ``O_APPEND`` descriptor, then fsync.
 
     One write of a whole line is atomic with respect to other appenders on a local file system, so
-    concurrent jobs never interleave records, and an interrupted run leaves whole lines only.
+    concurrent jobs never interleave records. A partial tail left by an earlier failure is cut off first
+    (:func:`repair_tail`), and when this write itself fails or is short (``ENOSPC``, ``EDQUOT``, ``EIO``),
+    the file is truncated back to its previous length before the error is raised: the file holds whole
+    lines only, whatever happens.
     """
     if "\n" in line:
         raise ValueError("a record line must not contain a newline")
     path.parent.mkdir(parents=True, exist_ok=True)
     data = (line + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        written = os.write(fd, data)
-        if written != len(data):
-            raise OSError(f"short write to {path}: {written} of {len(data)} bytes")
-        os.fsync(fd)
+        cut = _repair_fd(fd)
+        if cut:
+            log.warning("%s: cut a partial last line (%d bytes) left by an earlier failure", path, len(cut))
+        before = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes): "
+                                            f"{os.strerror(errno.ENOSPC)}", str(path))
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, before)
+            raise
     finally:
         os.close(fd)
 

@@ -15,18 +15,42 @@ Record keys are an interface: scripts read ``metrics.accuracy``, ``timing.fit_s`
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
+import os
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
-from benchsuite.results.atomic import append_line, atomic_write_json, atomic_write_text, to_json_line
+from benchsuite.errors import BenchsuiteError, ConfigError
+from benchsuite.results.atomic import append_line, atomic_write_json, atomic_write_text, repair_tail, to_json_line
 
 log = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
 RECORDS_FILE = "records.jsonl"
 SUMMARY_FILE = "summary.csv"
+LOCK_FILE = ".benchsuite.lock"
+#: keys every record must have, as strings, for the report, compare and export to use it
+REQUIRED_KEYS = ("job_id", "task", "dataset", "pipeline", "split", "status")
+#: failure kinds that are not the pipeline's doing: plain ``--resume`` runs these jobs again
+RERUN_FAILURES = frozenset({"killed", "interrupted"})
+
+
+class StorageError(BenchsuiteError):
+    """A run folder could not be written or read (read-only, full, permission): one line naming the path."""
+
+
+def storage_error(exc: OSError, what: str = "cannot write", where: Path | str | None = None) -> StorageError:
+    """A one-line :class:`StorageError` for ``exc``: the path (``where`` when the error names none), the
+    cause and its errno name."""
+    path = exc.filename or where or "?"
+    cause = exc.strerror or str(exc)
+    name = errno.errorcode.get(exc.errno or 0, "")
+    return StorageError(f"{what} {path}: {cause}" + (f" ({name})" if name else ""))
 
 
 class RunStore:
@@ -53,12 +77,28 @@ class RunStore:
         atomic_write_json(self.run_path, info)
 
     def read_run_info(self) -> dict[str, Any]:
+        """``run.json`` as a dict; a missing, unreadable or corrupt file is one-line BenchsuiteError."""
         try:
-            return json.loads(self.run_path.read_text())
+            text = self.run_path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
-            from benchsuite.errors import BenchsuiteError
-
             raise BenchsuiteError(f"{self.run_path}: missing; {self.run_dir} is not a benchsuite run folder") from None
+        except OSError as exc:
+            raise storage_error(exc, "cannot read") from None
+        try:
+            info = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BenchsuiteError(f"{self.run_path}: corrupt ({exc}); expected the JSON object a run writes") \
+                from None
+        if not isinstance(info, dict):
+            raise BenchsuiteError(f"{self.run_path}: holds a JSON {type(info).__name__}, expected an object")
+        return info
+
+    def repair(self) -> None:
+        """Cut a partial last line off ``records.jsonl`` (a full disk or a kill in an earlier session)."""
+        cut = repair_tail(self.records_path)
+        if cut:
+            log.warning("%s: cut a partial last line (%d bytes) left by an earlier failure",
+                        self.records_path, len(cut))
 
     def append(self, record: dict[str, Any]) -> None:
         append_line(self.records_path, to_json_line(record))
@@ -68,13 +108,23 @@ class RunStore:
         if not self.records_path.exists():
             return []
         out = []
-        for number, line in enumerate(self.records_path.read_text().splitlines(), 1):
+        try:
+            text = self.records_path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise storage_error(exc, "cannot read") from None
+        for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                out.append(json.loads(line))
+                rec = json.loads(line)
             except json.JSONDecodeError:
-                log.warning("%s:%d: skipping a malformed record line", self.records_path, number)
+                log.warning("%s:%d: skipping a malformed record line (not JSON)", self.records_path, number)
+                continue
+            problem = record_problem(rec)
+            if problem:
+                log.warning("%s:%d: skipping a malformed record line (%s)", self.records_path, number, problem)
+                continue
+            out.append(rec)
         if not latest_only:
             return out
         latest: dict[tuple[str, str], dict[str, Any]] = {}
@@ -84,7 +134,8 @@ class RunStore:
 
     def recorded_jobs(self, include_failed: bool = True) -> set[str]:
         """Job ids that have a record (only successful ones unless ``include_failed``)."""
-        return {r["job_id"] for r in self.records() if include_failed or r.get("status") == "ok"}
+        return {r["job_id"] for r in self.records()
+                if r.get("status") == "ok" or (include_failed and not rerun_on_resume(r))}
 
     def write_summary(self) -> Path:
         from benchsuite.results.table import records_table
@@ -93,3 +144,107 @@ class RunStore:
         path = self.run_dir / SUMMARY_FILE
         atomic_write_text(path, table.to_csv(index=False))
         return path
+
+
+def record_problem(rec: Any) -> str | None:
+    """Why ``rec`` is not a usable record, or None."""
+    if not isinstance(rec, dict):
+        return f"a JSON {type(rec).__name__}, not an object"
+    bad = [k for k in REQUIRED_KEYS if not isinstance(rec.get(k), str)]
+    if bad:
+        return f"no text {', '.join(bad)}"
+    for block in ("metrics", "timing", "memory"):
+        if rec.get(block) is not None and not isinstance(rec[block], dict):
+            return f"{block} is not an object"
+    return None
+
+
+def rerun_on_resume(rec: dict[str, Any]) -> bool:
+    """True for a failed record that was not the pipeline's failure: a worker ended by the runner's own
+    interrupt or by a signal the runner did not send (a user's kill, the system's out-of-memory killer)."""
+    if rec.get("status") == "ok":
+        return False
+    if rec.get("failure") in RERUN_FAILURES:
+        return True
+    return rec.get("failure") == "crash" and str(rec.get("error", "")).startswith("worker killed by signal")
+
+
+class RunLock:
+    """One run per folder: ``<run_dir>/.benchsuite.lock`` holds the owner's pid and host.
+
+    The lock is an ``flock`` on that file, so the kernel drops it when its owner dies however it dies; a
+    file left behind by a dead owner is a stale lock, taken over with a warning. A live owner makes
+    :meth:`acquire` fail with a ConfigError naming it.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock, or raise ConfigError naming the live owner."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(5):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                owner = _describe_owner(_read_owner(fd))
+                os.close(fd)
+                raise ConfigError(f"{self.path.parent} is in use by another run ({owner}); wait for it to "
+                                  f"end or choose another --out") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the owner released (and removed) the file between our open and our lock
+                os.close(fd)
+                continue
+            stale = _read_owner(fd)
+            if stale:
+                log.warning("%s: taking over a stale lock of %s (that process is gone)", self.path,
+                            _describe_owner(stale))
+            owner = {"pid": os.getpid(), "host": socket.gethostname(),
+                     "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, (json.dumps(owner) + "\n").encode(), 0)
+            except OSError as exc:
+                os.close(fd)
+                raise OSError(exc.errno, exc.strerror, str(self.path)) from None
+            self._fd = fd
+            return
+        raise ConfigError(f"{self.path}: could not take the run lock (the file keeps changing)")
+
+    def release(self) -> None:
+        """Remove the lock file and drop the lock (a no-op when not held)."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_owner(fd: int) -> dict[str, Any]:
+    try:
+        data = os.pread(fd, 4096, 0)
+        owner = json.loads(data) if data.strip() else {}
+    except (OSError, ValueError):
+        return {"unreadable": True}
+    return owner if isinstance(owner, dict) else {"unreadable": True}
+
+
+def _describe_owner(owner: dict[str, Any]) -> str:
+    if not owner or owner.get("unreadable"):
+        return "owner unknown"
+    return f"pid {owner.get('pid')} on host {owner.get('host')}, since {owner.get('since')}"

@@ -1,30 +1,249 @@
-"""Start a worker process for a job and supervise it: time limit, memory limit, log capture."""
+"""Start a worker process for a job and supervise it: time limit, memory limit, log capture, interrupts.
+
+A run's workers never outlive it: each leads its own process group, asks the kernel to kill it when the
+runner dies (``PR_SET_PDEATHSIG``, set at worker start-up) and is registered with the run's reaper
+(:mod:`benchsuite.runner.reaper`), which kills the registered groups when the runner is gone. The first
+SIGINT or SIGTERM stops launching jobs and ends the running workers' process trees; the second stops at once.
+"""
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 import benchsuite
 
+log = logging.getLogger(__name__)
+
 POLL_S = 0.2
+#: the smallest --memory-limit-mb accepted: a worker starts at about 40 MB (Python, numpy, psutil) and a
+#: small classical job, its data set in memory, peaks at about 180 MB (torch adds about 500 MB when a
+#: pipeline imports it), so a lower limit would fail well-behaved jobs
+MEMORY_FLOOR_MB = 256.0
+#: the exit status of a worker that could not write its result (a full or read-only disk)
+WORKER_IO_EXIT = 74
+#: the line a worker prints before exiting with WORKER_IO_EXIT
+WORKER_IO_MARKER = "benchsuite-worker: io-error: "
+TAIL_BYTES = 16384
+
+
+class RunInterrupted(Exception):
+    """The run was stopped by SIGINT or SIGTERM; the message says what was kept and what --resume runs."""
+
+    def __init__(self, message: str, not_run: Sequence[str]):
+        super().__init__(message)
+        self.not_run = list(not_run)
+
+
+class DeferredInterrupt:
+    """SIGINT/SIGTERM handling outside the jobs' execution (planning, opening data, the report).
+
+    A first signal is noted and acted on at the next :meth:`check` (a KeyboardInterrupt raised in the
+    middle of importing a native library such as torch aborts the interpreter); a second one raises
+    KeyboardInterrupt at once. Use as a context manager in the main thread (elsewhere it does nothing).
+    """
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.signal_name is not None:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+        log.warning("%s: stopping after the current step (press Ctrl-C again to stop at once)", self.signal_name)
+
+    def check(self, when: str) -> None:
+        """Raise :class:`RunInterrupted` if a signal came; ``when`` says where the run stood."""
+        if self.signal_name is not None:
+            raise RunInterrupted(f"interrupted ({self.signal_name}) {when}", [])
+
+
+class Supervisor:
+    """Signals, running workers and the reaper of one run's execution.
+
+    Use as a context manager in the main thread: it installs SIGINT and SIGTERM handlers (restored on exit)
+    and starts the reaper. The first signal sets :attr:`stop`: no job is launched after it and every running
+    worker's process tree is killed within a poll interval. A second signal kills every worker at once and
+    raises KeyboardInterrupt.
+    """
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.signal_name: str | None = None
+        self._signals = 0
+        self._previous: dict[int, Any] = {}
+        self._popens: dict[int, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+        self._reaper: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Supervisor:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+        self._start_reaper()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+        if self._reaper is not None:
+            with contextlib.suppress(OSError, ValueError):
+                assert self._reaper.stdin is not None
+                self._reaper.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._reaper.wait(timeout=5)
+            self._reaper = None
+
+    def _start_reaper(self) -> None:
+        script = Path(__file__).with_name("reaper.py")
+        try:
+            self._reaper = subprocess.Popen([sys.executable, "-I", str(script), str(os.getpid())],
+                                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            log.warning("could not start the reaper (%s); workers rely on their parent-death signal", exc)
+
+    def _tell_reaper(self, line: str) -> None:
+        if self._reaper is None or self._reaper.stdin is None:
+            return
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            self._reaper.stdin.write(line.encode() + b"\n")
+            self._reaper.stdin.flush()
+
+    def register(self, popen: subprocess.Popen[bytes]) -> None:
+        """Track a started worker (and tell the reaper its process group)."""
+        with self._lock:
+            self._popens[popen.pid] = popen
+        self._tell_reaper(f"+{popen.pid}")
+        if self._signals > 1:  # started in the instant of a second Ctrl-C
+            _kill_tree(popen)
+
+    def unregister(self, popen: subprocess.Popen[bytes]) -> None:
+        """Forget a worker that has ended."""
+        with self._lock:
+            self._popens.pop(popen.pid, None)
+        self._tell_reaper(f"-{popen.pid}")
+
+    def kill_all(self) -> None:
+        """SIGKILL every tracked worker's process tree now."""
+        with self._lock:
+            popens = list(self._popens.values())
+        for popen in popens:
+            _kill_tree(popen)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._signals += 1
+        name = signal.Signals(signum).name
+        if self._signals == 1:
+            self.signal_name = name
+            self.stop.set()
+            log.warning("%s: stopping: no new jobs; ending the running ones (press Ctrl-C again to stop at "
+                        "once)", name)
+            return
+        self.kill_all()
+        raise KeyboardInterrupt
+
+
+def run_jobs(jobs: Sequence[Any], parallel: int, run_one: Callable[[Any], dict[str, Any]],
+             finish: Callable[[Any, dict[str, Any]], None], supervisor: Supervisor) -> list[Any]:
+    """Run ``jobs``, at most ``parallel`` at a time, each through ``run_one(job) -> result`` in a thread;
+    ``finish(job, result)`` is called in this (the main) thread, one job at a time, in completion order.
+
+    A result with ``failure == "interrupted"`` (a worker ended by the supervisor's stop, without a result)
+    is not finished. Returns the jobs that were not finished: interrupted ones, then the ones never started.
+    An exception in ``run_one`` stops launching, lets the running jobs end, and is raised.
+    """
+    pending = collections.deque(jobs)
+    running: dict[int, Any] = {}
+    done: queue.Queue[tuple[int, dict[str, Any] | None, BaseException | None]] = queue.Queue()
+    not_run: list[Any] = []
+    total = len(jobs)
+
+    def work(key: int, job: Any) -> None:
+        try:
+            done.put((key, run_one(job), None))
+        except BaseException as exc:  # handed to the main thread
+            done.put((key, None, exc))
+
+    try:
+        _schedule(pending, running, done, not_run, parallel, total, work, finish, supervisor)
+    except BaseException:  # a record that cannot be written, a second Ctrl-C: no worker outlives the run
+        supervisor.stop.set()
+        supervisor.kill_all()
+        raise
+    return [*not_run, *pending]
+
+
+def _schedule(pending: collections.deque[Any], running: dict[int, Any], done: queue.Queue[Any],
+              not_run: list[Any], parallel: int, total: int, work: Callable[[int, Any], None],
+              finish: Callable[[Any, dict[str, Any]], None], supervisor: Supervisor) -> None:
+    """The loop of :func:`run_jobs`."""
+    error: BaseException | None = None
+    started = 0
+    while pending or running:
+        while pending and len(running) < parallel and not supervisor.stop.is_set() and error is None:
+            job = pending.popleft()
+            started += 1
+            log.info("[%d/%d] %s: %s on %s (seed %d, %s)", started, total, job.task, job.pipeline, job.dataset,
+                     job.seed, job.device)
+            running[started] = job
+            threading.Thread(target=work, args=(started, job), daemon=True, name=f"job-{started}").start()
+        if not running:
+            break
+        try:
+            key, result, exc = done.get(timeout=POLL_S)
+        except queue.Empty:
+            continue
+        job = running.pop(key)
+        if exc is not None:
+            if error is None:
+                error = exc
+                supervisor.stop.set()
+            not_run.append(job)
+            continue
+        assert result is not None
+        if result.get("failure") == "interrupted":
+            not_run.append(job)
+            continue
+        finish(job, result)
+    if error is not None:
+        raise error
 
 
 @dataclass
 class WorkerExit:
     returncode: int | None
-    reason: str | None  # "timeout", "memory" or None
+    reason: str | None  # "timeout", "memory", "interrupted" (the runner's own kills) or None
     seconds: float
     peak_tree_rss_mb: float
+    output_tail: str = ""  # the last bytes the worker printed, kept in memory (the log may be unwritable)
 
 
 def package_root() -> Path:
@@ -36,10 +255,14 @@ def worker_env(num_threads: int) -> dict[str, str]:
     env = os.environ.copy()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[var] = str(num_threads)
+    # idle OpenMP threads sleep instead of spinning: on a busy machine spinning threads burn the time slices the
+    # job's working threads need (torch steps ran several times slower under contention); negligible when idle
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     paths = [str(package_root())] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONUNBUFFERED"] = "1"
     env["BENCHSUITE_WORKER"] = "1"
+    env["BENCHSUITE_RUNNER_PID"] = str(os.getpid())
     return env
 
 
@@ -67,31 +290,58 @@ def _kill_tree(popen: subprocess.Popen[bytes]) -> None:
             child.kill()
 
 
-def _pump(stream: int, log_path: Path, echo: bool) -> None:
-    with open(log_path, "ab") as log:
+def _pump(stream: int, log_path: Path, echo: bool, tail: collections.deque[bytes]) -> None:
+    """Copy the worker's output to its log (and the terminal), keeping the last bytes in ``tail``.
+
+    A log that cannot be written (full or read-only disk) does not stop the copying: the worker must never
+    block on a full pipe, and ``tail`` still holds what it said last.
+    """
+    try:
+        log_file: Any = open(log_path, "ab")  # noqa: SIM115 (closed below; may be dropped on a write error)
+    except OSError:
+        log_file = None
+    try:
         while True:
             chunk = os.read(stream, 65536)
             if not chunk:
                 break
-            log.write(chunk)
-            log.flush()
+            tail.append(chunk)
+            while sum(map(len, tail)) > TAIL_BYTES and len(tail) > 1:
+                tail.popleft()
+            if log_file is not None:
+                try:
+                    log_file.write(chunk)
+                    log_file.flush()
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        log_file.close()
+                    log_file = None
             if echo:
                 try:
                     sys.stderr.buffer.write(chunk)
                     sys.stderr.flush()
                 except (AttributeError, ValueError, OSError):
                     pass
+    finally:
+        if log_file is not None:
+            with contextlib.suppress(OSError):
+                log_file.close()
 
 
 def run_worker(job_file: Path, log_path: Path, num_threads: int, time_limit_s: float,
-               memory_limit_mb: float | None, echo: bool = False) -> WorkerExit:
-    """Run ``python -m benchsuite.runner.worker job_file`` until it exits or breaks a limit."""
+               memory_limit_mb: float | None, echo: bool = False,
+               supervisor: Supervisor | None = None) -> WorkerExit:
+    """Run ``python -m benchsuite.runner.worker job_file`` until it exits, breaks a limit, or the
+    ``supervisor`` stops the run (reason ``"interrupted"``)."""
     cmd = [sys.executable, "-m", "benchsuite.runner.worker", str(job_file)]
     start = time.perf_counter()
     popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              env=worker_env(num_threads), start_new_session=True)
+    if supervisor is not None:
+        supervisor.register(popen)
     assert popen.stdout is not None
-    pump = threading.Thread(target=_pump, args=(popen.stdout.fileno(), log_path, echo), daemon=True)
+    tail: collections.deque[bytes] = collections.deque()
+    pump = threading.Thread(target=_pump, args=(popen.stdout.fileno(), log_path, echo, tail), daemon=True)
     pump.start()
     reason = None
     peak = 0.0
@@ -101,7 +351,9 @@ def run_worker(job_file: Path, log_path: Path, num_threads: int, time_limit_s: f
             elapsed = time.perf_counter() - start
             rss = _tree_rss_mb(proc)
             peak = max(peak, rss)
-            if elapsed > time_limit_s:
+            if supervisor is not None and supervisor.stop.is_set():
+                reason = "interrupted"
+            elif elapsed > time_limit_s:
                 reason = "timeout"
             elif memory_limit_mb is not None and rss > memory_limit_mb:
                 reason = "memory"
@@ -109,19 +361,33 @@ def run_worker(job_file: Path, log_path: Path, num_threads: int, time_limit_s: f
                 _kill_tree(popen)
                 popen.wait()
                 break
-            time.sleep(POLL_S)
+            if supervisor is not None:
+                supervisor.stop.wait(POLL_S)
+            else:
+                time.sleep(POLL_S)
     except BaseException:
         _kill_tree(popen)
         popen.wait()
         raise
     finally:
+        if supervisor is not None:
+            supervisor.unregister(popen)
         pump.join(timeout=10)
         popen.stdout.close()
-    return WorkerExit(popen.returncode, reason, time.perf_counter() - start, round(peak, 1))
+    text = b"".join(tail).decode("utf-8", "replace")
+    return WorkerExit(popen.returncode, reason, time.perf_counter() - start, round(peak, 1), text)
 
 
 def describe_exit(exit: WorkerExit, time_limit_s: float, memory_limit_mb: float | None) -> tuple[str, str]:
-    """``(failure kind, message)`` for a worker that left no result."""
+    """``(failure kind, message)`` for a worker that left no result.
+
+    Kinds: ``timeout`` and ``memory`` (the runner's limits), ``interrupted`` (the runner's own stop),
+    ``killed`` (a signal the runner did not send: a user's kill, the system's out-of-memory killer),
+    ``io`` (the worker could not write its files) and ``crash``. Plain ``--resume`` runs ``interrupted``
+    and ``killed`` jobs again: they are not the pipeline's failure.
+    """
+    if exit.reason == "interrupted":
+        return "interrupted", "ended by the run's interrupt before it finished"
     if exit.reason == "timeout":
         return "timeout", f"timed out: still running after the {time_limit_s:.0f} s limit (killed)"
     if exit.reason == "memory":
@@ -131,5 +397,10 @@ def describe_exit(exit: WorkerExit, time_limit_s: float, memory_limit_mb: float 
     if code is not None and code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
         hint = " (the system's out-of-memory killer?)" if -code == signal.SIGKILL else ""
-        return "crash", f"worker killed by signal {name}{hint}"
+        return "killed", (f"worker killed by signal {name}{hint}, not sent by the runner; "
+                          f"--resume runs it again")
+    if code == WORKER_IO_EXIT:
+        said = [ln[len(WORKER_IO_MARKER):] for ln in exit.output_tail.splitlines() if ln.startswith(WORKER_IO_MARKER)]
+        if said:
+            return "io", f"worker could not write its files: {said[-1]}"
     return "crash", f"worker exited with status {code} without writing a result"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchsuite.errors import ConfigError
 from benchsuite.results.atomic import atomic_write_json
 
 
@@ -15,6 +19,49 @@ def make_job_id(task: str, dataset: str, pipeline: str, seed: int) -> str:
     """A file-system-safe id, stable across runs: ``classification--cifar10--nn-l1--s0``."""
     raw = f"{task}--{dataset}--{pipeline}--s{seed}"
     return re.sub(r"[^A-Za-z0-9._-]+", "_", raw)
+
+
+def dataset_identity(root: str) -> str:
+    """A data set's identity: its folder's resolved path (two folders with one base name differ)."""
+    return os.path.realpath(str(root))
+
+
+def unique_dataset_names(datasets: Mapping[str, Any], earlier: Iterable[Mapping[str, Any]] = ()) -> \
+        dict[str, str]:
+    """The name each opened data set (by spec) goes by in job ids, records and split manifests.
+
+    A data set keeps its own name (``cifar10``, ``voc2007``, the base name of a ``voc:PATH`` folder) unless
+    another data set of this run, or an earlier session of a resumed run (``earlier``: the ``datasets`` of
+    its ``run.json``), has that name for a different folder: then both get ``NAME-<6 hex of the folder's
+    path>``, the same in every session. A name that an earlier session gave this very folder is kept.
+    """
+    earlier_roots: dict[str, set[str]] = {}
+    for entry in earlier:
+        if entry.get("name") and entry.get("root"):
+            earlier_roots.setdefault(str(entry["name"]), set()).add(dataset_identity(entry["root"]))
+    roots_by_name: dict[str, set[str]] = {}
+    for ds in datasets.values():
+        roots_by_name.setdefault(ds.info.name, set()).add(dataset_identity(ds.info.root))
+    names = {}
+    for spec, ds in datasets.items():
+        name, root = ds.info.name, dataset_identity(ds.info.root)
+        if root in earlier_roots.get(name, set()):
+            names[spec] = name
+            continue
+        clash = len(roots_by_name[name]) > 1 or bool(earlier_roots.get(name, set()) - {root})
+        names[spec] = f"{name}-{hashlib.sha256(root.encode()).hexdigest()[:6]}" if clash else name
+    return names
+
+
+def check_unique_job_ids(jobs: Iterable[tuple[str, str]]) -> None:
+    """Refuse a plan in which two jobs share an id (``jobs``: ``(job_id, description)`` pairs)."""
+    seen: dict[str, str] = {}
+    for job_id, what in jobs:
+        if job_id in seen and seen[job_id] != what:
+            raise ConfigError(f"job id {job_id!r} would be shared by {seen[job_id]} and {what}: their results "
+                              f"would overwrite each other; give each data set once (two specs name the same "
+                              f"data set) or rename one of the folders")
+        seen[job_id] = what
 
 
 @dataclass

@@ -12,8 +12,7 @@ import logging
 import os
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,9 +32,18 @@ from benchsuite.errors import BenchsuiteError, ConfigError
 from benchsuite.profiles import get_profile
 from benchsuite.registry import PipelineInfo, list_pipelines, resolve
 from benchsuite.results.provenance import git_commit, library_versions, machine_info
-from benchsuite.results.store import RunStore
-from benchsuite.runner.execute import describe_exit, run_worker
-from benchsuite.runner.jobs import JobSpec, make_job_id
+from benchsuite.results.store import RunLock, RunStore, StorageError, storage_error
+from benchsuite.runner.conditions import machine_state
+from benchsuite.runner.execute import (
+    MEMORY_FLOOR_MB,
+    DeferredInterrupt,
+    RunInterrupted,
+    Supervisor,
+    describe_exit,
+    run_jobs,
+    run_worker,
+)
+from benchsuite.runner.jobs import JobSpec, check_unique_job_ids, make_job_id, unique_dataset_names
 from benchsuite.tasks.base import get_task
 
 log = logging.getLogger(__name__)
@@ -73,6 +81,7 @@ class RunConfig:
     eval_splits: list[str] = field(default_factory=lambda: ["test"])
     time_limit_s: float | None = None
     memory_limit_mb: float | None = None
+    time_budget_s: float | None = None  # opt-in time-boxed training (--time-budget); None: the profile's fixed work
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     weights: str | None = None
     write_report: bool = True
@@ -144,8 +153,7 @@ class Runner:
 
     def plan(self) -> Plan:
         cfg = self.config
-        if cfg.jobs < 1:
-            raise ConfigError(f"--jobs must be at least 1, got {cfg.jobs}")
+        _check_options(cfg)
         _check_choices(cfg.eval_splits, ("val", "test"), "evaluation split")
         check_data_root(cfg.data_root, cfg.data_root_explicit)
         tasks = self._tasks()
@@ -158,9 +166,7 @@ class Runner:
         tasks = [t for t in tasks if pipelines[t] and task_specs[t]]
         if not tasks:
             raise ConfigError("nothing to run: no pipeline matches the chosen tasks and pipelines")
-        for pid in cfg.params:
-            if not any(p.id == pid for t in tasks for p in pipelines[t]):
-                raise ConfigError(f"--param names pipeline {pid!r}, which is not in this run")
+        cfg.params = _checked_params(cfg.params, [p for t in tasks for p in pipelines[t]])
 
         datasets: dict[str, Dataset] = {}
         for task in tasks:
@@ -173,22 +179,32 @@ class Runner:
 
         run_dir, run_id = self._run_dir()
         store = RunStore(run_dir)
+        earlier = store.read_run_info().get("datasets", []) if cfg.resume else []
+        for spec, name in unique_dataset_names(datasets, earlier).items():
+            if name != datasets[spec].info.name:
+                log.info("data set %s goes by %s (another data set of this run has its folder's name)", spec, name)
+                datasets[spec].info.name = name
+                if hasattr(datasets[spec], "name"):
+                    datasets[spec].name = name  # type: ignore[attr-defined]
         done = store.recorded_jobs(include_failed=not cfg.retry_failed) if cfg.resume else set()
         cores = os.cpu_count() or 1
         threads = max(1, cores // cfg.jobs)
         memory_limit = cfg.memory_limit_mb or psutil.virtual_memory().total / 2**20 * 0.9 / cfg.jobs
-        jobs, skipped = [], []
+        jobs, skipped, ids = [], [], []
         for task in tasks:
             budget = self.profile.budget(task)
+            if cfg.time_budget_s is not None:  # opt-in time-boxed training: shortened records say so
+                budget = replace(budget, train_time_s=float(cfg.time_budget_s))
             for spec in task_specs[task]:
                 info = datasets[spec].info
                 for p in pipelines[task]:
                     for seed in cfg.seeds:
                         job_id = make_job_id(task, info.name, p.id, seed)
+                        ids.append((job_id, f"{task} {p.id} seed {seed} on data set {spec!r} ({info.root})"))
                         if job_id in done:
                             skipped.append(job_id)
                             continue
-                        params = {**self.profile.params_for(p.id), **cfg.params.get(p.id, {})}
+                        params = {**_profile_params(p, self.profile.name), **cfg.params.get(p.id, {})}
                         jobs.append(JobSpec(
                             run_id=run_id, job_id=job_id, task=task, dataset_spec=spec, dataset=info.name,
                             dataset_fingerprint=info.fingerprint, origin=info.origin, pipeline=p.id,
@@ -204,6 +220,7 @@ class Runner:
                             memory_limit_mb=memory_limit, shared_machine=cfg.jobs > 1,
                             weights=cfg.weights, download=cfg.download, progress=cfg.jobs == 1 and sys.stderr.isatty(),
                         ))
+        check_unique_job_ids(ids)
         return Plan(run_dir, run_id, datasets, jobs, skipped)
 
     def _run_dir(self) -> tuple[Path, str]:
@@ -241,6 +258,8 @@ class Runner:
                 "data_root": str(cfg.data_root), "params": cfg.params, "weights": cfg.weights,
             },
             "machine": machine_info(),
+            "machine_state": machine_state(),
+            "time_budget_s": cfg.time_budget_s,
             "versions": library_versions(),
             "git": git_commit(),
             "datasets": [ds.info.as_dict() for ds in plan.datasets.values()],
@@ -260,9 +279,34 @@ class Runner:
 
     # ---------------------------------------------------------------- execution
     def run(self) -> RunResult:
-        plan = self.plan()
+        with DeferredInterrupt() as interrupt:  # a Ctrl-C while planning stops before any job starts
+            plan = self.plan()
+            interrupt.check("while planning, before any job started; nothing was run")
+            self._deferred = interrupt
+            return self._run_planned(plan)
+
+    def _run_planned(self, plan: Plan) -> RunResult:
         store = RunStore(plan.run_dir)
-        plan.run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(plan.run_dir)
+        try:
+            plan.run_dir.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+        except OSError as exc:
+            raise storage_error(exc, where=plan.run_dir) from None
+        try:
+            return self._run_locked(plan, store)
+        except OSError as exc:
+            raise _storage_failure(exc, store) from None
+        finally:
+            lock.release()
+
+    def _run_locked(self, plan: Plan, store: RunStore) -> RunResult:
+        """:meth:`run` once this process holds the run folder's lock."""
+        store.repair()
+        if self.config.resume:  # another session may have recorded jobs since the plan was made
+            done = store.recorded_jobs(include_failed=not self.config.retry_failed)
+            plan.skipped += [j.job_id for j in plan.jobs if j.job_id in done]
+            plan.jobs = [j for j in plan.jobs if j.job_id not in done]
         if self.config.resume:
             self._check_resume(store, plan)
             info = store.read_run_info()
@@ -294,24 +338,33 @@ class Runner:
         return RunResult(plan.run_dir, store.records(), report_path, html_path)
 
     def _execute(self, plan: Plan, store: RunStore) -> None:
-        total = len(plan.jobs)
-        if total == 0:
+        """Run the plan's jobs (``--jobs`` at a time); on SIGINT/SIGTERM keep what finished, then raise
+        :class:`RunInterrupted` naming the jobs ``--resume`` will run."""
+        if not plan.jobs:
             return
-        if self.config.jobs == 1:
-            for number, job in enumerate(plan.jobs, 1):
-                log.info("[%d/%d] %s: %s on %s (seed %d, %s)", number, total, job.task, job.pipeline,
-                         job.dataset, job.seed, job.device)
-                self._finish(plan, store, job, self._run_one(job, echo=True))
+        echo = self.config.jobs == 1
+        with Supervisor() as supervisor:
+            deferred = getattr(self, "_deferred", None)
+            if deferred is not None and deferred.signal_name:  # a signal came while the run folder was set up
+                supervisor.signal_name = deferred.signal_name
+                supervisor.stop.set()
+            self._supervisor = supervisor
+            try:
+                not_run = run_jobs(plan.jobs, self.config.jobs, lambda job: self._run_one(job, echo),
+                                   lambda job, result: self._finish(plan, store, job, result), supervisor)
+            finally:
+                self._supervisor = None
+        if not supervisor.stop.is_set():
             return
-        from tqdm.auto import tqdm
-
-        with ThreadPoolExecutor(max_workers=self.config.jobs) as pool, \
-                tqdm(total=total, desc="jobs", unit="job", file=sys.stderr) as bar:
-            futures = {pool.submit(self._run_one, job, False): job for job in plan.jobs}
-            for fut in as_completed(futures):
-                job = futures[fut]
-                self._finish(plan, store, job, fut.result())
-                bar.update(1)
+        store.write_summary()
+        done = store.recorded_jobs(include_failed=not self.config.retry_failed)
+        again = [j.job_id for j in plan.jobs if j.job_id not in done]
+        finished = len(plan.jobs) - len(not_run)
+        shown = ", ".join(again[:12]) + (f" and {len(again) - 12} more" if len(again) > 12 else "")
+        raise RunInterrupted(
+            f"interrupted ({supervisor.signal_name}): {finished} job(s) of {len(plan.jobs)} finished and recorded "
+            f"in {store.records_path}; --resume (the same command with --resume --out {plan.run_dir}) will run "
+            f"{len(again)} job(s)" + (f": {shown}" if again else ""), again)
 
     def _run_one(self, job: JobSpec, echo: bool) -> dict[str, Any]:
         job_dir = Path(job.job_dir)
@@ -321,15 +374,12 @@ class Runner:
         job.write()
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         exit = run_worker(job.path, job_dir / "log.txt", job.num_threads, job.time_limit_s,
-                          job.memory_limit_mb, echo=echo)
+                          job.memory_limit_mb, echo=echo, supervisor=getattr(self, "_supervisor", None))
         result_path = job_dir / "result.json"
-        if result_path.exists():
-            import json
-
-            result = json.loads(result_path.read_text())
-        else:
+        result = _read_result(result_path)
+        if result is None:
             failure, error = describe_exit(exit, job.time_limit_s, job.memory_limit_mb)
-            tail = _log_tail(job_dir / "log.txt")
+            tail = _log_tail(job_dir / "log.txt") or _tail_lines(exit.output_tail)
             result = {"status": "failed", "failure": failure, "error": error, "log_tail": tail,
                       "started_at": started,
                       "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -364,6 +414,8 @@ class Runner:
             with self._lock:
                 store.append(record)
         summary = _one_line(job, result, plan.datasets[job.dataset_spec])
+        if status != "ok":
+            summary += _failure_tail(result, Path("jobs") / job.job_id / "log.txt")
         (log.info if status == "ok" else log.error)(summary)
 
     def _record(self, plan: Plan, job: JobSpec, dataset: Dataset, split: str, status: str,
@@ -371,10 +423,13 @@ class Runner:
                 result: dict[str, Any], split_info: dict[str, Any]) -> dict[str, Any]:
         info = dataset.info
         timing = dict(result.get("timing", {}))
-        timing.update({k: split_info[k] for k in ("predict_s", "images_per_s", "images", "seconds_per_image")
-                       if k in split_info})
+        timing.update({k: split_info[k] for k in ("predict_s", "images_per_s", "images", "seconds_per_image",
+                                                  "predict") if k in split_info})
         timing["shared_machine"] = job.shared_machine
         timing["wall_s"] = result.get("wall_s")
+        timing["contended"] = phases_contended(timing)
+        fit_info = result.get("fit_info", {})
+        shortcuts = list(fit_info.get("shortcuts") or []) if isinstance(fit_info, dict) else []
         rel = Path("jobs") / job.job_id
         return {
             "run_id": plan.run_id,
@@ -389,6 +444,7 @@ class Runner:
             "pipeline": job.pipeline,
             "family": job.family,
             "pretrained_reference": job.pretrained_reference,
+            "harness_floor": bool(result.get("harness_floor", False)),
             "status": status,
             "failure": failure if status != "ok" else None,
             "error": error if status != "ok" else None,
@@ -396,16 +452,120 @@ class Runner:
             "timing": timing,
             "memory": result.get("memory", {}),
             "params": result.get("params", job.params),
-            "fit_info": result.get("fit_info", {}),
+            "fit_info": fit_info,
+            "shortcuts": shortcuts,
+            "shortened": bool(shortcuts),
             "output": split_info.get("output", {}),
             "seed": job.seed,
             "device": job.device,
+            "determinism": result.get("determinism"),
             "profile": job.profile,
             "artifacts": {k: str(rel / v) for k, v in artifacts.items()},
             "log": str(rel / "log.txt"),
             "started_at": result.get("started_at"),
             "finished_at": result.get("finished_at"),
         }
+
+
+def phases_contended(timing: dict[str, Any]) -> bool | None:
+    """Whether any timed phase of a record (fit, predict) was contended; None when none was measured."""
+    flags = [(timing.get(phase) or {}).get("contended") for phase in ("fit", "predict")
+             if isinstance(timing.get(phase), dict)]
+    known = [f for f in flags if f is not None]
+    return any(known) if known else None
+
+
+def _check_options(cfg: RunConfig) -> None:
+    """Zero, negative and non-finite option values fail the run before anything starts."""
+    import math
+
+    if not isinstance(cfg.jobs, int) or cfg.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {cfg.jobs}")
+    if not cfg.seeds:
+        raise ConfigError("--seeds lists no seed; expected non-negative integers such as 0,1,2")
+    if len(set(cfg.seeds)) != len(cfg.seeds) or any(not isinstance(s, int) or s < 0 for s in cfg.seeds):
+        raise ConfigError(f"--seeds must be distinct non-negative integers, got {cfg.seeds}")
+    for name, values in (("--tasks", cfg.tasks), ("--datasets", cfg.datasets), ("--pipelines", cfg.pipelines),
+                         ("--splits", cfg.eval_splits)):
+        if values is not None and (not values or not all(isinstance(v, str) and v.strip() for v in values)):
+            raise ConfigError(f"{name} must list at least one non-empty name, got {values!r}")
+    if cfg.time_limit_s is not None and not (math.isfinite(cfg.time_limit_s) and cfg.time_limit_s > 0):
+        raise ConfigError(f"--time-limit must be a finite number of seconds above 0, got {cfg.time_limit_s}")
+    if cfg.memory_limit_mb is not None and not (math.isfinite(cfg.memory_limit_mb)
+                                                and cfg.memory_limit_mb >= MEMORY_FLOOR_MB):
+        raise ConfigError(f"--memory-limit-mb must be at least {MEMORY_FLOOR_MB:.0f} MB (a small classical "
+                          f"job's worker peaks at about 180 MB), got {cfg.memory_limit_mb}")
+
+
+def _checked_params(requested: dict[str, dict[str, Any]], infos: list[PipelineInfo]) -> dict[str, dict[str, Any]]:
+    """``--param`` values parsed to the types of each pipeline's constructor; unknown pipelines and names
+    refused with the valid ones listed (before any job starts)."""
+    from benchsuite.params import check_all
+    from benchsuite.registry import load_ref
+
+    if not requested:
+        return requested
+    classes = {p.id: load_ref(p.ref) for p in infos if p.id in requested}
+    for pid in requested:
+        if pid not in classes:
+            known = ", ".join(sorted({p.id for p in infos}))
+            raise ConfigError(f"--param names pipeline {pid!r}, which is not in this run (this run's "
+                              f"pipelines: {known})")
+    return check_all(requested, classes)
+
+
+def _profile_params(info: PipelineInfo, profile: str) -> dict[str, Any]:
+    """The constructor parameters a pipeline class declares for ``profile`` (``profile_params``); a name its
+    constructor lacks is refused before any job starts."""
+    from benchsuite.params import constructor_parameters
+    from benchsuite.profiles import pipeline_params
+    from benchsuite.registry import load_ref
+
+    cls = load_ref(info.ref)
+    params = pipeline_params(cls, profile)
+    names = constructor_parameters(cls)
+    accepts_any = any(p.kind == p.VAR_KEYWORD for p in _init_parameters(cls))
+    unknown = sorted(set(params) - set(names))
+    if unknown and not accepts_any:
+        raise ConfigError(f"pipeline {info.id} ({info.ref}): profile_params[{profile!r}] names "
+                          f"{', '.join(map(repr, unknown))}, which its constructor does not take (valid names: "
+                          f"{', '.join(sorted(names)) or 'none'})")
+    return params
+
+
+def _init_parameters(cls: type) -> list[Any]:
+    import inspect
+
+    try:
+        return list(inspect.signature(cls.__init__).parameters.values())
+    except (TypeError, ValueError):
+        return []
+
+
+def _read_result(path: Path) -> dict[str, Any] | None:
+    """A worker's ``result.json``, or None when it is missing, unreadable or not a JSON object."""
+    import json
+
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return result if isinstance(result, dict) else None
+
+
+def _tail_lines(text: str, lines: int = 15) -> str:
+    return "\n".join([ln for ln in text.replace("\r", "\n").splitlines() if ln.strip()][-lines:])
+
+
+def _storage_failure(exc: OSError, store: RunStore) -> StorageError:
+    """The one line for a run folder that could not be written, saying what was kept."""
+    err = storage_error(exc, where=store.run_dir)
+    try:
+        kept = len(store.records(latest_only=False))
+        what = f"kept: {kept} record(s) in {store.records_path}" if kept else "no record was written"
+    except Exception:
+        what = f"see {store.records_path}"
+    return StorageError(f"{err}; {what}; free space or fix the folder, then add --resume")
 
 
 def _budget(job: JobSpec) -> Any:
@@ -420,6 +580,15 @@ def _log_tail(path: Path, lines: int = 15) -> str:
     except FileNotFoundError:
         return ""
     return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
+
+
+def _failure_tail(result: dict[str, Any], log_file: Path, lines: int = 6) -> str:
+    """The last lines of a failed job's traceback (else of its output), indented, and where the rest is."""
+    text = str(result.get("traceback") or result.get("log_tail") or "")
+    kept = [ln for ln in text.splitlines() if ln.strip()][-lines:]
+    if not kept:
+        return ""
+    return "\n" + "\n".join("    " + ln for ln in kept) + f"\n    (the whole output: {log_file})"
 
 
 def _one_line(job: JobSpec, result: dict[str, Any], dataset: Dataset) -> str:

@@ -7,6 +7,7 @@ dies or is killed, the runner notices the missing result and records why.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,31 +22,20 @@ from typing import Any
 from benchsuite.api import Budget, Context
 from benchsuite.errors import OutputValidationError
 from benchsuite.results.atomic import atomic_write_json
+from benchsuite.runner.execute import WORKER_IO_EXIT, WORKER_IO_MARKER
 from benchsuite.runner.jobs import JobSpec
+from benchsuite.runner.startup import die_with_parent, when_imported
 from benchsuite.runner.timing import gpu_peak_mb, peak_rss_mb
 
 log = logging.getLogger("benchsuite.worker")
 
 
 def _limit_threads(n: int) -> None:
-    try:
-        import torch
-
-        torch.set_num_threads(n)
-    except Exception:
-        pass
-    try:
-        import cv2
-
-        cv2.setNumThreads(n)
-    except Exception:
-        pass
-    try:
-        import numba
-
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    except Exception:
-        pass
+    """Cap torch, OpenCV and numba at ``n`` threads, each when it is first imported (importing torch only
+    to configure it would cost a job that never uses it about 500 MB)."""
+    when_imported("torch", lambda torch: torch.set_num_threads(n))
+    when_imported("cv2", lambda cv2: cv2.setNumThreads(n))
+    when_imported("numba", lambda numba: numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS)))
 
 
 def _seed_everything(seed: int) -> None:
@@ -53,12 +43,33 @@ def _seed_everything(seed: int) -> None:
     import numpy as np
 
     np.random.seed(seed % 2**32)
-    try:
-        import torch
+    when_imported("torch", lambda torch: torch.manual_seed(seed))
 
-        torch.manual_seed(seed)
-    except Exception:
-        pass
+
+def _ask_determinism() -> None:
+    """Deterministic torch algorithms from the moment torch is imported (not importing it to say so)."""
+    when_imported("torch", lambda torch: torch.use_deterministic_algorithms(True, warn_only=True))
+
+
+def _determinism(device: str) -> dict[str, Any]:
+    """How far the job's results are reproducible on ``device``, for the record.
+
+    On the CPU the same work, data, seed and thread count give identical results (torch, when the job used it,
+    ran with deterministic algorithms). On CUDA some kernels (atomic adds in backward passes, cuDNN's autotuned
+    algorithms) have no deterministic version or are not forced to one: results may differ in the last bits
+    between runs, and the record says so.
+    """
+    torch = sys.modules.get("torch")
+    facts: dict[str, Any] = {"seeded": True, "uses_torch": torch is not None, "deterministic_algorithms": None,
+                             "exact_reruns": True}
+    if torch is not None:
+        with contextlib.suppress(Exception):
+            facts["deterministic_algorithms"] = bool(torch.are_deterministic_algorithms_enabled())
+    if device.startswith("cuda"):
+        facts["exact_reruns"] = False
+        facts["cuda_note"] = ("CUDA kernels with atomic adds and cuDNN autotuning are not bit-reproducible; "
+                              "metrics may differ slightly between reruns")
+    return facts
 
 
 def make_progress(enabled: bool):
@@ -88,12 +99,15 @@ def run_job(job: JobSpec) -> dict[str, Any]:
     try:
         _limit_threads(job.num_threads)
         _seed_everything(job.seed)
+        _ask_determinism()
         dataset = open_dataset(job.dataset_spec, Path(job.data_root), Path(job.cache_dir),
                                force_synthetic=job.origin == "synthetic")
         if dataset.info.fingerprint != job.dataset_fingerprint:
             raise RuntimeError(f"data set {job.dataset} changed since the run started "
                                f"(fingerprint {dataset.info.fingerprint}, expected {job.dataset_fingerprint})")
-        pipeline = load_ref(job.pipeline_ref)(**job.params)
+        pipeline_class = load_ref(job.pipeline_ref)
+        result["harness_floor"] = bool(getattr(pipeline_class, "harness_floor", False))
+        pipeline = pipeline_class(**job.params)
         ctx = Context(
             device=job.device,
             seed=job.seed,
@@ -110,6 +124,12 @@ def run_job(job: JobSpec) -> dict[str, Any]:
         drop_val_if_trained_on(outcome, ctx.info)
         result.update(outcome)
         result["params"] = _jsonable(pipeline.get_params())
+        lost = sorted(set(job.params) - set(result["params"]))
+        if lost:  # a constructor that stores an argument under another name: the record still lists what was passed
+            log.warning("%s: get_params() does not return %s, which the job passed to the constructor; store each "
+                        "argument under its own name (self.%s = %s); `benchsuite check %s` names such problems",
+                        job.pipeline, ", ".join(lost), lost[0], lost[0], job.pipeline)
+            result["params"].update(_jsonable({k: job.params[k] for k in lost}))
         result["status"] = "ok"
     except OutputValidationError as exc:
         result.update(failure="invalid-output", error=f"invalid output: {exc}")
@@ -119,6 +139,7 @@ def run_job(job: JobSpec) -> dict[str, Any]:
         result.update(failure="exception", error=f"{type(exc).__name__}: {exc}",
                       traceback=traceback.format_exc(limit=20))
     result["fit_info"] = _jsonable(ctx.info) if ctx is not None else {}
+    result["determinism"] = _determinism(job.device)
     result["memory"] = {**peak_rss_mb(), "gpu_peak_mb": gpu_peak_mb(job.device)}
     result["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return result
@@ -138,13 +159,23 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stderr)
+    die_with_parent()
     job = JobSpec.read(Path(argv[0]))
     start = time.perf_counter()
     result = run_job(job)
     result["worker_s"] = time.perf_counter() - start
-    atomic_write_json(Path(job.job_dir) / "result.json", result)
-    if result["status"] != "ok":
-        log.error("%s failed: %s", job.pipeline, result.get("error"))
+    try:
+        atomic_write_json(Path(job.job_dir) / "result.json", result)
+    except OSError as exc:  # a full or read-only disk: say so on stderr, which the runner keeps in memory
+        cause = f"cannot write {exc.filename or job.job_dir}: {exc.strerror or exc}"
+        if result.get("status") != "ok":
+            cause += f" (the job had failed with: {result.get('error')})"
+        sys.stderr.write(f"\n{WORKER_IO_MARKER}{cause}\n")
+        sys.stderr.flush()
+        os._exit(WORKER_IO_EXIT)
+    if result["status"] != "ok":  # the traceback goes into log.txt too, where people look first
+        trace = str(result.get("traceback") or "").rstrip()
+        log.error("%s failed: %s%s", job.pipeline, result.get("error"), f"\n{trace}" if trace else "")
     sys.stderr.flush()
     os._exit(0)  # skip interpreter teardown: some native libraries hang or crash in it
 

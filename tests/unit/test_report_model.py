@@ -187,3 +187,57 @@ def test_export_parquet_round_trip_or_clear_message(hand_run):
         return
     back = pd.read_parquet(export_run(hand_run, "parquet"))
     assert list(back["pipeline"]) == list(load_run(hand_run)["pipeline"])
+
+
+def test_compare_declines_timing_calls_across_machines_and_under_contention(hand_run, tmp_path):
+    slower = hand_records()
+    by = {r["pipeline"] + str(r["seed"]): r for r in slower}
+    by["nn-l10"]["timing"]["fit_s"] = 3.0  # x3: a slowdown on one machine kind
+    other_machine = write_run(tmp_path / "other", slower)
+    info = json.loads((other_machine / "run.json").read_text())
+    info["machine"]["cpu"] = "Another CPU"
+    (other_machine / "run.json").write_text(json.dumps(info))
+    text, changes = compare_runs(hand_run, other_machine)
+    flags = {c.pipeline: c.flags for c in changes if c.flags}
+    assert flags == {"nn-l1": ["timing not compared: different machines (would be: slower fit ×3)"]}
+    assert not any(c.regression for c in changes) and "Different machines" in text
+    _, forced = compare_runs(hand_run, other_machine, force=True)
+    assert {c.pipeline: c.flags for c in forced if c.flags} == {"nn-l1": ["slower fit ×3"]}
+
+    by["nn-l10"]["timing"]["contended"] = True
+    contended = write_run(tmp_path / "busy", slower)
+    text, changes = compare_runs(hand_run, contended)
+    assert {c.pipeline: c.flags for c in changes if c.flags} == {
+        "nn-l1": ["timing not compared: timed under contention in B (would be: slower fit ×3)"]}
+    assert "Contention" in text
+
+
+def test_shortened_records_are_named_in_the_headline_and_not_quality_compared(hand_run, tmp_path):
+    records = hand_records()
+    by = {r["pipeline"] + str(r["seed"]): r for r in records}
+    by["cnn0"]["metrics"] = _cls(0.50, 0.48, 0.52)  # a clear drop, but from a cut schedule
+    by["cnn0"]["shortcuts"] = [{"what": "epochs", "asked": 9, "done": 1, "reason": "--time-budget 60 s"}]
+    run_b = write_run(tmp_path / "cut", records)
+    md = write_report(run_b, html=False, plots=False).markdown.read_text()
+    head = md[:md.index("## Data and run")]
+    assert "did less work than the profile asked" in head and "epochs 1 of 9 (--time-budget 60 s)" in head
+    assert "Not comparable: `cnn`" in head and "| cnn (shortened) |" in md
+    _, changes = compare_runs(hand_run, run_b)
+    (cnn,) = [c for c in changes if c.pipeline == "cnn"]
+    assert cnn.flags == ["quality not compared: shortened in B (less work than the profile asked)"]
+    assert not cnn.regression
+
+
+def test_harness_floor_rows_are_shown_apart_and_never_headline(tmp_path):
+    records = hand_records()
+    floor = _record("null-classifier", "classical", metrics=_cls(0.10, 0.09, 0.11), fit=0.0001, ips=1e6)
+    floor["harness_floor"] = True
+    floor["timing"]["wall_s"] = 1.3
+    only_floor_and_deep = [r for r in records if r["family"] == "deep"] + [floor]
+    run_dir = write_run(tmp_path / "floor", only_floor_and_deep)
+    model = build_model(run_dir, intervals=False)
+    (g,) = [g for g in model.groups if g.task == "classification"]
+    assert g.headline.classical is None and g.headline.deep.pipeline == "cnn"
+    md = write_report(run_dir, html=False, plots=False).markdown.read_text()
+    assert "Harness floor (`null-classifier`" in md and "job wall 1.30 s" in md
+    assert "| null-classifier (harness floor) |" in md

@@ -22,3 +22,9 @@ class ConfigError(BenchsuiteError):
 
 class OutputValidationError(BenchsuiteError):
     """A pipeline returned predictions of the wrong shape, type or range."""
+
+
+class EmptyModelError(RuntimeError):
+    """Training produced a model that cannot detect or classify anything (no cascade stage, no support
+    vectors, no codebook, no negatives to learn from). The job fails with this message; a model that
+    learned nothing is never recorded as ok. The message names the pipeline's cause in one line."""

@@ -318,6 +318,27 @@ def jitter_boxes(boxes: np.ndarray, rng: np.random.Generator, copies: int, shift
     return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
 
 
+def keep_inside(boxes: np.ndarray, original: np.ndarray, width: float, height: float) -> np.ndarray:
+    """``(N, 4)`` float64 ``boxes`` shifted (never resized) so that each stays inside the image as far as its
+    ``original`` box (row for row) did.
+
+    Per axis the allowed extent is ``[min(orig_1, 0), max(orig_2, size)]``: a box whose original lay in the
+    image stays in it, and one whose original reached past the border may reach as far. A box longer than
+    that extent is centred on it. Used for jittered positives, so that jitter moves the object inside the
+    picture instead of pulling in mirrored border pixels.
+    """
+    b, o = as_boxes(boxes).copy(), as_boxes(original)
+    for lo_i, hi_i, size in ((0, 2, float(width)), (1, 3, float(height))):
+        lo, hi = np.minimum(o[:, lo_i], 0.0), np.maximum(o[:, hi_i], size)
+        a1, a2 = b[:, lo_i], b[:, hi_i]
+        d = np.maximum(lo - a1, 0.0) + np.minimum(hi - a2, 0.0)
+        too_long = (a2 - a1) > (hi - lo)
+        d = np.where(too_long, (lo + hi) / 2 - (a1 + a2) / 2, d)
+        b[:, lo_i] += d
+        b[:, hi_i] += d
+    return b
+
+
 def positive_crops(image: np.ndarray, boxes: np.ndarray, window: WindowSize, context: float = 0.0,
                    margin: int = 0, flip: bool = True, jitter: int = 0, rng: np.random.Generator | None = None,
                    shift: float = 0.05, scale: float = 0.05) -> np.ndarray:
@@ -327,12 +348,19 @@ def positive_crops(image: np.ndarray, boxes: np.ndarray, window: WindowSize, con
     shifted and scaled copies (:func:`jitter_boxes`, needs ``rng``), and, with ``flip``, the mirror image
     of every one of those. Output ``(M, h + 2 * margin, w + 2 * margin[, C])``, image dtype, with
     ``M = N * (1 + jitter) * (2 if flip else 1)``.
+
+    Works the same for objects in scenes and for tight crops (the box is the whole image): the window's
+    context beyond the image border is mirrored (:func:`crop_windows`), and a jittered copy is shifted
+    back so that its object stays inside the image as far as the original did (:func:`keep_inside`).
     """
     b = window_boxes(boxes, window, context)
     if jitter:
         if rng is None:
             raise ValueError("positive_crops: jitter needs an rng")
-        b = np.concatenate([b, jitter_boxes(b, rng, jitter, shift, scale)])
+        jit = jitter_boxes(b, rng, jitter, shift, scale)
+        obj = object_boxes(jit, context)
+        moved = keep_inside(obj, object_boxes(np.tile(b, (jitter, 1)), context), image.shape[1], image.shape[0])
+        b = np.concatenate([b, jit + (moved - obj)])
     crops = crop_windows(image, b, window, margin)
     if flip and len(crops):
         crops = np.concatenate([crops, crops[:, :, ::-1]])

@@ -4,8 +4,15 @@ Training, for every class of the training split (one model each, nothing specifi
 
 1. a window shape from the class's training boxes (:func:`benchsuite.ops.windows.choose_window`: tall
    for people, wide for cars, square for signs), holding the object plus a ``context`` margin;
-2. positives: every non-difficult box cropped to the window, plus jittered copies and mirror images;
-   negatives: random window-shaped crops that overlap no box of the class;
+2. positives: every non-difficult box cropped to the window, plus jittered copies and mirror images
+   (tight crops work as well as objects in scenes: context past the border is mirrored, jitter stays in
+   the image); negatives: background windows from :class:`benchsuite.ops.negatives.NegativeSource`, at
+   the pyramid scales detection scans, from every image region overlapping no box of the class (objects
+   of other classes are background; a window-sized background image is one window); when the images
+   hold fewer than asked, all of them (``fit_info.negative_source`` gives the counts). A class without
+   any background window is skipped; with none for any class, or an SVM with all-zero weights, ``fit``
+   raises :class:`benchsuite.errors.EmptyModelError`. Objects much smaller than the window shrink it
+   (down to ``min_base_size``) and the pyramid starts upsampled (up to ``max_upscale``) to reach them;
 3. HOG of each crop (8-pixel cells, 2 x 2-cell blocks, 9 unsigned bins, L2-Hys; one cell of margin
    around the window so the window's cells see the same pixels as on a whole image) and a linear SVM
    (:class:`benchsuite.ops.linear_svm.LinearSVM`, squared hinge);
@@ -28,7 +35,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -39,17 +45,18 @@ from threadpoolctl import ThreadpoolController
 
 from benchsuite.api import Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
+from benchsuite.errors import EmptyModelError
 from benchsuite.metrics.detection import evaluate_detections
 from benchsuite.ops.boxes import clip_boxes, nms
 from benchsuite.ops.correlation import correlate_templates
 from benchsuite.ops.hog import hog_map
 from benchsuite.ops.linear_svm import LinearSVM
+from benchsuite.ops.negatives import NegativeSource, mine_sources
 from benchsuite.ops.windows import (
     WindowSize,
     choose_window,
-    hard_negatives,
+    crop_windows,
     image_pyramid,
-    negative_crops,
     object_boxes,
     positions_to_boxes,
     positive_crops,
@@ -118,6 +125,10 @@ class HogSvmDetector(Detector):
         max_detections: at most this many detections per image (best scores).
         svm_max_iter: L-BFGS iterations per SVM fit.
         tune_images: at most this many val images (a fixed random subset) score the hyper-parameters.
+        min_base_size: the smallest ``base_size`` the window may shrink to for tiny objects (when the
+            pyramid would need more than ``max_upscale`` to reach them).
+        max_small_upscale: a training image smaller than the window gives one upscaled negative window
+            when it needs at most this factor beyond the start scale (:mod:`benchsuite.ops.negatives`).
         measure_speed: after fitting, time ``detect`` against OpenCV's ``HOGDescriptor.detectMultiScale``
             (same window, step, stride and padding) on one val image and record the ratio.
     """
@@ -135,7 +146,8 @@ class HogSvmDetector(Detector):
                  c_values: tuple[float, ...] = (0.1, 1.0), steps: tuple[float, ...] = (1.05, 1.1),
                  strides: tuple[int, ...] = (8,), nms_thresholds: tuple[float, ...] = (0.3, 0.5),
                  score_thresholds: tuple[float, ...] = (-1.0, -0.5, 0.0), max_detections: int = 100,
-                 svm_max_iter: int = 200, tune_images: int | None = 300, measure_speed: bool = True):
+                 svm_max_iter: int = 200, tune_images: int | None = 300, measure_speed: bool = True,
+                 min_base_size: int = 32, max_small_upscale: float = 2.0):
         self.cell = cell
         self.block = block
         self.bins = bins
@@ -162,6 +174,8 @@ class HogSvmDetector(Detector):
         self.svm_max_iter = svm_max_iter
         self.tune_images = tune_images
         self.measure_speed = measure_speed
+        self.min_base_size = min_base_size
+        self.max_small_upscale = max_small_upscale
 
     # ------------------------------------------------------------------------------------ features
 
@@ -275,32 +289,38 @@ class HogSvmDetector(Detector):
         x = np.concatenate([pos, neg])
         y = np.concatenate([np.ones(len(pos), np.int64), np.zeros(len(neg), np.int64)])
         svm = LinearSVM(C=c, max_iter=self.svm_max_iter).fit(x, y)
+        if not np.any(svm.coef_[0]):
+            raise EmptyModelError(f"hog-svm-det: the SVM of class {label} learned all-zero weights from "
+                                  f"{len(pos)} positive and {len(neg)} negative windows")
         th, tw = self._template_shape(window)
         template = svm.coef_[0].reshape(th, tw, -1).astype(np.float32)
         return ClassModel(label, window, template, float(svm.intercept_[0]))
 
-    def _mine(self, train: DetectionSet, models: list[ClassModel], ctx: Context, round_no: int
-              ) -> list[np.ndarray]:
-        """Hard negatives per model: the best-scoring windows that overlap no box of the model's class."""
-        found: list[list[np.ndarray]] = [[] for _ in models]
-        for i in ctx.progress(range(len(train)), desc=f"hard negatives, round {round_no}"):
-            s = train[i]
-            image = train.load_image(i)
+    def _mine(self, train: DetectionSet, models: list[ClassModel], sources: list[NegativeSource], ctx: Context,
+              round_no: int) -> list[np.ndarray]:
+        """Hard negatives per model: the best-scoring windows that overlap no box of the model's class, over
+        every training image (one scan of each image for all classes,
+        :func:`benchsuite.ops.negatives.mine_sources`); features read straight off the HOG map."""
+
+        def scan(i: int, image: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, Any]]:
             hits, maps = self._scan(image, models, self.mining_step, self.cell, self.mining_threshold,
                                     keep_maps=True)
-            for k, (h, m) in enumerate(zip(hits, models)):
-                if not len(h.scores):
-                    continue
-                idx = hard_negatives(h.boxes, h.scores, self._class_boxes(s, m.label, True),
-                                     self.negative_overlap, self.hard_per_image)
+
+            def extractor(h: _Hits, m: ClassModel) -> Any:
                 th, tw = m.template.shape[:2]
-                for li, r, c in h.where[idx]:
-                    found[k].append(maps[li][r:r + th, c:c + tw].reshape(-1))
-        dims = [m.template.size for m in models]
-        return [np.stack(f).astype(np.float32) if f else np.zeros((0, d), np.float32) for f, d in zip(found, dims)]
+                return lambda idx: np.stack([maps[li][r:r + th, c:c + tw].reshape(-1) for li, r, c in h.where[idx]])
+
+            return [(h.boxes, h.scores, extractor(h, m)) for h, m in zip(hits, models)]
+
+        per_image = self.hard_per_image
+        mined = mine_sources(sources, scan, count=per_image * max(1, len(train)), per_image=per_image,
+                             threshold=self.mining_threshold,
+                             progress=lambda it, desc: ctx.progress(it, desc=f"{desc}, round {round_no}"))
+        return [h.features.astype(np.float32) if h.features is not None else np.zeros((0, m.template.size), np.float32)
+                for h, m in zip(mined, models)]
 
     def _train_models(self, train: DetectionSet, windows: dict[int, WindowSize], pos: dict[int, np.ndarray],
-                      neg: dict[int, np.ndarray], c: float, ctx: Context
+                      neg: dict[int, np.ndarray], sources: dict[int, NegativeSource], c: float, ctx: Context
                       ) -> tuple[list[ClassModel], dict[int, np.ndarray], dict]:
         """SVMs at ``c`` with ``mining_rounds`` rounds of hard-negative mining: (models, negatives, facts)."""
         labels = sorted(windows)
@@ -308,7 +328,7 @@ class HogSvmDetector(Detector):
         negs = {k: neg[k] for k in labels}
         mined: dict[str, list[int]] = {train.classes[k]: [] for k in labels}
         for r in range(1, self.mining_rounds + 1):
-            hard = self._mine(train, models, ctx, r)
+            hard = self._mine(train, models, [sources[k] for k in labels], ctx, r)
             for j, k in enumerate(labels):
                 mined[train.classes[k]].append(len(hard[j]))
                 if len(hard[j]):
@@ -317,17 +337,29 @@ class HogSvmDetector(Detector):
         return models, negs, {"hard_negatives_per_round": mined, "mined_with_C": c,
                               "negatives": {train.classes[k]: len(negs[k]) for k in labels}}
 
-    def _collect_windows(self, train: DetectionSet, windows: dict[int, WindowSize], ctx: Context
-                         ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
-        """HOG features of the positive and random negative training windows, per class."""
+    def _negative_sources(self, train: DetectionSet, windows: dict[int, WindowSize]) -> dict[int, NegativeSource]:
+        """One :class:`~benchsuite.ops.negatives.NegativeSource` per class: the background windows of the
+        training images at the pyramid scales detection scans (other classes' objects are background)."""
+        return {k: NegativeSource.from_dataset(train, k, win, max_overlap=self.negative_overlap,
+                                               start_scale=self.start_scale_, step=self.mining_step,
+                                               stride=self.cell, max_small_upscale=self.max_small_upscale)
+                for k, win in windows.items()}
+
+    def _collect_windows(self, train: DetectionSet, windows: dict[int, WindowSize],
+                         sources: dict[int, NegativeSource], ctx: Context
+                         ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray], dict[str, dict[str, int]]]:
+        """HOG features of the positive and random negative training windows per class, and the negative
+        source's counts per class (for ``fit_info``)."""
         rng = ctx.rng(11)
         labels = sorted(windows)
         pos: dict[int, list[np.ndarray]] = {k: [] for k in labels}
         neg: dict[int, list[np.ndarray]] = {k: [] for k in labels}
-        n_images = max(1, len(train))
-        per_image = min(self.negatives_per_image, max(1, math.ceil(self.max_negatives / n_images)))
+        want = min(self.max_negatives, self.negatives_per_image * max(1, len(train)))
+        sampled = {k: sources[k].sample_boxes(want, rng) for k in labels}
         for i in ctx.progress(range(len(train)), desc="training windows"):
             s = train[i]
+            if not len(s.labels) and not any((sampled[k].image_index == i).any() for k in labels):
+                continue  # neither objects nor sampled background: nothing to read
             image = train.load_image(i)
             for k in labels:
                 boxes = self._class_boxes(s, k, False)
@@ -335,10 +367,9 @@ class HogSvmDetector(Detector):
                     crops = positive_crops(image, boxes, windows[k], self.context, margin=self.cell, flip=True,
                                            jitter=self.jitter, rng=rng)
                     pos[k].append(self._crop_features(crops, windows[k]))
-                crops, _ = negative_crops(image, rng, windows[k], per_image, self._class_boxes(s, k, True),
-                                          self.negative_overlap, margin=self.cell)
-                if len(crops):
-                    neg[k].append(self._crop_features(crops, windows[k]))
+                nb = sampled[k].of_image(i)
+                if len(nb):
+                    neg[k].append(self._crop_features(crop_windows(image, nb, windows[k], self.cell), windows[k]))
         out_pos, out_neg = {}, {}
         for k in labels:
             d = int(np.prod(self._template_shape(windows[k]))) * self.block * self.block * self.bins
@@ -346,10 +377,8 @@ class HogSvmDetector(Detector):
             n = np.concatenate(neg[k]) if neg[k] else np.zeros((0, d), np.float32)
             if len(p) > self.max_positives:
                 p = p[np.sort(rng.choice(len(p), self.max_positives, replace=False))]
-            if len(n) > self.max_negatives:
-                n = n[np.sort(rng.choice(len(n), self.max_negatives, replace=False))]
             out_pos[k], out_neg[k] = p, n
-        return out_pos, out_neg
+        return out_pos, out_neg, {train.classes[k]: sampled[k].stats.as_dict() for k in labels}
 
     def _val_raw(self, val: DetectionSet, images: list[np.ndarray], models: list[ClassModel], step: float,
                  stride: int) -> list[list[_Hits]]:
@@ -372,6 +401,18 @@ class HogSvmDetector(Detector):
                     best = (ap, t_nms, t_score)
         return best
 
+    def _window_and_start(self, boxes: np.ndarray) -> tuple[WindowSize, float]:
+        """The window of a class and the pyramid scale its smaller objects (10th percentile of the window
+        boxes' heights) need to fill it. When that scale would exceed ``max_upscale`` (tiny objects) the
+        window shrinks (down to ``min_base_size``) instead, so the pyramid reaches them."""
+        win = choose_window(boxes, self.base_size, self.cell, max_aspect=self.max_aspect)
+        h10 = max(1.0, float(np.percentile(np.diff(window_boxes(boxes, win, self.context)[:, 1::2], axis=1), 10)))
+        if win[0] / h10 > self.max_upscale and self.min_base_size < self.base_size:
+            base = max(float(self.min_base_size), self.base_size * self.max_upscale * h10 / win[0])
+            win = choose_window(boxes, round(base), self.cell, max_aspect=self.max_aspect)
+            h10 = max(1.0, float(np.percentile(np.diff(window_boxes(boxes, win, self.context)[:, 1::2], axis=1), 10)))
+        return win, win[0] / h10
+
     def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> HogSvmDetector:
         if any(int(s) % self.cell for s in self.strides):
             raise ValueError(f"hog-svm-det: strides {self.strides} must be multiples of the cell ({self.cell} px)")
@@ -383,20 +424,24 @@ class HogSvmDetector(Detector):
             boxes = np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32)
             if not len(boxes):
                 continue
-            win = choose_window(boxes, self.base_size, self.cell, max_aspect=self.max_aspect)
-            windows[k] = win
-            # start the pyramid high enough for the smaller objects (10th percentile) to fill the window
-            heights = np.diff(window_boxes(boxes, win, self.context)[:, 1::2], axis=1)[:, 0]
-            starts.append(win[0] / max(1.0, float(np.percentile(heights, 10))))
+            windows[k], start = self._window_and_start(boxes)
+            starts.append(start)
         self.start_scale_ = float(min(self.max_upscale, max([1.0, *starts])))
         self.classes_ = tuple(train.classes)
         if not windows:
-            self.models_ = []
-            self.step_, self.stride_ = float(self.steps[0]), int(self.strides[0])
-            self.nms_threshold_, self.score_threshold_ = float(self.nms_thresholds[0]), float(self.score_thresholds[0])
-            ctx.record(classes_trained=[], note="no training boxes for any class: the detector finds nothing")
-            return self
-        pos, neg = self._collect_windows(train, windows, ctx)
+            raise EmptyModelError(f"hog-svm-det: no training boxes for any class in {len(train)} training images")
+        sources = self._negative_sources(train, windows)
+        pos, neg, neg_stats = self._collect_windows(train, windows, sources, ctx)
+        skipped = {train.classes[k]: "no background windows in the training images" for k in list(windows)
+                   if not len(neg[k])}
+        for k in [k for k in windows if not len(neg[k])]:
+            del windows[k]
+        if not windows:
+            first = next(iter(neg_stats.values()))
+            raise EmptyModelError(
+                f"hog-svm-det: no background windows to train against ({first['images']} training images, "
+                f"{first['images_with_background']} with background at the window's scales, "
+                f"{first['small_images_skipped']} too small for the window)")
         t_windows = time.perf_counter() - t0
         if self.tune_images is not None and len(val) > self.tune_images:
             val = val.subset(np.sort(ctx.rng(12).choice(len(val), self.tune_images, replace=False)))
@@ -406,7 +451,7 @@ class HogSvmDetector(Detector):
         #    scored on val at the first step / stride candidates
         step0, stride0 = float(self.steps[0]), int(self.strides[0])
         c0 = float(self.c_values[0])
-        mined_models, negs, facts = self._train_models(train, windows, pos, neg, c0, ctx)
+        mined_models, negs, facts = self._train_models(train, windows, pos, neg, sources, c0, ctx)
         by_c: dict[str, float] = {}
         best_c: tuple[float, float, list[ClassModel], list] | None = None
         for c in self.c_values:
@@ -441,6 +486,7 @@ class HogSvmDetector(Detector):
             template_blocks={train.classes[m.label]: list(m.template.shape) for m in self.models_},
             positives={train.classes[k]: len(pos[k]) for k in sorted(windows)},
             random_negatives={train.classes[k]: len(neg[k]) for k in sorted(windows)},
+            negative_source=neg_stats, classes_skipped=skipped,
             **facts,
             C=self.C_, val_map50_by_C=by_c, val_map50_by_step_stride=grid,
             pyramid_step=self.step_, stride=self.stride_, nms_threshold=self.nms_threshold_,

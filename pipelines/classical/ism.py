@@ -36,6 +36,7 @@ from scipy import ndimage
 
 from benchsuite.api import Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
+from benchsuite.errors import EmptyModelError
 from benchsuite.metrics.detection import evaluate_detections
 from benchsuite.ops.boxes import clip_boxes, nms
 
@@ -115,6 +116,8 @@ class ClassModel:
         occ: ``(O, 4)`` float32 occurrences ``dx, dy`` (box centre minus feature position, over the feature
             size), ``log(box height / feature size)``, ``box width / box height``.
         log_height_range: ``(lo, hi)`` log box heights (working pixels) a vote may have.
+        background_features: training features outside every box of the class (the negatives the entry
+            weights were estimated from; objects of other classes count as background).
     """
 
     codebook: np.ndarray
@@ -122,6 +125,7 @@ class ClassModel:
     occ_start: np.ndarray
     occ: np.ndarray
     log_height_range: tuple[float, float]
+    background_features: int = 0
 
     @property
     def size(self) -> int:
@@ -194,7 +198,7 @@ def build_class_model(per_image: list[tuple[Features, np.ndarray, np.ndarray]], 
         weight = ((n_obj + 1) / (n_obj + 1 + ratio * (n_bg + 1))).astype(np.float32)
     h = np.concatenate(heights)
     lo, hi = float(np.log(max(h.min() * 0.6, 8.0))), float(np.log(h.max() * 1.5))
-    return ClassModel(codebook, weight, occ_start, occ[order], (lo, hi))
+    return ClassModel(codebook, weight, occ_start, occ[order], (lo, hi), int(sum(len(b) for b in bg_desc)))
 
 
 @dataclass
@@ -355,6 +359,12 @@ class ImplicitShapeModel(Detector):
         min_score: hypotheses with less vote mass are dropped.
         nms_iou: IoU above which a weaker box is suppressed.
         max_descriptors: object descriptors the clustering sees at most.
+        min_object_height, max_upscale: when the smaller training objects (10th percentile) are below
+            ``min_object_height`` working pixels, every image (train, val and test alike) is enlarged by up
+            to ``max_upscale`` so that they reach it (``fit_info.upscale``): tiny objects get keypoints.
+
+    A training set with no object features (no codebook) or, with ``discriminative``, no background
+    features (no negatives) makes ``fit`` raise :class:`benchsuite.errors.EmptyModelError`.
     """
 
     id: ClassVar[str] = "ism"
@@ -368,7 +378,8 @@ class ImplicitShapeModel(Detector):
                  max_side: int | None = 320, sift_features: int = 0,
                  contrast_threshold: float = 0.02, cell: float = 3.0, scale_step: float = 0.08,
                  max_modes: int = 40, mean_shift_iterations: int = 3, min_score: float = 0.0,
-                 nms_iou: float = 0.45, max_descriptors: int = 40000):
+                 nms_iou: float = 0.45, max_descriptors: int = 40000, min_object_height: float = 48.0,
+                 max_upscale: float = 3.0):
         self.codebook_sizes = codebook_sizes
         self.bandwidths = bandwidths
         self.scale_bandwidth = scale_bandwidth
@@ -386,6 +397,8 @@ class ImplicitShapeModel(Detector):
         self.min_score = min_score
         self.nms_iou = nms_iou
         self.max_descriptors = max_descriptors
+        self.min_object_height = min_object_height
+        self.max_upscale = max_upscale
 
     # ------------------------------------------------------------------ features
     def _sift(self) -> cv2.SIFT:
@@ -393,7 +406,7 @@ class ImplicitShapeModel(Detector):
 
     def _image_features(self, image: np.ndarray, sift: cv2.SIFT) -> _ImageFeatures:
         h, w = image.shape[:2]
-        scale = working_scale(h, w, self.max_side)
+        scale = working_scale(h, w, self.max_side) * getattr(self, "upscale_", 1.0)
         return _ImageFeatures(sift_features(image, scale, sift), scale, w * scale, h * scale)
 
     def _features_of(self, data: DetectionSet, ctx: Context, desc: str) -> list[_ImageFeatures]:
@@ -441,14 +454,52 @@ class ImplicitShapeModel(Detector):
         return Detections(np.concatenate(boxes).astype(np.float32), np.concatenate(scores).astype(np.float32),
                           np.concatenate(labels)), n_votes
 
+    def _upscale_for(self, train: DetectionSet) -> float:
+        """The factor every image is enlarged by on top of :func:`working_scale`, so that the smaller
+        training objects (10th percentile of the non-difficult box heights, in working pixels) are at
+        least ``min_object_height`` pixels tall: SIFT finds too few keypoints on smaller objects. 1 when
+        the objects are large enough; at most ``max_upscale``."""
+        heights = [(s.boxes[~s.difficult, 3] - s.boxes[~s.difficult, 1]) * working_scale(s.height, s.width,
+                                                                                        self.max_side)
+                   for s in train if len(s.boxes)]
+        h = np.concatenate(heights) if heights else np.zeros(0)
+        if not len(h) or not self.min_object_height:
+            return 1.0
+        h10 = max(1.0, float(np.percentile(h, 10)))
+        return float(np.clip(self.min_object_height / h10, 1.0, self.max_upscale))
+
+    def _check_trainable(self, train: DetectionSet, feats: list[_ImageFeatures]) -> None:
+        """Raise :class:`EmptyModelError` when no class could learn a codebook (no object features) or, with
+        ``discriminative``, when the training images hold no background features at all (every feature
+        inside an object of its class: e.g. only tight crops and no background images)."""
+        n_obj, n_bg = np.zeros(train.num_classes, np.int64), np.zeros(train.num_classes, np.int64)
+        for s, f in zip(train, feats):
+            if not len(f.feats):
+                continue
+            for k in range(train.num_classes):
+                boxes = s.boxes[s.labels == k] * f.scale  # difficult ones included: they are not background
+                inside = features_in_boxes(f.feats.xy, boxes).any(1) if len(boxes) else np.zeros(len(f.feats), bool)
+                n_bg[k] += int((~inside).sum())
+                keep = (s.labels == k) & ~s.difficult
+                if keep.any():
+                    n_obj[k] += int(features_in_boxes(f.feats.xy, s.boxes[keep] * f.scale).any(1).sum())
+        if not (n_obj >= 2).any():
+            raise EmptyModelError(f"ism: no codebook: {int(n_obj.sum())} SIFT features inside the training objects "
+                                  f"of {len(train)} images")
+        if self.discriminative and not n_bg[n_obj >= 2].any():
+            raise EmptyModelError(f"ism: no background features in the {len(train)} training images (every "
+                                  f"feature lies inside an object of its class): no negatives to weight the codebook")
+
     def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> ImplicitShapeModel:
         if not len(train):
             raise ValueError("ism: the training split is empty")
         start = time.perf_counter()
+        self.upscale_ = self._upscale_for(train)
         train_feats = self._features_of(train, ctx, "ism train features")
         t_val = time.perf_counter()
         val_feats = self._features_of(val, ctx, "ism val features") if len(val) else []
         val_feature_s = time.perf_counter() - t_val
+        self._check_trainable(train, train_feats)
         scores: dict[str, float] = {}
         best: tuple[float, int, float, float, list[ClassModel | None]] | None = None
         grid = [(int(size), float(power)) for size in self.codebook_sizes
@@ -475,6 +526,9 @@ class ImplicitShapeModel(Detector):
                     best = (ap, size, power, float(bw), models)
         assert best is not None, "codebook_sizes, specificity_powers and bandwidths must not be empty"
         _, self.codebook_size_, self.specificity_power_, self.bandwidth_, self.models_ = best
+        ctx.record(upscale=round(self.upscale_, 3),
+                   background_features={train.classes[k]: m.background_features
+                                        for k, m in enumerate(self.models_) if m is not None})
         ctx.record(codebook_size=self.codebook_size_, bandwidth=self.bandwidth_,
                    specificity_power=self.specificity_power_, val_map50=scores,
                    codebook_sizes={train.classes[k]: m.size for k, m in enumerate(self.models_) if m is not None},

@@ -35,11 +35,13 @@ import numpy as np
 
 from benchsuite.api import Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
+from benchsuite.errors import EmptyModelError
 from benchsuite.metrics.detection import evaluate_detections
 from benchsuite.ops.boxes import nms
 from benchsuite.ops.hog import hog_features
 from benchsuite.ops.linear_svm import LinearSVM
-from benchsuite.ops.windows import WindowSize, choose_window, crop_windows, max_iou
+from benchsuite.ops.negatives import NegativeSource
+from benchsuite.ops.windows import WindowSize, choose_window, crop_windows, max_iou, window_boxes
 from benchsuite.proposal_cache import default_workers, proposals_for, proposals_for_images
 from pipelines.classical.selective_search import SelectiveSearch
 
@@ -114,6 +116,14 @@ class SelectiveSearchHogSVM(Detector):
             descriptor, so the SVM learns a shape and size prior (small or oddly shaped proposals warped
             to the window otherwise score like objects).
         n_jobs: processes for computing proposals (None: ``ctx.num_threads``).
+        background_per_image: background windows per training image (on average) from
+            :class:`benchsuite.ops.negatives.NegativeSource` added to the proposal negatives: every image
+            contributes negatives even where selective search proposes little (window-sized background
+            images give themselves as one window). A training set with no background at all raises
+            :class:`benchsuite.errors.EmptyModelError`, as does an SVM with all-zero weights.
+        crop_style_fill: when at least this fraction of the training objects fill >= 90% of their image
+            (tight crops), the size part of the geometry features is switched off (``fit_info.size_prior``):
+            every positive would have the same size relative to its image, unlike any object in a scene.
     """
 
     id: ClassVar[str] = "ss-hog-svm"
@@ -128,7 +138,8 @@ class SelectiveSearchHogSVM(Detector):
                  negative_iou: float = 0.5, negatives_per_image: int = 40, mining_rounds: int = 2,
                  hard_per_image: int = 40, c_values: tuple[float, ...] = (0.003, 0.03, 0.3),
                  nms_values: tuple[float, ...] = (0.3, 0.45), max_detections: int = 100,
-                 refit_on_trainval: bool = True, geometry: bool = True, n_jobs: int | None = None):
+                 refit_on_trainval: bool = True, geometry: bool = True, n_jobs: int | None = None,
+                 background_per_image: int = 10, crop_style_fill: float = 0.5):
         self.proposer_params = proposer_params
         self.train_proposals = train_proposals
         self.test_proposals = test_proposals
@@ -148,6 +159,8 @@ class SelectiveSearchHogSVM(Detector):
         self.refit_on_trainval = refit_on_trainval
         self.geometry = geometry
         self.n_jobs = n_jobs
+        self.background_per_image = background_per_image
+        self.crop_style_fill = crop_style_fill
 
     # ----------------------------------------------------------------------------------------- features
 
@@ -162,16 +175,21 @@ class SelectiveSearchHogSVM(Detector):
         hog = hog_features(crops, cell=self.cell, bins=self.bins, chunk=512)
         if not self.geometry:
             return hog
-        return np.concatenate([hog, box_geometry(boxes, image.shape[1], image.shape[0])], axis=1)
+        geo = box_geometry(boxes, image.shape[1], image.shape[0])
+        if not getattr(self, "size_prior_", True):
+            geo[:, 2:] = 0.0  # crop-style training: a box's size relative to its image says nothing
+        return np.concatenate([hog, geo], axis=1)
 
     def _dim(self, window: WindowSize) -> int:
         hc, wc = window[0] // self.cell, window[1] // self.cell
         return max(0, hc - 1) * max(0, wc - 1) * 4 * self.bins + (GEOMETRY_DIM if self.geometry else 0)
 
     def _collect(self, data: DetectionSet, proposals: list[np.ndarray], limit: int, ctx: Context,
-                 desc: str, with_all: bool) -> list[_ClassData]:
+                 desc: str, with_all: bool, background: list[Any] | None = None) -> list[_ClassData]:
         """Per class: positive features and the features of all negative proposals (and, ``with_all``,
-        of all proposals, for scoring val), image by image."""
+        of all proposals, for scoring val), image by image. ``background`` (per class, a
+        :class:`benchsuite.ops.negatives.Negatives` or None) adds its windows of each image to the
+        negatives of that image."""
         out = [_ClassData() for _ in self.windows_]
         for i in ctx.progress(range(len(data)), desc=desc, total=len(data)):
             sample = data[i]
@@ -191,8 +209,13 @@ class SelectiveSearchHogSVM(Detector):
                     near = feats[max_iou(props, gt) >= self.positive_iou]
                     cd.pos.append(np.concatenate([gt_feats, flipped, near]).astype(np.float16))
                 neg = overlap < self.negative_iou
-                cd.neg.append(feats[neg].astype(np.float16))
-                cd.neg_boxes.append(props[neg])
+                extra = background[k].of_image(i) if background is not None and background[k] is not None else None
+                if extra is not None and len(extra):
+                    cd.neg.append(np.concatenate([feats[neg], self._features(image, extra, window)]).astype(np.float16))
+                    cd.neg_boxes.append(np.concatenate([props[neg], extra.astype(np.float32)]))
+                else:
+                    cd.neg.append(feats[neg].astype(np.float16))
+                    cd.neg_boxes.append(props[neg])
                 if with_all:
                     cd.props.append(feats.astype(np.float16))
                     cd.prop_boxes.append(props)
@@ -252,6 +275,37 @@ class SelectiveSearchHogSVM(Detector):
             out[float(t)] = ap if np.isfinite(ap) else 0.0
         return out
 
+    @staticmethod
+    def _fill_fraction(data: DetectionSet) -> float:
+        """The fraction of the training objects whose box covers at least 90% of its image (1 for a
+        crop-style set of tight crops, near 0 for scenes)."""
+        fills = [(s.boxes[:, 2] - s.boxes[:, 0]) * (s.boxes[:, 3] - s.boxes[:, 1]) / float(s.width * s.height)
+                 for s in data if len(s.boxes)]
+        if not fills:
+            return 0.0
+        return float(np.mean(np.concatenate(fills) >= 0.9))
+
+    def _background(self, train: DetectionSet, rng: np.random.Generator
+                    ) -> tuple[list[Any], dict[str, dict[str, int]]]:
+        """Per class, background windows of the training images from
+        :class:`benchsuite.ops.negatives.NegativeSource` (``background_per_image`` per image on average, at
+        the scales of the class's objects; None for a class without boxes), and their counts."""
+        out: list[Any] = []
+        stats: dict[str, dict[str, int]] = {}
+        for k, window in enumerate(self.windows_):
+            if window is None:
+                out.append(None)
+                continue
+            boxes, _ = train.boxes_of_class(k)
+            heights = np.diff(window_boxes(boxes, window, self.context)[:, 1::2], axis=1)[:, 0]
+            start = float(np.clip(window[0] / max(1.0, float(np.percentile(heights, 10))), 1.0, 4.0))
+            source = NegativeSource.from_dataset(train, k, window, max_overlap=min(0.3, self.negative_iou),
+                                                 start_scale=start, step=1.3, stride=self.cell * 2)
+            neg = source.sample_boxes(self.background_per_image * max(1, len(train)), rng)
+            out.append(neg)
+            stats[train.classes[k]] = neg.stats.as_dict()
+        return out, stats
+
     def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> SelectiveSearchHogSVM:
         self.proposer_ = SelectiveSearch(**(self.proposer_params or {}))
         self.proposer_.strategies()  # validates the parameters
@@ -262,10 +316,21 @@ class SelectiveSearchHogSVM(Detector):
         for k in range(train.num_classes):
             boxes, _ = train.boxes_of_class(k)
             self.windows_.append(choose_window(boxes, self.base_size, self.cell) if len(boxes) else None)
+        self.size_prior_ = True
+        fill = self._fill_fraction(train)
+        if self.geometry and fill >= self.crop_style_fill:
+            self.size_prior_ = False  # crop-style training set: sizes relative to the image carry no prior
+        if all(w is None for w in self.windows_):
+            raise EmptyModelError(f"ss-hog-svm: no training boxes for any class in {len(train)} training images")
+        background, neg_stats = self._background(train, ctx.rng(6))
+        if not any(st["available"] for st in neg_stats.values()):
+            raise EmptyModelError(f"ss-hog-svm: no background in the {len(train)} training images (every "
+                                  f"window overlaps an object of its class): nothing to train against")
         p_train = proposals_for(train, self.proposer_, self.cache_dir_, self.workers_, ctx.progress,
                                 "proposals train")
         p_val = proposals_for(val, self.proposer_, self.cache_dir_, self.workers_, ctx.progress, "proposals val")
-        d_train = self._collect(train, p_train, self.train_proposals, ctx, "features train", with_all=False)
+        d_train = self._collect(train, p_train, self.train_proposals, ctx, "features train", with_all=False,
+                                background=background)
         d_val = self._collect(val, p_val, self.test_proposals, ctx, "features val", with_all=True)
         self.svms_: list[LinearSVM | None] = []
         self.nms_: list[float] = []
@@ -288,6 +353,8 @@ class SelectiveSearchHogSVM(Detector):
                         best = (a, float(c), t, svm)
             assert best is not None, "c_values is empty"
             ap, c, t, svm = best
+            if not np.any(svm.coef_[0]):
+                raise EmptyModelError(f"ss-hog-svm: the SVM of class {name!r} learned all-zero weights")
             n_neg = None
             if self.refit_on_trainval:
                 pos_all = np.concatenate([pos, d_val[k].positives()]) if d_val[k].pos else pos
@@ -297,7 +364,11 @@ class SelectiveSearchHogSVM(Detector):
             chosen[name] = {"C": c, "nms_iou": t, "val_ap50": ap, "val_ap50_by_C_nms": table,
                             "window_hw": list(self.windows_[k]), "positives": len(pos),
                             "negatives_final": n_neg}
+        if all(svm is None for svm in self.svms_):
+            reasons = "; ".join(f"{n}: {v['skipped']}" for n, v in chosen.items())
+            raise EmptyModelError(f"ss-hog-svm: no class could be trained ({reasons})")
         ctx.record(per_class=chosen, proposer=self.proposer_.get_params(), train_proposals=self.train_proposals,
+                   negative_source=neg_stats, positives_fill_image=round(fill, 3), size_prior=self.size_prior_,
                    test_proposals=self.test_proposals, feature_dim=int(self._dim(next(
                        (w for w in self.windows_ if w is not None), (16, 16)))),
                    trained_on="train+val" if self.refit_on_trainval else "train",

@@ -10,6 +10,7 @@ import pytest
 
 from benchsuite.api import Context
 from benchsuite.data.detection import DetectionSample, DetectionSet
+from benchsuite.errors import EmptyModelError
 from benchsuite.ops.boxes import box_iou
 from benchsuite.ops.correlation import correlate_templates
 from benchsuite.ops.hog import hog_map
@@ -113,8 +114,8 @@ def test_small_grey_and_empty_inputs(trained):
 
 def test_detector_without_any_training_boxes(tmp_path):
     empty = DetectionSet([DetectionSample.empty("a", tmp_path / "a.png", 64, 64)], ("x",), "empty")
-    det = HogSvmDetector(**SMALL).fit(empty, empty, Context())
-    assert len(det.detect(np.zeros((64, 64, 3), np.uint8))) == 0
+    with pytest.raises(EmptyModelError, match="no training boxes"):
+        HogSvmDetector(**SMALL).fit(empty, empty, Context())
 
 
 def test_model_template_layout(trained):

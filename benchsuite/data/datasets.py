@@ -1,8 +1,10 @@
 """Data set specs, resolved to real data under the data root or to the embedded synthetic stand-ins.
 
-A spec is a short string: ``cifar10``, ``voc2007``, ``voc2012`` or ``voc:/path/to/folder``. Every opened
-data set carries a :class:`DatasetInfo` with its provenance (real or synthetic, canonical or not, content
-fingerprint, split sizes and fingerprints), which the runner writes to ``run.json`` and every record.
+A spec is a short string: ``cifar10``, ``voc2007``, ``voc2012``, ``voc:/path/to/folder``, ``synthetic-voc`` or
+``synthetic-voc:VARIANT`` (a data-shape variant of the synthetic VOC set: ``crop``, ``tiny``, ``crowd``, ``wide``,
+``grey``). Every opened data set carries a :class:`DatasetInfo` with its provenance (real or synthetic, canonical
+or not, content fingerprint, split sizes and fingerprints), which the runner writes to ``run.json`` and every
+record.
 """
 
 from __future__ import annotations

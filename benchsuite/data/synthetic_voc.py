@@ -339,15 +339,20 @@ def generate_image(index: int, seed: int = SEED) -> tuple[np.ndarray, list[Synth
 
 
 # ---------------------------------------------------------------------- VOC writing
-def annotation_xml(image_id: str, filename: str, width: int, height: int, objects: list[SyntheticObject]) -> bytes:
-    """A VOC annotation; boxes are written 1-based inclusive (``xmin = x1 + 1``, ``xmax = x2``)."""
+def annotation_xml(image_id: str, filename: str, width: int, height: int, objects: list[SyntheticObject],
+                   folder_name: str = FOLDER_NAME, database: str | None = None, depth: int = 3) -> bytes:
+    """A VOC annotation; boxes are written 1-based inclusive (``xmin = x1 + 1``, ``xmax = x2``).
+
+    ``folder_name``, ``database`` (default ``benchsuite synthetic VOC v<VERSION>``) and ``depth`` (channels)
+    fill the header; the defaults are the default set's.
+    """
     root = ET.Element("annotation")
-    ET.SubElement(root, "folder").text = FOLDER_NAME
+    ET.SubElement(root, "folder").text = folder_name
     ET.SubElement(root, "filename").text = filename
     source = ET.SubElement(root, "source")
-    ET.SubElement(source, "database").text = f"benchsuite synthetic VOC v{VERSION}"
+    ET.SubElement(source, "database").text = database or f"benchsuite synthetic VOC v{VERSION}"
     size = ET.SubElement(root, "size")
-    for tag, value in (("width", width), ("height", height), ("depth", 3)):
+    for tag, value in (("width", width), ("height", height), ("depth", depth)):
         ET.SubElement(size, tag).text = str(value)
     ET.SubElement(root, "segmented").text = "0"
     for o in objects:
@@ -418,14 +423,19 @@ def ensure_synthetic_voc(cache_dir: Path) -> Path:
     processes and interrupted runs never see half a data set.
     """
     folder = Path(cache_dir) / "synthetic" / f"voc-v{VERSION}" / FOLDER_NAME
+    return _generate_once(folder, lambda tmp: write_synthetic_voc(tmp), "the synthetic VOC set")
+
+
+def _generate_once(folder: Path, write: Callable[[Path], dict[str, int]], what: str) -> Path:
+    """Run ``write(tmp)`` into a temporary sibling of ``folder`` and rename it into place (once)."""
     if (folder / MARKER).is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{FOLDER_NAME}."))
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
         start = time.perf_counter()
-        stats = write_synthetic_voc(tmp)
-        log.info("generated the synthetic VOC set (%d images, %d objects) in %.1f s: %s", stats["images"],
+        stats = write(tmp)
+        log.info("generated %s (%d images, %d objects) in %.1f s: %s", what, stats["images"],
                  stats["objects"], time.perf_counter() - start, folder)
         if folder.exists() and not (folder / MARKER).is_file():
             shutil.rmtree(folder)  # an incomplete folder left by an older, interrupted generator
@@ -468,3 +478,255 @@ def contact_sheet(folder: Path, path: Path, ids: list[str], columns: int = 3) ->
         sheet.paste(t, ((k % columns) * (cell_w + 4), (k // columns) * (cell_h + 4)))
     sheet.save(path)
     return Path(path)
+
+
+# ---------------------------------------------------------------------- the data-shape matrix
+#: bump when a variant's generator changes (the default set's VERSION is independent of it)
+VARIANT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One shape of detection data (see :data:`VARIANTS`).
+
+    ``counts``: images per ``train`` / ``val`` / ``test`` (trainval = train + val, val a seeded draw from it);
+    ``code``: a stable integer mixed into the random seed so that variants never share images.
+    """
+
+    name: str
+    code: int
+    classes: tuple[str, ...]
+    counts: dict[str, int]
+    description: str
+    channels: int = 3
+
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (
+    Variant("crop", 1, ("pedestrian",), {"train": 64, "val": 16, "test": 30},
+            "crop-style training: trainval positives are tight crops (the box is the whole image) and separate "
+            "object-free background images (window-sized, smaller than the window, or scene-sized); test is full "
+            "scenes with 1-3 pedestrians 56-150 px high"),
+    Variant("tiny", 2, ("sign",), {"train": 24, "val": 8, "test": 16},
+            "tiny objects: 20-40 round signs 10-30 px high per image, none marked difficult for its size"),
+    Variant("crowd", 3, ("pedestrian",), {"train": 18, "val": 6, "test": 12},
+            "crowds: 50-70 pedestrians 28-56 px high per image, partly occluding one another"),
+    Variant("wide", 4, ("car",), {"train": 48, "val": 12, "test": 24},
+            "wide objects: 1-4 cars of aspect (width : height) 2.5 to 3.5 per image"),
+    Variant("grey", 5, ("pedestrian",), {"train": 48, "val": 12, "test": 24},
+            "grey images: single-channel (8-bit greyscale) JPEGs, 1-4 pedestrians 40-150 px high per image",
+            channels=1),
+)}
+#: crop variant: crop heights (pixels, log-uniform) and the window-sized background's fixed size (w, h)
+CROP_HEIGHT = (72.0, 128.0)
+CROP_WINDOW = (40, 100)
+
+
+def _place_objects(img: np.ndarray, name: str, n_wanted: int, size: Callable[[], tuple[int, int]],
+                   rng: np.random.Generator, max_occlusion: float, border_p: float = 0.0,
+                   tiny: int = TINY, attempts: int = 30) -> list[SyntheticObject]:
+    """Draw up to ``n_wanted`` objects of class ``name`` into ``img`` (float32 ``(H, W, 3)`` 0..255, in place).
+
+    ``size()`` gives an object's ``(width, height)`` in pixels; a placement whose box would cover more than
+    ``max_occlusion`` of an earlier object's visible pixels is tried again (``attempts`` times per object; judged
+    on the box, before rendering, so stricter than the default set's pixel test). Boxes are
+    the extent of the visible pixels; objects more than :data:`OCCLUDED` hidden or shorter than ``tiny`` px on
+    their longer side are difficult. ``border_p``: chance that an object may cross the image border.
+    """
+    h, w = img.shape[:2]
+    top = np.full((h, w), -1, np.int32)
+    area_in_image: list[int] = []
+    full_area: list[int] = []
+    for _ in range(n_wanted):
+        for _attempt in range(attempts):
+            ow, oh = size()
+            ow, oh = min(ow, w), min(oh, h)
+            if rng.random() < border_p:
+                x0 = int(rng.integers(-ow // 2, w - ow // 2))
+                y0 = int(rng.integers(-oh // 3, h - oh // 2))
+            else:
+                x0, y0 = int(rng.integers(0, w - ow + 1)), int(rng.integers(0, h - oh + 1))
+            ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x0 + ow, w), min(y0 + oh, h)
+            sub = (slice(iy0 - y0, iy1 - y0), slice(ix0 - x0, ix1 - x0))
+            region = (slice(iy0, iy1), slice(ix0, ix1))
+            covered = top[region]
+            if len(area_in_image) and (covered >= 0).any():  # a cheap pre-check on the box before rendering
+                hidden = np.bincount(covered[covered >= 0], minlength=len(area_in_image))
+                visible_now = np.bincount(top[top >= 0], minlength=len(area_in_image))
+                if any(hidden[i] and visible_now[i] - hidden[i] < (1 - max_occlusion) * area_in_image[i]
+                       for i in range(len(area_in_image))):
+                    continue
+            rgb, alpha = render_object(name, ow, oh, rng)
+            mask = alpha >= 0.5
+            inside, total = int(mask[sub].sum()), int(mask.sum())
+            if total == 0 or inside < 0.4 * total:
+                continue
+            a = alpha[sub][..., None]
+            bg_lum = float(img[region].mean())
+            obj_lum = float(rgb[sub].sum() / max(a.sum() * 3, 1e-6))
+            if name != "sign" and abs(obj_lum - bg_lum) < 40:  # keep the object visible against its surroundings
+                rgb = rgb * 0.45 if bg_lum > 128 else rgb + (255 * alpha[..., None] - rgb) * 0.55
+            img[region] = img[region] * (1 - a) + rgb[sub]
+            top[region][mask[sub]] = len(area_in_image)
+            area_in_image.append(inside)
+            full_area.append(total)
+            break
+    objects = []
+    for i in range(len(area_in_image)):
+        ys, xs = np.nonzero(top == i)
+        if len(xs) == 0:
+            continue
+        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        occlusion = 1 - len(xs) / area_in_image[i]
+        small = max(box[2] - box[0], box[3] - box[1]) < tiny
+        objects.append(SyntheticObject(name, box, bool(small or occlusion > OCCLUDED),
+                                       bool(area_in_image[i] < 0.98 * full_area[i])))
+    return objects
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def _sizer(rng: np.random.Generator, height: tuple[float, float], aspect: tuple[float, float]
+           ) -> Callable[[], tuple[int, int]]:
+    """A sampler of ``(width, height)`` pixels: height log-uniform in ``height``, width = height x aspect."""
+
+    def size() -> tuple[int, int]:
+        oh = _log_uniform(rng, *height)
+        return max(4, round(oh * rng.uniform(*aspect))), max(4, round(oh))
+
+    return size
+
+
+def _finish(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Pixel noise and rounding: float ``(H, W, 3)`` -> uint8."""
+    noise = rng.standard_normal(img.shape, dtype=np.float32) * rng.uniform(2, 7)
+    return np.clip(np.rint(img + noise), 0, 255).astype(np.uint8)
+
+
+def _scene(rng: np.random.Generator, w: tuple[int, int], h: tuple[int, int]) -> np.ndarray:
+    return _background(rng, int(rng.integers(w[0], w[1] + 1)), int(rng.integers(h[0], h[1] + 1)))
+
+
+def generate_variant_image(variant: str, index: int, role: str, seed: int = SEED
+                           ) -> tuple[np.ndarray, list[SyntheticObject]]:
+    """Image ``index`` of a variant's ``role`` (``"trainval"`` or ``"test"``): ``(uint8 image, objects)``.
+
+    The image is ``(H, W, 3)`` RGB, or ``(H, W)`` for single-channel variants; it depends only on
+    ``(seed, variant, role, index)``.
+    """
+    v = VARIANTS[variant]
+    rng = np.random.default_rng([seed, 1000 + v.code, int(role == "test"), index])
+    name = v.classes[0]
+    if variant == "crop":
+        if role == "test":
+            img = _scene(rng, (320, 400), (240, 300))
+            n = int(rng.integers(1, 4))
+            objects = _place_objects(img, name, n, _sizer(rng, (56.0, 150.0), ASPECT[name]), rng, 0.3)
+            return _finish(img, rng), objects
+        if index % 5 in (1, 3):  # 2 of every 5: object-free background images, four kinds in turn
+            kind = (index // 5 * 2 + (index % 5 == 3)) % 4
+            if kind == 0:  # the size of a crop
+                cw, ch = _sizer(rng, CROP_HEIGHT, ASPECT[name])()
+            elif kind == 1:  # exactly the window
+                cw, ch = CROP_WINDOW
+            elif kind == 2:  # smaller than the window
+                cw, ch = CROP_WINDOW[0] * 3 // 4, CROP_WINDOW[1] * 3 // 4
+            else:  # a scene
+                cw, ch = int(rng.integers(240, 401)), int(rng.integers(180, 301))
+            return _finish(_background(rng, cw, ch), rng), []
+        cw, ch = _sizer(rng, CROP_HEIGHT, ASPECT[name])()  # a tight crop: the object fills the image
+        img = _background(rng, cw, ch)
+        drawn = _place_objects(img, name, 1, lambda: (cw, ch), rng, 0.0)
+        objects = [SyntheticObject(name, (0, 0, cw, ch), False, False) for _ in drawn]  # the box is the image
+        return _finish(img, rng), objects
+    if variant == "tiny":
+        img = _scene(rng, (320, 400), (240, 300))
+        objects = _place_objects(img, name, int(rng.integers(20, 41)), _sizer(rng, (10.0, 30.0), ASPECT[name]),
+                                 rng, 0.2, tiny=0)
+    elif variant == "crowd":
+        img = _scene(rng, (400, 480), (300, 360))
+        objects = _place_objects(img, name, int(rng.integers(55, 71)), _sizer(rng, (28.0, 56.0), ASPECT[name]),
+                                 rng, 0.45, border_p=0.1, tiny=0, attempts=60)
+    elif variant == "wide":
+        img = _scene(rng, (320, 400), (200, 300))
+        objects = _place_objects(img, name, int(rng.integers(1, 5)), _sizer(rng, (20.0, 64.0), (2.5, 3.5)), rng,
+                                 0.3, border_p=0.15)
+    elif variant == "grey":
+        img = _scene(rng, (240, 400), (180, 320))
+        objects = _place_objects(img, name, int(rng.integers(1, 5)), _sizer(rng, (40.0, 150.0), ASPECT[name]), rng,
+                                 0.3, border_p=0.15)
+    else:  # pragma: no cover - VARIANTS lists every variant handled above
+        raise KeyError(variant)
+    image = _finish(img, rng)
+    if v.channels == 1:
+        image = np.asarray(Image.fromarray(image).convert("L"))
+    return image, objects
+
+
+def variant_folder_name(variant: str) -> str:
+    return f"{FOLDER_NAME}-{variant}"
+
+
+def write_variant(folder: Path, variant: str, counts: dict[str, int] | None = None, seed: int = SEED
+                  ) -> dict[str, int]:
+    """Generate a variant of the set (see :data:`VARIANTS`) into ``folder``, VOC layout; returns its stats.
+
+    ``counts`` (default the variant's) as in :func:`write_synthetic_voc`: ids ``000001``... are trainval first,
+    then test; val is a seeded draw from trainval.
+    """
+    if variant not in VARIANTS:
+        raise KeyError(f"unknown synthetic VOC variant {variant!r}; expected one of: {', '.join(VARIANTS)}")
+    v = VARIANTS[variant]
+    counts = dict(v.counts if counts is None else counts)
+    folder = Path(folder)
+    for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    n_trainval, n_test = counts["train"] + counts["val"], counts["test"]
+    ids = [f"{i + 1:06d}" for i in range(n_trainval + n_test)]
+    stats = {"images": len(ids), "objects": 0, "difficult": 0, "truncated": 0, "empty_images": 0,
+             "max_objects_per_image": 0}
+    present: dict[str, dict[str, int]] = {}
+    database = f"benchsuite synthetic VOC variant {variant} v{VARIANT_VERSION}"
+    for i, image_id in enumerate(ids):
+        role, index = ("trainval", i) if i < n_trainval else ("test", i - n_trainval)
+        image, objects = generate_variant_image(variant, index, role, seed)
+        Image.fromarray(image).save(folder / "JPEGImages" / f"{image_id}.jpg", quality=JPEG_QUALITY)
+        (folder / "Annotations" / f"{image_id}.xml").write_bytes(
+            annotation_xml(image_id, f"{image_id}.jpg", image.shape[1], image.shape[0], objects,
+                           variant_folder_name(variant), database, v.channels))
+        stats["objects"] += len(objects)
+        stats["difficult"] += sum(o.difficult for o in objects)
+        stats["truncated"] += sum(o.truncated for o in objects)
+        stats["empty_images"] += not objects
+        stats["max_objects_per_image"] = max(stats["max_objects_per_image"], len(objects))
+        flags: dict[str, int] = {}
+        for o in objects:
+            flags[o.name] = max(flags.get(o.name, 0), int(not o.difficult))
+        present[image_id] = flags
+    trainval = ids[:n_trainval]
+    val_pos = set(np.random.default_rng([seed, 10**6, v.code]).permutation(n_trainval)[: counts["val"]].tolist())
+    splits = {
+        "train": [x for j, x in enumerate(trainval) if j not in val_pos],
+        "val": [x for j, x in enumerate(trainval) if j in val_pos],
+        "trainval": trainval,
+        "test": ids[n_trainval:],
+    }
+    main = folder / "ImageSets" / "Main"
+    for split, members in splits.items():
+        (main / f"{split}.txt").write_text("".join(f"{x}\n" for x in members))
+        for cls in v.classes:
+            (main / f"{cls}_{split}.txt").write_text("".join(f"{x} {present[x].get(cls, -1):2d}\n" for x in members))
+    (folder / MARKER).write_text(json.dumps({"generator": __name__, "variant": variant, "version": VARIANT_VERSION,
+                                             "seed": seed, "classes": list(v.classes), "counts": counts,
+                                             "description": v.description, "stats": stats}, indent=2) + "\n")
+    return stats
+
+
+def ensure_variant(cache_dir: Path, variant: str) -> Path:
+    """A variant's folder ``<cache_dir>/synthetic/voc-<variant>-v<VARIANT_VERSION>/SyntheticVOC-<variant>``,
+    generated once (atomically, as :func:`ensure_synthetic_voc`)."""
+    if variant not in VARIANTS:
+        raise KeyError(f"unknown synthetic VOC variant {variant!r}; expected one of: {', '.join(VARIANTS)}")
+    folder = Path(cache_dir) / "synthetic" / f"voc-{variant}-v{VARIANT_VERSION}" / variant_folder_name(variant)
+    return _generate_once(folder, lambda tmp: write_variant(tmp, variant), f"the synthetic VOC variant {variant!r}")

@@ -229,6 +229,11 @@ def _read_image_set(path: Path) -> list[str]:
     except OSError as exc:
         raise DataError(f"{path}: unreadable ({exc}); expected one image id per line") from None
     ids = [line.split()[0] for line in lines if line.strip()]
+    for number, line in enumerate(lines, 1):
+        image_id = line.split()[0] if line.strip() else ""
+        if image_id and (image_id in (".", "..") or any(c in image_id for c in "/\\\0")):
+            raise DataError(f"{path}:{number}: image id {image_id!r} is a path, which could reach outside the "
+                            f"data set folder; expected a plain id such as 2008_000001")
     if not ids:
         raise DataError(f"{path}: empty; expected one image id per line")
     return list(dict.fromkeys(ids))
@@ -604,4 +609,18 @@ def open_voc_folder(req: OpenRequest) -> VocDataset:
 
 @register_opener("synthetic-voc", "detection")
 def open_synthetic_voc(req: OpenRequest) -> VocDataset:
-    return open_synthetic(req)
+    """``synthetic-voc``: the default synthetic set; ``synthetic-voc:VARIANT``: one of the data-shape variants
+    (``crop``, ``tiny``, ``crowd``, ``wide``, ``grey``; see ``synthetic_voc.VARIANTS``), generated once into the
+    cache folder and named ``synthetic-voc-VARIANT`` in records."""
+    _, _, variant = req.spec.partition(":")
+    variant = variant.strip()
+    if not variant:
+        return open_synthetic(req)
+    if variant not in synthetic_voc.VARIANTS:
+        raise ConfigError(f"unknown synthetic VOC variant {variant!r} in {req.spec!r}; expected synthetic-voc or "
+                          f"synthetic-voc:{{{','.join(synthetic_voc.VARIANTS)}}}")
+    v = synthetic_voc.VARIANTS[variant]
+    folder = synthetic_voc.ensure_variant(req.cache_dir, variant)
+    return VocDataset(folder, f"synthetic-voc-{variant}", origin="synthetic", classes=v.classes,
+                      description=f"synthetic VOC-layout data-shape variant {variant!r} (generated shapes, not real "
+                                  f"images): {v.description}")

@@ -14,9 +14,18 @@ Training (:class:`TorchvisionDetector.fit`):
   images without objects are kept as background-only samples;
 - augmentation: horizontal flips and scale jitter done as a random zoom (a crop that enlarges the objects,
   or a canvas that shrinks them), objects cut by a crop kept when half of their area survives;
+- crop-style sets: a training image is a *tight crop* when it holds exactly one non-difficult object whose box
+  covers more than ``CROP_FRACTION`` of the image (the rule is per image, never by data set name). Fed as it is,
+  the model would resize it to its input size and learn objects that fill the frame, which no test scene shows.
+  Each time a tight crop is drawn, it and up to two other crops are pasted instead onto a canvas: one of the
+  set's object-free images (stretched to scene size when smaller), else a mean-colour canvas, with the crop's
+  height a log-uniform ``CROP_SCALE`` share of the canvas height. The object-free images are also trained on as
+  they are (negatives);
 - schedule: ``epochs`` (else ``ctx.budget.epochs``) or ``iterations``; SGD with momentum or AdamW; linear
-  warm-up then cosine or step decay; gradient accumulation when ``micro_batch < batch_size``; the schedule
-  is shortened (and still annealed) when the measured speed says it would overrun ``max_train_s``;
+  warm-up then cosine or step decay; gradient accumulation when ``micro_batch < batch_size``; the planned
+  steps are the work, on every machine; only in the opt-in time-boxed mode (``max_train_s`` or
+  ``--time-budget``) is the schedule shortened (and still annealed) when the measured speed says it would
+  overrun, and the record is then marked shortened;
 - device: the same code on CPU and CUDA (``ctx.device``), mixed precision through ``torch.autocast`` and
   cuDNN autotuning on CUDA, ``ctx.num_threads`` CPU threads.
 """
@@ -46,6 +55,12 @@ FILL = (124, 116, 104)
 MIN_VISIBLE = 0.5
 #: images kept decoded in memory up to this many bytes
 IMAGE_CACHE_BYTES = 2 * 2**30
+#: a training image whose only (non-difficult) box covers more than this share of its area is a tight crop
+CROP_FRACTION = 0.8
+#: a pasted crop's height as a share of its canvas's height (log-uniform range)
+CROP_SCALE = (0.15, 0.65)
+#: the most crops pasted onto one canvas
+CROPS_PER_CANVAS = 3
 
 
 # ------------------------------------------------------------------------------------------ labels and data
@@ -113,15 +128,114 @@ def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     return t.permute(2, 0, 1).float().div_(255.0)
 
 
-class TrainingImages:
-    """The train split's images and targets, decoded on demand and kept when they fit in memory."""
+def is_tight_crop(width: int, height: int, boxes: np.ndarray) -> bool:
+    """True for an image of ``width`` x ``height`` pixels holding exactly one box (x1y1x2y2 pixels, the
+    non-difficult ones) that covers more than :data:`CROP_FRACTION` of its area."""
+    if len(boxes) != 1:
+        return False
+    x1, y1, x2, y2 = np.clip(boxes[0], 0, [width, height, width, height])
+    return float((x2 - x1) * (y2 - y1)) > CROP_FRACTION * width * height
 
-    def __init__(self, data: DetectionSet):
+
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bilinear resize of a uint8 ``(H, W, 3)`` image to ``(height, width, 3)``."""
+    from PIL import Image
+
+    return np.array(Image.fromarray(image).resize((max(1, width), max(1, height)), Image.Resampling.BILINEAR))
+
+
+class TrainingImages:
+    """The train split's images and targets, decoded on demand and kept when they fit in memory.
+
+    Tight crops (:func:`is_tight_crop`) are never returned as they are: :meth:`sample` pastes them onto
+    canvases (see the module docstring); ``crops``, ``backgrounds`` and ``canvas_side`` describe that.
+    """
+
+    def __init__(self, data: DetectionSet, paste_crops: bool = True):
         self.data = data
         nbytes = int(sum(s.width * s.height * 3 for s in data))
         self.keep = nbytes <= IMAGE_CACHE_BYTES
         self._cache: dict[int, np.ndarray] = {}
         self.targets = [training_targets(s) for s in data]
+        self.crops = np.array([i for i, s in enumerate(data) if paste_crops
+                               and is_tight_crop(s.width, s.height, self.targets[i][0])], np.int64)
+        self._crop_set = set(self.crops.tolist())
+        self.backgrounds = np.array([i for i, s in enumerate(data) if len(s) == 0], np.int64)
+        # the canvas's height (pixels) and aspect (width / height): the medians over the images that are not crops
+        # and whose shorter side is at least twice a typical crop's longer side (scenes), else three times that
+        # longer side and 4:3
+        self.canvas_side, self.canvas_aspect = 0, 4 / 3
+        if len(self.crops):
+            crop_side = float(np.median([max(data[i].width, data[i].height) for i in self.crops]))
+            is_crop = np.zeros(len(data), bool)
+            is_crop[self.crops] = True
+            scenes = [(s.width, s.height) for i, s in enumerate(data)
+                      if not is_crop[i] and min(s.width, s.height) >= 2 * crop_side]
+            if scenes:
+                self.canvas_side = int(np.median([h for _, h in scenes]))
+                self.canvas_aspect = float(np.median([w / h for w, h in scenes]))
+            else:
+                self.canvas_side = round(3 * crop_side)
+            log.info("%d of %d training images are tight crops: they are pasted onto canvases (shorter side "
+                     "%d px) from %d object-free images", len(self.crops), len(data), self.canvas_side,
+                     len(self.backgrounds))
+
+    def describe(self) -> dict[str, Any]:
+        """What ``fit_info`` records about crop pasting (empty when the set has no tight crops)."""
+        if not len(self.crops):
+            return {}
+        return {"tight_crops": len(self.crops), "crop_canvases_from_backgrounds": len(self.backgrounds),
+                "crop_canvas_side": self.canvas_side, "crop_rule": f"one box over {CROP_FRACTION:.0%} of the image"}
+
+    def _canvas(self, rng: np.random.Generator) -> np.ndarray:
+        """A uint8 ``(H, W, 3)`` object-free canvas, at least ``canvas_side`` x ``canvas_aspect * canvas_side``:
+        a random object-free image of the set at least that large, else any one stretched to that size, else a
+        mean-colour canvas."""
+        ch, cw = self.canvas_side, round(self.canvas_side * self.canvas_aspect)
+        if len(self.backgrounds):
+            large = [int(i) for i in self.backgrounds
+                     if self.data[int(i)].height >= ch and self.data[int(i)].width >= cw]
+            image = self.image(int(rng.choice(large or self.backgrounds)))
+            h, w = image.shape[:2]
+            if h >= ch and w >= cw:
+                return image.copy()
+            return _resize(image, max(w, cw), max(h, ch))
+        canvas = np.empty((ch, cw, 3), np.uint8)
+        canvas[:] = FILL
+        return canvas
+
+    def _pasted(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Tight crop ``i`` and up to ``CROPS_PER_CANVAS - 1`` other crops on a canvas, at sampled scales;
+        ``(image, boxes (M, 4) float32, data-set labels (M,))``, the boxes the pasted rectangles."""
+        canvas = self._canvas(rng)
+        ch, cw = canvas.shape[:2]
+        chosen = [i] + [int(j) for j in rng.choice(self.crops, int(rng.integers(0, CROPS_PER_CANVAS)))]
+        boxes: list[list[float]] = []
+        labels: list[int] = []
+        for j in chosen:
+            crop = self.image(j)
+            h, w = crop.shape[:2]
+            f = float(np.exp(rng.uniform(*np.log(CROP_SCALE)))) * ch / h
+            f = min(f, 0.95 * cw / w, 0.95 * ch / h)
+            pw, ph = max(2, round(w * f)), max(2, round(h * f))
+            for _attempt in range(10):  # a spot that overlaps no pasted crop
+                x0, y0 = int(rng.integers(0, cw - pw + 1)), int(rng.integers(0, ch - ph + 1))
+                if all(x0 >= b[2] or x0 + pw <= b[0] or y0 >= b[3] or y0 + ph <= b[1] for b in boxes):
+                    break
+            else:
+                continue
+            patch = _resize(crop, pw, ph)
+            # the crop's own box, scaled into the patch (and mirrored with it)
+            bx = np.clip(self.targets[j][0][0] * np.array([pw / w, ph / h, pw / w, ph / h], np.float32), 0,
+                         [pw, ph, pw, ph])
+            if rng.random() < 0.5:
+                patch = patch[:, ::-1]
+                bx = np.array([pw - bx[2], bx[1], pw - bx[0], bx[3]], np.float32)
+            canvas[y0:y0 + ph, x0:x0 + pw] = patch
+            bx = bx + np.array([x0, y0, x0, y0], np.float32)
+            boxes.append(bx.tolist())
+            labels.append(int(self.targets[j][1][0]))
+        return canvas, np.array(boxes, np.float32).reshape(-1, 4), np.array(labels, np.int64)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -137,6 +251,11 @@ class TrainingImages:
     def sample(self, i: int, rng: np.random.Generator, flip: bool, scale_jitter: tuple[float, float]
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Image ``i`` augmented: ``(image uint8 HWC, boxes (M, 4) float32, model labels (M,) int64)``."""
+        if len(self.crops) and i in self._crop_set:
+            image, boxes, labels = self._pasted(i, rng)  # the scale is sampled there: no zoom on top
+            if flip and rng.random() < 0.5:
+                image, boxes = hflip(image, boxes)
+            return image, boxes, to_model_labels(labels)
         image = self.image(i)
         boxes, labels = self.targets[i]
         lo, hi = scale_jitter
@@ -185,10 +304,12 @@ class TorchvisionDetector(Detector):
         pretrained: ``"auto"``, ``"coco"``, ``"imagenet-backbone"`` or ``"none"`` (see detection_weights).
         trainable_backbone_layers: passed to torchvision builders (None: their default).
         score_thresh, detections_per_img: inference settings.
-        max_train_s: wall-clock cap on training (None: half the job's time limit); the schedule is shortened
-            to fit, never cut without its learning-rate decay.
+        max_train_s: opt-in wall-clock cap on training, seconds (None: the planned steps, or ``--time-budget``
+            when the user asked for time-boxed training); the schedule is then shortened to fit, never cut without
+            its learning-rate decay, and the record is marked shortened.
         model_options: extra keyword arguments for the model's builder (e.g. Faster R-CNN's
             ``rpn_post_nms_top_n_train`` or ``box_batch_size_per_image``, which set its CPU cost).
+        paste_crops: paste tight crops onto canvases (module docstring); False trains on them as they are.
     """
 
     family: ClassVar[str] = "deep"
@@ -205,7 +326,7 @@ class TorchvisionDetector(Detector):
                  scale_jitter: tuple[float, float] = (0.75, 1.33), pretrained: str = "auto",
                  trainable_backbone_layers: int | None = None, score_thresh: float = 0.01,
                  detections_per_img: int = 100, max_train_s: float | None = None,
-                 model_options: dict[str, Any] | None = None):
+                 model_options: dict[str, Any] | None = None, paste_crops: bool = True):
         self.min_size = min_size
         self.max_size = max_size
         self.epochs = epochs
@@ -226,6 +347,7 @@ class TorchvisionDetector(Detector):
         self.detections_per_img = detections_per_img
         self.max_train_s = max_train_s
         self.model_options = model_options
+        self.paste_crops = paste_crops
 
     # ---------------------------------------------------------------- to implement
     def build_model(self, num_classes: int, weights: WeightsChoice) -> nn.Module:
@@ -277,7 +399,9 @@ class TorchvisionDetector(Detector):
         ctx.record(weights=choice.source, weights_file=choice.file, **facts)
         model.to(device)
 
-        history = self._train(model, TrainingImages(train), ctx, device)
+        images = TrainingImages(train, paste_crops=bool(self.paste_crops))
+        ctx.record(**images.describe())
+        history = self._train(model, images, ctx, device)
         model.eval()
         self.model_ = model
         ctx.record(parameters=sum(p.numel() for p in model.parameters()),
@@ -294,7 +418,10 @@ class TorchvisionDetector(Detector):
         opt, base_lr = self._optimizer(model)
         scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype_ is torch.float16 and ctx.device != "cpu")
         rng = ctx.rng(17)
-        budget_s = self.max_train_s if self.max_train_s is not None else 0.5 * ctx.budget.time_limit_s
+        # the planned steps are the work; only the opt-in time-boxed mode may shorten them, and says so
+        budget_s, cap_reason = self.max_train_s, f"max_train_s={self.max_train_s} s (time-boxed training)"
+        if budget_s is None and ctx.budget.train_time_s is not None:
+            budget_s, cap_reason = float(ctx.budget.train_time_s), f"--time-budget {ctx.budget.train_time_s:g} s"
         planned = total
         losses: list[float] = []
         order = np.zeros(0, np.int64)
@@ -336,13 +463,14 @@ class TorchvisionDetector(Detector):
             losses.append(step_loss)
             step += 1
             next(bar, None)
-            if step == min(10, total) and total > step:
+            if budget_s is not None and step == min(10, total) and total > step:
                 elapsed = time.perf_counter() - start
                 fit_steps = int(budget_s / (elapsed / step))
                 if fit_steps < total:
                     log.warning("%s: %d steps would take %.0f s, over the %.0f s training budget: shortening the "
                                 "schedule to %d steps", self.id, total, total * elapsed / step, budget_s, fit_steps)
                     total = max(step + 1, fit_steps)
+                    ctx.shortcut("train_steps", planned, total, cap_reason)
         seconds = time.perf_counter() - start
         epoch_means = [round(float(np.mean(losses[i:i + per_epoch])), 4) for i in range(0, len(losses), per_epoch)]
         return {"train_steps": step, "train_steps_planned": planned, "schedule_shortened": step < planned,

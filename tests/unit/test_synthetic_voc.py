@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from benchsuite.data import synthetic_voc
 from benchsuite.data.datasets import open_dataset
 from benchsuite.data.voc import VocDataset, read_voc
+from benchsuite.errors import ConfigError
 
 SMALL = {"train": 6, "val": 2, "test": 4}
 
@@ -118,3 +120,86 @@ def test_incomplete_cache_folder_is_regenerated(tmp_path, monkeypatch):
     assert (folder / synthetic_voc.MARKER).stat().st_mtime_ns == stamp  # generated once
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temporary folders left
     assert len(read_voc(folder).samples) == sum(SMALL.values())
+
+
+# ---------------------------------------------------------------------- the data-shape variants
+VARIANT_SMALL = {"train": 8, "val": 2, "test": 3}
+
+
+@pytest.fixture(scope="module")
+def variants(cache_dir, tmp_path_factory) -> dict[str, VocDataset]:
+    root = tmp_path_factory.mktemp("no-data")
+    return {v: open_dataset(f"synthetic-voc:{v}", root, cache_dir) for v in synthetic_voc.VARIANTS}
+
+
+def _heights_widths(ds: VocDataset, split: str) -> tuple[np.ndarray, np.ndarray]:
+    boxes = np.concatenate([s.boxes for s in ds.load(split)] + [np.zeros((0, 4), np.float32)])
+    return boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
+
+
+def test_variant_specs_open_as_synthetic_voc_sets(variants, cache_dir, tmp_path):
+    assert set(variants) == {"crop", "tiny", "crowd", "wide", "grey"}
+    for name, ds in variants.items():
+        v = synthetic_voc.VARIANTS[name]
+        info = ds.info
+        assert info.name == f"synthetic-voc-{name}" and info.origin == "synthetic" and info.canonical is False
+        assert info.kind == "detection" and info.classes == list(v.classes)
+        assert info.split_counts["test"] == v.counts["test"] and info.split_counts["val"] == v.counts["val"]
+        assert "synthetic" in info.description and name in info.description
+        assert not ds.data.problems, info.notes
+        assert ds.folder.parent.name == f"voc-{name}-v{synthetic_voc.VARIANT_VERSION}"
+    again = open_dataset("synthetic-voc:wide", tmp_path, cache_dir)
+    assert again.info.fingerprint == variants["wide"].info.fingerprint
+    assert again.info.fingerprint != open_dataset("synthetic-voc", tmp_path, cache_dir).info.fingerprint
+    with pytest.raises(ConfigError, match="unknown synthetic VOC variant 'huge'"):
+        open_dataset("synthetic-voc:huge", tmp_path, cache_dir)
+
+
+def test_variant_generation_is_deterministic(tmp_path):
+    for name in ("crop", "grey"):
+        a = synthetic_voc.write_variant(tmp_path / f"{name}-a", name, VARIANT_SMALL)
+        b = synthetic_voc.write_variant(tmp_path / f"{name}-b", name, VARIANT_SMALL)
+        assert a == b
+        assert read_voc(tmp_path / f"{name}-a").fingerprint == read_voc(tmp_path / f"{name}-b").fingerprint
+        for image_id in ("000001", "000002", "000011"):
+            for sub, ext in (("Annotations", "xml"), ("JPEGImages", "jpg")):
+                assert (tmp_path / f"{name}-a" / sub / f"{image_id}.{ext}").read_bytes() == \
+                    (tmp_path / f"{name}-b" / sub / f"{image_id}.{ext}").read_bytes()
+
+
+def test_crop_variant_trains_on_tight_crops_and_background_images(variants):
+    ds = variants["crop"]
+    trainval = ds.load("trainval")
+    crops = [s for s in trainval if len(s)]
+    backgrounds = [s for s in trainval if not len(s)]
+    assert len(crops) >= 40 and len(backgrounds) >= 25
+    for s in crops:  # the box is the whole image
+        assert len(s) == 1 and s.boxes[0].tolist() == [0, 0, s.width, s.height]
+    window = synthetic_voc.CROP_WINDOW
+    sizes = {(s.width, s.height) for s in backgrounds}
+    assert window in sizes  # exactly window-sized
+    assert any(w < window[0] and h < window[1] for w, h in sizes)  # smaller than the window
+    assert any(w >= 240 for w, _ in sizes)  # scene-sized
+    test = ds.load("test")
+    assert all(len(s) >= 1 for s in test)
+    fractions = [(b[2] - b[0]) * (b[3] - b[1]) / (s.width * s.height) for s in test for b in s.boxes]
+    assert max(fractions) < 0.3  # full scenes: no test object fills its image
+
+
+def test_tiny_crowd_wide_and_grey_have_their_shapes(variants):
+    h, _ = _heights_widths(variants["tiny"], "test")
+    assert h.min() >= 9 and h.max() <= 30
+    assert min(len(s) for s in variants["tiny"].load("test")) >= 20
+    assert all(not s.difficult.any() for s in variants["tiny"].load("test"))  # tiny is the point, not an excuse
+    assert min(len(s) for s in variants["crowd"].load("trainval")) >= 50
+    assert min(len(s) for s in variants["crowd"].load("test")) >= 50
+    wide = variants["wide"].load("test")
+    aspects = np.concatenate([(s.boxes[:, 2] - s.boxes[:, 0]) / (s.boxes[:, 3] - s.boxes[:, 1])
+                              for s in wide if len(s)])
+    untruncated = np.concatenate([~s.truncated for s in wide if len(s)])
+    # visible boxes: a partly hidden car can look narrower, but nine in ten keep 2.4:1 or more
+    assert np.quantile(aspects[untruncated], 0.1) >= 2.4 and np.median(aspects) >= 2.8
+    grey = variants["grey"].load("test")
+    assert Image.open(grey[0].path).mode == "L"
+    image = grey.load_image(0)  # read as RGB, three equal channels
+    assert image.ndim == 3 and image.shape[2] == 3 and (image[..., 0] == image[..., 2]).all()

@@ -15,7 +15,7 @@ evaluating a sample at the first stage that rejects it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -283,7 +283,8 @@ def _threshold_for_detection_rate(pos_scores: np.ndarray, detection_rate: float)
 
 def train_stage(values: np.ndarray, labels: np.ndarray, val_pos: np.ndarray, val_neg: np.ndarray,
                 detection_rate: float = 0.995, false_positive_rate: float = 0.5, max_stumps: int = 100,
-                min_stumps: int = 1, boosting: str = "discrete") -> tuple[Stage, dict[str, Any]]:
+                min_stumps: int = 1, boosting: str = "discrete", positive_weight: float = 1.0,
+                size: int | None = None, size_false_positive_rate: float = 0.9) -> tuple[Stage, dict[str, Any]]:
     """Boost stumps into one stage until it meets its targets on validation samples.
 
     ``boosting="discrete"`` is Viola & Jones' discrete AdaBoost (stumps vote ``alpha`` or 0);
@@ -297,6 +298,13 @@ def train_stage(values: np.ndarray, labels: np.ndarray, val_pos: np.ndarray, val
     Args:
         values: ``(F, N)`` pool values of the training samples; ``labels`` ``(N,)`` bool.
         val_pos, val_neg: ``(F, Np)`` and ``(F, Nn)`` pool values of validation positives and negatives.
+        size, size_false_positive_rate: a planned size (the attentional schedule): the stage also stops at
+            ``size`` stumps or later once at most ``size_false_positive_rate`` of ``val_neg`` pass, so it
+            may end above its false-positive target but never as a stage that rejects (almost) nothing
+            (``max_stumps`` stays the hard limit).
+        positive_weight: the positives' total initial weight over the negatives' (asymmetric AdaBoost,
+            Viola & Jones 2002): above 1 the stumps favour keeping positives, which a stage of a few
+            stumps thresholded for a detection rate near 1 needs in order to reject anything.
 
     Returns:
         ``(stage, info)`` with ``info`` holding ``stumps``, ``detection_rate`` and ``false_positive_rate``
@@ -311,7 +319,10 @@ def train_stage(values: np.ndarray, labels: np.ndarray, val_pos: np.ndarray, val
     if boosting not in ("discrete", "real"):
         raise ValueError(f"train_stage: boosting must be 'discrete' or 'real', got {boosting!r}")
     presorted = SortedFeatures.of(values)
-    w = np.where(y, 0.5 / n_pos, 0.5 / n_neg)
+    if not positive_weight > 0:
+        raise ValueError(f"train_stage: positive_weight must be > 0, got {positive_weight}")
+    share = positive_weight / (1.0 + positive_weight)  # the positives' share of the initial weight
+    w = np.where(y, share / n_pos, (1.0 - share) / n_neg)
     sign = np.where(y, 1.0, -1.0)
     feats: list[int] = []
     ths: list[float] = []
@@ -356,6 +367,8 @@ def train_stage(values: np.ndarray, labels: np.ndarray, val_pos: np.ndarray, val
         fpr = float(np.mean(neg_scores >= threshold)) if len(neg_scores) else 0.0
         if len(feats) >= min_stumps and fpr <= false_positive_rate:
             break
+        if size is not None and len(feats) >= size and fpr <= size_false_positive_rate:
+            break  # the stage's planned size, and it rejects something
     if not feats:
         raise RuntimeError("train_stage: not one stump beats chance on these samples")
     stage = Stage(np.array(feats, np.int64), np.array(ths, np.float64), np.array(pols, np.int8),
@@ -373,7 +386,8 @@ def train_cascade(pos: np.ndarray, val_pos: np.ndarray, negatives: NegativeSourc
                   target_false_positive_rate: float = 1e-6, max_stumps_per_stage: int = 100,
                   negatives_per_stage: int = 2000, val_negatives_per_stage: int = 1000, min_negatives: int = 10,
                   progress: Callable[..., Iterable[Any]] | None = None, boosting: str = "discrete",
-                  first_stage_max_stumps: int | None = None) -> tuple[Cascade, list[dict[str, Any]]]:
+                  stage_sizes: Sequence[int] | None = None, positive_weight: float = 1.0,
+                  size_false_positive_rate: float = 0.9) -> tuple[Cascade, list[dict[str, Any]]]:
     """Train an attentional cascade stage by stage, with fresh negatives for every stage.
 
     Before each stage, positives (training and validation) that the cascade so far rejects are dropped,
@@ -389,14 +403,23 @@ def train_cascade(pos: np.ndarray, val_pos: np.ndarray, negatives: NegativeSourc
         negatives: the negative source described above.
         progress: optional ``ctx.progress``-like wrapper for the stage loop.
         boosting: ``"discrete"`` or ``"real"`` AdaBoost (:func:`train_stage`).
-        first_stage_max_stumps: stage ``i`` (from 0) may have at most ``first_stage_max_stumps * 2**i``
-            stumps (and never more than ``max_stumps_per_stage``): small early stages reject the easy
-            windows cheaply, as in Viola & Jones' 2, 10, 25, ... feature stages. None: no schedule.
+        stage_sizes: the attentional schedule: stage ``i`` (from 0) is planned at ``stage_sizes[i]`` stumps
+            (the last entry repeats for later stages; capped by ``max_stumps_per_stage``). Small early
+            stages reject the easy windows cheaply, as in Viola & Jones' 2, 10, 25, 25, 50, ... feature
+            stages: a stage that reaches its size before its false-positive target keeps its detection-rate
+            threshold and passes more negatives on to the next, provided it passes at most
+            ``size_false_positive_rate`` of its validation negatives; one that would reject (almost)
+            nothing grows on (to ``max_stumps_per_stage`` at most). None: every stage grows to its target.
+        positive_weight: the positives' initial share of the weight over the negatives' in every stage
+            (:func:`train_stage`).
 
     Returns:
-        ``(cascade, stage_info)`` with one dict per stage (``stumps``, ``detection_rate``,
-        ``false_positive_rate``, ``training_error``, ``positives``, ``negatives``, ``val_negatives``).
+        ``(cascade, stage_info)`` with one dict per stage (``stumps``, ``stumps_planned``, ``detection_rate``,
+        ``false_positive_rate`` on the validation samples, ``training_error``, ``positives``,
+        ``negatives`` and ``val_negatives`` used, ``negatives_asked``).
     """
+    if stage_sizes is not None and (not len(stage_sizes) or min(stage_sizes) < 1):
+        raise ValueError(f"train_cascade: stage_sizes must be positive stump counts, got {stage_sizes}")
     cascade = Cascade()
     info: list[dict[str, Any]] = []
     rng = np.random.default_rng(0)
@@ -424,14 +447,16 @@ def train_cascade(pos: np.ndarray, val_pos: np.ndarray, negatives: NegativeSourc
         n_val_neg, n_train_neg = neg[:, perm[:n_val]], neg[:, perm[n_val:]]
         values = np.concatenate([p_train, n_train_neg], axis=1)
         labels = np.r_[np.ones(p_train.shape[1], bool), np.zeros(n_train_neg.shape[1], bool)]
-        cap = max_stumps_per_stage
-        if first_stage_max_stumps is not None:
-            cap = min(cap, first_stage_max_stumps * 2 ** len(cascade))
+        cap = None
+        if stage_sizes is not None:
+            cap = min(max_stumps_per_stage, int(stage_sizes[min(len(cascade), len(stage_sizes) - 1)]))
         stage, facts = train_stage(values, labels, p_val, n_val_neg, detection_rate, false_positive_rate,
-                                   cap, boosting=boosting)
+                                   max_stumps_per_stage, boosting=boosting, positive_weight=positive_weight,
+                                   size=cap, size_false_positive_rate=size_false_positive_rate)
         cascade.stages.append(stage)
-        facts.update(positives=int(p_train.shape[1]), negatives=int(n_train_neg.shape[1]),
-                     val_negatives=int(n_val_neg.shape[1]))
+        facts.update(stumps_planned=cap if cap is not None else max_stumps_per_stage,
+                     positives=int(p_train.shape[1]), negatives=int(n_train_neg.shape[1]),
+                     val_negatives=int(n_val_neg.shape[1]), negatives_asked=want)
         info.append(facts)
         log.info("stage %d: %d stumps, val detection rate %.3f, val false positives %.3f (%d negatives)",
                  len(cascade), facts["stumps"], facts["detection_rate"], facts["false_positive_rate"],

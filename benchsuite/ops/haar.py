@@ -158,6 +158,36 @@ def haar_feature_pool(height: int, width: int, max_features: int, min_cell: int 
         step += 1
 
 
+def count_haar_features(height: int, width: int, min_cell: int = 1, kinds: Sequence[str] = KIND_NAMES) -> int:
+    """How many features :func:`enumerate_haar_features` gives with unit steps (closed form, no arrays):
+    for a kind ``across x down`` cells and cell size ``cw x ch`` there are
+    ``(width - across * cw + 1) * (height - down * ch + 1)`` positions."""
+    total = 0
+    for name in kinds:
+        if name not in KINDS:
+            raise ValueError(f"unknown Haar feature kind {name!r}; expected one of {KIND_NAMES}")
+        across, down, _ = KINDS[name]
+        xs = sum(width - across * cw + 1 for cw in range(min_cell, width // across + 1))
+        ys = sum(height - down * ch + 1 for ch in range(min_cell, height // down + 1))
+        total += xs * ys
+    return total
+
+
+def sample_haar_features(height: int, width: int, count: int, rng: np.random.Generator, min_cell: int = 1,
+                         kinds: Sequence[str] = KIND_NAMES) -> HaarFeatures:
+    """``count`` features drawn uniformly without replacement from the *full* enumeration of the window
+    (every kind, cell size and position at one-pixel steps, :func:`enumerate_haar_features`), as in Viola
+    & Jones' exhaustive pool but affordable: each feature of the 162,336 of a 24 x 24 window is equally
+    likely. With ``count`` at or above the enumeration's size the whole enumeration comes back. The pool
+    is ordered as the enumeration (kind, cell size, position), so the same draw gives the same pool."""
+    if count < 1:
+        raise ValueError(f"sample_haar_features: count must be >= 1, got {count}")
+    full = enumerate_haar_features(height, width, 1, 1, min_cell, kinds)
+    if count >= len(full):
+        return full
+    return full.subset(np.sort(rng.choice(len(full), count, replace=False)))
+
+
 def haar_values(corner_matrix: sp.spmatrix, window_integrals: np.ndarray, scale: np.ndarray | None = None
                 ) -> np.ndarray:
     """Every feature for every window, as one sparse matrix product.

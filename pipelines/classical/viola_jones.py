@@ -7,22 +7,31 @@ Training, for every class with training boxes:
    pyramid scales from the sizes of those boxes (no level is scanned for objects far smaller than the
    smallest training object);
 2. positives are grey-scale crops of the class's boxes with mirror images and jittered copies; the Haar
-   pool is every two-, three- and four-rectangle feature of the window on a regular grid thinned to at
-   most ``max_features``; feature values are divided by the window's pixel standard deviation
+   pool is ``max_features`` features drawn uniformly from the full enumeration of the window (every two-,
+   three- and four-rectangle feature at every size and position, :func:`benchsuite.ops.haar.
+   sample_haar_features`); feature values are divided by the window's pixel standard deviation
    (variance normalisation) and evaluated for all samples at once as one sparse product on the stacked
    window integral images (:mod:`benchsuite.ops.haar`);
-3. stages of discrete AdaBoost stumps (:mod:`benchsuite.ops.boosting`) are added until each keeps
-   ``detection_rate`` of the validation positives (the val split's objects) and passes at most
-   ``false_positive_rate`` of fresh validation negatives; the negatives of stage 1 are random background
-   windows, those of every later stage are the false positives of the cascade so far, found by scanning
-   the training images (bootstrapping).
+3. an attentional cascade (:func:`benchsuite.ops.boosting.train_cascade`): stages of discrete AdaBoost
+   stumps whose sizes follow ``stage_sizes`` (a first stage of two features, then 5, 10, 20, 40, ...),
+   each thresholded to keep ``detection_rate`` of the validation positives (the val split's objects) and
+   grown until it passes at most ``false_positive_rate`` of fresh validation negatives or reaches its
+   size. The negatives come from :class:`benchsuite.ops.negatives.NegativeSource`: every background window
+   of the training images at every scale and position the detector scans (other classes' objects and
+   background-only images included, a window-sized background image as one window); stage 1 gets a random
+   sample of them, every later stage random windows among those the cascade so far passes (bootstrapping,
+   by scanning the training images). When the images hold fewer than asked, the stage uses what there is
+   (``fit_info`` says how many); a class whose cascade gets no stage is dropped, and when no class has one
+   the fit fails with :class:`benchsuite.errors.EmptyModelError` naming the cause.
 
 Detection scans a grey-scale image pyramid with early rejection: every stage is evaluated, as gathers
 from the level's integral image, only on the windows the previous stages passed. A window's score is the
 number of stages it passed plus its normalised margin in the last stage it reached, so windows that fail
 only the last stages still rank (above every window that fails earlier): this gives precision-recall
 curves instead of one operating point. How many final stages a detection may miss and the NMS IoU are
-chosen on val (AP50 per class).
+chosen on val (AP50 per class). ``fit_info.detect_stats.features_per_window`` is the average number of
+Haar features evaluated per scanned window (and class) over every image the job detected on, the cost the
+attentional cascade exists to cut (Viola & Jones report about 10 for their face detector).
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -38,16 +48,18 @@ import numpy as np
 
 from benchsuite.api import Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
+from benchsuite.errors import EmptyModelError
 from benchsuite.metrics.detection import evaluate_detections
 from benchsuite.ops.boosting import Cascade, train_cascade
+from benchsuite.ops.boosting import NegativeSource as NegativeSourceFn
 from benchsuite.ops.boxes import nms
-from benchsuite.ops.haar import HaarFeatures, haar_feature_pool, haar_values
+from benchsuite.ops.haar import HaarFeatures, count_haar_features, haar_values, sample_haar_features
 from benchsuite.ops.integral import integral_image, window_integrals, window_mean_std
+from benchsuite.ops.negatives import NegativeSource
 from benchsuite.ops.windows import (
     choose_window,
+    crop_windows,
     image_pyramid,
-    max_iou,
-    negative_crops,
     object_boxes,
     positions_to_boxes,
     positive_crops,
@@ -61,6 +73,8 @@ log = logging.getLogger(__name__)
 GATHER_BLOCK = 8192
 #: how a detection's score ranks windows that passed the same number of stages (see :func:`candidates`)
 SCORE_MODES = ("last", "mean")
+#: a stage needs at least this many negatives (training and validation together)
+MIN_NEGATIVES = 10
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:
@@ -222,7 +236,8 @@ class ViolaJonesDetector(Detector):
         base_size: the window holds about ``base_size ** 2`` pixels (its shape follows the class's boxes).
         window_multiple, min_window_side: window sides are multiples of this, at least this.
         context: margin around the object inside the window, as a fraction of the object's extent per side.
-        max_features: the Haar pool is thinned (coarser position/size grid) to at most this many features.
+        max_features: the Haar pool: this many features drawn uniformly from the full enumeration of the
+            window (every kind, size and position at one-pixel steps).
         jitter: jittered copies per training object (plus mirror images of all).
         max_positives: cap on training positives per class (random subset).
         max_stages, detection_rate, false_positive_rate, max_stumps_per_stage, target_false_positive_rate:
@@ -237,8 +252,19 @@ class ViolaJonesDetector(Detector):
         max_candidates: best-scored windows per class and image that go into NMS.
         max_detections: per class and image, after NMS.
         boosting: ``"discrete"`` (Viola & Jones' AdaBoost) or ``"real"`` (confidence-rated stumps).
-        first_stage_max_stumps: stage ``i`` has at most this times ``2**i`` stumps (small cheap early
-            stages); None: every stage up to ``max_stumps_per_stage``.
+        stage_sizes: the attentional schedule: stage ``i`` has at most ``stage_sizes[i]`` stumps (the last
+            entry repeats; never more than ``max_stumps_per_stage``), so the first stages are a few
+            features that reject the easy windows cheaply; None: every stage up to ``max_stumps_per_stage``.
+        positive_weight: the positives' initial weight over the negatives' in each stage's boosting
+            (asymmetric AdaBoost; above 1, a stage's few stumps favour keeping positives).
+        max_features_per_window: the cascade's budget, the paper's regime: after training, only the longest
+            prefix of stages whose average cost on the val images is at most this many Haar features per
+            window is kept (at least one stage); None keeps every stage.
+        negative_stride: the grid (level pixels) of the background windows negatives are drawn and
+            bootstrapped from; finer than the detection stride, it gives data sets with few background images
+            more (shifted) negatives; None: the detection stride.
+        negative_overlap: a window is background for a class when its IoU with every box of the class
+            (difficult ones included) is below this.
     """
 
     id: ClassVar[str] = "viola-jones"
@@ -247,14 +273,16 @@ class ViolaJonesDetector(Detector):
     description: ClassVar[str] = "Haar features + AdaBoost attentional cascade per class (Viola & Jones)"
 
     def __init__(self, base_size: int = 24, window_multiple: int = 2, min_window_side: int = 8, context: float = 0.1,
-                 max_features: int = 8000, jitter: int = 2, max_positives: int = 3000, max_stages: int = 10,
-                 detection_rate: float = 0.99, false_positive_rate: float = 0.5, max_stumps_per_stage: int = 60,
+                 max_features: int = 8000, jitter: int = 2, max_positives: int = 3000, max_stages: int = 18,
+                 detection_rate: float = 0.92, false_positive_rate: float = 0.5, max_stumps_per_stage: int = 60,
                  target_false_positive_rate: float = 1e-5, negatives_per_stage: int = 1500,
                  val_negatives_per_stage: int = 750, pyramid_step: float = 1.2, stride: int = 2,
                  scale_slack: float = 0.8, max_upscale: float = 2.0, min_std: float = 1.0,
                  stages_missed_values: tuple[int, ...] = (0, 1, 2, 3), nms_iou_values: tuple[float, ...] = (0.3, 0.5),
                  score_modes: tuple[str, ...] = SCORE_MODES, max_candidates: int = 4000, max_detections: int = 100,
-                 boosting: str = "discrete", first_stage_max_stumps: int | None = None):
+                 boosting: str = "discrete", stage_sizes: tuple[int, ...] | None = (2, 4, 6, 8, 10, 12, 15, 20, 25, 30),
+                 negative_overlap: float = 0.3, positive_weight: float = 1.0,
+                 max_features_per_window: float | None = 40.0, negative_stride: int | None = 1):
         self.base_size = base_size
         self.window_multiple = window_multiple
         self.min_window_side = min_window_side
@@ -280,7 +308,11 @@ class ViolaJonesDetector(Detector):
         self.max_candidates = max_candidates
         self.max_detections = max_detections
         self.boosting = boosting
-        self.first_stage_max_stumps = first_stage_max_stumps
+        self.stage_sizes = stage_sizes
+        self.negative_overlap = negative_overlap
+        self.positive_weight = positive_weight
+        self.max_features_per_window = max_features_per_window
+        self.negative_stride = negative_stride
 
     # ------------------------------------------------------------------------------------------- training
 
@@ -295,59 +327,94 @@ class ViolaJonesDetector(Detector):
         return np.concatenate(crops) if crops else np.zeros((0, *window), np.uint8)
 
     def _negative_source(self, greys: list[np.ndarray], data: DetectionSet, k: int, model: ClassModel,
-                         rng: np.random.Generator, stats: dict[str, Any]):
-        corner = model.pool.corner_matrix()
-        avoid = [s.boxes[s.labels == k] for s in data.samples]
-        wh, ww = model.window
+                         rng: np.random.Generator, stats: dict[str, Any]) -> NegativeSourceFn:
+        """The negatives of every stage, as ``(F, M)`` pool values (see :func:`benchsuite.ops.boosting.train_cascade`).
 
-        def source(cascade: Cascade, count: int) -> np.ndarray:
-            if not len(cascade):  # stage 1: random background windows, at the sizes detection scans
-                per_image = int(np.ceil(count / max(len(greys), 1)))
-                crops = [negative_crops(g, rng, model.window, per_image, avoid[i], 0.3,
-                                        min_scale=1.0 / model.start_scale)[0] for i, g in enumerate(greys)]
-                crops_all = np.concatenate(crops) if crops else np.zeros((0, wh, ww), np.uint8)
-                if len(crops_all) > count:
-                    crops_all = crops_all[rng.choice(len(crops_all), count, replace=False)]
-                return crop_samples(crops_all, corner, self.min_std)
-            # later stages: false positives of the cascade so far, from the training images in random order
+        All come from the background windows of the training images (:class:`~benchsuite.ops.negatives.
+        NegativeSource`: every window of the detection pyramid, at every scale and the detection stride, that
+        overlaps no box of the class; other classes are background; an image smaller than the window gives
+        its one upscaled window). Stage 1 gets a random sample of them; every later stage gets random
+        windows among those the cascade so far passes (bootstrapping: its false positives), from images
+        visited in random order, at most ``2 * count / images`` per image so that they come from many.
+        ``stats`` collects, per stage, the windows scanned, the share of them the cascade passed and the
+        negatives found; ``stats["background"]`` the source's counts.
+        """
+        corner = model.pool.corner_matrix()
+        wh, ww = model.window
+        source = NegativeSource.from_images(
+            greys, [s.boxes[s.labels == k] for s in data.samples], model.window, max_overlap=self.negative_overlap,
+            start_scale=model.start_scale, step=self.pyramid_step, stride=self.negative_stride or self.stride)
+
+        def first(count: int) -> np.ndarray:
+            neg = source.sample(count, rng)
+            stats["background"] = neg.stats.as_dict()
+            stats.setdefault("stage_negatives", []).append({"asked": count, "found": len(neg)})
+            crops = neg.crops if neg.crops is not None else np.zeros((0, wh, ww), np.uint8)
+            return crop_samples(crops.reshape(len(crops), wh, ww), corner, self.min_std)
+
+        def bootstrap(cascade: Cascade, count: int) -> np.ndarray:
             model.cascade = cascade
             model.kernels = _stage_kernels(model.pool, cascade)
-            per_image = max(8, int(np.ceil(2 * count / max(len(greys), 1))))
-            blocks, found, scanned, passing = [], 0, 0, 0
-            for i in rng.permutation(len(greys)):
-                levels, n_win, _ = scan(greys[i], model, self.pyramid_step, self.stride, self.min_std)
-                scanned += n_win
-                which, where = [], []
-                for li, lv in enumerate(levels):
-                    ok = np.flatnonzero(lv.passed == len(cascade))
-                    passing += len(ok)
-                    if len(ok):
-                        wb = positions_to_boxes(lv.positions[ok], model.window, lv.scale_y, lv.scale_x)
-                        ok = ok[max_iou(object_boxes(wb, self.context), avoid[i]) < 0.3]
-                        which.append(np.full(len(ok), li))
-                        where.append(ok)
-                if not which or not sum(len(w) for w in where):
-                    continue
-                li_all, j_all = np.concatenate(which), np.concatenate(where)
-                take = rng.choice(len(j_all), min(len(j_all), per_image, count - found), replace=False)
-                for li in np.unique(li_all[take]):
-                    lv = levels[li]
-                    j = j_all[take][li_all[take] == li]
-                    ints = window_integrals(lv.ii, lv.positions[j, 0], lv.positions[j, 1], wh, ww)
-                    blocks.append(haar_values(corner, ints.astype(np.float32), lv.std[j].astype(np.float32)))
-                found += len(take)
-                if found >= count:
-                    break
-            stats.setdefault("windows_scanned", []).append(scanned)
-            stats.setdefault("cascade_pass_rate", []).append(passing / max(scanned, 1))
-            if not blocks:
-                return np.zeros((corner.shape[0], 0), np.float32)
-            return np.concatenate(blocks, axis=1)
+            tally = {"windows": 0, "passing": 0}
 
-        return source
+            def scan_image(i: int, grey: np.ndarray):
+                levels, n_win, _ = scan(grey, model, self.pyramid_step, self.negative_stride or self.stride,
+                                        self.min_std)
+                tally["windows"] += n_win
+                where = [(li, np.flatnonzero(lv.passed == len(cascade))) for li, lv in enumerate(levels)]
+                where = [(li, ok) for li, ok in where if len(ok)]
+                if not levels:  # smaller than the window: its one upscaled window, if the source has it
+                    return self._small_window(source, i, grey, cascade, corner, tally)
+                tally["passing"] += sum(len(ok) for _, ok in where)
+                if not where:
+                    return np.zeros((0, 4)), np.zeros(0), lambda j: np.zeros((0, corner.shape[0]), np.float32)
+                # window boxes, as the source's background windows are defined (a window is background
+                # when its box overlaps no box of the class)
+                boxes = np.concatenate([positions_to_boxes(levels[li].positions[ok], model.window,
+                                                           levels[li].scale_y, levels[li].scale_x)
+                                        for li, ok in where])
+                level_of = np.concatenate([np.full(len(ok), li) for li, ok in where])
+                index = np.concatenate([ok for _, ok in where])
+
+                def extract(j: np.ndarray) -> np.ndarray:
+                    out = np.empty((len(j), corner.shape[0]), np.float32)
+                    for li in np.unique(level_of[j]):
+                        sel = np.flatnonzero(level_of[j] == li)
+                        lv, m = levels[li], index[j[sel]]
+                        ints = window_integrals(lv.ii, lv.positions[m, 0], lv.positions[m, 1], wh, ww)
+                        out[sel] = haar_values(corner, ints.astype(np.float32), lv.std[m].astype(np.float32)).T
+                    return out
+
+                return boxes, np.zeros(len(boxes)), extract
+
+            per_image = max(8, int(np.ceil(2 * count / max(len(greys), 1))))
+            hard = source.mine(scan_image, count, per_image=per_image, order="random", rng=rng)
+            stats.setdefault("windows_scanned", []).append(tally["windows"])
+            stats.setdefault("cascade_pass_rate", []).append(tally["passing"] / max(tally["windows"], 1))
+            stats.setdefault("stage_negatives", []).append({"asked": count, "found": len(hard)})
+            if hard.features is None or not len(hard):
+                return np.zeros((corner.shape[0], 0), np.float32)
+            return np.ascontiguousarray(hard.features.T)
+
+        return lambda cascade, count: bootstrap(cascade, count) if len(cascade) else first(count)
+
+    def _small_window(self, source: NegativeSource, i: int, grey: np.ndarray, cascade: Cascade, corner: Any,
+                      tally: dict[str, int]) -> tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+        """Image ``i`` of ``source`` is smaller than the window at every scale: its one upscaled background
+        window (when the source has it) as a scan result ``(boxes (K, 4), scores (K,), extract)``, K <= 1,
+        kept when the cascade passes it."""
+        boxes, _ = source.windows(i)
+        if not len(boxes):
+            return np.zeros((0, 4)), np.zeros(0), lambda j: np.zeros((0, corner.shape[0]), np.float32)
+        values = crop_samples(crop_windows(grey, boxes, source.window), corner, self.min_std)
+        tally["windows"] += len(boxes)
+        ok = np.flatnonzero(cascade.passes(values))
+        tally["passing"] += len(ok)
+        return boxes[ok], np.zeros(len(ok)), lambda j: values[:, ok[j]].T
 
     def _fit_class(self, k: int, train: DetectionSet, val: DetectionSet, greys: list[np.ndarray],
                    val_greys: list[np.ndarray], ctx: Context) -> tuple[ClassModel | None, dict[str, Any]]:
+        """One class's window, pool and cascade; ``(None, info with "skipped": reason)`` when it has none."""
         name = train.classes[k]
         boxes, _ = train.boxes_of_class(k)
         if len(boxes) == 0:
@@ -359,7 +426,8 @@ class ViolaJonesDetector(Detector):
         wb = window_boxes(boxes, window, self.context)
         smallest = float(np.percentile(wb[:, 3] - wb[:, 1], 2)) * self.scale_slack
         start = float(min(self.max_upscale, window[0] / max(smallest, 1.0)))
-        pool, step = haar_feature_pool(window[0], window[1], self.max_features)
+        pool = sample_haar_features(window[0], window[1], self.max_features, rng)
+        full = count_haar_features(window[0], window[1])
         corner = pool.corner_matrix()
         pos_crops = self._positives(greys, train, k, window, rng)
         if len(pos_crops) > self.max_positives:
@@ -373,6 +441,8 @@ class ViolaJonesDetector(Detector):
             cut = max(1, len(pos_crops) // 5)
             val_crops, pos_crops = pos_crops[perm[:cut]], pos_crops[perm[cut:]]
             source = "held-out train crops"
+        if not len(pos_crops) or not len(val_crops):
+            return None, {"skipped": f"{len(pos_crops)} training and {len(val_crops)} validation positive crops"}
         pos = crop_samples(pos_crops, corner, self.min_std)
         val_pos = crop_samples(val_crops, corner, self.min_std)
         model = ClassModel(k, window, pool, Cascade(), [], start)
@@ -382,20 +452,41 @@ class ViolaJonesDetector(Detector):
         cascade, stage_info = train_cascade(
             pos, val_pos, negatives, self.max_stages, self.detection_rate, self.false_positive_rate,
             self.target_false_positive_rate, self.max_stumps_per_stage, self.negatives_per_stage,
-            self.val_negatives_per_stage, progress=lambda it, **kw: ctx.progress(it, desc=f"{name} stages"),
-            boosting=self.boosting, first_stage_max_stumps=self.first_stage_max_stumps)
+            self.val_negatives_per_stage, MIN_NEGATIVES,
+            progress=lambda it, **kw: ctx.progress(it, desc=f"{name} stages"), boosting=self.boosting,
+            stage_sizes=self.stage_sizes, positive_weight=self.positive_weight)
         model.cascade = cascade
         model.kernels = _stage_kernels(pool, cascade)
-        info = {"window_hw": list(window), "start_scale": start, "feature_pool": len(pool), "pool_step": step,
-                "positives": int(pos.shape[1]), "val_positives": int(val_pos.shape[1]),
-                "val_positives_from": source, "stages": len(cascade), "features_per_stage": cascade.stumps_per_stage,
-                "stage_val_detection_rate": [round(s["detection_rate"], 4) for s in stage_info],
-                "stage_val_false_positive_rate": [round(s["false_positive_rate"], 4) for s in stage_info],
-                "cascade_pass_rate_per_stage": [float(f"{r:.3g}") for r in stats.get("cascade_pass_rate", [])],
-                "cascade_train_s": round(time.perf_counter() - t0, 2)}
+        found = [n["found"] for n in stats.get("stage_negatives", [])]
+        info: dict[str, Any] = {
+            "window_hw": list(window), "start_scale": start, "feature_pool": len(pool),
+            "feature_pool_from": f"uniform sample of the {full} Haar features of the window",
+            "positives": int(pos.shape[1]), "val_positives": int(val_pos.shape[1]), "val_positives_from": source,
+            "background_windows": stats.get("background", {}),
+            "stages": len(cascade), "features_per_stage": cascade.stumps_per_stage,
+            "stage_planned_features": [s["stumps_planned"] for s in stage_info],
+            "stage_val_detection_rate": [round(s["detection_rate"], 4) for s in stage_info],
+            "stage_val_false_positive_rate": [round(s["false_positive_rate"], 4) for s in stage_info],
+            # per stage: the negatives asked of the source and found (bootstrapped: windows the cascade so far
+            # passes); fewer than asked when the training images hold no more
+            "stage_negatives_asked": [n["asked"] for n in stats.get("stage_negatives", [])],
+            "stage_negatives_found": found,
+            # the share of all training-image windows the cascade of the first 1, 2, ... stages passes
+            "cascade_pass_rate_per_stage": [float(f"{r:.3g}") for r in stats.get("cascade_pass_rate", [])],
+            "cascade_train_s": round(time.perf_counter() - t0, 2)}
+        if not len(cascade):
+            have = found[-1] if found else 0
+            info["skipped"] = (f"no cascade stage trained: {have} background windows of {len(greys)} training "
+                               f"images (at least {MIN_NEGATIVES} needed; every window overlaps "
+                               f"an object of the class)" if have < MIN_NEGATIVES else
+                               "no cascade stage trained")
+            return None, info
         return model, info
 
     def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> ViolaJonesDetector:
+        """Train a cascade per class with training boxes (see the module docstring), then choose the
+        stages a detection may miss and the NMS IoU on val. Raises :class:`~benchsuite.errors.EmptyModelError`
+        when no class gets a single stage (the reason per class in the message and in ``fit_info``)."""
         greys = [to_grey(im) for _, im in train.iter_images()]
         val_greys = [to_grey(im) for _, im in val.iter_images()]
         self.models_: list[ClassModel] = []
@@ -405,15 +496,20 @@ class ViolaJonesDetector(Detector):
             per_class[train.classes[k]] = info
             if model is not None and len(model.cascade):
                 self.models_.append(model)
-        self.stats_ = {"images": 0, "windows": 0, "features_evaluated": 0, "detect_s": 0.0}
+        ctx.record(classes=per_class)
+        if not self.models_:
+            why = "; ".join(f"{name}: {info.get('skipped', 'no stage')}" for name, info in per_class.items())
+            raise EmptyModelError(f"viola-jones learned nothing: no class has a cascade stage ({why})")
+        self._stats = {"images": 0, "windows": 0, "features_evaluated": 0, "detect_s": 0.0}
         choice = self._choose_on_val(val, val_greys) if len(val) else {}
         pool_total = sum(len(m.pool) for m in self.models_)
-        ctx.record(classes=per_class, chosen_on_val=choice,
+        ctx.record(chosen_on_val=choice,
                    stages={train.classes[m.label]: len(m.cascade) for m in self.models_},
                    features_per_stage={train.classes[m.label]: m.cascade.stumps_per_stage for m in self.models_},
                    feature_pool_size=pool_total,
-                   # updated by detect(): the record holds the totals over every image the job detected on
-                   detect_stats=self.stats_)
+                   # updated by detect(): the totals over every image the job detected on (features_per_window:
+                   # the average number of Haar features evaluated per scanned window and class)
+                   detect_stats=self._stats)
         return self
 
     def _choose_on_val(self, val: DetectionSet, val_greys: list[np.ndarray]) -> dict[str, Any]:
@@ -425,6 +521,7 @@ class ViolaJonesDetector(Detector):
         gt_diff = [s.difficult for s in val]
         windows = evaluated = 0
         choice: dict[str, Any] = {}
+        truncation = {val.classes[m.label]: self._truncate_on_val(m, val_greys) for m in self.models_}
         for model in self.models_:
             name = val.classes[model.label]
             best = None
@@ -454,10 +551,37 @@ class ViolaJonesDetector(Detector):
             assert best is not None
             model.stages_missed, model.nms_iou, model.score_mode = best[1], best[2], best[3]
             choice[name] = {"stages_missed": best[1], "nms_iou": best[2], "score_mode": best[3], "val_ap50": best[0],
-                            "val_ap50_grid": table}
+                            "val_ap50_grid": table, **truncation[name]}
         choice["val_features_per_window"] = evaluated / max(windows, 1)
         choice["val_windows_per_image_and_class"] = windows / max(len(val) * len(self.models_), 1)
         return choice
+
+    def _truncate_on_val(self, model: ClassModel, val_greys: list[np.ndarray]) -> dict[str, Any]:
+        """Keep the longest prefix of ``model``'s cascade whose average cost on the val images is at most
+        ``max_features_per_window`` Haar features per window (at least one stage); returns the facts.
+
+        One scan with the whole cascade gives every prefix's cost: a window evaluates stage ``i`` exactly
+        when it passed the ``i`` stages before it, so the prefix of ``n`` stages costs
+        ``sum_{i < n} size_i * #(windows that passed >= i stages)``.
+        """
+        sizes = np.array(model.cascade.stumps_per_stage, np.float64)
+        reach = np.zeros(len(sizes))
+        windows = 0
+        for g in val_greys:
+            levels, nw, _ = scan(g, model, self.pyramid_step, self.stride, self.min_std)
+            windows += nw
+            for lv in levels:
+                reach += np.bincount(np.minimum(lv.passed, len(sizes) - 1), minlength=len(sizes))[::-1].cumsum()[::-1]
+        cost = np.cumsum(sizes * reach) / max(windows, 1)  # cost[n - 1]: the first n stages
+        keep = len(sizes)
+        if self.max_features_per_window is not None and windows:
+            keep = max(1, int(np.searchsorted(cost, self.max_features_per_window, side="right")))
+        trained = len(model.cascade)
+        if keep < trained:
+            model.cascade = Cascade(model.cascade.stages[:keep])
+            model.kernels = model.kernels[:keep]
+        return {"stages_trained": trained, "stages_used": keep,
+                "val_features_per_window_by_stages": [round(float(c), 2) for c in cost]}
 
     # ------------------------------------------------------------------------------------------ detection
 
@@ -472,12 +596,12 @@ class ViolaJonesDetector(Detector):
             boxes.append(b[keep])
             scores.append(s[keep])
             labels.append(np.full(len(keep), model.label, np.int64))
-            self.stats_["windows"] += nw
-            self.stats_["features_evaluated"] += ne
-        self.stats_["images"] += 1
-        self.stats_["detect_s"] += time.perf_counter() - t0
-        self.stats_["features_per_window"] = self.stats_["features_evaluated"] / max(self.stats_["windows"], 1)
-        self.stats_["seconds_per_image"] = self.stats_["detect_s"] / self.stats_["images"]
+            self._stats["windows"] += nw
+            self._stats["features_evaluated"] += ne
+        self._stats["images"] += 1
+        self._stats["detect_s"] += time.perf_counter() - t0
+        self._stats["features_per_window"] = self._stats["features_evaluated"] / max(self._stats["windows"], 1)
+        self._stats["seconds_per_image"] = self._stats["detect_s"] / self._stats["images"]
         if not boxes:
             return Detections.empty()
         return Detections(np.concatenate(boxes).astype(np.float32), np.concatenate(scores).astype(np.float32),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchsuite.ops.boosting import Cascade, fit_stumps, stump_predict, train_cascade, train_stage
+from benchsuite.ops.boosting import Cascade, Stage, fit_stumps, stump_predict, train_cascade, train_stage
 
 
 def _brute_force(values: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -119,3 +119,65 @@ def test_cascade_separates_a_synthetic_problem_with_bootstrapped_negatives():
     # early rejection: far fewer feature evaluations than every stage on every negative
     _, _, evaluated, _ = cascade.evaluate(test_neg)
     assert evaluated < 0.7 * sum(cascade.stumps_per_stage) * test_neg.shape[1]
+
+
+def test_stage_sizes_schedule_small_first_stages_and_short_negative_supply():
+    rng = np.random.default_rng(5)
+    asked = []
+
+    def negatives(cascade: Cascade, count: int) -> np.ndarray:
+        asked.append(count)
+        x = _gaussian_problem(rng, 6000, False)
+        x = x[:, cascade.passes(x)] if len(cascade) else x
+        return x[:, :90]  # always fewer than asked: the stages use what there is
+
+    # a false-positive target no stage can meet: every stage grows to its place in the schedule
+    cascade, info = train_cascade(_gaussian_problem(rng, 300, True, shift=1.0), _gaussian_problem(rng, 200, True,
+                                  shift=1.0), negatives, max_stages=4, detection_rate=0.99, false_positive_rate=0.0,
+                                  target_false_positive_rate=0.0, max_stumps_per_stage=8, negatives_per_stage=400,
+                                  val_negatives_per_stage=100, stage_sizes=(2, 5, 10), size_false_positive_rate=1.0)
+    assert cascade.stumps_per_stage == [2, 5, 8, 8]  # 2, 5, then 10 capped by max_stumps_per_stage
+    assert [s["stumps_planned"] for s in info] == [2, 5, 8, 8] and asked == [500] * 4
+    for s in info:
+        assert s["negatives_asked"] == 500 and s["negatives"] + s["val_negatives"] == 90
+        assert s["detection_rate"] >= 0.99
+    with pytest.raises(ValueError, match="stage_sizes"):
+        train_cascade(np.zeros((3, 5)), np.zeros((3, 5)), negatives, stage_sizes=(2, 0))
+
+
+def test_positive_weight_makes_a_one_stump_stage_keep_the_positives():
+    # feature 0 separates the bulk of the classes but a tenth of the positives sit among the negatives
+    rng = np.random.default_rng(6)
+    pos = np.r_[rng.normal(3.0, 0.3, 270), rng.normal(-0.5, 0.3, 30)][None, :]
+    neg = rng.normal(0.0, 0.5, 300)[None, :]
+    values = np.concatenate([pos, neg], axis=1)
+    labels = np.r_[np.ones(300, bool), np.zeros(300, bool)]
+    kept = {}
+    for weight in (1.0, 30.0):
+        stage, _ = train_stage(values, labels, pos, neg, detection_rate=0.0, max_stumps=1, positive_weight=weight)
+        kept[weight] = float(np.mean(stump_predict(pos[0], stage.thresholds[0], stage.polarities[0])))
+    # symmetric weights cut between the bulks (losing the stray tenth); heavy positive weight keeps them all
+    assert kept[1.0] == pytest.approx(0.9, abs=0.02) and kept[30.0] == 1.0
+    with pytest.raises(ValueError, match="positive_weight"):
+        train_stage(values, labels, pos, neg, positive_weight=0.0)
+
+
+def test_a_stage_grows_past_its_planned_size_until_it_rejects_something():
+    rng = np.random.default_rng(7)
+    pos, neg = _gaussian_problem(rng, 300, True, shift=1.2), _gaussian_problem(rng, 300, False)
+    val_pos, val_neg = _gaussian_problem(rng, 300, True, shift=1.2), _gaussian_problem(rng, 300, False)
+    values = np.concatenate([pos, neg], axis=1)
+    labels = np.r_[np.ones(300, bool), np.zeros(300, bool)]
+
+    def passing(stage, n: int) -> float:
+        """Share of val negatives the first ``n`` stumps pass, thresholded for 99% of val positives."""
+        prefix = Stage(stage.features[:n], stage.thresholds[:n], stage.polarities[:n], stage.alphas[:n], 0.0)
+        threshold = np.sort(prefix.scores(val_pos[prefix.features]))[int(0.01 * 300)] - 1e-9
+        return float(np.mean(prefix.scores(val_neg[prefix.features]) >= threshold))
+
+    stage, info = train_stage(values, labels, val_pos, val_neg, detection_rate=0.99, false_positive_rate=0.0,
+                              max_stumps=30, size=1, size_false_positive_rate=0.6)
+    n = len(stage)
+    assert 1 < n < 30 and info["false_positive_rate"] <= 0.6 and info["detection_rate"] >= 0.99
+    assert passing(stage, n) == pytest.approx(info["false_positive_rate"])
+    assert all(passing(stage, k) > 0.6 for k in range(1, n))  # every shorter prefix rejected too little

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchsuite.ops.haar import KIND_NAMES, HaarFeatures, enumerate_haar_features, haar_feature_pool, haar_values
+from benchsuite.ops.haar import (
+    KIND_NAMES,
+    HaarFeatures,
+    count_haar_features,
+    enumerate_haar_features,
+    haar_feature_pool,
+    haar_values,
+    sample_haar_features,
+)
 from benchsuite.ops.integral import integral_image, window_integrals, window_mean_std, window_sums
 
 # a small non-linear array: every feature value below is worked out by hand from it
@@ -86,3 +94,29 @@ def test_pool_counts_and_values_against_direct_slices():
     # every feature is blind to a constant added to the window (weights sum to zero over the area)
     shifted = haar_values(pool.corner_matrix(np.float64), integral_image(crops + 17).reshape(6, -1), scale)
     np.testing.assert_allclose(shifted, values, atol=1e-6)
+
+
+@pytest.mark.parametrize("height, width", [(24, 24), (40, 14), (9, 31), (3, 2)])
+def test_feature_count_in_closed_form_equals_the_enumeration(height, width):
+    assert count_haar_features(height, width) == len(enumerate_haar_features(height, width))
+    assert count_haar_features(height, width, min_cell=2) == len(enumerate_haar_features(height, width, min_cell=2))
+
+
+def test_sampled_pool_is_a_uniform_draw_from_the_full_enumeration():
+    full = enumerate_haar_features(20, 12)
+    keys = set(zip(full.kind.tolist(), full.x.tolist(), full.y.tolist(), full.cell_w.tolist(), full.cell_h.tolist()))
+    pool = sample_haar_features(20, 12, 3000, np.random.default_rng(0))
+    got = list(zip(pool.kind.tolist(), pool.x.tolist(), pool.y.tolist(), pool.cell_w.tolist(), pool.cell_h.tolist()))
+    assert len(pool) == 3000 and len(set(got)) == 3000 and set(got) <= keys  # distinct features of the window
+    rects, _ = pool.rectangles()
+    assert (rects[..., 0] + rects[..., 2] <= 12).all() and (rects[..., 1] + rects[..., 3] <= 20).all()
+    # unit steps: odd positions and sizes are drawn too (a thinned grid would have none)
+    assert (pool.x % 2 == 1).any() and (pool.cell_h % 2 == 1).any() and pool.cell_w.min() == 1
+    # each kind in proportion to its share of the enumeration (binomial spread: 4 sigma is ~0.036 here)
+    share_full = np.bincount(full.kind, minlength=5) / len(full)
+    share_pool = np.bincount(pool.kind, minlength=5) / len(pool)
+    np.testing.assert_allclose(share_pool, share_full, atol=0.04)
+    # the same generator state gives the same pool; asking for more than there is gives the whole enumeration
+    again = sample_haar_features(20, 12, 3000, np.random.default_rng(0))
+    np.testing.assert_array_equal(again.x, pool.x)
+    assert len(sample_haar_features(4, 4, 10**6, np.random.default_rng(0))) == len(enumerate_haar_features(4, 4))

@@ -43,4 +43,4 @@ def test_grey_colour_and_tiny_images(fitted):
     for shape in [(3, 4, 3), (1, 1), (2, 200, 3)]:  # smaller than every window: no detections, no error
         out = det.detect(np.zeros(shape, np.uint8))
         assert len(out) == 0 and out.boxes.shape == (0, 4)
-    assert det.stats_["images"] == 6
+    assert det._stats["images"] == 6

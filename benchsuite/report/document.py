@@ -196,10 +196,10 @@ def contention_banner(rows: list[Row]) -> str | None:
     if not hit:
         return None
     names = ", ".join(f"`{r.pipeline}`" + (f" (seed {r.seed})" if r.seed else "") for r in hit)
-    return (f"**Timings measured under contention**: while {names} ran, other processes kept the machine's cores "
-            f"busy (`timing.contended`; `timing.fit` and `timing.predict` give the other processes' cores and the "
-            f"load). Their fit s, images/s and latencies are not the pipelines' idle speed; quality metrics are "
-            f"unaffected.")
+    return (f"**Timings measured under contention**: while {names} ran, other processes took the cores they "
+            f"wanted (`timing.contended`; `timing.fit` and `timing.predict` give the share of time the job's threads "
+            f"waited for a CPU, the other processes' cores and the load). Their fit s, images/s and latencies are "
+            f"not the pipelines' idle speed; quality metrics are unaffected.")
 
 
 def harness_floor_line(rows: list[Row]) -> str | None:

@@ -17,13 +17,19 @@ suite takes a :class:`Snapshot` at both ends and turns the pair into a :func:`ph
     time, divided by the wall time.
 ``load_start``, ``load_end``
     the 1-minute load average at both ends (it includes the job's own threads).
+``run_delay_s``, ``wait_share``
+    seconds the job's threads spent runnable but waiting for a CPU (the scheduler's run delay, summed over the
+    threads of the job's process tree from ``/proc/PID/task/TID/schedstat``), and that delay as a share of
+    the time the threads ran or waited to run: ``run_delay_s / (cpu_s + run_delay_s)``.
 ``contended``
-    the documented rule :func:`is_contended`: the other processes kept busy more cores than the job left free,
-    by more than :data:`CONTENTION_MARGIN_CORES`. On a 2-core machine a job with 2 threads is contended when
-    the rest of the machine averaged more than a quarter of a core; with ``--jobs 2`` (one thread each) the
-    other job's core is expected and the margin applies above it.
+    the documented rule :func:`is_contended`: the job's threads waited for a CPU for more than
+    :data:`CONTENTION_WAIT_SHARE` of their runnable time. Other processes that only use cores the job leaves
+    idle (a low-priority background task, the other job of ``--jobs 2`` on its own core) do not make a job
+    contended; processes that take cores the job wants do. Where the scheduler statistics cannot be read, the
+    rule falls back to the other processes' cores: contended when they kept busy more cores than the job left
+    free, by more than :data:`CONTENTION_MARGIN_CORES`.
 
-Where ``/proc/stat`` cannot be read (not Linux), ``others_cpu_cores`` and ``contended`` are None.
+Where neither ``/proc/PID/task/*/schedstat`` nor ``/proc/stat`` can be read (not Linux), ``contended`` is None.
 """
 
 from __future__ import annotations
@@ -36,13 +42,16 @@ from typing import Any
 
 import psutil
 
-#: cores of other work tolerated beyond the cores the job left free before a phase is called contended
+#: share of the job's runnable time spent waiting for a CPU above which a phase is contended
+CONTENTION_WAIT_SHARE = 0.10
+#: fallback without scheduler statistics: cores of other work tolerated beyond the cores the job left free
 CONTENTION_MARGIN_CORES = 0.25
 #: phases shorter than this (seconds) are too short for /proc/stat's 10 ms ticks: never called contended
 MIN_PHASE_S = 0.5
-CONTENTION_RULE = (f"contended when the other processes kept busy more than (cores - threads) + "
-                   f"{CONTENTION_MARGIN_CORES} cores on average over a phase of at least {MIN_PHASE_S} s "
-                   f"(busy time from /proc/stat less the job's own CPU time)")
+CONTENTION_RULE = (f"contended when the job's threads waited for a CPU (scheduler run delay) for more than "
+                   f"{CONTENTION_WAIT_SHARE:.0%} of the time they ran or waited to run, over a phase of at least "
+                   f"{MIN_PHASE_S} s; without scheduler statistics, when other processes kept busy more than "
+                   f"(cores - threads) + {CONTENTION_MARGIN_CORES} cores")
 
 _TICK_S = 1.0 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
 
@@ -78,6 +87,34 @@ def tree_cpu_s(process: psutil.Process | None = None) -> float:
     return total
 
 
+def _task_run_delay_ns(pid: int) -> int | None:
+    """Run delay (ns) summed over the threads of process ``pid`` (field 2 of each thread's schedstat)."""
+    total, found = 0, False
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+                found = True
+        except (OSError, IndexError, ValueError):
+            continue
+    return total if found else None
+
+
+def tree_run_delay_s(process: psutil.Process | None = None) -> float | None:
+    """Seconds the live threads of this process and its descendants have waited, runnable, for a CPU (None where
+    the scheduler statistics cannot be read). Threads that ended take their share with them."""
+    proc = process or psutil.Process()
+    pids = [proc.pid]
+    with contextlib.suppress(psutil.Error):
+        pids += [c.pid for c in proc.children(recursive=True)]
+    values = [v for v in (_task_run_delay_ns(pid) for pid in pids) if v is not None]
+    return sum(values) / 1e9 if values else None
+
+
 def load_average() -> float | None:
     try:
         return round(os.getloadavg()[0], 2)
@@ -93,18 +130,23 @@ class Snapshot:
     busy_s: float | None
     own_cpu_s: float
     load: float | None
+    run_delay_s: float | None = None
 
     @classmethod
     def take(cls) -> Snapshot:
-        return cls(time.perf_counter(), machine_busy_s(), tree_cpu_s(), load_average())
+        return cls(time.perf_counter(), machine_busy_s(), tree_cpu_s(), load_average(), tree_run_delay_s())
 
 
-def is_contended(others_cpu_cores: float | None, threads: int, cores: int, wall_s: float) -> bool | None:
-    """The rule of the module docstring; None when the machine's busy time is unknown."""
-    if others_cpu_cores is None:
+def is_contended(others_cpu_cores: float | None, threads: int, cores: int, wall_s: float,
+                 wait_share: float | None = None) -> bool | None:
+    """The rule of the module docstring: by the job's wait share when known, else by the other processes'
+    cores; None when neither is known."""
+    if wait_share is None and others_cpu_cores is None:
         return None
     if wall_s < MIN_PHASE_S:
         return False
+    if wait_share is not None:
+        return wait_share > CONTENTION_WAIT_SHARE
     return others_cpu_cores > max(0, cores - threads) + CONTENTION_MARGIN_CORES
 
 
@@ -116,15 +158,21 @@ def phase_conditions(start: Snapshot, end: Snapshot, threads: int, cores: int | 
     others = None
     if start.busy_s is not None and end.busy_s is not None:
         others = max(0.0, (end.busy_s - start.busy_s) - own) / wall
+    delay = share = None
+    if start.run_delay_s is not None and end.run_delay_s is not None:
+        delay = max(0.0, end.run_delay_s - start.run_delay_s)
+        share = delay / (own + delay) if own + delay > 0 else 0.0
     return {
         "wall_s": round(wall, 4),
         "cpu_s": round(own, 3),
         "threads": int(threads),
         "cores": int(cores),
         "others_cpu_cores": None if others is None else round(others, 3),
+        "run_delay_s": None if delay is None else round(delay, 3),
+        "wait_share": None if share is None else round(share, 4),
         "load_start": start.load,
         "load_end": end.load,
-        "contended": is_contended(others, threads, cores, wall),
+        "contended": is_contended(others, threads, cores, wall, share),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -11,35 +12,60 @@ import pytest
 
 from benchsuite.runner.conditions import (
     CONTENTION_MARGIN_CORES,
+    CONTENTION_WAIT_SHARE,
     Snapshot,
     is_contended,
     machine_busy_s,
     phase_conditions,
     tree_cpu_s,
+    tree_run_delay_s,
 )
 from benchsuite.runner.timing import ImportWatch, Stopwatch
 
 
 def test_phase_conditions_subtract_the_jobs_own_cpu_time():
-    start = Snapshot(wall=100.0, busy_s=1000.0, own_cpu_s=10.0, load=0.5)
-    end = Snapshot(wall=110.0, busy_s=1030.0, own_cpu_s=25.0, load=2.5)  # 30 busy core-s, 15 of them the job's
+    start = Snapshot(wall=100.0, busy_s=1000.0, own_cpu_s=10.0, load=0.5, run_delay_s=1.0)
+    # 30 busy core-s, 15 of them the job's; its threads waited 5 s for a CPU
+    end = Snapshot(wall=110.0, busy_s=1030.0, own_cpu_s=25.0, load=2.5, run_delay_s=6.0)
     block = phase_conditions(start, end, threads=2, cores=2)
     assert block["wall_s"] == pytest.approx(10.0) and block["cpu_s"] == pytest.approx(15.0)
     assert block["others_cpu_cores"] == pytest.approx(1.5)
+    assert block["run_delay_s"] == pytest.approx(5.0) and block["wait_share"] == pytest.approx(0.25)
     assert block["load_start"] == 0.5 and block["load_end"] == 2.5
     assert block["contended"] is True
 
 
-@pytest.mark.parametrize(("others", "threads", "cores", "expected"), [
-    (0.0, 2, 2, False),
-    (CONTENTION_MARGIN_CORES - 0.01, 2, 2, False),
-    (CONTENTION_MARGIN_CORES + 0.01, 2, 2, True),
-    (1.0, 1, 2, False),  # --jobs 2: the other job's core is expected
-    (1.0 + CONTENTION_MARGIN_CORES + 0.01, 1, 2, True),
-    (None, 2, 2, None),  # no /proc/stat: unknown
+@pytest.mark.parametrize(("others", "threads", "cores", "share", "expected"), [
+    (0.0, 2, 2, 0.0, False),
+    (1.5, 2, 2, 0.01, False),  # others used the cores the job left idle: no contention
+    (0.0, 2, 2, CONTENTION_WAIT_SHARE + 0.01, True),  # the job waited for a CPU
+    # fallback without scheduler statistics: the other processes' cores
+    (CONTENTION_MARGIN_CORES - 0.01, 2, 2, None, False),
+    (CONTENTION_MARGIN_CORES + 0.01, 2, 2, None, True),
+    (1.0, 1, 2, None, False),  # --jobs 2: the other job's core is expected
+    (1.0 + CONTENTION_MARGIN_CORES + 0.01, 1, 2, None, True),
+    (None, 2, 2, None, None),  # nothing readable: unknown
 ])
-def test_contention_rule(others, threads, cores, expected):
-    assert is_contended(others, threads, cores, wall_s=5.0) is expected
+def test_contention_rule(others, threads, cores, share, expected):
+    assert is_contended(others, threads, cores, wall_s=5.0, wait_share=share) is expected
+
+
+@pytest.mark.skipif(tree_run_delay_s() is None, reason="no scheduler statistics on this system")
+def test_a_thread_that_competes_with_busy_processes_waits_for_a_cpu():
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range((os.cpu_count() or 1) * 2)]
+    try:
+        time.sleep(0.3)
+        start = Snapshot.take()
+        t0 = time.process_time()
+        while time.process_time() - t0 < 0.5:
+            pass
+        block = phase_conditions(start, Snapshot.take(), threads=1)
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+    # two busy processes per core: this thread got about a third of a core and waited the rest
+    assert block["wait_share"] > CONTENTION_WAIT_SHARE and block["contended"] is True
 
 
 def test_short_phases_are_never_called_contended():

@@ -209,3 +209,33 @@ def machine_state(sample_s: float = 0.5) -> dict[str, Any]:
         "busiest_processes": busiest[:5],
         "contention_rule": CONTENTION_RULE,
     }
+
+
+def busy_other_cores(sample_s: float = 0.25) -> float | None:
+    """Cores the machine keeps busy over ``sample_s`` seconds, less this process's own CPU time (None off Linux).
+
+    The runner calls it just before starting a job, when it is itself idle: the figure is the other processes'
+    load (other jobs of ``--jobs N`` included)."""
+    first, own_first = machine_busy_s(), tree_cpu_s()
+    time.sleep(sample_s)
+    second, own_second = machine_busy_s(), tree_cpu_s()
+    if first is None or second is None:
+        return None
+    return max(0.0, (second - first) - (own_second - own_first)) / sample_s
+
+
+def omp_wait_policy(threads: int, cores: int | None = None, others: float | None = None) -> str | None:
+    """The OpenMP wait policy a job should start with: ``"PASSIVE"`` when other processes already keep busy more
+    cores than the job leaves free (by the contention margin), else None (the library's default: spin, then sleep).
+
+    Spinning threads are fastest on an idle machine (idle threads of a torch job waking up from sleep made its
+    detector training steps about 45% slower, measured on 2 cores) but ruinous next to busy processes: spinning
+    threads burn the time slices the working ones need (a step took over 15 times longer beside one busy process
+    per core). The policy changes no result, only the speed, and the job's ``timing.method`` records it.
+    """
+    cores = cores or os.cpu_count() or 1
+    if others is None:
+        others = busy_other_cores()
+    if others is None:
+        return None
+    return "PASSIVE" if others > max(0, cores - threads) + CONTENTION_MARGIN_CORES else None

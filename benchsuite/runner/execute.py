@@ -26,6 +26,7 @@ from typing import Any
 import psutil
 
 import benchsuite
+from benchsuite.runner.conditions import omp_wait_policy
 
 log = logging.getLogger(__name__)
 
@@ -255,9 +256,13 @@ def worker_env(num_threads: int) -> dict[str, str]:
     env = os.environ.copy()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[var] = str(num_threads)
-    # idle OpenMP threads sleep instead of spinning: on a busy machine spinning threads burn the time slices the
-    # job's working threads need (torch steps ran several times slower under contention); negligible when idle
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # OpenMP threads that wait spin by default (fastest on an idle machine); beside busy processes they sleep
+    # instead, since spinning threads burn the time slices the working ones need (conditions.omp_wait_policy).
+    # A policy the user set is kept. The choice changes no result, and the record's timing.method names it.
+    if "OMP_WAIT_POLICY" not in env:
+        policy = omp_wait_policy(num_threads)
+        if policy:
+            env["OMP_WAIT_POLICY"] = policy
     paths = [str(package_root())] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONUNBUFFERED"] = "1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,7 +30,13 @@ def timed_fit(pipeline: Pipeline, train: Any, val: Any, ctx: Context) -> dict[st
     """
     decoded = decode_seconds()
     with ImportWatch() as imports, Stopwatch(ctx.device, ctx.num_threads) as clock:
-        pipeline.fit(train, val, ctx)
+        returned = pipeline.fit(train, val, ctx)
+    if returned is not pipeline:  # the contract (scikit-learn's): fit returns self
+        from benchsuite.errors import OutputValidationError
+
+        got = "None" if returned is None else f"a {type(returned).__name__}"
+        raise OutputValidationError(f"{type(pipeline).__name__}.fit() returned {got}; it must return the pipeline "
+                                    f"itself (end fit() with `return self`)")
     return {"fit_s": clock.seconds, "fit_decode_s": round(decode_seconds() - decoded, 4),
             "fit_imports": imports.packages, "fit": clock.conditions}
 
@@ -46,6 +53,7 @@ def timing_method(ctx: Context, predict_batch_size: int, decode_in_predict_clock
         "latency": f"{latency_images} single-image calls after {latency_warmup} warm-up calls, images decoded "
                    f"beforehand",
         "threads": int(ctx.num_threads),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "library default (spin, then sleep)"),
     }
 
 

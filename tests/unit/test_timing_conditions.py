@@ -16,6 +16,7 @@ from benchsuite.runner.conditions import (
     Snapshot,
     is_contended,
     machine_busy_s,
+    omp_wait_policy,
     phase_conditions,
     tree_cpu_s,
     tree_run_delay_s,
@@ -124,3 +125,13 @@ def test_import_watch_names_third_party_packages_first_imported(tmp_path, monkey
         import freshpkg_for_watch  # noqa: F401
     assert again.packages == []
     sys.modules.pop("freshpkg_for_watch", None)
+
+
+@pytest.mark.parametrize(("others", "threads", "expected"), [
+    (0.05, 2, None),  # idle: the library's default (spin, then sleep)
+    (1.0, 2, "PASSIVE"),  # busy processes beside the job: waiting threads sleep
+    (1.0, 1, None),  # --jobs 2: the other job keeps to its own core
+    (1.5, 1, "PASSIVE"),
+])
+def test_wait_policy_follows_the_load_at_job_start(others, threads, expected):
+    assert omp_wait_policy(threads, cores=2, others=others) == expected

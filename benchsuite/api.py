@@ -130,6 +130,9 @@ class Pipeline:
     #: the harness's own cost per job, shown as the floor in reports and never as a headline row.
     harness_floor: ClassVar[bool] = False
     description: ClassVar[str] = ""
+    #: constructor parameters per profile (``{"smoke": {...}, "quick": {...}, "full": {...}}``) that size the
+    #: pipeline's work in that profile; the runner passes them, and a user's ``--param`` wins over them
+    profile_params: ClassVar[dict[str, dict[str, Any]]] = {}
 
     @classmethod
     def _param_names(cls) -> list[str]:

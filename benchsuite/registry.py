@@ -114,6 +114,8 @@ def resolve(ids: list[str], tasks: list[str] | None = None) -> list[PipelineInfo
             if not info.ok:
                 if pattern == info.id:
                     raise ConfigError(f"pipeline {info.id!r} cannot be used: {info.error}")
+                log.warning("--pipelines %r matches the broken plugin %s (%s, from %s), left out: %s", pattern,
+                            info.id, info.ref, info.distribution, info.error)
                 continue
             if tasks is None or info.task in tasks:
                 chosen[info.id] = info

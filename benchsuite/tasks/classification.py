@@ -17,7 +17,15 @@ from benchsuite.tasks.base import split_cap, timed_fit, timing_method
 VARIANT_PREFIX = "variant::"
 
 
+def _is_array(value: Any) -> bool:
+    """A numpy array or an array-like tensor (torch): the containers a prediction may come in."""
+    return isinstance(value, np.ndarray) or (hasattr(value, "detach") and hasattr(value, "shape"))
+
+
 def _as_labels(value: Any, n: int, num_classes: int, what: str) -> np.ndarray:
+    if not _is_array(value):
+        raise OutputValidationError(f"{what}: a {type(value).__name__}; expected a numpy array of shape ({n},) "
+                                    f"holding integer class indices (np.asarray(...) before returning)")
     try:
         arr = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
     except Exception as exc:

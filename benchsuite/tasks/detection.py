@@ -34,6 +34,10 @@ def validate_detections(out: Any, width: int, height: int, num_classes: int, whe
     else:
         raise OutputValidationError(f"{where}: detect() returned {type(out).__name__}; expected Detections or "
                                     f"(boxes, scores, labels)")
+    for name, value in (("boxes", boxes), ("scores", scores), ("labels", labels)):
+        if not (isinstance(value, np.ndarray) or hasattr(value, "detach")):
+            raise OutputValidationError(f"{where}: detect() returned {name} as a {type(value).__name__}; expected "
+                                        f"a numpy array (boxes (N, 4), scores (N,), labels (N,))")
     boxes, scores, labels = (v.detach().cpu().numpy() if hasattr(v, "detach") else v for v in (boxes, scores, labels))
     problems = check_detections(boxes, scores, labels, num_classes)
     if problems:

@@ -22,6 +22,9 @@ MAX_STORED = 5000
 
 def validate_proposals(out: Any, width: int, height: int, where: str) -> tuple[np.ndarray, int]:
     """Check one image's ranked boxes, clip them to the image; returns ``(boxes, dropped)``."""
+    if not (isinstance(out, np.ndarray) or hasattr(out, "detach")):
+        raise OutputValidationError(f"{where}: propose() returned a {type(out).__name__}; expected a numpy array "
+                                    f"of shape (N, 4), x1 y1 x2 y2 pixels, best first")
     boxes = out.detach().cpu().numpy() if hasattr(out, "detach") else out
     problems = check_boxes(boxes, what=f"{where}: proposals")
     if problems:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -29,6 +29,9 @@ class HogLinearSVM(Classifier):
     family: ClassVar[str] = "classical"
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     predict_batch_size: ClassVar[int] = 4096
+    profile_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"c_values": (0.1, 1.0)},
+    }
 
     def __init__(self, cells: tuple[int, ...] = (4, 8), bins: int = 9, sqrt_gamma: bool = True,
                  c_values: tuple[float, ...] = (0.0003, 0.001, 0.003, 0.01), max_iter: int = 120,
@@ -69,5 +72,7 @@ class HogLinearSVM(Classifier):
         return self
 
     def predict(self, images: np.ndarray) -> np.ndarray:
+        if not len(images):
+            return np.zeros(0, np.int64)
         x = (self._describe(images) - self.mean_) / self.scale_
         return self.svm_.predict(x).astype(np.int64)

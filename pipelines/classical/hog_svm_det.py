@@ -137,6 +137,12 @@ class HogSvmDetector(Detector):
     family: ClassVar[str] = "classical"
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     description: ClassVar[str] = "Dalal-Triggs HOG + linear SVM, hard negatives, HOG-pyramid template correlation"
+    profile_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"base_size": 48, "c_values": (0.1,), "steps": (1.2,), "negatives_per_image": 10, "mining_rounds": 1,
+                  "hard_per_image": 20, "max_upscale": 1.5, "mining_step": 1.3, "nms_thresholds": (0.3,),
+                  "measure_speed": False},
+        "full": {"max_negatives": 10000, "tune_images": 500},
+    }
 
     def __init__(self, cell: int = 8, block: int = 2, bins: int = 9, base_size: int = 80, context: float = 0.15,
                  max_aspect: float = 3.0, jitter: int = 1, negatives_per_image: int = 20,

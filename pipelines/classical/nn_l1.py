@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -24,6 +24,9 @@ class NearestNeighbourL1(Classifier):
     family: ClassVar[str] = "classical"
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
     predict_batch_size: ClassVar[int] = 2048
+    profile_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"k_values": (1, 3)},
+    }
 
     def __init__(self, k_values: tuple[int, ...] = (1, 3, 5, 7, 10), refit_on_trainval: bool = True):
         self.k_values = k_values

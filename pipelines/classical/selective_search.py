@@ -41,6 +41,10 @@ from benchsuite.ops.region_grouping import (
 )
 from benchsuite.proposal_cache import default_workers, parallel_map, store_proposals
 
+#: the smoke profile's parameters of selective-search, shared by the proposers of ss-hog-svm and rcnn (the same
+#: proposer parameters share the proposal cache): images shrunk to 200 px, one scale
+SS_SMOKE: dict[str, Any] = {"preset": "fast", "ks": (100,), "max_side": 200}
+
 log = logging.getLogger(__name__)
 
 PRESETS: dict[str, dict[str, tuple[Any, ...]]] = {
@@ -153,6 +157,9 @@ class SelectiveSearch(Proposer):
     description: ClassVar[str] = "Selective search after Uijlings et al. (IJCV 2013), the suite's implementation"
     propose_batch_size: ClassVar[int] = 16
     cache_ignored_params: ClassVar[tuple[str, ...]] = ("n_jobs",)
+    profile_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": SS_SMOKE,
+    }
 
     def __init__(self, preset: str = "fast", colour_spaces: tuple[str, ...] | None = None,
                  ks: tuple[float, ...] | None = None, similarities: tuple[str, ...] | None = None,

@@ -43,7 +43,7 @@ from benchsuite.ops.linear_svm import LinearSVM
 from benchsuite.ops.negatives import NegativeSource
 from benchsuite.ops.windows import WindowSize, choose_window, crop_windows, max_iou, window_boxes
 from benchsuite.proposal_cache import default_workers, proposals_for, proposals_for_images
-from pipelines.classical.selective_search import SelectiveSearch
+from pipelines.classical.selective_search import SS_SMOKE, SelectiveSearch
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,10 @@ class SelectiveSearchHogSVM(Detector):
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     description: ClassVar[str] = "Selective-search proposals, warped-window HOG + linear SVM per class, hard negatives"
     detect_batch_size: ClassVar[int] = 8
+    profile_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"proposer_params": SS_SMOKE, "train_proposals": 300, "test_proposals": 300,
+                  "negatives_per_image": 20, "hard_per_image": 20, "c_values": (0.03,), "nms_values": (0.3,)},
+    }
 
     def __init__(self, proposer_params: dict[str, Any] | None = None, train_proposals: int = 1000,
                  test_proposals: int = 2000, min_proposal_side: float = 10, base_size: int = 56,

@@ -271,6 +271,14 @@ class ViolaJonesDetector(Detector):
     family: ClassVar[str] = "classical"
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     description: ClassVar[str] = "Haar features + AdaBoost attentional cascade per class (Viola & Jones)"
+    profile_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"max_stages": 6, "max_features": 1000, "jitter": 1, "negatives_per_stage": 300,
+                  "val_negatives_per_stage": 150, "max_stumps_per_stage": 15, "stride": 4, "pyramid_step": 1.5,
+                  "max_upscale": 1.0, "stages_missed_values": (0, 1), "nms_iou_values": (0.3,),
+                  "score_modes": ("last",)},
+        "full": {"max_stages": 16, "max_features": 16000, "negatives_per_stage": 4000,
+                 "val_negatives_per_stage": 2000, "max_stumps_per_stage": 100, "pyramid_step": 1.1},
+    }
 
     def __init__(self, base_size: int = 24, window_multiple: int = 2, min_window_side: int = 8, context: float = 0.1,
                  max_features: int = 8000, jitter: int = 2, max_positives: int = 3000, max_stages: int = 18,

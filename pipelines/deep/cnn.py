@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -11,6 +11,10 @@ from torch import nn
 from benchsuite.api import Classifier, ClassifierOutput, Context
 from benchsuite.data.images import ImageSet
 from pipelines.deep.classifier_training import TrainConfig, predict_logits, train_classifier
+
+#: quick: cnn and cnn-fusion train the same fixed schedule (9 epochs), sized so that the whole classification
+#: task (nn-l1, hog-svm and both CNNs) stays within 15 minutes on an idle 2-core machine
+CNN_QUICK: dict[str, Any] = {"epochs": 9}
 
 
 def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
@@ -76,6 +80,11 @@ class ResidualCNN(Classifier):
     family: ClassVar[str] = "deep"
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
     predict_batch_size: ClassVar[int] = 1000
+    profile_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},
+        "quick": CNN_QUICK,
+        "full": {"epochs": 40, "widths": (64, 128, 256)},
+    }
 
     def __init__(self, epochs: int = 16, widths: tuple[int, int, int] = (32, 64, 128), batch_size: int = 256,
                  lr: float = 0.2, weight_decay: float = 5e-4, label_smoothing: float = 0.2, flip_tta: bool = True,
@@ -101,9 +110,12 @@ class ResidualCNN(Classifier):
         net = self.build_network(train.num_classes)
         self.model_, history = train_classifier(net, train, val, cfg, ctx)
         self.device_ = ctx.device
+        self.num_classes_ = train.num_classes
         ctx.record(weights="scratch", parameters=sum(p.numel() for p in net.parameters()), **history)
         return self
 
     def predict(self, images: np.ndarray) -> ClassifierOutput:
+        if not len(images):
+            return ClassifierOutput(labels=np.zeros(0, np.int64), scores=np.zeros((0, self.num_classes_), np.float32))
         logits = predict_logits(self.model_, images, self.device_, flip_tta=self.flip_tta)
         return ClassifierOutput(labels=logits.argmax(1).astype(np.int64), scores=logits)

@@ -13,14 +13,14 @@ fused ``D``-vector to the class logits. The trunk, data pipeline and training lo
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from benchsuite.api import Context
 from benchsuite.data.images import ImageSet
-from pipelines.deep.cnn import ResidualCNN, Stage, conv_bn
+from pipelines.deep.cnn import CNN_QUICK, ResidualCNN, Stage, conv_bn
 
 
 class LocallyConnected1x1(nn.Module):
@@ -131,6 +131,12 @@ class ConvFusionCNN(ResidualCNN):
     """
 
     id: ClassVar[str] = "cnn-fusion"
+    #: the very same budget as cnn
+    profile_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},
+        "quick": CNN_QUICK,
+        "full": {"epochs": 40, "widths": (64, 128, 256)},
+    }
 
     def build_network(self, num_classes: int) -> nn.Module:
         return ConvFusionNet(num_classes, tuple(self.widths))

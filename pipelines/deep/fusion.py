@@ -45,6 +45,18 @@ from benchsuite.data.detection import DetectionSet
 from pipelines.deep.detection_training import TorchvisionDetector
 from pipelines.deep.detection_weights import WeightsChoice
 
+# the fusion study's sizes: the three variants get the very same parameters, so that they differ in their neck
+# only; a from-scratch ResNet-18 Faster R-CNN, sized for 2 CPU cores. quick: a fixed number of steps, sized with
+# the other detectors into the 30-minute detection task on 2 CPU cores (a study at this size compares the necks
+# early in training; the full profile trains them properly)
+FUSION_CPU: dict[str, Any] = {"out_channels": 64, "representation_size": 256, "rpn_pre_nms_top_n_train": 1000,
+                              "rpn_post_nms_top_n_train": 500, "rpn_pre_nms_top_n_test": 500,
+                              "rpn_post_nms_top_n_test": 200, "box_batch_size_per_image": 128}
+FUSION_SMOKE: dict[str, Any] = {"min_size": 160, "max_size": 256, "epochs": 2, "batch_size": 4, "lr": 0.02,
+                                "warmup": 3, "model_options": FUSION_CPU}
+FUSION_QUICK: dict[str, Any] = {"min_size": 256, "max_size": 416, "iterations": 150, "batch_size": 4, "lr": 0.02,
+                                "warmup": 15, "model_options": FUSION_CPU}
+
 NECKS = ("stages", "deepest", "fpn")
 
 
@@ -204,6 +216,10 @@ class _FusionDetector(TorchvisionDetector):
     neck: ClassVar[str] = ""
     variant: ClassVar[str] = ""
     backbone_weights = ResNet18_Weights.IMAGENET1K_V1  # used only when cached or --download (else scratch)
+    profile_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": FUSION_SMOKE,
+        "quick": FUSION_QUICK,
+    }
 
     def build_model(self, num_classes: int, weights: WeightsChoice) -> nn.Module:
         options = {"min_size": self.min_size, "max_size": self.max_size, "box_score_thresh": self.score_thresh,

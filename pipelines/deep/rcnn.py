@@ -41,6 +41,7 @@ from benchsuite.metrics.detection import evaluate_detections
 from benchsuite.ops.box_coding import decode_boxes, encode_boxes
 from benchsuite.ops.boxes import batched_nms, box_iou, clip_boxes, remove_small_boxes
 from benchsuite.proposal_cache import default_workers, proposals_for, proposals_for_images
+from pipelines.classical.selective_search import SS_SMOKE
 from pipelines.deep.cnn import Stage, conv_bn
 from pipelines.deep.common import amp_dtype, autocast, prepare_device
 
@@ -323,6 +324,13 @@ class RCNN(Detector):
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
     description: ClassVar[str] = "R-CNN: selective search + warped-region CNN + box regression"
     detect_batch_size: ClassVar[int] = 8
+    profile_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"proposer_params": SS_SMOKE, "iterations": 40, "batch_size": 64, "widths": (16, 32, 64),
+                  "max_train_proposals": 300, "max_test_proposals": 150, "positives_per_image": 32,
+                  "background_per_image": 48, "nms_ious": (0.3,)},
+        "full": {"iterations": 5000, "max_train_proposals": 2000, "max_test_proposals": 2000, "crop_size": 96,
+                 "context": 6, "positives_per_image": 64, "background_per_image": 192},
+    }
 
     def __init__(self, crop_size: int = 64, context: int = 4, fg_iou: float = 0.5, bg_iou: float = 0.3,
                  max_train_proposals: int = 1000, max_test_proposals: int = 500, positives_per_image: int = 48,

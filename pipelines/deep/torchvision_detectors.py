@@ -20,6 +20,15 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from pipelines.deep.detection_training import TorchvisionDetector
 from pipelines.deep.detection_weights import WeightsChoice
 
+# on 2 CPU cores: small images, fewer Faster R-CNN proposals and sampled regions (the box head and RoIAlign
+# dominate its CPU cost). quick: every torchvision detector trains a fixed number of optimiser steps (the same
+# work on every machine and under any load), sized so that the whole Penn-Fudan detection + proposals task
+# (every built-in pipeline) stays within 30 minutes on an idle 2-core machine; the MobileNet Faster R-CNN gets
+# the largest share, the ResNet-50 ones a token schedule (about 2 s a step on 2 cores)
+RCNN_CPU: dict[str, Any] = {"rpn_pre_nms_top_n_train": 600, "rpn_post_nms_top_n_train": 300,
+                            "rpn_pre_nms_top_n_test": 300, "rpn_post_nms_top_n_test": 100,
+                            "box_batch_size_per_image": 64, "representation_size": 256}
+
 
 def replace_rcnn_predictor(model: nn.Module, num_classes: int) -> None:
     """Faster R-CNN: a new box predictor (class scores and per-class box deltas) for ``num_classes``."""
@@ -106,6 +115,12 @@ class FasterRCNNResNet50FPN(_RCNNFamily):
     replace_head = staticmethod(replace_rcnn_predictor)
     coco_weights = tvd.FasterRCNN_ResNet50_FPN_Weights.COCO_V1
     backbone_weights = ResNet50_Weights.IMAGENET1K_V1
+    profile_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"min_size": 128, "max_size": 192, "epochs": 1, "batch_size": 4, "warmup": 2,
+                  "model_options": RCNN_CPU},
+        "quick": {"min_size": 256, "max_size": 416, "iterations": 60, "batch_size": 4, "lr": 0.01, "warmup": 10,
+                  "model_options": RCNN_CPU},
+    }
 
     def model_kwargs(self) -> dict[str, Any]:
         return {"min_size": self.min_size, "max_size": self.max_size, "box_score_thresh": self.score_thresh,
@@ -141,6 +156,12 @@ class FasterRCNNMobileNetV3FPN(FasterRCNNResNet50FPN):
     builder = staticmethod(tvd.fasterrcnn_mobilenet_v3_large_fpn)
     coco_weights = tvd.FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1
     backbone_weights = MobileNet_V3_Large_Weights.IMAGENET1K_V1
+    profile_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"min_size": 160, "max_size": 256, "epochs": 3, "batch_size": 4, "warmup": 5,
+                  "model_options": RCNN_CPU},
+        "quick": {"min_size": 256, "max_size": 416, "iterations": 400, "batch_size": 4, "lr": 0.01, "warmup": 40,
+                  "model_options": RCNN_CPU},
+    }
 
 
 class RetinaNetResNet50FPN(_RCNNFamily):
@@ -151,6 +172,10 @@ class RetinaNetResNet50FPN(_RCNNFamily):
     builder = staticmethod(tvd.retinanet_resnet50_fpn)
     coco_weights = tvd.RetinaNet_ResNet50_FPN_Weights.COCO_V1
     backbone_weights = ResNet50_Weights.IMAGENET1K_V1
+    profile_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"min_size": 128, "max_size": 192, "epochs": 1, "batch_size": 4, "warmup": 2},
+        "quick": {"min_size": 256, "max_size": 416, "iterations": 60, "batch_size": 4, "lr": 0.01, "warmup": 10},
+    }
 
 
 class FCOSResNet50FPN(_RCNNFamily):
@@ -188,6 +213,10 @@ class SSDLiteMobileNetV3(_SSDFamily):
     builder = staticmethod(tvd.ssdlite320_mobilenet_v3_large)
     coco_weights = tvd.SSDLite320_MobileNet_V3_Large_Weights.COCO_V1
     backbone_weights = MobileNet_V3_Large_Weights.IMAGENET1K_V1
+    profile_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"min_size": 192, "epochs": 3, "batch_size": 4, "warmup": 5},
+        "quick": {"min_size": 256, "iterations": 300, "batch_size": 8, "lr": 0.05, "warmup": 20},
+    }
 
 
 class SSD300VGG16(_SSDFamily):

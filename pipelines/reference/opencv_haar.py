@@ -68,10 +68,10 @@ class OpenCVHaarCascade(Detector):
             w, h = cascade.getOriginalWindowSize()
             self.models_.append((k, cascade, (int(h), int(w))))
             used[name] = path.name
-        self.stats_: dict[str, Any] = {"images": 0, "detect_s": 0.0}
+        self._stats: dict[str, Any] = {"images": 0, "detect_s": 0.0}
         ctx.record(cascades=used, classes_without_cascade=missing,
                    # updated by detect(): the record holds the totals over every image the job detected on
-                   detect_stats=self.stats_)
+                   detect_stats=self._stats)
         return self
 
     def detect(self, image: np.ndarray) -> Detections:
@@ -94,9 +94,9 @@ class OpenCVHaarCascade(Detector):
             boxes.append(np.stack([r[:, 0], r[:, 1], r[:, 0] + r[:, 2], r[:, 1] + r[:, 3]], axis=1))
             scores.append(np.asarray(weights, np.float32).reshape(-1))
             labels.append(np.full(len(r), k, np.int64))
-        self.stats_["images"] += 1
-        self.stats_["detect_s"] += time.perf_counter() - t0
-        self.stats_["seconds_per_image"] = self.stats_["detect_s"] / self.stats_["images"]
+        self._stats["images"] += 1
+        self._stats["detect_s"] += time.perf_counter() - t0
+        self._stats["seconds_per_image"] = self._stats["detect_s"] / self._stats["images"]
         if not boxes:
             return Detections.empty()
         return Detections(np.concatenate(boxes), np.concatenate(scores), np.concatenate(labels))

@@ -7,7 +7,8 @@ pretrained model, so ``pretrained_reference`` stays False and the description sa
 
 from __future__ import annotations
 
-from typing import ClassVar
+import ctypes
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -17,6 +18,25 @@ from benchsuite.data.detection import DetectionSet
 from benchsuite.proposal_cache import default_workers, parallel_map
 
 MODES = ("fast", "quality", "single")
+
+
+#: the seed of C's rand() before each image's selective search (1: the C library's own default)
+RNG_SEED = 1
+
+
+def _seed_c_rand(seed: int) -> None:
+    """``srand(seed)`` of the C library OpenCV calls ``rand()`` from (a no-op where it cannot be reached)."""
+    global _SRAND
+    if _SRAND is None:
+        try:
+            _SRAND = ctypes.CDLL(None).srand
+        except (OSError, AttributeError, TypeError):
+            _SRAND = False
+    if _SRAND:
+        _SRAND(ctypes.c_uint(seed))
+
+
+_SRAND: Any = None
 
 
 def opencv_selective_search(image: np.ndarray, mode: str = "fast", base_k: int = 150, inc_k: int = 150,
@@ -35,6 +55,9 @@ def opencv_selective_search(image: np.ndarray, mode: str = "fast", base_k: int =
         ss.switchToSelectiveSearchQuality(base_k, inc_k, sigma)
     else:
         ss.switchToSingleStrategy(base_k, sigma)
+    # OpenCV ranks the regions with C's rand(): seeded per image (with C's own default seed, 1), the ranking
+    # depends on the image alone, not on how many images this process handled before
+    _seed_c_rand(RNG_SEED)
     rects = np.asarray(ss.process(), np.float32).reshape(-1, 4)
     rects[:, 2:] += rects[:, :2]
     return rects
@@ -58,6 +81,9 @@ class OpenCVSelectiveSearch(Proposer):
                                   "(cv2.ximgproc.segmentation), untrained, fast mode unless mode='quality'")
     propose_batch_size: ClassVar[int] = 16
     cache_ignored_params: ClassVar[tuple[str, ...]] = ("n_jobs",)
+    profile_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"mode": "single"},
+    }
 
     def __init__(self, mode: str = "fast", base_k: int = 150, inc_k: int = 150, sigma: float = 0.8,
                  n_jobs: int | None = None):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchsuite.profiles import get_profile
 from benchsuite.proposal_cache import ProposalStore
 from benchsuite.runner.run import RunConfig, run
 from pipelines.classical.selective_search import SelectiveSearch
@@ -35,7 +34,7 @@ def test_selective_search_rows_and_ss_hog_svm_on_synthetic_voc(tmp_path, cache_d
     assert all(0.0 <= c["val_ap50"] <= 1.0 for c in info["per_class"].values())
 
     # the proposals task stored its test proposals under the same key ss-hog-svm reads: shared
-    proposer = SelectiveSearch(**get_profile("smoke").params_for("selective-search"))
+    proposer = SelectiveSearch(**SelectiveSearch.profile_params["smoke"])
     store = ProposalStore(cache, proposer)
     assert store.folder.is_dir() and len(list(store.folder.glob("*.npy"))) == 24 + 8 + 16
 

@@ -1,0 +1,1 @@
+"""A template benchsuite plugin: one classifier and one detector (see README.md)."""

@@ -1,0 +1,34 @@
+"""Every built-in pipeline passes the plugin conformance checks (benchsuite.testing), as a plugin must.
+
+One parametrised test: a case per (pipeline, check); the checks of one pipeline run together the first time
+(one fit and one refit on tiny synthetic data, at the pipeline's own smoke sizes), the other cases read the
+results.
+"""
+
+from __future__ import annotations
+
+from benchsuite.registry import discover, load_ref
+from benchsuite.testing import parametrize_with_checks
+
+BUILT_IN = [load_ref(info.ref) for info in discover().values() if info.distribution == "benchsuite" and info.ok]
+
+#: on top of the smoke sizes, for the pipelines whose smoke job would take more than seconds on the tiny scenes
+_FEW_STEPS = {"iterations": 2, "warmup": 1}
+FASTER = {
+    "ism": {"max_upscale": 1.0, "max_side": 200},
+    "cnn": {"epochs": 2},
+    "cnn-fusion": {"epochs": 2},
+    "rcnn": {"iterations": 4, "max_train_proposals": 100, "max_test_proposals": 50},
+    **dict.fromkeys(("faster-rcnn-mbv3-fpn", "faster-rcnn-r50-fpn", "retinanet-r50-fpn", "ssdlite-mbv3",
+                     "fusion-a-stages", "fusion-b-deepest", "fusion-c-fpn"), _FEW_STEPS),
+}
+
+
+def test_every_built_in_pipeline_is_checked():
+    ids = {cls.id for cls in BUILT_IN}
+    assert {"nn-l1", "cnn", "faster-rcnn-mbv3-fpn", "viola-jones", "selective-search", "null-proposer"} <= ids
+
+
+@parametrize_with_checks(BUILT_IN, params=FASTER)
+def test_conformance(pipeline, check):
+    check(pipeline)

@@ -7,6 +7,7 @@ runs these and the unit-level cases (tests/unit/test_faults_units.py) and prints
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -74,7 +75,9 @@ class _Forked:
         return self.proc.exitcode
 
     def send_signal(self, sig: int) -> None:
-        os.kill(self.proc.pid, sig)
+        """Signal the run; a run that has already ended (and been reaped) is left alone."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, sig)
 
     def wait(self, timeout: float) -> tuple[int | None, str]:
         self.proc.join(timeout)

@@ -34,23 +34,47 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("benchsuite-cache")
 
 
-@pytest.fixture()
-def plugin_dist(tmp_path, monkeypatch) -> Path:
-    """Installs tests/fixtures/plugin_pipelines.py as a distribution with entry points, on sys.path and
-    PYTHONPATH, exactly as `pip install` of a third-party plugin would make it visible."""
+def install_fixture_plugins(tmp_path: Path, monkeypatch, module: str, distribution: str,
+                            entry_points: dict[str, str]) -> Path:
+    """Installs ``tests/fixtures/<module>.py`` as a distribution with entry points (``id -> "module:Class"``),
+    on sys.path and PYTHONPATH, exactly as `pip install` of a third-party plugin would make it visible."""
     site = tmp_path / "site"
     site.mkdir()
-    shutil.copy(FIXTURES / "plugin_pipelines.py", site / "plugin_pipelines.py")
-    dist = site / "benchsuite_test_plugins-0.1.dist-info"
+    shutil.copy(FIXTURES / f"{module}.py", site / f"{module}.py")
+    dist = site / f"{distribution.replace('-', '_')}-0.1.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: benchsuite-test-plugins\nVersion: 0.1\n")
-    lines = ["[benchsuite.pipelines]", *(f"{k} = {v}" for k, v in PLUGIN_ENTRY_POINTS.items())]
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 0.1\n")
+    lines = ["[benchsuite.pipelines]", *(f"{k} = {v}" for k, v in entry_points.items())]
     (dist / "entry_points.txt").write_text("\n".join(lines) + "\n")
     monkeypatch.syspath_prepend(str(site))
     old = os.environ.get("PYTHONPATH")
     monkeypatch.setenv("PYTHONPATH", str(site) + (os.pathsep + old if old else ""))
-    yield site
+    return site
+
+
+@pytest.fixture()
+def plugin_dist(tmp_path, monkeypatch) -> Path:
+    """tests/fixtures/plugin_pipelines.py installed as a plugin distribution."""
+    yield install_fixture_plugins(tmp_path, monkeypatch, "plugin_pipelines", "benchsuite-test-plugins",
+                                  PLUGIN_ENTRY_POINTS)
     sys.modules.pop("plugin_pipelines", None)
+
+
+#: the plugin author's mistakes of tests/fixtures/kit_mistakes.py (issue 14), by pipeline id
+KIT_ENTRY_POINTS = {
+    "kit-good": "kit_mistakes:GoodKnn",
+    "kit-fit-none": "kit_mistakes:FitReturnsNone",
+    "kit-predict-list": "kit_mistakes:PredictReturnsList",
+    "kit-other-name": "kit_mistakes:StoresUnderOtherName",
+    "kit-raises": "kit_mistakes:RaisesDeepInside",
+}
+
+
+@pytest.fixture()
+def kit_dist(tmp_path, monkeypatch) -> Path:
+    """tests/fixtures/kit_mistakes.py installed as a plugin distribution."""
+    yield install_fixture_plugins(tmp_path, monkeypatch, "kit_mistakes", "kit-mistakes", KIT_ENTRY_POINTS)
+    sys.modules.pop("kit_mistakes", None)
 
 
 def pytest_addoption(parser):

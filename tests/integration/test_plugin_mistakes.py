@@ -5,42 +5,14 @@ failed job's traceback is in its log.txt and its last lines in the run's console
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import pytest
 
 from benchsuite.runner.run import RunConfig, run
 
-FIXTURES = Path(__file__).parents[1] / "fixtures"
-ENTRY_POINTS = {
-    "kit-good": "GoodKnn",
-    "kit-fit-none": "FitReturnsNone",
-    "kit-predict-list": "PredictReturnsList",
-    "kit-other-name": "StoresUnderOtherName",
-    "kit-raises": "RaisesDeepInside",
-}
-
-
-@pytest.fixture()
-def kit_dist(tmp_path, monkeypatch):
-    """tests/fixtures/kit_mistakes.py installed as a plugin distribution (entry points), as pip would."""
-    import os
-    import sys
-
-    site = tmp_path / "site"
-    site.mkdir()
-    shutil.copy(FIXTURES / "kit_mistakes.py", site / "kit_mistakes.py")
-    dist = site / "kit_mistakes-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: kit-mistakes\nVersion: 0.1\n")
-    lines = ["[benchsuite.pipelines]", *(f"{k} = kit_mistakes:{v}" for k, v in ENTRY_POINTS.items())]
-    (dist / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    monkeypatch.syspath_prepend(str(site))
-    old = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv("PYTHONPATH", str(site) + (os.pathsep + old if old else ""))
-    yield site
-    sys.modules.pop("kit_mistakes", None)
+#: the pipeline ids of tests/fixtures/kit_mistakes.py, installed by the ``kit_dist`` fixture (conftest.py)
+ENTRY_POINTS = ("kit-good", "kit-fit-none", "kit-predict-list", "kit-other-name", "kit-raises")
 
 
 @pytest.mark.slow

@@ -23,7 +23,9 @@ suite takes a :class:`Snapshot` at both ends and turns the pair into a :func:`ph
     the time the threads ran or waited to run: ``run_delay_s / (cpu_s + run_delay_s)``.
 ``contended``
     the documented rule :func:`is_contended`: the job's threads waited for a CPU for more than
-    :data:`CONTENTION_WAIT_SHARE` of their runnable time. Other processes that only use cores the job leaves
+    :data:`CONTENTION_WAIT_SHARE` of their runnable time while other processes kept more than
+    :data:`CONTENTION_MARGIN_CORES` cores busy (a job that runs more threads than there are cores waits on
+    itself, which is no contention). Other processes that only use cores the job leaves
     idle (a low-priority background task, the other job of ``--jobs 2`` on its own core) do not make a job
     contended; processes that take cores the job wants do. Where the scheduler statistics cannot be read, the
     rule falls back to the other processes' cores: contended when they kept busy more cores than the job left
@@ -49,7 +51,8 @@ CONTENTION_MARGIN_CORES = 0.25
 #: phases shorter than this (seconds) are too short for /proc/stat's 10 ms ticks: never called contended
 MIN_PHASE_S = 0.5
 CONTENTION_RULE = (f"contended when the job's threads waited for a CPU (scheduler run delay) for more than "
-                   f"{CONTENTION_WAIT_SHARE:.0%} of the time they ran or waited to run, over a phase of at least "
+                   f"{CONTENTION_WAIT_SHARE:.0%} of the time they ran or waited to run while other processes kept "
+                   f"more than {CONTENTION_MARGIN_CORES} cores busy, over a phase of at least "
                    f"{MIN_PHASE_S} s; without scheduler statistics, when other processes kept busy more than "
                    f"(cores - threads) + {CONTENTION_MARGIN_CORES} cores")
 
@@ -146,7 +149,9 @@ def is_contended(others_cpu_cores: float | None, threads: int, cores: int, wall_
     if wall_s < MIN_PHASE_S:
         return False
     if wait_share is not None:
-        return wait_share > CONTENTION_WAIT_SHARE
+        # a job that runs more threads than cores waits on itself: contention needs other processes at work too
+        others_busy = others_cpu_cores is None or others_cpu_cores > CONTENTION_MARGIN_CORES
+        return wait_share > CONTENTION_WAIT_SHARE and others_busy
     return others_cpu_cores > max(0, cores - threads) + CONTENTION_MARGIN_CORES
 
 

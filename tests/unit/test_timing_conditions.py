@@ -39,7 +39,8 @@ def test_phase_conditions_subtract_the_jobs_own_cpu_time():
 @pytest.mark.parametrize(("others", "threads", "cores", "share", "expected"), [
     (0.0, 2, 2, 0.0, False),
     (1.5, 2, 2, 0.01, False),  # others used the cores the job left idle: no contention
-    (0.0, 2, 2, CONTENTION_WAIT_SHARE + 0.01, True),  # the job waited for a CPU
+    (1.0, 2, 2, CONTENTION_WAIT_SHARE + 0.01, True),  # the job waited for a CPU that others held
+    (0.0, 2, 2, 0.3, False),  # more threads than cores: the job waits on itself, no one else is there
     # fallback without scheduler statistics: the other processes' cores
     (CONTENTION_MARGIN_CORES - 0.01, 2, 2, None, False),
     (CONTENTION_MARGIN_CORES + 0.01, 2, 2, None, True),

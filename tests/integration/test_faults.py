@@ -256,13 +256,19 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path, cache_dir, plugi
     out = tmp_path / "run"
     argv = _argv(out, cache_dir, "--pipelines", "test-slow", "--param", "test-slow.delay=120")
     first = _Forked(argv, tmp_path / "err-first.txt")
-    _wait_for(lambda: (out / LOCK_FILE).exists() and (out / "run.json").exists(), 90, "the first run's lock")
+    job_log = out / "jobs" / "classification--cifar10--test-slow--s0" / "log.txt"
+
+    def fits_started() -> int:
+        return job_log.read_text().count("fit on") if job_log.exists() else 0
+
+    # the first run holds the lock and its job is fitting: a second run must neither start nor rerun it
+    _wait_for(lambda: (out / LOCK_FILE).exists() and fits_started() == 1, 90, "the first run's job to fit")
     code, err = _Forked([*argv, "--resume"], tmp_path / "err-second.txt").wait(timeout=120)
     assert first.poll() is None, "the first run should still be running"
     assert code == 2
     last = err.strip().splitlines()[-1]
     assert f"benchsuite: error: {out} is in use by another run (pid {first.proc.pid} on host " in last, err
-    assert not (out / "jobs" / "classification--cifar10--test-slow--s0" / "log.txt").read_text().count("fit on") > 1
+    assert fits_started() == 1
     first.send_signal(signal.SIGINT)
     assert first.wait(timeout=60)[0] == 130
     assert not (out / LOCK_FILE).exists()  # released by the first run on its way out

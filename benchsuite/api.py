@@ -8,7 +8,8 @@ A pipeline class declares four things as class attributes:
 ``id``
     stable, lower-case, used in records and reports (``"nn-l1"``).
 ``task``
-    ``"classification"``, ``"detection"`` or ``"proposals"``.
+    a registered task: ``"classification"``, ``"detection"``, ``"proposals"`` or a plugin's own
+    (:mod:`benchsuite.tasks.registry`); the task sets the base class and the methods to implement.
 ``family``
     ``"classical"`` or ``"deep"``.
 ``devices``
@@ -30,13 +31,24 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
+from benchsuite.results.schema import add_selection, make_selection
+
 if TYPE_CHECKING:
     from benchsuite.data.detection import DetectionSet
     from benchsuite.data.images import ImageSet
 
-TASKS = ("classification", "detection", "proposals")
 FAMILIES = ("classical", "deep")
 DEVICES = ("cpu", "cuda")
+
+
+def __getattr__(name: str) -> Any:
+    """``TASKS``: the names of the registered tasks (the ``benchsuite.tasks`` entry points), read when asked."""
+    if name == "TASKS":
+        from benchsuite.tasks.registry import task_names
+
+        return task_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 T = TypeVar("T")
 
@@ -107,6 +119,24 @@ class Context:
         ``ctx.shortcut("epochs", 9, 1, "--time-budget 60 s")``."""
         entry = {"what": str(what), "asked": asked, "done": done, "reason": str(reason)}
         self.info.setdefault("shortcuts", []).append(entry)
+
+    def record_selection(self, *, metric: str, grid: Iterable[Mapping[str, Any]], scores: Iterable[float | None],
+                         chosen: Mapping[str, Any], score: float | None = None, for_class: str | None = None
+                         ) -> None:
+        """Report a choice made on val, in the one shape every record uses for it
+        (:class:`benchsuite.results.schema.Selection`): ``fit_info["selection"]``, or
+        ``fit_info["selection_per_class"][for_class]`` for a choice made per class.
+
+        ``metric`` names what was maximised (``"val_accuracy"``, ``"val_map50"``, ``"val_ap50"``); ``grid``
+        lists the candidate settings (``{name: number, string or bool}``) in the order they were scored and
+        ``scores`` their metric (None or NaN where undefined); ``chosen`` holds the settings kept (a candidate's,
+        plus any chosen inside it) and ``score`` their metric (default: the score of the first candidate that
+        agrees with ``chosen``). A staged search calls it once per stage with the same metric: the candidates
+        add up, the later choice wins. E.g.
+        ``ctx.record_selection(metric="val_accuracy", grid=[{"k": 1}, {"k": 3}], scores=[0.31, 0.34],
+        chosen={"k": 3})``. Raises :class:`benchsuite.results.schema.RecordSchemaError` on another shape.
+        """
+        add_selection(self.info, make_selection(metric, grid, scores, chosen, score), for_class)
 
     def rng(self, offset: int = 0) -> np.random.Generator:
         """A numpy generator seeded from the job's seed (``offset`` gives independent streams)."""
@@ -252,18 +282,24 @@ def check_pipeline_class(cls: Any) -> list[str]:
         return [f"{cls!r} is not a subclass of benchsuite.api.Pipeline"]
     if not cls.id or cls.id != cls.id.strip() or " " in cls.id:
         problems.append(f"{cls.__name__}.id must be a non-empty id without spaces, got {cls.id!r}")
-    if cls.task not in TASKS:
-        problems.append(f"{cls.__name__}.task must be one of {TASKS}, got {cls.task!r}")
+    from benchsuite.tasks.registry import find_task, task_names
+
+    task = find_task(cls.task) if isinstance(cls.task, str) else None
+    if task is None:
+        problems.append(f"{cls.__name__}.task must be one of {task_names()}, got {cls.task!r}")
     if cls.family not in FAMILIES:
         problems.append(f"{cls.__name__}.family must be one of {FAMILIES}, got {cls.family!r}")
     bad = [d for d in cls.devices if d not in DEVICES]
     if not cls.devices or bad:
         problems.append(f"{cls.__name__}.devices must be a non-empty subset of {DEVICES}, got {cls.devices!r}")
-    needed = {"classification": ("fit", "predict"), "detection": ("fit", "detect"), "proposals": ("propose",)}
-    base = {"classification": Classifier, "detection": Detector, "proposals": Proposer}.get(cls.task)
-    for name in needed.get(cls.task, ()):
-        if base is not None and getattr(cls, name, None) is getattr(base, name, None):
-            problems.append(f"{cls.__name__} does not implement {name}()")
+    if task is not None:  # the task's contract: its pipeline base class and the methods to override
+        base = task.pipeline_base
+        if not issubclass(cls, base):
+            problems.append(f"{cls.__name__} declares task {cls.task!r} but does not derive from "
+                            f"{base.__module__}.{base.__name__}")
+        for name in task.required_methods:
+            if getattr(cls, name, None) is getattr(base, name, None):
+                problems.append(f"{cls.__name__} does not implement {name}()")
     return problems
 
 

@@ -76,6 +76,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a pipeline parameter (JSON value), repeatable")
     p.add_argument("--weights", help="a local state dict for the deep pipelines that accept one")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument("--executor", default="local",
+                   help="local (worker processes on this machine, default) | ray (each job a task on a Ray cluster; "
+                        "needs the ray extra)")
+    p.add_argument("--ray-address",
+                   help="with --executor ray: the cluster to use (host:port or auto; default: $RAY_ADDRESS, else a "
+                        "local Ray started for the run)")
 
 
 def config_from_args(args: argparse.Namespace, argv: list[str]) -> Any:
@@ -92,6 +98,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> Any:
         time_limit_s=args.time_limit, time_budget_s=args.time_budget, memory_limit_mb=args.memory_limit_mb,
         params=parse_params(args.param),
         weights=args.weights, write_report=not args.no_report, argv=argv,
+        executor=args.executor, ray_address=args.ray_address,
     )
 
 
@@ -132,7 +139,12 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
     broken = [i for i in infos if not i.ok]
     for i in broken:
         print(f"broken plugin {i.id} ({i.ref}, from {i.distribution}): {i.error}", file=sys.stderr)
-    return 1 if broken and getattr(args, "strict", False) else 0
+    from benchsuite.tasks.registry import list_tasks
+
+    broken_tasks = [t for t in list_tasks(include_broken=True) if not t.ok]
+    for t in broken_tasks:
+        print(f"broken task plugin {t.name} ({t.ref}, from {t.distribution}): {t.error}", file=sys.stderr)
+    return 1 if (broken or broken_tasks) and getattr(args, "strict", False) else 0
 
 
 def _check_target(target: str) -> tuple[type, str | None]:

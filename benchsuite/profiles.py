@@ -93,6 +93,15 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+def split_cap(budget: Budget, split: str) -> int | None:
+    """The profile's cap on the number of images of ``split`` (None: the whole split)."""
+    return {
+        "train": budget.max_train_images,
+        "val": budget.max_val_images,
+        "test": budget.max_test_images,
+    }.get(split)
+
+
 def get_profile(name: str) -> Profile:
     try:
         return PROFILES[name]

@@ -21,7 +21,8 @@ check, each failure with a message that says what to change. The checks:
 ``fit_returns_self``
     ``fit`` runs on the tiny training data and returns the pipeline itself.
 ``fit_info_json``
-    what the pipeline put into ``ctx.info`` (``ctx.record``) is JSON-serialisable.
+    what the pipeline put into ``ctx.info`` (``ctx.record``) is JSON-serialisable, and the keys the record
+    schema fixes (``selection``, ``val_map50``, ``trained_on``, ...) have its shape.
 ``outputs_valid``
     predictions pass the runner's own validation (container types, shapes, dtypes, finite scores,
     labels in range, boxes with x2 > x1 and y2 > y1).
@@ -68,6 +69,7 @@ from typing import Any
 import numpy as np
 
 from benchsuite.api import Budget, Context, Pipeline, check_pipeline_class
+from benchsuite.results.schema import fit_info_problems
 
 log = logging.getLogger(__name__)
 
@@ -596,6 +598,10 @@ def _check_fit_info_json(s: _State) -> str:
     if bad:
         raise CheckFailed(f"ctx.record() got values that are not JSON-serialisable: {'; '.join(bad)}; convert "
                           f"numpy values with int(), float() or .tolist()")
+    problems = fit_info_problems(json.loads(json.dumps(info)))
+    if problems:  # the runner would record the job as failed (invalid-output)
+        raise CheckFailed(f"fit_info keys with a fixed shape (benchsuite.results.schema.FitInfo) are of another "
+                          f"shape: {'; '.join(problems)}; report a choice made on val with ctx.record_selection()")
     return ""
 
 

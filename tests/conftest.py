@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -34,18 +35,71 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("benchsuite-cache")
 
 
+def records_schema_problems(run_dir: Path) -> list[str]:
+    """What is wrong with a run folder's records as the runner wrote them: a line that does not carry the
+    current ``schema_version`` or does not match the record schema, a ``summary.csv`` column that holds values
+    of more than one type (number, text, bool), or a key that is a value in one record and an object in
+    another (``fit_info.val_map50`` beside ``fit_info.val_map50.x``; null where the other records have an object
+    is no clash: an optional object). Empty when all is well."""
+
+    import pandas as pd
+
+    from benchsuite.results.schema import SCHEMA_VERSION, record_problems
+    from benchsuite.results.store import RunStore
+    from benchsuite.results.tidy import records_table
+
+    problems = []
+    lines = (run_dir / "records.jsonl").read_text().splitlines()
+    for number, line in enumerate(lines, 1):
+        rec = json.loads(line)
+        where = f"records.jsonl:{number} ({rec.get('pipeline')}, {rec.get('split')})"
+        if rec.get("schema_version") != SCHEMA_VERSION:
+            problems.append(f"{where}: schema_version {rec.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+        problems.extend(f"{where}: {p}" for p in record_problems(rec))
+    table = records_table(RunStore(run_dir).records())
+
+    def kind(v: object) -> str:
+        return "bool" if isinstance(v, bool) else "number" if isinstance(v, (int, float)) else type(v).__name__
+
+    for col in table.columns:
+        kinds = {kind(v) for v in table[col] if v is not None and not (isinstance(v, float) and pd.isna(v))}
+        if len(kinds) > 1:
+            problems.append(f"summary column {col}: values of types {sorted(kinds)}")
+    columns = set(table.columns)
+    problems.extend(f"summary column {c}: a value in some records and an object in others"
+                    for c in sorted(columns) if table[c].notna().any() and any(o.startswith(c + ".") for o in columns))
+    header = list(pd.read_csv(run_dir / "summary.csv", nrows=0).columns)
+    if header != list(table.columns):
+        problems.append(f"summary.csv columns differ from the records' table: {sorted(set(header) ^ columns)}")
+    return problems
+
+
+@pytest.fixture()
+def assert_records_match_schema():
+    """``check(run_dir)``: fails naming every problem :func:`records_schema_problems` finds."""
+    def check(run_dir: Path) -> None:
+        problems = records_schema_problems(Path(run_dir))
+        assert not problems, "\n".join(problems)
+    return check
+
+
 def install_fixture_plugins(tmp_path: Path, monkeypatch, module: str, distribution: str,
-                            entry_points: dict[str, str]) -> Path:
+                            entry_points: dict[str, str], groups: dict[str, dict[str, str]] | None = None) -> Path:
     """Installs ``tests/fixtures/<module>.py`` as a distribution with entry points (``id -> "module:Class"``),
-    on sys.path and PYTHONPATH, exactly as `pip install` of a third-party plugin would make it visible."""
+    on sys.path and PYTHONPATH, exactly as `pip install` of a third-party plugin would make it visible.
+
+    ``entry_points`` go into ``benchsuite.pipelines``; ``groups`` adds other groups (``{"benchsuite.tasks":
+    {name: "module:Class"}}``)."""
     site = tmp_path / "site"
     site.mkdir()
     shutil.copy(FIXTURES / f"{module}.py", site / f"{module}.py")
     dist = site / f"{distribution.replace('-', '_')}-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 0.1\n")
-    lines = ["[benchsuite.pipelines]", *(f"{k} = {v}" for k, v in entry_points.items())]
-    (dist / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    lines = []
+    for group, entries in {"benchsuite.pipelines": entry_points, **(groups or {})}.items():
+        lines += [f"[{group}]", *(f"{k} = {v}" for k, v in entries.items()), ""]
+    (dist / "entry_points.txt").write_text("\n".join(lines))
     monkeypatch.syspath_prepend(str(site))
     old = os.environ.get("PYTHONPATH")
     monkeypatch.setenv("PYTHONPATH", str(site) + (os.pathsep + old if old else ""))
@@ -75,6 +129,20 @@ def kit_dist(tmp_path, monkeypatch) -> Path:
     """tests/fixtures/kit_mistakes.py installed as a plugin distribution."""
     yield install_fixture_plugins(tmp_path, monkeypatch, "kit_mistakes", "kit-mistakes", KIT_ENTRY_POINTS)
     sys.modules.pop("kit_mistakes", None)
+
+
+#: the test-only task of tests/fixtures/toy_counting.py (issue 16): its pipelines, and the task registered in
+#: ``benchsuite.tasks`` beside a class that is not a task (a broken task plugin)
+TASK_PIPELINES = {"toy-count-mean": "toy_counting:MeanCounter", "toy-count-zero": "toy_counting:ZeroCounter"}
+TASK_ENTRY_POINTS = {"counting": "toy_counting:CountingTask", "not-a-task": "toy_counting:NotATask"}
+
+
+@pytest.fixture()
+def task_dist(tmp_path, monkeypatch) -> Path:
+    """tests/fixtures/toy_counting.py installed as a distribution that adds a task and its pipelines."""
+    yield install_fixture_plugins(tmp_path, monkeypatch, "toy_counting", "benchsuite-toy-counting", TASK_PIPELINES,
+                                  {"benchsuite.tasks": TASK_ENTRY_POINTS})
+    sys.modules.pop("toy_counting", None)
 
 
 def pytest_addoption(parser):

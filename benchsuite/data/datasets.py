@@ -21,12 +21,10 @@ from benchsuite.data import cifar10, synthetic_cifar
 from benchsuite.data.images import ImageSet
 from benchsuite.data.splits import SplitManifest, make_train_val_split, stratified_choice
 from benchsuite.errors import ConfigError, DataError
+from benchsuite.tasks.registry import tasks_of_kind
 
 log = logging.getLogger(__name__)
 
-#: the tasks each kind of data set serves
-TASKS_OF_KIND = {"classification": ("classification",), "detection": ("detection", "proposals")}
-DEFAULT_DATASETS = {"classification": "cifar10", "detection": "voc2007", "proposals": "voc2007"}
 SUBSET_SEED = 11  # the seed of profile caps: every pipeline sees the same capped subset
 
 
@@ -52,7 +50,7 @@ class DatasetInfo:
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["tasks"] = list(TASKS_OF_KIND[self.kind])
+        d["tasks"] = list(tasks_of_kind(self.kind))  # the registered tasks that run on this kind
         return d
 
 
@@ -151,9 +149,10 @@ _OPENERS: dict[str, tuple[str, Opener]] = {}
 def register_opener(prefix: str, kind: str) -> Callable[[Opener], Opener]:
     """Register a function that opens specs equal to ``prefix`` or starting with ``prefix + ':'``.
 
-    ``kind`` is ``"classification"`` or ``"detection"``: the tasks the data set serves.
+    ``kind`` is the kind of data set (``"classification"``, ``"detection"``, or a plugin task's own): the tasks
+    whose ``dataset_kind`` it is run on it (:func:`benchsuite.tasks.registry.tasks_of_kind`).
     """
-    if kind not in TASKS_OF_KIND:
+    if not isinstance(kind, str) or not kind:
         raise ValueError(f"unknown data set kind {kind!r}")
 
     def deco(fn: Opener) -> Opener:

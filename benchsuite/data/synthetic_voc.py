@@ -450,36 +450,6 @@ def _generate_once(folder: Path, write: Callable[[Path], dict[str, int]], what: 
     return folder
 
 
-def contact_sheet(folder: Path, path: Path, ids: list[str], columns: int = 3) -> Path:
-    """Draw the annotated boxes of some images of a VOC folder onto one PNG (for looking at the data).
-
-    Outline colours: car red, pedestrian green, sign blue, other classes yellow, difficult objects
-    white; truncated objects get a thicker outline.
-    """
-    from benchsuite.data.voc import read_voc
-
-    data = read_voc(Path(folder))
-    by_id = {s.image_id: s for s in data.samples}
-    colours = {"car": (255, 40, 40), "pedestrian": (40, 220, 40), "sign": (60, 120, 255)}
-    tiles = []
-    for image_id in ids:
-        s = by_id[image_id]
-        im = Image.open(s.path).convert("RGB")
-        d = ImageDraw.Draw(im)
-        for box, label, diff, trunc in zip(s.boxes, s.labels, s.difficult, s.truncated):
-            c = (255, 255, 255) if diff else colours.get(data.classes[label], (255, 255, 0))
-            x1, y1, x2, y2 = box.tolist()
-            d.rectangle([x1, y1, x2 - 1, y2 - 1], outline=c, width=3 if trunc else 1)
-        tiles.append(im)
-    cell_w, cell_h = max(t.width for t in tiles), max(t.height for t in tiles)
-    rows = (len(tiles) + columns - 1) // columns
-    sheet = Image.new("RGB", (columns * (cell_w + 4), rows * (cell_h + 4)), (0, 0, 0))
-    for k, t in enumerate(tiles):
-        sheet.paste(t, ((k % columns) * (cell_w + 4), (k // columns) * (cell_h + 4)))
-    sheet.save(path)
-    return Path(path)
-
-
 # ---------------------------------------------------------------------- the data-shape matrix
 #: bump when a variant's generator changes (the default set's VERSION is independent of it)
 VARIANT_VERSION = 1

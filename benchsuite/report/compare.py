@@ -106,11 +106,12 @@ def compare_models(a: ReportModel, b: ReportModel, time_ratio: float = DEFAULT_T
     out = []
     for key in sorted(set(groups_a) | set(groups_b)):
         ga, gb = groups_a.get(key), groups_b.get(key)
-        metric = (ga or gb).metric
+        group = ga or gb
+        metric, higher = group.metric, group.higher_is_better  # the task's primary metric and its direction
         rows_a = ga.rows if ga else []
         rows_b = gb.rows if gb else []
-        sa = {s.pipeline: s for s in summarise(rows_a, metric)}
-        sb = {s.pipeline: s for s in summarise(rows_b, metric)}
+        sa = {s.pipeline: s for s in summarise(rows_a, metric, higher)}
+        sb = {s.pipeline: s for s in summarise(rows_b, metric, higher)}
         fps_a = {r.record.get("split_fingerprint") for r in rows_a}
         fps_b = {r.record.get("split_fingerprint") for r in rows_b}
         same = not (fps_a and fps_b) or fps_a == fps_b
@@ -132,7 +133,9 @@ def compare_models(a: ReportModel, b: ReportModel, time_ratio: float = DEFAULT_T
                     ch.flags.append(f"quality not compared: shortened in {' and '.join(cut)} (less work than the "
                                     f"profile asked)")
                 elif intervals_apart(ch.a.primary, ch.b.primary):
-                    ch.flags.append(("better " if ch.delta > 0 else "worse ") + f"{(ch.delta or 0) * 100:+.1f} pts")
+                    improved = (ch.delta > 0) == higher
+                    size = f"{ch.delta * 100:+.1f} pts" if group.metric_points else f"{ch.delta:+.3g}"
+                    ch.flags.append(("better " if improved else "worse ") + size)
                 refusal = None if force else _timing_refusal(pa, pb, same_machine)
                 timing_flags = [f for what, xa, xb in (("fit", ch.a.fit_s, ch.b.fit_s),
                                                        ("prediction", _predict_seconds(pa), _predict_seconds(pb)))

@@ -84,9 +84,10 @@ def headline_text(g: Group, h: Headline) -> str:
     where = f"**{g.task}, {g.dataset} ({g.split})**, {g.metric_title}"
     if h.classical and h.deep:
         c, d = h.classical, h.deep
-        lead = "deep" if h.gap > 0 else "classical" if h.gap < 0 else "neither"
-        verdict = (f"{lead} ahead by **{abs(h.gap) * 100:.1f} points**" if h.gap
-                   else "a tie")
+        deep_better = h.gap > 0 if g.higher_is_better else h.gap < 0  # by the metric's direction
+        lead = "neither" if not h.gap else "deep" if deep_better else "classical"
+        amount = f"{abs(h.gap) * 100:.1f} points" if g.metric_points else f"{abs(h.gap):.3g}"
+        verdict = f"{lead} ahead by **{amount}**" if h.gap else "a tie"
         verdict += (" (the 95% intervals do not overlap)" if h.gap_clear
                     else " (the 95% intervals overlap: not a clear difference)"
                     if c.primary.has_interval and d.primary.has_interval else "")
@@ -227,20 +228,15 @@ def task_columns(g: Group) -> list[tuple[str, Any]]:
     def ci(key: str):
         return lambda r: fmt_interval(r.estimates.get(key))
 
-    if g.task == "classification":
-        return [("accuracy", m("accuracy")), ("95% CI", ci("accuracy")), ("macro F1", m("macro_f1"))]
-    if g.task == "detection":
-        cols = [("mAP50", m("map50")), ("95% CI", ci("map50")), ("COCO AP", m("coco_ap")),
-                ("AP small", m("ap_small")), ("AP medium", m("ap_medium")), ("AP large", m("ap_large"))]
-        if any(r.metric("lamr") is not None for r in g.rows):
-            cols.append(("LAMR", m("lamr")))
-        return cols
-    if g.task == "proposals":
-        return [("recall@1000 (0.5)", m("recall_at_1000_iou50")), ("95% CI", ci("recall_at_1000_iou50")),
-                ("recall@1000 (0.7)", m("recall_at_1000_iou70")), ("MABO", m("mabo")),
-                ("MABO 95% CI", ci("mabo")),
-                ("proposals/image", lambda r: fmt_auto(r.metric("proposals_per_image")))]
-    return []
+    def auto(key: str):
+        return lambda r: fmt_auto(r.metric(key))
+
+    task = g.spec
+    if task is None:  # a task no longer installed: the cost columns only
+        return []
+    shows = {"value": m, "interval": ci, "auto": auto}
+    return [(c.title, shows.get(c.show, m)(c.metric)) for c in task.columns
+            if not c.optional or any(r.metric(c.metric) is not None for r in g.rows)]
 
 
 def group_table(g: Group) -> Table:
@@ -307,6 +303,9 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
     if contended:
         doc.append(Para(f"**{len(contended)} record(s) were timed under contention** (other processes competed for "
                         f"the cores): their timings are marked per table; quality metrics are unaffected.", "note"))
+    missing = no_evidence_text(model)
+    if missing:
+        doc.append(Para(missing, "note"))
     doc.append(Para(f"Profile **{model.run.get('profile')}**, {len(model.rows())} record(s), "
                     f"{len(model.failures)} failed."))
 
@@ -365,8 +364,27 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
                             f"{(r.error or '').strip()[:500]}" for r in model.failures]))
     if not model.rows():
         doc.append(Para("No records yet."))
-    doc.append(Para("Intervals: 95% percentile bootstrap over test images (classification 1,000 resamples of "
-                    "per-image correctness; detection and proposals 200 resamples, detections matched once on "
-                    "the full split). Timings: fit wall time, images/s over the scored split, single-image "
-                    "latency after warm-up.", "note"))
+    doc.append(Para(intervals_note(model) + " Timings: fit wall time, images/s over the scored split, "
+                    "single-image latency after warm-up.", "note"))
     return doc
+
+
+def intervals_note(model: ReportModel) -> str:
+    """How the intervals were drawn, per task of the report (each task says so itself)."""
+    specs = [g.spec for g in model.groups if g.spec is not None and g.spec.interval_statistic]
+    parts = [f"{s.name} {s.interval_statistic}" for s in dict.fromkeys(specs)]
+    how = f" ({'; '.join(parts)})" if parts else ""
+    return (f"Intervals: 95% percentile bootstrap over test images{how}, from the per-image evidence each task "
+            f"saved when it scored the split.")
+
+
+def no_evidence_text(model: ReportModel) -> str | None:
+    """The note for records whose run folder holds no evidence file (no bootstrap interval for them)."""
+    rows = model.no_evidence
+    if not rows:
+        return None
+    names = ", ".join(dict.fromkeys(f"`{r.pipeline}`" for r in rows))
+    return (f"**Intervals unavailable for {len(rows)} record(s)** ({names}): their job folders hold no evidence "
+            f"file (`evidence-<split>.npz`, written by the task when it scores a split; this run folder predates "
+            f"it). The report never reopens the data sets; where a record carries its own interval (classification "
+            f"accuracy) that one is shown. Rerun the jobs for bootstrap intervals.")

@@ -3,27 +3,30 @@
 Each detector is shown at its own operating point: the score threshold that maximises F1 over the whole
 split (matching at IoU 0.5 within a class, greedily in descending score, as VOC does). Detections above
 it are drawn green (true positive) or red (false positive); objects no kept detection found are drawn in
-amber (missed). Every detector is shown on the same images.
+amber (missed). Every detector is shown on the same images, chosen by the detection task when it scored the
+split (:func:`benchsuite.tasks.detection.gallery_picks`); their pixels and the ground truth come from the evidence
+file it saved beside the predictions, so the gallery needs no data set.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from benchsuite.ops.boxes import box_iou
-from benchsuite.report.model import Group, ReportModel, _DataCache, _predictions_path
+from benchsuite.report.model import Group, ReportModel, _predictions_path, evidence_path
 from benchsuite.report.plots import Plot, _one_per_pipeline
+from benchsuite.results.evidence import load_evidence, unpack_ragged
 
 log = logging.getLogger(__name__)
 
 COLOURS = {"tp": (0, 158, 115), "fp": (213, 42, 42), "miss": (240, 170, 0)}
 TILE = 260  # longer side of a drawn image, pixels
-IMAGES = 3
 IOU = 0.5
 
 
@@ -68,12 +71,38 @@ def best_f1_threshold(all_scores: np.ndarray, all_status: np.ndarray, positives:
     return float(s[order][int(np.argmax(f1))])
 
 
-def _pick_images(data) -> list[int]:
-    with_objects = [i for i, s in enumerate(data) if (~s.difficult).sum() > 0]
-    pool = with_objects or list(range(len(data)))
-    if len(pool) <= IMAGES:
-        return pool
-    return [pool[int(k)] for k in np.linspace(0, len(pool) - 1, IMAGES).round()]
+@dataclass(frozen=True)
+class _Truth:
+    """One test image's ground truth, as the task's evidence file holds it."""
+
+    image_id: str
+    boxes: np.ndarray  # (M, 4) x1y1x2y2 pixels
+    labels: np.ndarray  # (M,) int
+    difficult: np.ndarray  # (M,) bool
+
+
+@dataclass(frozen=True)
+class _Split:
+    """What the gallery needs of a split, read from an evidence file: ground truth and the picked images."""
+
+    truth: list[_Truth]
+    picks: list[int]
+    images: dict[int, np.ndarray]
+
+    @property
+    def image_ids(self) -> list[str]:
+        return [t.image_id for t in self.truth]
+
+
+def _read_split(path: Path) -> _Split:
+    ev = load_evidence(path)
+    offsets = ev["gt_offsets"]
+    boxes = unpack_ragged(ev["gt_boxes"].reshape(-1, 4), offsets)
+    labels = unpack_ragged(ev["gt_labels"].astype(np.int64), offsets)
+    difficult = unpack_ragged(ev["gt_difficult"].astype(bool), offsets)
+    truth = [_Truth(str(i), b, lab, d) for i, b, lab, d in zip(ev["image_ids"], boxes, labels, difficult)]
+    picks = [int(i) for i in ev["gallery_index"]]
+    return _Split(truth, picks, {i: ev[f"gallery_image_{k}"] for k, i in enumerate(picks)})
 
 
 def _draw(image: np.ndarray, sample, boxes, labels, status, matched, keep: np.ndarray) -> Image.Image:
@@ -91,21 +120,19 @@ def _draw(image: np.ndarray, sample, boxes, labels, status, matched, keep: np.nd
     return img
 
 
-def detector_gallery(group: Group, run_dir: Path, data_cache: _DataCache | None = None) -> list[Plot]:
-    """One strip of images per successful detector of ``group`` (empty when the data cannot be reopened)."""
+def detector_gallery(group: Group, run_dir: Path) -> list[Plot]:
+    """One strip of images per successful detector of ``group``, from the evidence files its task saved (empty
+    when there are none: a run folder written before evidence files)."""
     from benchsuite.tasks.per_image import load_ragged
 
-    if group.task != "detection":
-        return []
     rows = _one_per_pipeline(group)
     if not rows:
         return []
-    cache = data_cache or _DataCache(run_dir)
-    data = cache.split(rows[0].record)
-    if data is None:
+    path = evidence_path(run_dir, rows[0].record)
+    if not path.is_file():
         return []
-    picks = _pick_images(data)
-    images = {i: data.load_image(i) for i in picks}
+    data = _read_split(path)
+    picks = data.picks
     plots = []
     for r in rows:
         try:
@@ -113,21 +140,23 @@ def detector_gallery(group: Group, run_dir: Path, data_cache: _DataCache | None 
         except (OSError, KeyError, ValueError) as exc:
             log.warning("report: no gallery for %s (%s)", r.pipeline, exc)
             continue
-        if ids != list(data.image_ids):
+        if ids != data.image_ids:
             continue
         per_image = []
-        for i, s in enumerate(data):
+        for i, s in enumerate(data.truth):
             b, sc, lab = pred["boxes"][i].reshape(-1, 4), pred["scores"][i].reshape(-1), pred["labels"][i].reshape(-1)
             per_image.append((b, sc, lab.astype(np.int64), *match_image(s.boxes, s.labels, s.difficult, b, sc,
                                                                        lab.astype(np.int64))))
         scores = np.concatenate([p[1] for p in per_image]) if per_image else np.zeros(0)
         status = np.concatenate([p[3] for p in per_image]) if per_image else np.zeros(0, np.int64)
-        positives = sum(int((~s.difficult).sum()) for s in data)
+        positives = sum(int((~s.difficult).sum()) for s in data.truth)
         thr = best_f1_threshold(scores, status, positives)
         tiles = []
         for i in picks:
             b, sc, lab, st, m = per_image[i]
-            tiles.append(_draw(images[i], data[i], b, lab, st, m, sc >= thr))
+            tiles.append(_draw(data.images[i], data.truth[i], b, lab, st, m, sc >= thr))
+        if not tiles:
+            continue
         strip = Image.new("RGB", (sum(t.width for t in tiles) + 6 * (len(tiles) - 1), max(t.height for t in tiles)),
                           (255, 255, 255))
         x = 0
@@ -139,16 +168,18 @@ def detector_gallery(group: Group, run_dir: Path, data_cache: _DataCache | None 
         thr_text = "no detections" if not np.isfinite(thr) else f"score >= {thr:.3g}"
         plots.append(Plot(f"{group.slug}-gallery-{r.pipeline}", f"{r.pipeline} ({r.family})",
                           f"kept detections: {thr_text} (best F1 on the split); images "
-                          f"{', '.join(data[i].image_id for i in picks)}", buf.getvalue()))
+                          f"{', '.join(data.truth[i].image_id for i in picks)}", buf.getvalue()))
     return plots
 
 
 def all_galleries(model: ReportModel) -> dict[tuple[str, str, str], list[Plot]]:
-    cache = _DataCache(model.run_dir)
+    """The galleries of the groups whose task contributes one (its ``sections`` name ``"gallery"``)."""
     out = {}
     for g in model.groups:
+        if "gallery" not in getattr(g.spec, "sections", ()):
+            continue
         try:
-            out[g.key] = detector_gallery(g, model.run_dir, cache)
+            out[g.key] = detector_gallery(g, model.run_dir)
         except Exception as exc:
             log.warning("report: gallery of %s failed (%s: %s)", g.slug, type(exc).__name__, exc)
             out[g.key] = []

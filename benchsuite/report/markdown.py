@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchsuite.report.document import build_document
-from benchsuite.report.model import ASSETS, build_model
+from benchsuite.report.model import build_model
 from benchsuite.report.render import to_html, to_markdown
 from benchsuite.results.atomic import atomic_write_text
+from benchsuite.results.intervals import ASSETS
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,14 @@
 """The report's data model: built once from a run folder, rendered as Markdown and as HTML.
 
 :func:`build_model` reads ``run.json`` and ``records.jsonl``, computes 95% bootstrap intervals over test
-images for each record's main metrics (from the saved predictions, the data set reopened from the job's
-``job.json``; cached in ``report_files/intervals.json``), and groups the records by (task, data set,
-split) with a headline per group: the best classical and the best deep pipeline, the gap and the cost ratio.
+images for each record's main metrics (by the record's task, :meth:`benchsuite.tasks.base.Task.intervals`, from
+the per-image evidence the task saved beside the predictions when it scored them,
+``jobs/<job>/evidence-<split>.npz``; cached in ``report_files/intervals.json``), and groups the records by
+(task, data set, split) with a headline per group: the best classical and the best deep pipeline, the gap and
+the cost ratio. What a task is (its primary metric and direction, its interval metrics, its order) comes from
+the task registry. The model reads the run folder only: it never reopens a data set, so a run folder copied
+elsewhere gives the same report. A record without an evidence file (a run folder written before evidence was
+saved) has no bootstrap interval: :attr:`ReportModel.no_evidence` lists them and the report says so.
 """
 
 from __future__ import annotations
@@ -18,21 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from benchsuite.report import bootstrap as bs
 from benchsuite.results.atomic import atomic_write_json
+from benchsuite.results.evidence import evidence_name, load_evidence
+from benchsuite.results.intervals import interval_cache_path, interval_key, read_interval_cache
 from benchsuite.results.store import RunStore
+from benchsuite.tasks.registry import find_task
 
 log = logging.getLogger(__name__)
 
-TASK_ORDER = {"classification": 0, "detection": 1, "proposals": 2}
-#: per task: (metric key, title) of the metric that ranks pipelines (higher is better), then the others
-#: that get an interval
-PRIMARY = {"classification": ("accuracy", "accuracy"), "detection": ("map50", "mAP50"),
-           "proposals": ("recall_at_1000_iou50", "recall@1000 (IoU 0.5)")}
-INTERVAL_METRICS = {"classification": ("accuracy",), "detection": ("map50",),
-                    "proposals": ("recall_at_1000_iou50", "mabo")}
-ASSETS = "report_files"
-INTERVAL_CACHE = "intervals.json"
 FUSION_PREFIX = "fusion-"
 
 
@@ -132,10 +130,17 @@ class Group:
     metric_title: str
     rows: list[Row]
     headline: Headline | None = None
+    higher_is_better: bool = True  # the primary metric's direction (the task's)
+    metric_points: bool = True  # the primary metric is a fraction: differences are given in points (x 100)
 
     @property
     def key(self) -> tuple[str, str, str]:
         return self.task, self.dataset, self.split
+
+    @property
+    def spec(self) -> Any | None:
+        """The group's task from the registry (None for a task no longer installed)."""
+        return find_task(self.task)
 
     @property
     def slug(self) -> str:
@@ -148,6 +153,9 @@ class ReportModel:
     run: dict[str, Any]
     groups: list[Group]
     failures: list[Row]
+    #: successful records whose task has interval metrics but whose job folder holds no evidence file (a run
+    #: folder written before tasks saved evidence): no bootstrap interval can be drawn for them
+    no_evidence: list[Row] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
@@ -172,7 +180,9 @@ class ReportModel:
         return [r for g in self.groups for r in g.rows]
 
     def fusion_rows(self) -> list[Row]:
-        return [r for r in self.rows() if r.pipeline.startswith(FUSION_PREFIX) and r.task == "detection"]
+        """Rows of ``fusion-*`` pipelines of the tasks that contribute the fusion study (their ``sections``)."""
+        return [r for g in self.groups if "fusion" in getattr(g.spec, "sections", ()) for r in g.rows
+                if r.pipeline.startswith(FUSION_PREFIX)]
 
 
 # ----------------------------------------------------------------------------------------------- summaries
@@ -183,8 +193,9 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def summarise(rows: list[Row], metric: str) -> list[Summary]:
-    """Per pipeline (successful rows only), the seed average of ``metric``, its interval ends and the costs."""
+def summarise(rows: list[Row], metric: str, higher_is_better: bool = True) -> list[Summary]:
+    """Per pipeline (successful rows only), the seed average of ``metric``, its interval ends and the costs;
+    best first by the metric's direction."""
     by: dict[str, list[Row]] = defaultdict(list)
     for r in rows:
         if r.ok and r.metric(metric) is not None and not r.harness_floor:
@@ -198,6 +209,8 @@ def summarise(rows: list[Row], metric: str) -> list[Summary]:
                            Estimate(_mean([e.value for e in ests]), lo, hi), _mean([r.fit_s for r in rs]),
                            _mean([r.images_per_s for r in rs]), _mean([r.latency_p50_ms for r in rs]),
                            _mean([r.peak_mb for r in rs]), any(r.shortened for r in rs)))
+    if not higher_is_better:
+        return sorted(out, key=lambda s: (s.primary.value, s.pipeline))
     return sorted(out, key=lambda s: (-(s.primary.value or -1.0), s.pipeline))
 
 
@@ -214,9 +227,9 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return num / den
 
 
-def make_headline(rows: list[Row], metric: str) -> Headline | None:
+def make_headline(rows: list[Row], metric: str, higher_is_better: bool = True) -> Headline | None:
     """Best classical and best deep pipeline (pretrained references apart), the gap and the cost ratios."""
-    summaries = summarise(rows, metric)
+    summaries = summarise(rows, metric, higher_is_better)
     if not summaries:
         return None
     trained = [s for s in summaries if not s.pretrained_reference]
@@ -236,47 +249,18 @@ def make_headline(rows: list[Row], metric: str) -> Headline | None:
 # ----------------------------------------------------------------------------------------------- intervals
 
 
-class _DataCache:
-    """Reopens the data set of a job (from its job.json) once per (spec, data root, cache)."""
+def _job_file(run_dir: Path, record: dict[str, Any], artifact: str, default: str) -> Path:
+    """A file of the record's job: its ``artifacts[artifact]`` (relative to the run folder), else ``default`` in
+    the job folder."""
+    rel = (record.get("artifacts") or {}).get(artifact)
+    if isinstance(rel, str) and rel:
+        return run_dir / rel
+    return run_dir / "jobs" / str(record.get("job_id")) / default
 
-    def __init__(self, run_dir: Path):
-        self.run_dir = run_dir
-        self._open: dict[tuple[str, str, str, bool], Any] = {}
 
-    def job(self, job_id: str) -> dict[str, Any] | None:
-        path = self.run_dir / "jobs" / job_id / "job.json"
-        try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None
-
-    def split(self, record: dict[str, Any]) -> Any | None:
-        """The evaluated split of ``record`` as the task loaded it, or None (data gone or changed)."""
-        from benchsuite.api import Budget
-        from benchsuite.data.datasets import open_dataset
-        from benchsuite.profiles import PROFILES
-        from benchsuite.tasks.base import split_cap
-
-        job = self.job(record.get("job_id", ""))
-        if job is None:
-            return None
-        profile = PROFILES.get(job.get("profile", ""))
-        key = (job["dataset_spec"], job["data_root"], job["cache_dir"], bool(profile and profile.synthetic_only))
-        if key not in self._open:
-            try:
-                self._open[key] = open_dataset(key[0], Path(key[1]), Path(key[2]), force_synthetic=key[3])
-            except Exception as exc:  # the report must not fail because the data moved
-                log.warning("report: cannot reopen data set %s (%s); intervals from the records only", key[0], exc)
-                self._open[key] = None
-        ds = self._open[key]
-        if ds is None:
-            return None
-        if ds.info.fingerprint != record.get("dataset_fingerprint"):
-            log.warning("report: data set %s changed since the run (fingerprint %s, recorded %s)",
-                        ds.info.name, ds.info.fingerprint, record.get("dataset_fingerprint"))
-            return None
-        split = record["split"]
-        return ds.load(split, split_cap(Budget(**job["budget"]), split))
+def evidence_path(run_dir: Path, record: dict[str, Any]) -> Path:
+    """Where the evidence the record's task saved when it scored the split lies (it may be missing)."""
+    return _job_file(Path(run_dir), record, "evidence", evidence_name(str(record.get("split"))))
 
 
 def _predictions_path(run_dir: Path, record: dict[str, Any]) -> Path:
@@ -288,76 +272,55 @@ def _predictions_path(run_dir: Path, record: dict[str, Any]) -> Path:
         return job_dir / f"predictions-{record['split']}.npz"
 
 
-def record_intervals(record: dict[str, Any], data: Any, run_dir: Path) -> dict[str, list[float] | None]:
-    """``{metric: [lo, hi]}`` for the record's interval metrics, computed from its saved predictions."""
-    from benchsuite.tasks.per_image import load_ragged
-
-    task = record["task"]
-    path = _predictions_path(run_dir, record)
-    out: dict[str, list[float] | None] = {}
-    if task == "classification":
-        with np.load(path) as npz:
-            pred = npz["labels"]
-        truth = np.asarray(data.labels)
-        if len(pred) != len(truth):
-            return {}
-        iv = bs.percentile_interval(bs.accuracy_resamples(pred == truth))
-        out["accuracy"] = list(iv) if iv else None
-    elif task == "detection":
-        ids, pred = load_ragged(path)
-        if ids != list(data.image_ids):
-            return {}
-        ev = bs.detection_evidence([s.boxes for s in data], [s.labels for s in data], [s.difficult for s in data],
-                                   pred["boxes"], pred["scores"], pred["labels"], data.num_classes)
-        iv = bs.percentile_interval(bs.map50_resamples(ev))
-        out["map50"] = list(iv) if iv else None
-    elif task == "proposals":
-        ids, pred = load_ragged(path)
-        if ids != list(data.image_ids):
-            return {}
-        ev = bs.proposal_evidence([s.boxes for s in data], [s.labels for s in data], [s.difficult for s in data],
-                                  pred["boxes"], data.num_classes)
-        rec, mabo = bs.proposal_resamples(ev)
-        for key, vals in (("recall_at_1000_iou50", rec), ("mabo", mabo)):
-            iv = bs.percentile_interval(vals)
-            out[key] = list(iv) if iv else None
-    return out
+def record_intervals(record: dict[str, Any], run_dir: Path) -> dict[str, list[float] | None] | None:
+    """``{metric: [lo, hi] or None}`` for the record's interval metrics, by its task's interval statistic over
+    the evidence file saved beside its predictions; None when there is no evidence file."""
+    task = find_task(str(record.get("task")))
+    if task is None or not task.interval_metrics:
+        return {}
+    path = evidence_path(Path(run_dir), record)
+    if not path.is_file():
+        return None
+    evidence = load_evidence(path)
+    if evidence.task != task.name:
+        raise ValueError(f"{path} holds evidence of task {evidence.task!r}, not {task.name!r}")
+    return task.intervals(evidence)
 
 
-def _cache_key(record: dict[str, Any]) -> str:
-    return f"{record.get('job_id')}|{record.get('split')}|{record.get('finished_at')}"
-
-
-def compute_intervals(run_dir: Path, records: list[dict[str, Any]]) -> dict[str, dict[str, list[float] | None]]:
-    """Intervals of every successful record, by cache key; recomputed only for records not in the cache."""
-    cache_path = run_dir / ASSETS / INTERVAL_CACHE
-    try:
-        cache = json.loads(cache_path.read_text())
-    except (OSError, json.JSONDecodeError):
-        cache = {}
-    if not isinstance(cache, dict):  # a damaged cache is recomputed, never trusted
-        cache = {}
-    data = _DataCache(run_dir)
+def compute_intervals(run_dir: Path, records: list[dict[str, Any]]
+                      ) -> tuple[dict[str, dict[str, list[float] | None]], set[str]]:
+    """Intervals of every successful record, by cache key (recomputed only for records not in the cache), and
+    the keys of the records that have no evidence file (no interval; not cached, so a later file is read)."""
+    cache_path = interval_cache_path(run_dir)
+    cache = read_interval_cache(run_dir)  # a damaged cache is recomputed, never trusted
     fresh: dict[str, Any] = {}
+    missing: set[str] = set()
     for rec in records:
-        if rec.get("status") != "ok" or rec.get("task") not in INTERVAL_METRICS:
+        task = find_task(str(rec.get("task")))
+        if rec.get("status") != "ok" or task is None or not task.interval_metrics:
             continue
-        key = _cache_key(rec)
+        key = interval_key(rec)
         if key in cache:
             fresh[key] = cache[key]
             continue
         try:
-            split = data.split(rec)
-            fresh[key] = record_intervals(rec, split, run_dir) if split is not None else {}
+            got = record_intervals(rec, run_dir)
         except Exception as exc:
             log.warning("report: no interval for %s (%s: %s)", rec.get("job_id"), type(exc).__name__, exc)
-            fresh[key] = {}
+            got = {}
+        if got is None:
+            missing.add(key)
+            continue
+        fresh[key] = got
+    if missing:
+        log.warning("report: %d record(s) of %s have no evidence file (written before tasks saved evidence): "
+                    "their bootstrap intervals are unavailable", len(missing), run_dir)
     if fresh != cache:
         try:
             atomic_write_json(cache_path, fresh)
         except OSError as exc:  # a read-only run folder still gets a report on stdout
             log.warning("report: cannot write %s (%s)", cache_path, exc)
-    return fresh
+    return fresh, missing
 
 
 # ------------------------------------------------------------------------------------------------ building
@@ -365,9 +328,10 @@ def compute_intervals(run_dir: Path, records: list[dict[str, Any]]) -> dict[str,
 
 def make_row(rec: dict[str, Any], intervals: dict[str, list[float] | None]) -> Row:
     task = rec.get("task", "")
+    spec = find_task(task)
     metrics = rec.get("metrics") or {}
     estimates: dict[str, Estimate] = {}
-    for key in INTERVAL_METRICS.get(task, ()):
+    for key in (spec.interval_metrics if spec is not None else ()):
         value = _num(metrics.get(key))
         iv = intervals.get(key) or (metrics.get(f"{key}_ci95") if isinstance(metrics.get(f"{key}_ci95"), list)
                                     else None)
@@ -391,22 +355,40 @@ def make_row(rec: dict[str, Any], intervals: dict[str, list[float] | None]) -> R
     )
 
 
+def _task_order(task: str) -> int:
+    spec = find_task(task)
+    return int(spec.order) if spec is not None else 1000
+
+
+def _row_order(r: Row, metric: str, higher_is_better: bool) -> tuple[Any, ...]:
+    """Successful rows first, best first by the metric's direction (rows without it last), then by name."""
+    v = r.metric(metric)
+    rank = (-(v if v is not None else -1.0)) if higher_is_better else (v if v is not None else math.inf)
+    return not r.ok, rank, r.pipeline, r.seed
+
+
 def build_model(run_dir: Path | str, intervals: bool = True) -> ReportModel:
     """The report's data for ``run_dir`` (``intervals=False`` skips the bootstrap: record intervals only)."""
     run_dir = Path(run_dir)
     store = RunStore(run_dir)
     run = store.read_run_info()
     records = store.records()
-    ivs = compute_intervals(run_dir, records) if intervals else {}
+    ivs, missing = compute_intervals(run_dir, records) if intervals else ({}, set())
     grouped: dict[tuple[str, str, str], list[Row]] = defaultdict(list)
+    no_evidence = []
     for rec in records:
-        row = make_row(rec, ivs.get(_cache_key(rec), {}))
+        row = make_row(rec, ivs.get(interval_key(rec), {}))
         grouped[(row.task, row.dataset, row.split)].append(row)
+        if interval_key(rec) in missing:
+            no_evidence.append(row)
     groups = []
-    for (task, dataset, split), rows in sorted(grouped.items(), key=lambda kv: (TASK_ORDER.get(kv[0][0], 9), kv[0])):
-        metric, title = PRIMARY.get(task, ("", ""))
-        rows.sort(key=lambda r: (not r.ok, -(r.metric(metric) if r.metric(metric) is not None else -1.0),
-                                 r.pipeline, r.seed))
-        groups.append(Group(task, dataset, split, metric, title, rows, make_headline(rows, metric)))
+    for (task, dataset, split), rows in sorted(grouped.items(), key=lambda kv: (_task_order(kv[0][0]), kv[0])):
+        spec = find_task(task)
+        primary = spec.primary if spec is not None else None
+        metric, title = (primary.key, primary.title) if primary is not None else ("", "")
+        higher = primary.higher_is_better if primary is not None else True
+        rows.sort(key=lambda r: _row_order(r, metric, higher))
+        groups.append(Group(task, dataset, split, metric, title, rows, make_headline(rows, metric, higher),
+                            higher, primary.points if primary is not None else True))
     failures = [r for g in groups for r in g.rows if not r.ok]
-    return ReportModel(run_dir, run, groups, failures)
+    return ReportModel(run_dir, run, groups, failures, no_evidence)

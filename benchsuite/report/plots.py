@@ -99,7 +99,7 @@ def tradeoff_plot(group: Group) -> Plot | None:
         ax.errorbar([x], [y], yerr=yerr, fmt="o" if not r.pretrained_reference else "s", ms=7, capsize=3,
                     color=_colour(r), mfc=_colour(r) if not r.pretrained_reference else "white")
         ax.annotate(r.pipeline, (x, y), textcoords="offset points", xytext=(6, 5), fontsize=8)
-    front = pareto_front(pts)
+    front = pareto_front(pts if group.higher_is_better else [(x, -y) for x, y in pts])  # quality by its direction
     fx = [pts[i][0] for i in front]
     fy = [pts[i][1] for i in front]
     ax.plot(fx, fy, "o", ms=14, mfc="none", mec="#444444", mew=1.0, label="Pareto front")
@@ -153,18 +153,16 @@ def _series_colours(rows: list[Row]) -> list[str]:
 
 
 def per_class_plot(group: Group) -> Plot | None:
+    """Bars per class and pipeline of the task's per-class view (:meth:`benchsuite.tasks.base.Task.per_class`)."""
     rows = _one_per_pipeline(group)
-    if group.task == "classification":
-        get: Callable[[Row], dict] = lambda r: r.record.get("metrics", {}).get("per_class_accuracy") or {}  # noqa: E731
-        what = "accuracy (recall of the class)"
-    elif group.task == "detection":
-        get = lambda r: {k: v.get("ap50") for k, v in (r.record.get("metrics", {}).get("per_class") or {}).items()}  # noqa: E731
-        what = "AP at IoU 0.5"
-    elif group.task == "proposals":
-        get = lambda r: r.record.get("metrics", {}).get("abo_per_class") or {}  # noqa: E731
-        what = "average best overlap"
-    else:
+    task = group.spec
+    if task is None or not task.per_class_title:
         return None
+    what = task.per_class_title
+
+    def get(r: Row) -> dict[str, float | None]:
+        return task.per_class(r.record.get("metrics") or {})
+
     rows = [r for r in rows if get(r)]
     if not rows:
         return None
@@ -192,8 +190,6 @@ def _read_confusion(path: Path) -> tuple[list[str], np.ndarray] | None:
 
 
 def confusion_plot(group: Group, run_dir: Path) -> Plot | None:
-    if group.task != "classification":
-        return None
     mats = []
     for r in _one_per_pipeline(group):
         art = (r.record.get("artifacts") or {}).get("confusion_matrix")
@@ -225,8 +221,6 @@ def confusion_plot(group: Group, run_dir: Path) -> Plot | None:
 
 
 def pr_curves_plot(group: Group) -> Plot | None:
-    if group.task != "detection":
-        return None
     rows = [r for r in _one_per_pipeline(group) if r.record.get("metrics", {}).get("pr_curves")]
     if not rows:
         return None
@@ -258,8 +252,6 @@ def pr_curves_plot(group: Group) -> Plot | None:
 
 
 def recall_curve_plot(group: Group) -> Plot | None:
-    if group.task != "proposals":
-        return None
     rows = [r for r in _one_per_pipeline(group) if r.record.get("metrics", {}).get("recall_curve")]
     if not rows:
         return None
@@ -285,8 +277,6 @@ SIZES = (("ap_small", "small"), ("ap_medium", "medium"), ("ap_large", "large"))
 
 
 def size_ap_plot(group: Group) -> Plot | None:
-    if group.task != "detection":
-        return None
     rows = [r for r in _one_per_pipeline(group)
             if any(r.metric(k) is not None for k, _ in SIZES)]
     if not rows:
@@ -305,12 +295,30 @@ def size_ap_plot(group: Group) -> Plot | None:
                 "of that size in the split.", _png(fig))
 
 
+#: the plots a task may name in its ``plots`` (:class:`benchsuite.tasks.base.Task`), by kind: each takes the
+#: report's group and the run folder and returns a Plot or None (nothing to draw)
+PLOTS: dict[str, Callable[[Group, Path], Plot | None]] = {
+    "tradeoff": lambda g, run_dir: tradeoff_plot(g),
+    "per_class": lambda g, run_dir: per_class_plot(g),
+    "confusion": confusion_plot,
+    "pr_curves": lambda g, run_dir: pr_curves_plot(g),
+    "recall_curve": lambda g, run_dir: recall_curve_plot(g),
+    "size_ap": lambda g, run_dir: size_ap_plot(g),
+}
+
+
 def group_plots(group: Group, run_dir: Path) -> list[Plot]:
+    """The plots ``group``'s task contributes, in its order (a task no longer installed: the trade-off only)."""
+    task = group.spec
     out = []
-    for make in (tradeoff_plot, per_class_plot, lambda g: confusion_plot(g, run_dir), pr_curves_plot,
-                 recall_curve_plot, size_ap_plot):
+    for kind in (task.plots if task is not None else ("tradeoff",)):
+        make = kind if callable(kind) else PLOTS.get(kind)
+        if make is None:
+            log.warning("report: task %s names the plot %r, which the report does not know (known: %s)",
+                        group.task, kind, ", ".join(PLOTS))
+            continue
         try:
-            p = make(group)
+            p = make(group, run_dir)
         except Exception as exc:  # one bad record must not cost the whole report
             log.warning("report: a plot of %s failed (%s: %s)", group.slug, type(exc).__name__, exc)
             p = None

@@ -7,35 +7,30 @@ The report's bootstrap intervals, when the report has been written, are added as
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from benchsuite.errors import ConfigError
+from benchsuite.results.intervals import interval_key, read_interval_cache
 from benchsuite.results.store import RunStore
-from benchsuite.results.table import records_table
+from benchsuite.results.tidy import records_table
 
 FORMATS = ("csv", "parquet")
 
 
 def run_table(run_dir: Path | str) -> pd.DataFrame:
     """The tidy table of ``run_dir`` with the report's intervals where it has computed them."""
-    from benchsuite.report.model import ASSETS, INTERVAL_CACHE, _cache_key
-
     run_dir = Path(run_dir)
     store = RunStore(run_dir)
     store.read_run_info()
     records = store.records()
     df = records_table(records)
-    try:
-        intervals = json.loads((run_dir / ASSETS / INTERVAL_CACHE).read_text())
-    except (OSError, json.JSONDecodeError):
-        intervals = {}
+    intervals = read_interval_cache(run_dir)
     if intervals and len(df):
         extra: dict[str, list[float | None]] = {}
         for i, rec in enumerate(records):
-            for metric, iv in (intervals.get(_cache_key(rec)) or {}).items():
+            for metric, iv in (intervals.get(interval_key(rec)) or {}).items():
                 for end, k in (("lo", 0), ("hi", 1)):
                     col = extra.setdefault(f"ci95.{metric}.{end}", [None] * len(records))
                     col[i] = iv[k] if iv else None

@@ -27,6 +27,7 @@ from typing import Any
 
 from benchsuite.errors import BenchsuiteError, ConfigError
 from benchsuite.results.atomic import append_line, atomic_write_json, atomic_write_text, repair_tail, to_json_line
+from benchsuite.results.schema import upgrade_record
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,9 @@ class RunStore:
         append_line(self.records_path, to_json_line(record))
 
     def records(self, latest_only: bool = True) -> list[dict[str, Any]]:
-        """The records, in file order; with ``latest_only`` the last record of each (job, split)."""
+        """The records, in file order, each read as the current schema version (an older record is upgraded,
+        :func:`benchsuite.results.schema.upgrade_record`); with ``latest_only`` the last record of each (job,
+        split)."""
         if not self.records_path.exists():
             return []
         out = []
@@ -124,7 +127,7 @@ class RunStore:
             if problem:
                 log.warning("%s:%d: skipping a malformed record line (%s)", self.records_path, number, problem)
                 continue
-            out.append(rec)
+            out.append(upgrade_record(rec))
         if not latest_only:
             return out
         latest: dict[tuple[str, str], dict[str, Any]] = {}
@@ -138,7 +141,7 @@ class RunStore:
                 if r.get("status") == "ok" or (include_failed and not rerun_on_resume(r))}
 
     def write_summary(self) -> Path:
-        from benchsuite.results.table import records_table
+        from benchsuite.results.tidy import records_table  # pandas only when a summary is written
 
         table = records_table(self.records())
         path = self.run_dir / SUMMARY_FILE

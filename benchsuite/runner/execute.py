@@ -409,3 +409,68 @@ def describe_exit(exit: WorkerExit, time_limit_s: float, memory_limit_mb: float 
         if said:
             return "io", f"worker could not write its files: {said[-1]}"
     return "crash", f"worker exited with status {code} without writing a result"
+
+
+def run_job_dir(job: Any, echo: bool = False, supervisor: Supervisor | None = None) -> dict[str, Any]:
+    """Run one job (a :class:`benchsuite.runner.jobs.JobSpec`) in its own worker process, in ``job.job_dir``,
+    and return its result: the worker's ``result.json``, or, when the worker left none, a failed result that
+    says why (:func:`describe_exit`). Every executor runs a job through this one function (the local one in the
+    runner's process, the Ray one on a cluster node), so isolation and limits are the same everywhere.
+
+    The job's files land in ``job.job_dir``: ``job.json``, ``log.txt`` (appended to), ``result.json`` and
+    whatever the task saves (predictions). ``wall_s`` (seconds, the worker's whole life) and
+    ``memory.peak_tree_rss_mb`` (MB, the worker's process tree) are added to the result.
+    """
+    from datetime import datetime, timezone
+
+    job_dir = Path(job.job_dir)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    for stale in job_dir.glob("result.json"):
+        stale.unlink()
+    job.write()
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    exit = run_worker(job.path, job_dir / "log.txt", job.num_threads, job.time_limit_s,
+                      job.memory_limit_mb, echo=echo, supervisor=supervisor)
+    result = read_result(job_dir / "result.json")
+    if result is None:
+        failure, error = describe_exit(exit, job.time_limit_s, job.memory_limit_mb)
+        tail = log_tail(job_dir / "log.txt") or tail_lines(exit.output_tail)
+        result = {"status": "failed", "failure": failure, "error": error, "log_tail": tail,
+                  "started_at": started,
+                  "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    result.setdefault("memory", {})["peak_tree_rss_mb"] = exit.peak_tree_rss_mb
+    result["wall_s"] = round(exit.seconds, 3)
+    return result
+
+
+def read_result(path: Path) -> dict[str, Any] | None:
+    """A worker's ``result.json``, or None when it is missing, unreadable or not a JSON object."""
+    import json
+
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return result if isinstance(result, dict) else None
+
+
+def tail_lines(text: str, lines: int = 15) -> str:
+    """The last ``lines`` non-blank lines of ``text`` (carriage returns of progress bars as line ends)."""
+    return "\n".join([ln for ln in text.replace("\r", "\n").splitlines() if ln.strip()][-lines:])
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last ``lines`` non-blank lines of the file at ``path`` ("" when it does not exist)."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return tail_lines(text, lines)
+
+
+def local_executor_info() -> dict[str, Any]:
+    """run.json's and each record's ``executor`` for the local executor: this machine (its CPU, cores and GPU
+    are in run.json's ``machine``)."""
+    import socket
+
+    return {"name": "local", "node": socket.gethostname()}

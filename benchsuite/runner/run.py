@@ -20,8 +20,6 @@ from typing import Any
 import psutil
 
 from benchsuite.data.datasets import (
-    DEFAULT_DATASETS,
-    TASKS_OF_KIND,
     Dataset,
     check_data_root,
     kind_of_spec,
@@ -32,6 +30,7 @@ from benchsuite.errors import BenchsuiteError, ConfigError
 from benchsuite.profiles import get_profile
 from benchsuite.registry import PipelineInfo, list_pipelines, resolve
 from benchsuite.results.provenance import git_commit, library_versions, machine_info
+from benchsuite.results.schema import SCHEMA_VERSION, record_problems
 from benchsuite.results.store import RunLock, RunStore, StorageError, storage_error
 from benchsuite.runner.conditions import machine_state
 from benchsuite.runner.execute import (
@@ -39,15 +38,14 @@ from benchsuite.runner.execute import (
     DeferredInterrupt,
     RunInterrupted,
     Supervisor,
-    describe_exit,
+    local_executor_info,
+    run_job_dir,
     run_jobs,
-    run_worker,
 )
 from benchsuite.runner.jobs import JobSpec, check_unique_job_ids, make_job_id, unique_dataset_names
-from benchsuite.tasks.base import get_task
+from benchsuite.tasks.registry import get_task, task_names
 
 log = logging.getLogger(__name__)
-ALL_TASKS = ("classification", "detection", "proposals")
 
 
 def default_cache_dir() -> Path:
@@ -86,6 +84,8 @@ class RunConfig:
     weights: str | None = None
     write_report: bool = True
     argv: list[str] = field(default_factory=list)
+    executor: str = "local"  # "local" (worker processes on this machine) or "ray" (tasks on a Ray cluster)
+    ray_address: str | None = None  # --ray-address; None: $RAY_ADDRESS, else a local Ray started for the run
 
 
 @dataclass
@@ -119,13 +119,16 @@ class Runner:
     def __init__(self, config: RunConfig):
         self.config = config
         self.profile = get_profile(config.profile)
-        self.device = resolve_device(config.device)
+        # --executor ray: the device is resolved against the cluster's GPUs once it is connected (plan)
+        self.device = resolve_device(config.device) if config.executor != "ray" else config.device
+        self.cluster: Any = None  # the RayCluster of an --executor ray run, connected by plan()
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- planning
     def _tasks(self) -> list[str]:
-        tasks = self.config.tasks or list(ALL_TASKS)
-        _check_choices(tasks, ALL_TASKS, "task")
+        known = task_names()  # the registered tasks (benchsuite.tasks entry points)
+        tasks = self.config.tasks or list(known)
+        _check_choices(tasks, known, "task")
         return tasks
 
     def _pipelines(self, tasks: list[str]) -> dict[str, list[PipelineInfo]]:
@@ -146,9 +149,9 @@ class Runner:
         out: dict[str, list[str]] = {}
         for task in tasks:
             if not specs:
-                out[task] = [DEFAULT_DATASETS[task]]
+                out[task] = [get_task(task).default_dataset]
                 continue
-            out[task] = [s for s in specs if task in TASKS_OF_KIND[kind_of_spec(s)]]
+            out[task] = [s for s in specs if kind_of_spec(s) == get_task(task).dataset_kind]
         return out
 
     def plan(self) -> Plan:
@@ -167,6 +170,11 @@ class Runner:
         if not tasks:
             raise ConfigError("nothing to run: no pipeline matches the chosen tasks and pipelines")
         cfg.params = _checked_params(cfg.params, [p for t in tasks for p in pipelines[t]])
+        if cfg.executor == "ray" and self.cluster is None:  # before the jobs: their device is the cluster's
+            from benchsuite.runner.ray_executor import RayCluster
+
+            self.cluster = RayCluster.connect(cfg.ray_address)
+            self.device = self.cluster.resolve_device(cfg.device)
 
         datasets: dict[str, Dataset] = {}
         for task in tasks:
@@ -263,7 +271,12 @@ class Runner:
             "versions": library_versions(),
             "git": git_commit(),
             "datasets": [ds.info.as_dict() for ds in plan.datasets.values()],
+            "executor": self._executor_info(),
         }
+
+    def _executor_info(self) -> dict[str, Any]:
+        """run.json's ``executor``: what ran the jobs and where (a Ray cluster: its nodes, CPU model, cores, GPUs)."""
+        return self.cluster.info() if self.cluster is not None else local_executor_info()
 
     def _check_resume(self, store: RunStore, plan: Plan) -> None:
         old = store.read_run_info()
@@ -280,10 +293,15 @@ class Runner:
     # ---------------------------------------------------------------- execution
     def run(self) -> RunResult:
         with DeferredInterrupt() as interrupt:  # a Ctrl-C while planning stops before any job starts
-            plan = self.plan()
-            interrupt.check("while planning, before any job started; nothing was run")
-            self._deferred = interrupt
-            return self._run_planned(plan)
+            try:
+                plan = self.plan()
+                interrupt.check("while planning, before any job started; nothing was run")
+                self._deferred = interrupt
+                return self._run_planned(plan)
+            finally:
+                if self.cluster is not None:  # --executor ray: disconnect (and stop a Ray started for the run)
+                    self.cluster.close()
+                    self.cluster = None
 
     def _run_planned(self, plan: Plan) -> RunResult:
         store = RunStore(plan.run_dir)
@@ -314,6 +332,7 @@ class Runner:
             merged = {d["name"]: d for d in info.get("datasets", [])}  # keep the data sets of earlier jobs
             merged.update({ds.info.name: ds.info.as_dict() for ds in plan.datasets.values()})
             info["datasets"] = list(merged.values())
+            info.setdefault("resumed_executors", []).append(self._executor_info())  # one per resumed_at
             store.write_run_info(info)
         else:
             store.write_run_info(self._run_info(plan))
@@ -350,8 +369,15 @@ class Runner:
                 supervisor.stop.set()
             self._supervisor = supervisor
             try:
-                not_run = run_jobs(plan.jobs, self.config.jobs, lambda job: self._run_one(job, echo),
-                                   lambda job, result: self._finish(plan, store, job, result), supervisor)
+                if self.cluster is not None:  # --executor ray: each job a Ray task (ray_executor)
+                    from benchsuite.runner.ray_executor import run_jobs_on_ray
+
+                    not_run = run_jobs_on_ray(self.cluster, plan.jobs, self.config,
+                                              lambda job, result: self._finish(plan, store, job, result),
+                                              supervisor)
+                else:
+                    not_run = run_jobs(plan.jobs, self.config.jobs, lambda job: self._run_one(job, echo),
+                                       lambda job, result: self._finish(plan, store, job, result), supervisor)
             finally:
                 self._supervisor = None
         if not supervisor.stop.is_set():
@@ -367,24 +393,9 @@ class Runner:
             f"{len(again)} job(s)" + (f": {shown}" if again else ""), again)
 
     def _run_one(self, job: JobSpec, echo: bool) -> dict[str, Any]:
-        job_dir = Path(job.job_dir)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        for stale in job_dir.glob("result.json"):
-            stale.unlink()
-        job.write()
-        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        exit = run_worker(job.path, job_dir / "log.txt", job.num_threads, job.time_limit_s,
-                          job.memory_limit_mb, echo=echo, supervisor=getattr(self, "_supervisor", None))
-        result_path = job_dir / "result.json"
-        result = _read_result(result_path)
-        if result is None:
-            failure, error = describe_exit(exit, job.time_limit_s, job.memory_limit_mb)
-            tail = _log_tail(job_dir / "log.txt") or _tail_lines(exit.output_tail)
-            result = {"status": "failed", "failure": failure, "error": error, "log_tail": tail,
-                      "started_at": started,
-                      "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        result.setdefault("memory", {})["peak_tree_rss_mb"] = exit.peak_tree_rss_mb
-        result["wall_s"] = round(exit.seconds, 3)
+        """The local executor: the job's worker process on this machine (the run folder is its job dir)."""
+        result = run_job_dir(job, echo, getattr(self, "_supervisor", None))
+        result.setdefault("executor", {"name": "local", "node": local_executor_info()["node"], "attempts": 1})
         return result
 
     def _finish(self, plan: Plan, store: RunStore, job: JobSpec, result: dict[str, Any]) -> None:
@@ -431,7 +442,8 @@ class Runner:
         fit_info = result.get("fit_info", {})
         shortcuts = list(fit_info.get("shortcuts") or []) if isinstance(fit_info, dict) else []
         rel = Path("jobs") / job.job_id
-        return {
+        return _checked_record({
+            "schema_version": SCHEMA_VERSION,
             "run_id": plan.run_id,
             "job_id": job.job_id,
             "task": job.task,
@@ -464,7 +476,34 @@ class Runner:
             "log": str(rel / "log.txt"),
             "started_at": result.get("started_at"),
             "finished_at": result.get("finished_at"),
-        }
+            "node": (result.get("executor") or {}).get("node"),  # the host the job ran on
+            "executor": result.get("executor"),  # {"name": "local"|"ray", "node", "attempts", ...}
+        })
+
+
+#: the record's blocks that a pipeline fills (through its fit_info and outputs), with their empty value
+_PIPELINE_BLOCKS = {"fit_info": {}, "shortcuts": [], "params": {}, "metrics": {}, "output": {}}
+
+
+def _checked_record(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` when it matches the record schema (:mod:`benchsuite.results.schema`). Otherwise a pipeline
+    reported something of the wrong shape (``fit_info.selection`` not a selection, ``fit_info.val_map50`` not a
+    number): the record becomes ``failed`` (``invalid-output``) with the offending keys and their expected types,
+    and the offending blocks are emptied (they stay in the job's ``result.json``)."""
+    problems = record_problems(record)
+    if not problems:
+        return record
+    record.update(status="failed", failure="invalid-output", metrics={},
+                  error="invalid output: the record does not match its schema: " + "; ".join(problems))
+    for key, empty in _PIPELINE_BLOCKS.items():
+        if any(p == key or p.startswith((f"{key}.", f"{key}[", f"{key}:")) for p in problems):
+            record[key] = type(empty)()
+    record["shortened"] = bool(record.get("shortcuts"))
+    left = record_problems(record)
+    if left:  # not the pipeline's doing: the runner built a record of the wrong shape
+        log.error("%s/%s: record does not match its schema: %s", record.get("job_id"), record.get("split"),
+                  "; ".join(left))
+    return record
 
 
 def phases_contended(timing: dict[str, Any]) -> bool | None:
@@ -481,6 +520,11 @@ def _check_options(cfg: RunConfig) -> None:
 
     if not isinstance(cfg.jobs, int) or cfg.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {cfg.jobs}")
+    if cfg.executor not in ("local", "ray"):
+        raise ConfigError(f"unknown executor {cfg.executor!r}; expected one of: local, ray")
+    if cfg.ray_address is not None and (cfg.executor != "ray" or not str(cfg.ray_address).strip()):
+        raise ConfigError(f"--ray-address {cfg.ray_address!r} needs --executor ray and a non-empty address "
+                          f"(host:port, or auto for the cluster this machine belongs to)")
     if not cfg.seeds:
         raise ConfigError("--seeds lists no seed; expected non-negative integers such as 0,1,2")
     if len(set(cfg.seeds)) != len(cfg.seeds) or any(not isinstance(s, int) or s < 0 for s in cfg.seeds):
@@ -542,21 +586,6 @@ def _init_parameters(cls: type) -> list[Any]:
         return []
 
 
-def _read_result(path: Path) -> dict[str, Any] | None:
-    """A worker's ``result.json``, or None when it is missing, unreadable or not a JSON object."""
-    import json
-
-    try:
-        result = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return result if isinstance(result, dict) else None
-
-
-def _tail_lines(text: str, lines: int = 15) -> str:
-    return "\n".join([ln for ln in text.replace("\r", "\n").splitlines() if ln.strip()][-lines:])
-
-
 def _storage_failure(exc: OSError, store: RunStore) -> StorageError:
     """The one line for a run folder that could not be written, saying what was kept."""
     err = storage_error(exc, where=store.run_dir)
@@ -572,14 +601,6 @@ def _budget(job: JobSpec) -> Any:
     from benchsuite.api import Budget
 
     return Budget(**job.budget)
-
-
-def _log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace").replace("\r", "\n")
-    except FileNotFoundError:
-        return ""
-    return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
 
 
 def _failure_tail(result: dict[str, Any], log_file: Path, lines: int = 6) -> str:

@@ -87,11 +87,27 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=repr))
 
 
+class DataMismatch(RuntimeError):
+    """The data set this worker opened is not the one the run planned with (its fingerprint differs)."""
+
+
+def _mismatch_message(job: JobSpec, found: str) -> str:
+    """Why a job's data set fingerprint differs: on a cluster node (``job.extra["node"]``, set by the Ray
+    executor) the node sees other data than the driver; on the runner's own machine the data changed."""
+    node = job.extra.get("node") if isinstance(job.extra, dict) else None
+    if node:
+        return (f"data set {job.dataset} ({job.dataset_spec}) on node {node} has fingerprint {found}, the "
+                f"driver's has {job.dataset_fingerprint}: every node must see the same data at the same path "
+                f"({job.data_root}; a shared file system or identical copies)")
+    return (f"data set {job.dataset} changed since the run started "
+            f"(fingerprint {found}, expected {job.dataset_fingerprint})")
+
+
 def run_job(job: JobSpec) -> dict[str, Any]:
     """Run ``job`` in this process and return its result (never raises for pipeline failures)."""
     from benchsuite.data.datasets import open_dataset
     from benchsuite.registry import load_ref
-    from benchsuite.tasks.base import get_task
+    from benchsuite.tasks.registry import get_task
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     result: dict[str, Any] = {"status": "failed", "started_at": started}
@@ -103,8 +119,7 @@ def run_job(job: JobSpec) -> dict[str, Any]:
         dataset = open_dataset(job.dataset_spec, Path(job.data_root), Path(job.cache_dir),
                                force_synthetic=job.origin == "synthetic")
         if dataset.info.fingerprint != job.dataset_fingerprint:
-            raise RuntimeError(f"data set {job.dataset} changed since the run started "
-                               f"(fingerprint {dataset.info.fingerprint}, expected {job.dataset_fingerprint})")
+            raise DataMismatch(_mismatch_message(job, dataset.info.fingerprint))
         pipeline_class = load_ref(job.pipeline_ref)
         result["harness_floor"] = bool(getattr(pipeline_class, "harness_floor", False))
         pipeline = pipeline_class(**job.params)
@@ -131,6 +146,8 @@ def run_job(job: JobSpec) -> dict[str, Any]:
                         job.pipeline, ", ".join(lost), lost[0], lost[0], job.pipeline)
             result["params"].update(_jsonable({k: job.params[k] for k in lost}))
         result["status"] = "ok"
+    except DataMismatch as exc:
+        result.update(failure="data", error=str(exc))
     except OutputValidationError as exc:
         result.update(failure="invalid-output", error=f"invalid output: {exc}")
     except MemoryError as exc:

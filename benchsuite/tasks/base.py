@@ -1,23 +1,30 @@
-"""What every task provides to the runner."""
+"""The task base class: what every task provides to the runner, the worker, the report and ``compare``.
+
+A task is one module with one :class:`Task` subclass, registered in the ``benchsuite.tasks`` entry-point group
+(:mod:`benchsuite.tasks.registry`). The class declares what the rest of the suite asks about the task: the
+data sets it runs on, the pipeline contract (base class and methods), its metrics with the primary one and its
+direction, the metrics that get a bootstrap interval, the report's quality columns, the per-class view and the
+plots and report sections it contributes. :meth:`Task.execute` (in the worker) and :meth:`Task.evaluate` (in the
+parent) are shared templates; a task supplies only its hooks: :meth:`Task.predict_split`,
+:meth:`Task.save_split`, :meth:`Task.latency`, :meth:`Task.score` and :meth:`Task.intervals`.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 from benchsuite.api import Budget, Context, Pipeline
 from benchsuite.data.detection import decode_seconds
-from benchsuite.runner.timing import ImportWatch, Stopwatch
+from benchsuite.measure.timing import ImportWatch, Stopwatch
+from benchsuite.profiles import split_cap
+from benchsuite.results.evidence import Evidence, evidence_name, save_evidence
 
-
-def split_cap(budget: Budget, split: str) -> int | None:
-    """The profile's cap on the number of images of ``split``."""
-    return {
-        "train": budget.max_train_images,
-        "val": budget.max_val_images,
-        "test": budget.max_test_images,
-    }.get(split)
+__all__ = ["ColumnSpec", "MetricSpec", "Scored", "SplitPrediction", "Task", "split_cap", "timed_fit",
+           "timing_method"]
 
 
 def timed_fit(pipeline: Pipeline, train: Any, val: Any, ctx: Context) -> dict[str, Any]:
@@ -57,40 +64,221 @@ def timing_method(ctx: Context, predict_batch_size: int, decode_in_predict_clock
     }
 
 
-class Task(Protocol):
-    """A task runs a pipeline on a data set in the worker and scores saved predictions in the parent."""
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric a task writes into ``record["metrics"]``.
 
-    name: str
-    dataset_kind: str
+    Attributes:
+        key: its key in the metrics block (``"accuracy"``, ``"map50"``).
+        title: how the report names it (``"mAP50"``).
+        higher_is_better: its direction: which of two values ranks first, which change ``compare`` calls
+            better and which worse, and who is "ahead" in the headline.
+        points: a fraction in [0, 1], whose differences the report gives in points (x 100); otherwise
+            differences are given in the metric's own unit.
+    """
 
+    key: str
+    title: str
+    higher_is_better: bool = True
+    points: bool = True
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether value ``a`` is strictly better than ``b``."""
+        return a > b if self.higher_is_better else a < b
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One quality column of the report's table for a task (cost columns are the same for every task).
+
+    Attributes:
+        title: the column's heading.
+        metric: the metric key it shows.
+        show: ``"value"`` (3 decimals), ``"interval"`` (the metric's 95% interval, ``lo–hi``) or ``"auto"``
+            (3 significant figures, for counts and rates).
+        optional: shown only when some row of the table has the metric.
+    """
+
+    title: str
+    metric: str
+    show: str = "value"
+    optional: bool = False
+
+
+@dataclass
+class SplitPrediction:
+    """What :meth:`Task.predict_split` returns for one split.
+
+    Attributes:
+        outputs: the validated predictions, in whatever form :meth:`Task.save_split` writes.
+        seconds: the predict clock for the split, wall seconds spent in the pipeline's calls.
+        conditions: the phase's timing conditions (:class:`benchsuite.measure.timing.Stopwatch`'s).
+        output: facts about the output for the record's ``output`` block (boxes clipped, ...); None: no block.
+    """
+
+    outputs: Any
+    seconds: float
+    conditions: dict[str, Any]
+    output: dict[str, Any] | None = None
+
+
+@dataclass
+class Scored:
+    """What :meth:`Task.score` returns for one split's saved predictions.
+
+    Attributes:
+        metrics: the record's metrics block (JSON values).
+        artifacts: files written into the job folder, by kind (names relative to the job folder).
+        evidence: named arrays the task's interval statistic and the report's data views need (per-image
+            correctness, matched scores, counts): saved as ``evidence-<split>.npz`` beside the predictions,
+            so that the report never reopens the data set.
+    """
+
+    metrics: dict[str, Any]
+    artifacts: dict[str, str] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+#: a plot a task contributes: a kind the report knows (``benchsuite.report.plots.PLOTS``) or a function of the
+#: report's group and the run folder that returns a ``benchsuite.report.plots.Plot`` or None
+PlotKind = str | Callable[[Any, Path], Any]
+
+
+class Task:
+    """A task runs a pipeline on a data set in the worker and scores saved predictions in the parent.
+
+    Subclasses set the class attributes and implement the hooks; :meth:`execute` and :meth:`evaluate` are the
+    same for every task. A task object holds no state: the registry makes one per process.
+    """
+
+    #: the task's name, as pipelines declare it (``Pipeline.task``) and records carry it
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    #: the kind of data set it runs on (:func:`benchsuite.data.datasets.kind_of_spec`), and the spec used when
+    #: the user names none
+    dataset_kind: ClassVar[str] = ""
+    default_dataset: ClassVar[str] = ""
+    #: where its tables come in the report (the suite's own tasks are 0, 1, 2)
+    order: ClassVar[int] = 100
+    #: the pipeline contract: the base class a pipeline of this task derives from, and the methods it must
+    #: override; ``input_type`` / ``output_type`` say what those methods take and return
+    pipeline_base: ClassVar[type[Pipeline]] = Pipeline
+    required_methods: ClassVar[tuple[str, ...]] = ()
+    input_type: ClassVar[str] = ""
+    output_type: ClassVar[str] = ""
+    #: the pipeline attribute that sets how many images one prediction call gets, and its default
+    batch_size_attribute: ClassVar[str] = ""
+    default_batch_size: ClassVar[int] = 1
+    #: the metrics it writes, the one that ranks pipelines, and those that get a 95% bootstrap interval
+    metrics: ClassVar[tuple[MetricSpec, ...]] = ()
+    primary_metric: ClassVar[str] = ""
+    interval_metrics: ClassVar[tuple[str, ...]] = ()
+    #: how those intervals are drawn, for the report's closing note
+    interval_statistic: ClassVar[str] = ""
+    #: the report: quality columns, the per-class view's title (empty: no per-class view), the plots it
+    #: contributes in order, and report sections (``"gallery"``, ``"fusion"``)
+    columns: ClassVar[tuple[ColumnSpec, ...]] = ()
+    per_class_title: ClassVar[str] = ""
+    plots: ClassVar[tuple[PlotKind, ...]] = ("tradeoff",)
+    sections: ClassVar[tuple[str, ...]] = ()
+
+    # ------------------------------------------------------------------------------------------ questions
+    def metric(self, key: str) -> MetricSpec | None:
+        """The declared metric ``key``, or None."""
+        return next((m for m in self.metrics if m.key == key), None)
+
+    @property
+    def primary(self) -> MetricSpec:
+        """The metric that ranks pipelines (with its direction)."""
+        spec = self.metric(self.primary_metric)
+        if spec is None:
+            raise ValueError(f"task {self.name!r}: primary_metric {self.primary_metric!r} is not one of its metrics")
+        return spec
+
+    def per_class(self, metrics: Mapping[str, Any]) -> dict[str, float | None]:
+        """The per-class view of a record's metrics block: class name -> value (empty when none)."""
+        return {}
+
+    def batch_size(self, pipeline: Pipeline) -> int:
+        """Images per prediction call: the pipeline's ``batch_size_attribute``, else the task's default."""
+        if not self.batch_size_attribute:
+            return max(1, int(self.default_batch_size))
+        return max(1, int(getattr(pipeline, self.batch_size_attribute, self.default_batch_size)))
+
+    # ------------------------------------------------------------------------------- worker: the template
     def execute(self, pipeline: Pipeline, dataset: Any, ctx: Context, eval_splits: list[str],
                 job_dir: Path, latency_images: int, latency_warmup: int) -> dict[str, Any]:
-        """Fit, predict every split in ``eval_splits`` (timed), save predictions under ``job_dir``.
+        """Fit (timed), predict every split in ``eval_splits`` (timed), save predictions under ``job_dir``,
+        then time single-image latency on the test split (else the last split predicted).
 
-        Returns ``{"timing": {...}, "splits": {split: {"predictions": file name, "predict_s": s,
-        "images": n, "images_per_s": r, ...}}}``.
+        Returns ``{"timing": {...}, "splits": {split: {"predictions": file name, "predict_s": s, "images": n,
+        "images_per_s": r, "seconds_per_image": s, "predict": conditions[, "output": {...}]}}}``.
         """
-        ...
+        budget = ctx.budget
+        train = dataset.load("train", budget.max_train_images)
+        val = dataset.load("val", budget.max_val_images)
+        fit_timing = timed_fit(pipeline, train, val, ctx)
+        batch_size = self.batch_size(pipeline)
+        splits: dict[str, Any] = {}
+        latency_data = None
+        for split in eval_splits:
+            data = val if split == "val" else dataset.load(split, split_cap(budget, split))
+            prediction = self.predict_split(pipeline, data, ctx, batch_size, split)
+            file = job_dir / f"predictions-{split}.npz"
+            self.save_split(file, data, prediction.outputs)
+            n, seconds = len(data), prediction.seconds
+            splits[split] = {"predictions": file.name, "predict_s": seconds, "images": n,
+                             "images_per_s": n / seconds if seconds > 0 else float("nan"),
+                             "seconds_per_image": seconds / n if n else float("nan"),
+                             "predict": prediction.conditions}
+            if prediction.output is not None:
+                splits[split]["output"] = prediction.output
+            if split == "test" or latency_data is None:
+                latency_data = data
+        latency: dict[str, Any] = {}
+        if latency_images > 0 and latency_data is not None and len(latency_data):
+            latency = self.latency(pipeline, latency_data, latency_images, latency_warmup, ctx.device)
+        method = timing_method(ctx, batch_size, False, latency_images, latency_warmup)
+        return {"timing": {**fit_timing, "train_images": len(train), "val_images": len(val), **latency,
+                           "method": method},
+                "splits": splits}
 
+    def predict_split(self, pipeline: Pipeline, data: Any, ctx: Context, batch_size: int, split: str
+                      ) -> SplitPrediction:
+        """Run the pipeline over ``data`` in batches of ``batch_size`` on the predict clock (decoding off it)
+        and validate every output (:class:`benchsuite.errors.OutputValidationError` names what is wrong)."""
+        raise NotImplementedError
+
+    def save_split(self, path: Path, data: Any, outputs: Any) -> None:
+        """Write the validated ``outputs`` for ``data`` to ``path`` (an ``npz``), atomically."""
+        raise NotImplementedError
+
+    def latency(self, pipeline: Pipeline, data: Any, count: int, warmup: int, device: str) -> dict[str, float]:
+        """Single-image latency on ``data`` (:func:`benchsuite.measure.timing.measure_latency`'s block)."""
+        return {}
+
+    # ------------------------------------------------------------------------------- parent: the template
     def evaluate(self, dataset: Any, split: str, budget: Budget, predictions: Path, job_dir: Path
                  ) -> tuple[dict[str, Any], dict[str, str]]:
-        """``(metrics, artifacts)`` for one split's saved predictions; artifacts are file names."""
-        ...
+        """``(metrics, artifacts)`` for one split's saved predictions; artifacts are file names in ``job_dir``.
 
+        The split is loaded as the worker loaded it (the profile's cap); :meth:`score` scores it, and its
+        evidence is saved as ``evidence-<split>.npz`` (artifact ``evidence``) for the report's intervals.
+        """
+        data = dataset.load(split, split_cap(budget, split))
+        scored = self.score(data, predictions, job_dir, split)
+        artifacts = dict(scored.artifacts)
+        if scored.evidence:
+            name = evidence_name(split)
+            save_evidence(job_dir / name, self.name, scored.evidence)
+            artifacts["evidence"] = name
+        return scored.metrics, artifacts
 
-def get_task(name: str) -> Task:
-    from benchsuite.errors import ConfigError
+    def score(self, data: Any, predictions: Path, job_dir: Path, split: str) -> Scored:
+        """Score the predictions saved at ``predictions`` against ``data``; write artifacts into ``job_dir``."""
+        raise NotImplementedError
 
-    if name == "classification":
-        from benchsuite.tasks.classification import ClassificationTask
-
-        return ClassificationTask()
-    if name == "detection":
-        from benchsuite.tasks.detection import DetectionTask
-
-        return DetectionTask()
-    if name == "proposals":
-        from benchsuite.tasks.proposals import ProposalTask
-
-        return ProposalTask()
-    raise ConfigError(f"unknown task {name!r}; expected classification, detection or proposals")
+    # ------------------------------------------------------------------------------- report: intervals
+    def intervals(self, evidence: Evidence) -> dict[str, list[float] | None]:
+        """``{metric: [lo, hi] or None}`` for :attr:`interval_metrics`, from a saved evidence file only."""
+        return {}

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchsuite.api import Budget, Classifier, ClassifierOutput, Context, batched
-from benchsuite.data.datasets import Cifar10Dataset
+from benchsuite.api import Classifier, ClassifierOutput, Context, batched
+from benchsuite.data.images import ImageSet
 from benchsuite.errors import OutputValidationError
+from benchsuite.measure.timing import Stopwatch, measure_latency
+from benchsuite.metrics import bootstrap as bs
 from benchsuite.metrics.classification import classification_metrics, confusion_matrix, macro_f1
-from benchsuite.runner.timing import Stopwatch, measure_latency
-from benchsuite.tasks.base import split_cap, timed_fit, timing_method
+from benchsuite.results.evidence import Evidence
+from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPrediction, Task
 
 VARIANT_PREFIX = "variant::"
 
@@ -79,48 +82,52 @@ def save_predictions(path: Path, out: ClassifierOutput) -> None:
     tmp.replace(path)
 
 
-class ClassificationTask:
+class ClassificationTask(Task):
+    """Image classification on CIFAR-style data: one class label per image, scored by accuracy."""
+
     name = "classification"
+    description = "image classification (CIFAR-10 style): one class per image"
     dataset_kind = "classification"
+    default_dataset = "cifar10"
+    order = 0
+    pipeline_base = Classifier
+    required_methods = ("fit", "predict")
+    input_type = "(N, H, W, 3) uint8 RGB images"
+    output_type = "(N,) int class indices, or a ClassifierOutput (labels, optional (N, C) scores, variants)"
+    batch_size_attribute = "predict_batch_size"
+    default_batch_size = 1024
+    metrics = (MetricSpec("accuracy", "accuracy"), MetricSpec("macro_f1", "macro F1"))
+    primary_metric = "accuracy"
+    interval_metrics = ("accuracy",)
+    interval_statistic = f"{bs.CLASSIFICATION_RESAMPLES:,} resamples of per-image correctness"
+    columns = (ColumnSpec("accuracy", "accuracy"), ColumnSpec("95% CI", "accuracy", "interval"),
+               ColumnSpec("macro F1", "macro_f1"))
+    per_class_title = "accuracy (recall of the class)"
+    plots = ("tradeoff", "per_class", "confusion")
 
-    def execute(self, pipeline: Classifier, dataset: Cifar10Dataset, ctx: Context, eval_splits: list[str],
-                job_dir: Path, latency_images: int, latency_warmup: int) -> dict[str, Any]:
-        budget = ctx.budget
-        train = dataset.load("train", budget.max_train_images)
-        val = dataset.load("val", budget.max_val_images)
-        fit_timing = timed_fit(pipeline, train, val, ctx)
-        batch_size = max(1, int(getattr(pipeline, "predict_batch_size", 1024)))
-        splits: dict[str, Any] = {}
-        test_images = None
-        for split in eval_splits:
-            data = val if split == "val" else dataset.load(split, split_cap(budget, split))
-            parts = []
-            total = (len(data) + batch_size - 1) // batch_size
-            with Stopwatch(ctx.device, ctx.num_threads) as clock:
-                for batch in ctx.progress(batched(data.images, batch_size), desc=f"predict {split}", total=total):
-                    parts.append(validate_output(pipeline.predict(batch), len(batch), data.num_classes))
-            output = _concatenate(parts)
-            file = job_dir / f"predictions-{split}.npz"
-            save_predictions(file, output)
-            splits[split] = {"predictions": file.name, "predict_s": clock.seconds, "images": len(data),
-                             "images_per_s": len(data) / clock.seconds if clock.seconds > 0 else float("nan"),
-                             "predict": clock.conditions}
-            if split == "test" or test_images is None:
-                test_images = data.images
-        latency: dict[str, Any] = {}
-        if latency_images > 0 and test_images is not None and len(test_images):
-            n = len(test_images)
-            latency = measure_latency(lambda i: pipeline.predict(test_images[i % n][None]),
-                                      latency_images, latency_warmup, ctx.device)
-        method = timing_method(ctx, batch_size, False, latency_images, latency_warmup)
-        return {"timing": {**fit_timing, "train_images": len(train), "val_images": len(val), **latency,
-                           "method": method},
-                "splits": splits}
+    def per_class(self, metrics: Mapping[str, Any]) -> dict[str, float | None]:
+        return dict(metrics.get("per_class_accuracy") or {})
 
-    def evaluate(self, dataset: Cifar10Dataset, split: str, budget: Budget, predictions: Path, job_dir: Path
-                 ) -> tuple[dict[str, Any], dict[str, str]]:
-        truth = dataset.load(split, split_cap(budget, split)).labels
-        classes = dataset.info.classes
+    def predict_split(self, pipeline: Classifier, data: ImageSet, ctx: Context, batch_size: int, split: str
+                      ) -> SplitPrediction:
+        parts = []
+        total = (len(data) + batch_size - 1) // batch_size
+        with Stopwatch(ctx.device, ctx.num_threads) as clock:
+            for batch in ctx.progress(batched(data.images, batch_size), desc=f"predict {split}", total=total):
+                parts.append(validate_output(pipeline.predict(batch), len(batch), data.num_classes))
+        return SplitPrediction(_concatenate(parts), clock.seconds, clock.conditions)
+
+    def save_split(self, path: Path, data: ImageSet, outputs: ClassifierOutput) -> None:
+        save_predictions(path, outputs)
+
+    def latency(self, pipeline: Classifier, data: ImageSet, count: int, warmup: int, device: str
+                ) -> dict[str, float]:
+        images, n = data.images, len(data)
+        return measure_latency(lambda i: pipeline.predict(images[i % n][None]), count, warmup, device)
+
+    def score(self, data: ImageSet, predictions: Path, job_dir: Path, split: str) -> Scored:
+        truth = data.labels
+        classes = list(data.classes)
         with np.load(predictions) as npz:
             labels = npz["labels"]
             variants = {k[len(VARIANT_PREFIX):]: npz[k] for k in npz.files if k.startswith(VARIANT_PREFIX)}
@@ -137,4 +144,10 @@ class ClassificationTask:
         header = "true\\pred," + ",".join(classes)
         rows = [f"{c}," + ",".join(str(int(v)) for v in row) for c, row in zip(classes, cm)]
         cm_file.write_text("\n".join([header, *rows]) + "\n")
-        return metrics, {"confusion_matrix": cm_file.name}
+        evidence = {"truth": np.asarray(truth, np.int64), "predicted": np.asarray(labels, np.int64),
+                    "correct": np.asarray(labels) == np.asarray(truth)}
+        return Scored(metrics, {"confusion_matrix": cm_file.name}, evidence)
+
+    def intervals(self, evidence: Evidence) -> dict[str, list[float] | None]:
+        iv = bs.percentile_interval(bs.accuracy_resamples(evidence["correct"]))
+        return {"accuracy": list(iv) if iv else None}

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchsuite.api import Budget, Context, Detections, Detector
+from benchsuite.api import Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
 from benchsuite.errors import OutputValidationError
+from benchsuite.measure.timing import Stopwatch
+from benchsuite.metrics import bootstrap as bs
 from benchsuite.metrics.detection import evaluate_detections
 from benchsuite.metrics.export import write_coco_json, write_voc_results
 from benchsuite.ops.boxes import check_detections, clip_boxes
-from benchsuite.runner.timing import Stopwatch
-from benchsuite.tasks.base import split_cap, timed_fit, timing_method
+from benchsuite.results.evidence import Evidence, pack_ragged
+from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPrediction, Task
 from benchsuite.tasks.per_image import load_ragged, run_over_images, save_ragged, single_image_latency
 
 
@@ -52,56 +55,77 @@ def validate_detections(out: Any, width: int, height: int, num_classes: int, whe
     return Detections(clipped[keep], scores[keep], labels[keep]), n_clipped, int((~keep).sum())
 
 
-class DetectionTask:
+#: test images whose pixels the evidence keeps for the report's gallery of detections
+GALLERY_IMAGES = 3
+
+
+def gallery_picks(difficult: list[np.ndarray], count: int = GALLERY_IMAGES) -> list[int]:
+    """Indices of ``count`` images spread over the split, among those with a non-difficult object (else all);
+    ``difficult`` holds each image's per-object difficult flags. Every detector is shown on the same images."""
+    with_objects = [i for i, d in enumerate(difficult) if (~np.asarray(d, bool)).sum() > 0]
+    pool = with_objects or list(range(len(difficult)))
+    if len(pool) <= count:
+        return pool
+    return [pool[int(k)] for k in np.linspace(0, len(pool) - 1, count).round()]
+
+
+class DetectionTask(Task):
+    """Object detection on VOC-style data: boxes, scores and class labels per image, scored by VOC mAP50."""
+
     name = "detection"
+    description = "object detection (Pascal VOC style): labelled boxes per image"
     dataset_kind = "detection"
+    default_dataset = "voc2007"
+    order = 1
+    pipeline_base = Detector
+    required_methods = ("fit", "detect")
+    input_type = "one (H, W, 3) uint8 RGB image per detect() call (detect_batch: a list of them)"
+    output_type = "Detections or (boxes (N, 4) x1y1x2y2 pixels, scores (N,), labels (N,))"
+    batch_size_attribute = "detect_batch_size"
+    default_batch_size = 1
+    metrics = (MetricSpec("map50", "mAP50"), MetricSpec("coco_ap", "COCO AP"), MetricSpec("ap_small", "AP small"),
+               MetricSpec("ap_medium", "AP medium"), MetricSpec("ap_large", "AP large"),
+               MetricSpec("lamr", "LAMR", higher_is_better=False))
+    primary_metric = "map50"
+    interval_metrics = ("map50",)
+    interval_statistic = (f"{bs.DETECTION_RESAMPLES} resamples of images, detections matched once on the full "
+                          f"split")
+    columns = (ColumnSpec("mAP50", "map50"), ColumnSpec("95% CI", "map50", "interval"),
+               ColumnSpec("COCO AP", "coco_ap"), ColumnSpec("AP small", "ap_small"),
+               ColumnSpec("AP medium", "ap_medium"), ColumnSpec("AP large", "ap_large"),
+               ColumnSpec("LAMR", "lamr", optional=True))
+    per_class_title = "AP at IoU 0.5"
+    plots = ("tradeoff", "per_class", "pr_curves", "size_ap")
+    sections = ("gallery", "fusion")
 
-    def execute(self, pipeline: Detector, dataset: Any, ctx: Context, eval_splits: list[str], job_dir: Path,
-                latency_images: int, latency_warmup: int) -> dict[str, Any]:
-        budget = ctx.budget
-        train = dataset.load("train", budget.max_train_images)
-        val = dataset.load("val", budget.max_val_images)
-        fit_timing = timed_fit(pipeline, train, val, ctx)
-        batch_size = max(1, int(getattr(pipeline, "detect_batch_size", 1)))
-        splits: dict[str, Any] = {}
-        test_data: DetectionSet | None = None
-        for split in eval_splits:
-            data = val if split == "val" else dataset.load(split, split_cap(budget, split))
-            with Stopwatch(ctx.device, ctx.num_threads) as phase:
-                raw, seconds = run_over_images(pipeline.detect_batch, data, batch_size, ctx.device, ctx.progress,
-                                               f"detect {split}")
-            dets, clipped, dropped = [], 0, 0
-            for sample, out in zip(data, raw):
-                d, c, r = validate_detections(out, sample.width, sample.height, data.num_classes,
-                                              f"image {sample.image_id}")
-                dets.append(d)
-                clipped += c
-                dropped += r
-            file = job_dir / f"predictions-{split}.npz"
-            save_ragged(file, data.image_ids, boxes=[d.boxes for d in dets], scores=[d.scores for d in dets],
-                        labels=[d.labels for d in dets])
-            n = len(data)
-            splits[split] = {
-                "predictions": file.name, "predict_s": seconds, "images": n,
-                "images_per_s": n / seconds if seconds > 0 else float("nan"),
-                "seconds_per_image": seconds / n if n else float("nan"),
-                "predict": phase.conditions,
-                "output": {"detections": int(sum(len(d) for d in dets)), "boxes_clipped": clipped,
-                           "boxes_dropped_outside_image": dropped},
-            }
-            if split == "test" or test_data is None:
-                test_data = data
-        latency = {}
-        if test_data is not None:
-            latency = single_image_latency(pipeline.detect, test_data, latency_images, latency_warmup, ctx.device)
-        method = timing_method(ctx, batch_size, False, latency_images, latency_warmup)
-        return {"timing": {**fit_timing, "train_images": len(train), "val_images": len(val), **latency,
-                           "method": method},
-                "splits": splits}
+    def per_class(self, metrics: Mapping[str, Any]) -> dict[str, float | None]:
+        return {k: v.get("ap50") for k, v in (metrics.get("per_class") or {}).items()}
 
-    def evaluate(self, dataset: Any, split: str, budget: Budget, predictions: Path, job_dir: Path
-                 ) -> tuple[dict[str, Any], dict[str, str]]:
-        data: DetectionSet = dataset.load(split, split_cap(budget, split))
+    def predict_split(self, pipeline: Detector, data: DetectionSet, ctx: Context, batch_size: int, split: str
+                      ) -> SplitPrediction:
+        with Stopwatch(ctx.device, ctx.num_threads) as phase:
+            raw, seconds = run_over_images(pipeline.detect_batch, data, batch_size, ctx.device, ctx.progress,
+                                           f"detect {split}")
+        dets, clipped, dropped = [], 0, 0
+        for sample, out in zip(data, raw):
+            d, c, r = validate_detections(out, sample.width, sample.height, data.num_classes,
+                                          f"image {sample.image_id}")
+            dets.append(d)
+            clipped += c
+            dropped += r
+        return SplitPrediction(dets, seconds, phase.conditions,
+                               {"detections": int(sum(len(d) for d in dets)), "boxes_clipped": clipped,
+                                "boxes_dropped_outside_image": dropped})
+
+    def save_split(self, path: Path, data: DetectionSet, outputs: list[Detections]) -> None:
+        save_ragged(path, data.image_ids, boxes=[d.boxes for d in outputs], scores=[d.scores for d in outputs],
+                    labels=[d.labels for d in outputs])
+
+    def latency(self, pipeline: Detector, data: DetectionSet, count: int, warmup: int, device: str
+                ) -> dict[str, float]:
+        return single_image_latency(pipeline.detect, data, count, warmup, device)
+
+    def score(self, data: DetectionSet, predictions: Path, job_dir: Path, split: str) -> Scored:
         ids, pred = load_ragged(predictions)
         if ids != data.image_ids:
             raise OutputValidationError(f"{predictions.name}: images differ from the {split} split")
@@ -116,6 +140,29 @@ class DetectionTask:
         sizes = [(s.width, s.height) for s in data]
         write_coco_json(export / "coco_ground_truth.json", export / "coco_detections.json", ids, sizes,
                         gt_boxes, gt_labels, gt_difficult, pred["boxes"], pred["scores"], pred["labels"], classes)
-        return metrics, {"voc_results": f"export-{split}/voc",
-                         "coco_ground_truth": f"export-{split}/coco_ground_truth.json",
-                         "coco_detections": f"export-{split}/coco_detections.json"}
+        artifacts = {"voc_results": f"export-{split}/voc",
+                     "coco_ground_truth": f"export-{split}/coco_ground_truth.json",
+                     "coco_detections": f"export-{split}/coco_detections.json"}
+        return Scored(metrics, artifacts, self._evidence(data, pred))
+
+    @staticmethod
+    def _evidence(data: DetectionSet, pred: dict[str, list[np.ndarray]]) -> dict[str, Any]:
+        """The bootstrap's per-detection outcomes, the ground truth and the gallery's images (see
+        :func:`gallery_picks`): everything the report needs without the data set."""
+        ev = bs.detection_evidence([s.boxes for s in data], [s.labels for s in data], [s.difficult for s in data],
+                                   pred["boxes"], pred["scores"], pred["labels"], data.num_classes)
+        gt_difficult = [np.asarray(s.difficult, bool).reshape(-1) for s in data]
+        boxes, offsets = pack_ragged([np.asarray(s.boxes, np.float64).reshape(-1, 4) for s in data], (4,))
+        labels, _ = pack_ragged([np.asarray(s.labels, np.int64).reshape(-1) for s in data])
+        difficult, _ = pack_ragged(gt_difficult)
+        picks = gallery_picks(gt_difficult)
+        return {**ev.to_arrays(), "image_ids": np.asarray(data.image_ids, str),
+                "classes": np.asarray(data.classes, str), "gt_boxes": boxes.astype(np.float64),
+                "gt_labels": labels.astype(np.int64), "gt_difficult": difficult.astype(bool), "gt_offsets": offsets,
+                "gallery_index": np.asarray(picks, np.int64),
+                **{f"gallery_image_{k}": data.load_image(i) for k, i in enumerate(picks)}}
+
+    def intervals(self, evidence: Evidence) -> dict[str, list[float] | None]:
+        ev = bs.DetectionEvidence.from_arrays(dict(evidence.arrays))
+        iv = bs.percentile_interval(bs.map50_resamples(ev))
+        return {"map50": list(iv) if iv else None}

@@ -12,7 +12,7 @@ import numpy as np
 
 from benchsuite.data.detection import DetectionSet
 from benchsuite.device import synchronize
-from benchsuite.runner.timing import measure_latency
+from benchsuite.measure.timing import measure_latency
 
 
 def run_over_images(call: Callable[[list[np.ndarray]], list[Any]], data: DetectionSet, batch_size: int,

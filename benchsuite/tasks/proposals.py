@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchsuite.api import Budget, Context, Proposer
+from benchsuite.api import Context, Proposer
 from benchsuite.data.detection import DetectionSet
 from benchsuite.errors import OutputValidationError
+from benchsuite.measure.timing import Stopwatch
+from benchsuite.metrics import bootstrap as bs
 from benchsuite.metrics.proposals import evaluate_proposals
 from benchsuite.ops.boxes import check_boxes, clip_boxes
-from benchsuite.runner.timing import Stopwatch
-from benchsuite.tasks.base import split_cap, timed_fit, timing_method
+from benchsuite.results.evidence import Evidence
+from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPrediction, Task
 from benchsuite.tasks.per_image import load_ragged, run_over_images, save_ragged, single_image_latency
 
 #: proposals kept per image for scoring (the largest budget scored is 2,000)
@@ -34,54 +37,72 @@ def validate_proposals(out: Any, width: int, height: int, where: str) -> tuple[n
     return boxes[keep][:MAX_STORED], int((~keep).sum())
 
 
-class ProposalTask:
+class ProposalTask(Task):
+    """Region proposals on VOC-style data: ranked class-agnostic boxes per image, scored by recall."""
+
     name = "proposals"
+    description = "region proposals (Pascal VOC style): ranked boxes per image"
     dataset_kind = "detection"
+    default_dataset = "voc2007"
+    order = 2
+    pipeline_base = Proposer
+    required_methods = ("propose",)
+    input_type = "one (H, W, 3) uint8 RGB image per propose() call (propose_batch: a list of them)"
+    output_type = "(N, 4) x1y1x2y2 pixel boxes, best first"
+    batch_size_attribute = "propose_batch_size"
+    default_batch_size = 1
+    metrics = (MetricSpec("recall_at_1000_iou50", "recall@1000 (IoU 0.5)"),
+               MetricSpec("recall_at_1000_iou70", "recall@1000 (IoU 0.7)"), MetricSpec("mabo", "MABO"),
+               MetricSpec("proposals_per_image", "proposals/image", points=False))
+    primary_metric = "recall_at_1000_iou50"
+    interval_metrics = ("recall_at_1000_iou50", "mabo")
+    interval_statistic = f"{bs.DETECTION_RESAMPLES} resamples of images' recall counts and best overlaps"
+    columns = (ColumnSpec("recall@1000 (0.5)", "recall_at_1000_iou50"),
+               ColumnSpec("95% CI", "recall_at_1000_iou50", "interval"),
+               ColumnSpec("recall@1000 (0.7)", "recall_at_1000_iou70"), ColumnSpec("MABO", "mabo"),
+               ColumnSpec("MABO 95% CI", "mabo", "interval"),
+               ColumnSpec("proposals/image", "proposals_per_image", "auto"))
+    per_class_title = "average best overlap"
+    plots = ("tradeoff", "per_class", "recall_curve")
 
-    def execute(self, pipeline: Proposer, dataset: Any, ctx: Context, eval_splits: list[str], job_dir: Path,
-                latency_images: int, latency_warmup: int) -> dict[str, Any]:
-        budget = ctx.budget
-        train = dataset.load("train", budget.max_train_images)
-        val = dataset.load("val", budget.max_val_images)
-        fit_timing = timed_fit(pipeline, train, val, ctx)
-        batch_size = max(1, int(getattr(pipeline, "propose_batch_size", 1)))
-        splits: dict[str, Any] = {}
-        test_data: DetectionSet | None = None
-        for split in eval_splits:
-            data = val if split == "val" else dataset.load(split, split_cap(budget, split))
-            with Stopwatch(ctx.device, ctx.num_threads) as phase:
-                raw, seconds = run_over_images(pipeline.propose_batch, data, batch_size, ctx.device, ctx.progress,
-                                               f"propose {split}")
-            kept, dropped, returned = [], 0, 0
-            for sample, out in zip(data, raw):
-                boxes, d = validate_proposals(out, sample.width, sample.height, f"image {sample.image_id}")
-                returned += len(np.asarray(out).reshape(-1, 4)) if np.asarray(out).size else 0
-                kept.append(boxes)
-                dropped += d
-            file = job_dir / f"predictions-{split}.npz"
-            save_ragged(file, data.image_ids, boxes=kept)
-            n = len(data)
-            splits[split] = {
-                "predictions": file.name, "predict_s": seconds, "images": n,
-                "images_per_s": n / seconds if seconds > 0 else float("nan"),
-                "seconds_per_image": seconds / n if n else float("nan"),
-                "predict": phase.conditions,
-                "output": {"proposals_returned": returned, "boxes_dropped_outside_image": dropped},
-            }
-            if split == "test" or test_data is None:
-                test_data = data
-        latency = {}
-        if test_data is not None:
-            latency = single_image_latency(pipeline.propose, test_data, latency_images, latency_warmup, ctx.device)
-        method = timing_method(ctx, batch_size, False, latency_images, latency_warmup)
-        return {"timing": {**fit_timing, "train_images": len(train), **latency, "method": method}, "splits": splits}
+    def per_class(self, metrics: Mapping[str, Any]) -> dict[str, float | None]:
+        return dict(metrics.get("abo_per_class") or {})
 
-    def evaluate(self, dataset: Any, split: str, budget: Budget, predictions: Path, job_dir: Path
-                 ) -> tuple[dict[str, Any], dict[str, str]]:
-        data: DetectionSet = dataset.load(split, split_cap(budget, split))
+    def predict_split(self, pipeline: Proposer, data: DetectionSet, ctx: Context, batch_size: int, split: str
+                      ) -> SplitPrediction:
+        with Stopwatch(ctx.device, ctx.num_threads) as phase:
+            raw, seconds = run_over_images(pipeline.propose_batch, data, batch_size, ctx.device, ctx.progress,
+                                           f"propose {split}")
+        kept, dropped, returned = [], 0, 0
+        for sample, out in zip(data, raw):
+            boxes, d = validate_proposals(out, sample.width, sample.height, f"image {sample.image_id}")
+            returned += len(np.asarray(out).reshape(-1, 4)) if np.asarray(out).size else 0
+            kept.append(boxes)
+            dropped += d
+        return SplitPrediction(kept, seconds, phase.conditions,
+                               {"proposals_returned": returned, "boxes_dropped_outside_image": dropped})
+
+    def save_split(self, path: Path, data: DetectionSet, outputs: list[np.ndarray]) -> None:
+        save_ragged(path, data.image_ids, boxes=outputs)
+
+    def latency(self, pipeline: Proposer, data: DetectionSet, count: int, warmup: int, device: str
+                ) -> dict[str, float]:
+        return single_image_latency(pipeline.propose, data, count, warmup, device)
+
+    def score(self, data: DetectionSet, predictions: Path, job_dir: Path, split: str) -> Scored:
         ids, pred = load_ragged(predictions)
         if ids != data.image_ids:
             raise OutputValidationError(f"{predictions.name}: images differ from the {split} split")
-        metrics = evaluate_proposals([s.boxes for s in data], [s.labels for s in data], [s.difficult for s in data],
-                                     pred["boxes"], list(data.classes))
-        return metrics, {}
+        gt_boxes, gt_labels = [s.boxes for s in data], [s.labels for s in data]
+        gt_difficult = [s.difficult for s in data]
+        metrics = evaluate_proposals(gt_boxes, gt_labels, gt_difficult, pred["boxes"], list(data.classes))
+        ev = bs.proposal_evidence(gt_boxes, gt_labels, gt_difficult, pred["boxes"], data.num_classes)
+        return Scored(metrics, {}, {**ev.to_arrays(), "image_ids": np.asarray(data.image_ids, str)})
+
+    def intervals(self, evidence: Evidence) -> dict[str, list[float] | None]:
+        rec, mabo = bs.proposal_resamples(bs.ProposalEvidence.from_arrays(dict(evidence.arrays)))
+        out: dict[str, list[float] | None] = {}
+        for key, values in (("recall_at_1000_iou50", rec), ("mabo", mabo)):
+            iv = bs.percentile_interval(values)
+            out[key] = list(iv) if iv else None
+        return out

@@ -67,8 +67,10 @@ class HogLinearSVM(Classifier):
             x_all = np.concatenate([x_train, x_val])
             self.svm_ = LinearSVM(C=self.C_, max_iter=self.max_iter).fit(
                 x_all, np.concatenate([train.labels, val.labels]))
-        ctx.record(C=self.C_, val_accuracy_by_C={str(c): a for c, a in val_acc.items()},
-                   feature_dim=int(x_train.shape[1]), trained_on="train+val" if self.refit_on_trainval else "train")
+        ctx.record_selection(metric="val_accuracy", grid=[{"C": c} for c in c_values],
+                             scores=[val_acc[c] for c in c_values], chosen={"C": self.C_})
+        ctx.record(C=self.C_, feature_dim=int(x_train.shape[1]),
+                   trained_on="train+val" if self.refit_on_trainval else "train")
         return self
 
     def predict(self, images: np.ndarray) -> np.ndarray:

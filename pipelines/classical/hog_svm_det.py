@@ -458,21 +458,21 @@ class HogSvmDetector(Detector):
         step0, stride0 = float(self.steps[0]), int(self.strides[0])
         c0 = float(self.c_values[0])
         mined_models, negs, facts = self._train_models(train, windows, pos, neg, sources, c0, ctx)
-        by_c: dict[str, float] = {}
+        by_c: list[tuple[float, float]] = []  # (C, val AP50 at the first step / stride)
         best_c: tuple[float, float, list[ClassModel], list] | None = None
         for c in self.c_values:
             models = mined_models if float(c) == c0 else [
                 self._fit_svm(pos[k], negs[k], float(c), windows[k], k) for k in sorted(windows)]
             raw = self._val_raw(val, val_images, models, step0, stride0) if len(val) else []
             ap = self._val_score(val, raw, models)[0] if len(val) else 0.0
-            by_c[str(c)] = round(ap, 4)
+            by_c.append((float(c), round(ap, 4)))
             if best_c is None or ap > best_c[0]:
                 best_c = (ap, float(c), models, raw)
         assert best_c is not None, "c_values is empty"
         _, self.C_, self.models_, raw0 = best_c
 
         # 2) pyramid step, stride, NMS and score thresholds for that model
-        grid: dict[str, float] = {}
+        grid: list[tuple[float, int, float]] = []  # (step, stride, val AP50 at its best thresholds)
         best = (-1.0, step0, stride0, float(self.nms_thresholds[0]), float(self.score_thresholds[0]))
         for step in self.steps:
             for stride in self.strides:
@@ -482,10 +482,18 @@ class HogSvmDetector(Detector):
                     ap, t_nms, t_score = self._val_score(val, raw, self.models_)
                 else:
                     ap, t_nms, t_score = 0.0, self.nms_thresholds[0], self.score_thresholds[0]
-                grid[f"step={step},stride={stride}"] = round(ap, 4)
+                grid.append((float(step), int(stride), round(ap, 4)))
                 if ap > best[0]:
                     best = (ap, float(step), int(stride), float(t_nms), float(t_score))
         val_ap, self.step_, self.stride_, self.nms_threshold_, self.score_threshold_ = best
+        ctx.record_selection(metric="val_map50", grid=[{"C": c, "pyramid_step": step0, "stride": stride0}
+                                                       for c, _ in by_c],
+                             scores=[ap for _, ap in by_c], chosen={"C": self.C_})
+        ctx.record_selection(metric="val_map50", grid=[{"C": self.C_, "pyramid_step": step, "stride": stride}
+                                                       for step, stride, _ in grid],
+                             scores=[ap for _, _, ap in grid], score=round(val_ap, 4),
+                             chosen={"C": self.C_, "pyramid_step": self.step_, "stride": self.stride_,
+                                     "nms_threshold": self.nms_threshold_, "score_threshold": self.score_threshold_})
         ctx.record(
             classes_trained=[train.classes[k] for k in sorted(windows)],
             windows={train.classes[k]: list(w) for k, w in windows.items()},
@@ -494,8 +502,7 @@ class HogSvmDetector(Detector):
             random_negatives={train.classes[k]: len(neg[k]) for k in sorted(windows)},
             negative_source=neg_stats, classes_skipped=skipped,
             **facts,
-            C=self.C_, val_map50_by_C=by_c, val_map50_by_step_stride=grid,
-            pyramid_step=self.step_, stride=self.stride_, nms_threshold=self.nms_threshold_,
+            C=self.C_, pyramid_step=self.step_, stride=self.stride_, nms_threshold=self.nms_threshold_,
             score_threshold=self.score_threshold_, start_scale=self.start_scale_, val_map50=round(val_ap, 4),
             window_collection_s=round(t_windows, 2),
         )

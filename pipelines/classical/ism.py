@@ -504,7 +504,8 @@ class ImplicitShapeModel(Detector):
         val_feats = self._features_of(val, ctx, "ism val features") if len(val) else []
         val_feature_s = time.perf_counter() - t_val
         self._check_trainable(train, train_feats)
-        scores: dict[str, float] = {}
+        tried: list[dict[str, Any]] = []  # the candidates scored on val, in order
+        scores: list[float] = []
         best: tuple[float, int, float, float, list[ClassModel | None]] | None = None
         grid = [(int(size), float(power)) for size in self.codebook_sizes
                 for power in (self.specificity_powers if self.discriminative else (1.0,))]
@@ -524,17 +525,21 @@ class ImplicitShapeModel(Detector):
                                                   [s.difficult for s in val], [d.boxes for d in dets],
                                                   [d.scores for d in dets], [d.labels for d in dets], val.classes)
                     ap = float(np.nan_to_num(metrics["map50"]))
-                scores[f"codebook={size},power={power:g},bandwidth={bw}"] = round(ap, 4)
+                tried.append({"codebook_size": size, "specificity_power": power, "bandwidth": float(bw)})
+                scores.append(round(ap, 4))
                 log.info("ism: codebook %d, power %g, bandwidth %.3f: val AP50 %.4f", size, power, bw, ap)
                 if best is None or ap > best[0]:
                     best = (ap, size, power, float(bw), models)
         assert best is not None, "codebook_sizes, specificity_powers and bandwidths must not be empty"
-        _, self.codebook_size_, self.specificity_power_, self.bandwidth_, self.models_ = best
+        val_ap, self.codebook_size_, self.specificity_power_, self.bandwidth_, self.models_ = best
+        ctx.record_selection(metric="val_map50", grid=tried, scores=scores, score=round(val_ap, 4),
+                             chosen={"codebook_size": self.codebook_size_,
+                                     "specificity_power": self.specificity_power_, "bandwidth": self.bandwidth_})
         ctx.record(upscale=round(self.upscale_, 3),
                    background_features={train.classes[k]: m.background_features
                                         for k, m in enumerate(self.models_) if m is not None})
         ctx.record(codebook_size=self.codebook_size_, bandwidth=self.bandwidth_,
-                   specificity_power=self.specificity_power_, val_map50=scores,
+                   specificity_power=self.specificity_power_, val_map50=round(val_ap, 4),
                    codebook_sizes={train.classes[k]: m.size for k, m in enumerate(self.models_) if m is not None},
                    occurrences=int(sum(len(m.occ) for m in self.models_ if m is not None)),
                    train_features_per_image=round(float(np.mean([len(f.feats) for f in train_feats])), 1),

@@ -42,8 +42,9 @@ class NearestNeighbourL1(Classifier):
         neighbour_labels = train.labels[idx]
         val_acc = {k: float(np.mean(vote(neighbour_labels, k, self.num_classes_) == val.labels)) for k in ks}
         self.k_ = max(ks, key=lambda k: (val_acc[k], -k))
-        ctx.record(k=self.k_, val_accuracy_by_k={str(k): a for k, a in val_acc.items()},
-                   reference_set="train+val" if self.refit_on_trainval else "train",
+        ctx.record_selection(metric="val_accuracy", grid=[{"k": k} for k in ks], scores=[val_acc[k] for k in ks],
+                             chosen={"k": self.k_})
+        ctx.record(k=self.k_, reference_set="train+val" if self.refit_on_trainval else "train",
                    trained_on="train+val" if self.refit_on_trainval else "train")
         if self.refit_on_trainval:
             self.ref_images_ = np.concatenate([train.images, val.images])

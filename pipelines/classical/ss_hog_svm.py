@@ -346,13 +346,15 @@ class SelectiveSearchHogSVM(Detector):
                 self.nms_.append(0.3)
                 chosen[name] = {"skipped": "no positives or negatives in train"}
                 continue
-            table: dict[str, dict[str, float]] = {}
+            grid: list[dict[str, float]] = []
+            scores: list[float] = []
             best = None
             for c in ctx.progress(sorted(self.c_values), desc=f"choose C ({name})"):
                 svm, _ = self._train(pos, d_train[k].neg, float(c), rng)
                 aps = self._val_ap(svm, d_val[k], val, k)
-                table[str(c)] = {str(t): a for t, a in aps.items()}
                 for t, a in aps.items():
+                    grid.append({"C": float(c), "nms_iou": float(t)})
+                    scores.append(a)
                     if best is None or a > best[0]:
                         best = (a, float(c), t, svm)
             assert best is not None, "c_values is empty"
@@ -365,9 +367,10 @@ class SelectiveSearchHogSVM(Detector):
                 svm, n_neg = self._train(pos_all, d_train[k].neg + d_val[k].neg, c, rng)
             self.svms_.append(svm)
             self.nms_.append(t)
-            chosen[name] = {"C": c, "nms_iou": t, "val_ap50": ap, "val_ap50_by_C_nms": table,
-                            "window_hw": list(self.windows_[k]), "positives": len(pos),
-                            "negatives_final": n_neg}
+            ctx.record_selection(metric="val_ap50", grid=grid, scores=scores, chosen={"C": c, "nms_iou": t}, score=ap,
+                                 for_class=name)
+            chosen[name] = {"C": c, "nms_iou": t, "val_ap50": ap, "window_hw": list(self.windows_[k]),
+                            "positives": len(pos), "negatives_final": n_neg}
         if all(svm is None for svm in self.svms_):
             reasons = "; ".join(f"{n}: {v['skipped']}" for n, v in chosen.items())
             raise EmptyModelError(f"ss-hog-svm: no class could be trained ({reasons})")

@@ -438,7 +438,8 @@ class RCNN(Detector):
         losses = self._train(self.model_, regions, ctx)
         train_s = time.perf_counter() - t0
         self.nms_iou_ = float(self.nms_ious[0])
-        val_scores: dict[str, float] = {}
+        val_scores: list[float] = []
+        val_map50: dict[str, float] = {}  # the chosen threshold's val mAP50, when val was scored
         if len(val) and len(self.nms_ious) > 0:
             vprops = dataset_proposals(val, self.proposer_, ctx, "rcnn val proposals")
             raw = [self._score_regions(val.load_image(i), vprops[i]) for i in range(len(val))]
@@ -449,17 +450,19 @@ class RCNN(Detector):
                                         [d.boxes for d in dets], [d.scores for d in dets], [d.labels for d in dets],
                                         val.classes)
                 ap = float(np.nan_to_num(m["map50"]))
-                val_scores[f"nms_iou={t}"] = round(ap, 4)
+                val_scores.append(round(ap, 4))
                 if ap > best:
                     best, self.nms_iou_ = ap, float(t)
+            ctx.record_selection(metric="val_map50", grid=[{"nms_iou": float(t)} for t in self.nms_ious],
+                                 scores=val_scores, chosen={"nms_iou": self.nms_iou_})
+            val_map50 = {"val_map50": round(best, 4)}
         n_pos = int((regions.labels > 0).sum())
         ctx.record(weights=source, backbone="resnet18" if isinstance(model.backbone, ResNet18Backbone) else "compact",
                    parameters=sum(p.numel() for p in model.parameters()), regions=len(regions.labels),
                    positive_regions=n_pos, proposals_per_train_image=round(float(np.mean([len(p) for p in props])), 1),
                    proposal_s=round(proposal_s, 2), train_s=round(train_s, 2), iterations=int(self.iterations),
                    amp=str(amp_dtype(ctx.device)).replace("torch.", "") if amp_dtype(ctx.device) else None,
-                   loss_curve=losses, nms_iou=self.nms_iou_, val_map50=val_scores,
-                   box_regression=bool(self.box_regression))
+                   loss_curve=losses, nms_iou=self.nms_iou_, box_regression=bool(self.box_regression), **val_map50)
         return self
 
     # -------------------------------------------------------------------------------------- detection

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from torch import nn
-from torchvision.models import MobileNet_V3_Large_Weights, ResNet50_Weights, VGG16_Weights
+from torchvision.models import MobileNet_V3_Large_Weights, ResNet50_Weights
 from torchvision.models import detection as tvd
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 
@@ -58,7 +58,7 @@ def _new_conv(old: nn.Conv2d, out_channels: int, prior: float | None) -> nn.Conv
 
 
 def replace_dense_classifier(model: nn.Module, num_classes: int) -> None:
-    """RetinaNet / FCOS: a new ``cls_logits`` layer (focal-loss prior 0.01) for ``num_classes``."""
+    """RetinaNet: a new ``cls_logits`` layer (focal-loss prior 0.01) for ``num_classes``."""
     head = model.head.classification_head
     head.cls_logits = _new_conv(head.cls_logits, head.num_anchors * num_classes, prior=0.01)
     head.num_classes = num_classes
@@ -178,16 +178,6 @@ class RetinaNetResNet50FPN(_RCNNFamily):
     }
 
 
-class FCOSResNet50FPN(_RCNNFamily):
-    """FCOS, anchor-free, ResNet-50-FPN (torchvision ``fcos_resnet50_fpn``)."""
-
-    id: ClassVar[str] = "fcos-r50-fpn"
-    description: ClassVar[str] = "FCOS ResNet-50-FPN (torchvision)"
-    builder = staticmethod(tvd.fcos_resnet50_fpn)
-    coco_weights = tvd.FCOS_ResNet50_FPN_Weights.COCO_V1
-    backbone_weights = ResNet50_Weights.IMAGENET1K_V1
-
-
 class _SSDFamily(TorchvisionDetector):
     """SSD models resize to a fixed square: ``min_size`` sets its side (None: the model's own)."""
 
@@ -217,13 +207,3 @@ class SSDLiteMobileNetV3(_SSDFamily):
         "smoke": {"min_size": 192, "epochs": 3, "batch_size": 4, "warmup": 5},
         "quick": {"min_size": 256, "iterations": 300, "batch_size": 8, "lr": 0.05, "warmup": 20},
     }
-
-
-class SSD300VGG16(_SSDFamily):
-    """SSD300, VGG-16 (torchvision ``ssd300_vgg16``)."""
-
-    id: ClassVar[str] = "ssd300-vgg16"
-    description: ClassVar[str] = "SSD300 VGG-16 (torchvision)"
-    builder = staticmethod(tvd.ssd300_vgg16)
-    coco_weights = tvd.SSD300_VGG16_Weights.COCO_V1
-    backbone_weights = VGG16_Weights.IMAGENET1K_FEATURES

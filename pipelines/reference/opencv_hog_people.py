@@ -120,7 +120,8 @@ class OpenCVHogPeople(Detector):
         if len(val):
             low = float(min(self.hit_thresholds))
             raw = [self.raw_windows(val.load_image(i), low) for i in range(len(val))]
-            scores = {}
+            grid: list[dict[str, float]] = []
+            scores: list[float] = []
             best = -1.0
             for context in self.contexts:
                 for hit in sorted(self.hit_thresholds, reverse=True):
@@ -130,10 +131,13 @@ class OpenCVHogPeople(Detector):
                                             [s.difficult for s in val], [d.boxes for d in dets],
                                             [d.scores for d in dets], [d.labels for d in dets], val.classes)
                     ap = float(np.nan_to_num(m["per_class"][val.classes[self.label_]]["ap50"], nan=0.0))
-                    scores[f"context={context:.3f},hit={hit}"] = round(ap, 4)
+                    grid.append({"context": float(context), "hit_threshold": float(hit)})
+                    scores.append(round(ap, 4))
                     if ap > best:
                         best, self.context_, self.hit_threshold_ = ap, float(context), float(hit)
-            ctx.record(val_ap50_by_setting=scores, val_ap50=round(best, 4))
+            ctx.record_selection(metric="val_ap50", grid=grid, scores=scores,
+                                 chosen={"context": self.context_, "hit_threshold": self.hit_threshold_})
+            ctx.record(val_ap50=round(best, 4))
         ctx.record(person_class=train.classes[self.label_], context=self.context_, hit_threshold=self.hit_threshold_,
                    scale=self.scale, win_stride=self.win_stride, padding=self.padding,
                    note="pretrained reference (OpenCV default people detector), not trained on this data")

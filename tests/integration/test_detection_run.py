@@ -17,12 +17,14 @@ PROPOSAL_KEYS = {f"recall_at_{n}_iou{t}" for n in (100, 500, 1000, 2000) for t i
 
 
 @pytest.mark.slow
-def test_reference_pipelines_and_bad_detectors_on_synthetic_voc(tmp_path, cache_dir, plugin_dist):
+def test_reference_pipelines_and_bad_detectors_on_synthetic_voc(tmp_path, cache_dir, plugin_dist,
+                                                               assert_records_match_schema):
     cfg = RunConfig(profile="smoke", tasks=["detection", "proposals"], out=tmp_path / "run", cache_dir=cache_dir,
                     data_root=tmp_path / "no-data",
                     pipelines=["mean-box", "sliding-boxes", "test-det-inverted", "test-det-spilling"])
     result = run(cfg)
     recs = {r["pipeline"]: r for r in result.records}
+    assert_records_match_schema(result.run_dir)
     assert set(recs) == {"mean-box", "sliding-boxes", "test-det-inverted", "test-det-spilling"}
     for r in recs.values():
         assert r["dataset"] == "synthetic-voc" and r["data_origin"] == "synthetic"

@@ -8,10 +8,11 @@ from benchsuite.runner.run import RunConfig, run
 
 
 @pytest.mark.slow
-def test_viola_jones_and_opencv_haar_on_synthetic_voc(tmp_path, cache_dir):
+def test_viola_jones_and_opencv_haar_on_synthetic_voc(tmp_path, cache_dir, assert_records_match_schema):
     cfg = RunConfig(profile="smoke", tasks=["detection"], out=tmp_path / "run", cache_dir=cache_dir,
                     data_root=tmp_path / "no-data", pipelines=["viola-jones", "opencv-haar"])
     recs = {r["pipeline"]: r for r in run(cfg).records}
+    assert_records_match_schema(tmp_path / "run")
     vj, cv = recs["viola-jones"], recs["opencv-haar"]
     assert vj["status"] == "ok", vj["error"]
     assert cv["status"] == "ok", cv["error"]

@@ -8,10 +8,11 @@ from benchsuite.runner.run import RunConfig, run
 
 
 @pytest.mark.slow
-def test_hog_detectors_on_synthetic_voc(tmp_path, cache_dir):
+def test_hog_detectors_on_synthetic_voc(tmp_path, cache_dir, assert_records_match_schema):
     cfg = RunConfig(profile="smoke", tasks=["detection"], out=tmp_path / "run", cache_dir=cache_dir,
                     data_root=tmp_path / "no-data", pipelines=["hog-svm-det", "opencv-hog-people"])
     recs = {r["pipeline"]: r for r in run(cfg).records}
+    assert_records_match_schema(tmp_path / "run")
 
     hog = recs["hog-svm-det"]
     assert hog["status"] == "ok", hog["error"]

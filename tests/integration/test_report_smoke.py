@@ -175,3 +175,16 @@ def test_report_html_opens_in_headless_chromium(smoke_runs, chromium):
 
     with Image.open(shot) as im:
         assert im.size[0] >= 1300 and np.asarray(im.convert("L")).std() > 10  # not a blank page
+
+
+@pytest.mark.slow
+def test_smoke_records_match_the_schema(smoke_runs, assert_records_match_schema):
+    """Every record of the smoke runs (a classifier choosing k on val, a deep classifier, detection and proposal
+    references) carries the schema version and validates; summary.csv has one type per column."""
+    for run_dir in smoke_runs:
+        assert_records_match_schema(run_dir)
+    nn = next(json.loads(line) for line in (smoke_runs[0] / "records.jsonl").read_text().splitlines()
+              if json.loads(line)["pipeline"] == "nn-l1")
+    sel = nn["fit_info"]["selection"]
+    assert sel["metric"] == "val_accuracy" and [g["k"] for g in sel["grid"]] == [1, 3]  # the smoke k_values
+    assert sel["chosen"] == {"k": nn["fit_info"]["k"]} and sel["score"] == max(sel["scores"])

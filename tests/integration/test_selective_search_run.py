@@ -12,13 +12,14 @@ from pipelines.classical.ss_hog_svm import context_boxes, usable_proposals
 
 
 @pytest.mark.slow
-def test_selective_search_rows_and_ss_hog_svm_on_synthetic_voc(tmp_path, cache_dir):
+def test_selective_search_rows_and_ss_hog_svm_on_synthetic_voc(tmp_path, cache_dir, assert_records_match_schema):
     cache = tmp_path / "cache"  # a fresh proposal cache: the run must fill it
     cfg = RunConfig(profile="smoke", tasks=["proposals", "detection"], out=tmp_path / "run", cache_dir=cache,
                     data_root=tmp_path / "no-data",
                     pipelines=["selective-search", "opencv-selective-search", "ss-hog-svm"])
     result = run(cfg)
     recs = {r["pipeline"]: r for r in result.records}
+    assert_records_match_schema(result.run_dir)
     for r in recs.values():
         assert r["status"] == "ok", r["error"]
     ours, ref = recs["selective-search"]["metrics"], recs["opencv-selective-search"]["metrics"]

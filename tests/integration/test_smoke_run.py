@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_smoke_classification_through_run_all(tmp_path, cache_dir):
+def test_smoke_classification_through_run_all(tmp_path, cache_dir, assert_records_match_schema):
     out = tmp_path / "run"
     env = dict(os.environ, BENCHSUITE_CACHE=str(cache_dir))
     env.pop("BENCHSUITE_DATA", None)
@@ -54,3 +54,4 @@ def test_smoke_classification_through_run_all(tmp_path, cache_dir):
     summary = (out / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("run_id,task,dataset,split,pipeline,family,seed,device,status")
     assert len(summary) == 1 + len(expected)
+    assert_records_match_schema(out)  # every record of every built-in classifier, and the summary's columns

@@ -8,10 +8,11 @@ from benchsuite.runner.run import RunConfig, run
 
 
 @pytest.mark.slow
-def test_ssdlite_smoke_run_records_metrics_and_weights(tmp_path, cache_dir):
+def test_ssdlite_smoke_run_records_metrics_and_weights(tmp_path, cache_dir, assert_records_match_schema):
     cfg = RunConfig(profile="smoke", tasks=["detection"], out=tmp_path / "run", cache_dir=cache_dir,
                     data_root=tmp_path / "no-data", pipelines=["ssdlite-mbv3"])
     (rec,) = run(cfg).records
+    assert_records_match_schema(tmp_path / "run")
     assert rec["status"] == "ok", rec.get("error")
     assert rec["family"] == "deep" and rec["dataset"] == "synthetic-voc"
     assert {"map50", "ap_small", "ap_medium", "ap_large"} <= rec["metrics"].keys()

@@ -161,7 +161,8 @@ def test_fusion_detector_builds_the_same_model_but_for_the_neck():
 
 
 @pytest.mark.slow
-def test_fusion_ids_and_cnn_fusion_run_end_to_end_on_synthetic_data(tmp_path, cache_dir):
+def test_fusion_ids_and_cnn_fusion_run_end_to_end_on_synthetic_data(tmp_path, cache_dir,
+                                                                   assert_records_match_schema):
     from benchsuite.runner.run import RunConfig, run
 
     tiny = {"iterations": 2, "batch_size": 2, "min_size": 96, "max_size": 128, "warmup": 1}
@@ -172,6 +173,7 @@ def test_fusion_ids_and_cnn_fusion_run_end_to_end_on_synthetic_data(tmp_path, ca
                     write_report=False)
     recs = {r["pipeline"]: r for r in run(cfg).records}
     assert set(recs) == {*ids, "cnn-fusion"}
+    assert_records_match_schema(tmp_path / "run")
     for i in ids:
         r = recs[i]
         assert r["status"] == "ok", r["error"]

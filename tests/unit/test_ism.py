@@ -142,11 +142,15 @@ def test_top_detection_lands_on_the_planted_pattern(tmp_path):
 
 
 @pytest.mark.slow
-def test_ism_smoke_run_on_synthetic_voc(tmp_path, cache_dir):
+def test_ism_smoke_run_on_synthetic_voc(tmp_path, cache_dir, assert_records_match_schema):
     cfg = RunConfig(profile="smoke", tasks=["detection"], out=tmp_path / "run", cache_dir=cache_dir,
                     data_root=tmp_path / "no-data", pipelines=["ism"])
     rec = run(cfg).records[0]
     assert rec["status"] == "ok", rec["error"]
     assert rec["metrics"]["num_images"] == 16
+    assert_records_match_schema(tmp_path / "run")
     info = rec["fit_info"]
+    sel = info["selection"]  # the codebook, specificity and bandwidth chosen on val
+    assert sel["metric"] == "val_map50" and sel["chosen"]["codebook_size"] == info["codebook_size"]
+    assert sel["score"] == info["val_map50"] == max(sel["scores"])
     assert info["codebook_size"] > 0 and info["votes_per_image"] > 0 and info["seconds_per_image"] > 0

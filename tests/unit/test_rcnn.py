@@ -106,10 +106,11 @@ def test_scratch_backbone_when_no_weights_are_at_hand(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_rcnn_smoke_run_on_synthetic_voc(tmp_path, cache_dir):
+def test_rcnn_smoke_run_on_synthetic_voc(tmp_path, cache_dir, assert_records_match_schema):
     cfg = RunConfig(profile="smoke", tasks=["detection"], out=tmp_path / "run", cache_dir=cache_dir,
                     data_root=tmp_path / "no-data", pipelines=["rcnn"])
     rec = run(cfg).records[0]
     assert rec["status"] == "ok", rec["error"]
     assert rec["metrics"]["num_images"] == 16 and rec["fit_info"]["weights"] == "scratch"
     assert rec["fit_info"]["positive_regions"] > 0
+    assert_records_match_schema(tmp_path / "run")

@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from benchsuite.runner.conditions import (
+from benchsuite.measure.conditions import (
     CONTENTION_MARGIN_CORES,
     CONTENTION_WAIT_SHARE,
     Snapshot,
@@ -22,7 +22,7 @@ from benchsuite.runner.conditions import (
     tree_cpu_s,
     tree_run_delay_s,
 )
-from benchsuite.runner.timing import ImportWatch, Stopwatch
+from benchsuite.measure.timing import ImportWatch, Stopwatch
 
 
 def test_phase_conditions_subtract_the_jobs_own_cpu_time():

@@ -56,8 +56,10 @@ class ColourHistogramKNN(Classifier):
         votes = self._neighbour_labels(colour_histograms(val.images, int(self.bins)), max(ks))
         accuracy = {k: float(np.mean(self._vote(votes, k) == val.labels)) if len(val) else 0.0 for k in ks}
         self.k_ = max(ks, key=lambda k: (accuracy[k], -k))
-        ctx.record(k=self.k_, val_accuracy_by_k={str(k): a for k, a in accuracy.items()},
-                   reference_images=len(train))
+        # the choice on val, in the shape every record uses (fit_info.selection)
+        ctx.record_selection(metric="val_accuracy", grid=[{"k": k} for k in ks], scores=[accuracy[k] for k in ks],
+                             chosen={"k": self.k_})
+        ctx.record(k=self.k_, reference_images=len(train))
         return self
 
     def _neighbour_labels(self, features: np.ndarray, k: int) -> np.ndarray:

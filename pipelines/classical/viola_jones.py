@@ -28,10 +28,12 @@ Detection scans a grey-scale image pyramid with early rejection: every stage is 
 from the level's integral image, only on the windows the previous stages passed. A window's score is the
 number of stages it passed plus its normalised margin in the last stage it reached, so windows that fail
 only the last stages still rank (above every window that fails earlier): this gives precision-recall
-curves instead of one operating point. How many final stages a detection may miss and the NMS IoU are
-chosen on val (AP50 per class). ``fit_info.detect_stats.features_per_window`` is the average number of
-Haar features evaluated per scanned window (and class) over every image the job detected on, the cost the
-attentional cascade exists to cut (Viola & Jones report about 10 for their face detector).
+curves instead of one operating point. Overlapping windows are suppressed by NMS, and each kept window may
+be replaced by the mean of the windows it suppressed (the paper's merging of detections). How many final
+stages a detection may miss, the NMS IoU and whether to merge are chosen on val (AP50 per class).
+``fit_info.detect_stats.features_per_window`` is the average number of Haar features evaluated per scanned
+window (and class) over every image the job detected on, the cost the attentional cascade exists to cut
+(Viola & Jones report about 10 for their face detector).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from benchsuite.errors import EmptyModelError
 from benchsuite.metrics.detection import evaluate_detections
 from benchsuite.ops.boosting import Cascade, train_cascade
 from benchsuite.ops.boosting import NegativeSource as NegativeSourceFn
-from benchsuite.ops.boxes import nms
+from benchsuite.ops.boxes import merge_suppressed, nms
 from benchsuite.ops.haar import HaarFeatures, count_haar_features, haar_values, sample_haar_features
 from benchsuite.ops.integral import integral_image, window_integrals, window_mean_std
 from benchsuite.ops.negatives import NegativeSource
@@ -145,6 +147,7 @@ class ClassModel:
     stages_missed: int = 0
     nms_iou: float = 0.3
     score_mode: str = "last"
+    merge: bool = False
 
 
 def scan(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride: int, min_std: float,
@@ -224,9 +227,14 @@ def candidates(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride:
     return b, s, p, n_windows, n_eval
 
 
-def suppress(boxes: np.ndarray, scores: np.ndarray, nms_iou: float, max_detections: int) -> np.ndarray:
-    """Indices kept by NMS at ``nms_iou``, best first, at most ``max_detections``."""
-    return nms(boxes, scores, nms_iou)[:max_detections]
+def suppress(boxes: np.ndarray, scores: np.ndarray, nms_iou: float, max_detections: int, merge: bool = False
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """NMS at ``nms_iou``: ``(boxes (K, 4), scores (K,))`` of the kept windows, best first, at most
+    ``max_detections``; with ``merge`` each kept box is the mean of its group (the paper's merging of
+    overlapping detections, :func:`benchsuite.ops.boxes.merge_suppressed`)."""
+    keep = nms(boxes, scores, nms_iou)[:max_detections]
+    out = merge_suppressed(boxes, keep, nms_iou) if merge else boxes[keep]
+    return out, scores[keep]
 
 
 class ViolaJonesDetector(Detector):
@@ -268,6 +276,8 @@ class ViolaJonesDetector(Detector):
             more (shifted) negatives; None: the detection stride.
         negative_overlap: a window is background for a class when its IoU with every box of the class
             (difficult ones included) is below this.
+        merge_values: candidates chosen on val: keep NMS's best window (False) or replace it by the mean of the
+            windows it suppressed (True, the paper's merging of overlapping detections).
     """
 
     id: ClassVar[str] = "viola-jones"
@@ -289,11 +299,12 @@ class ViolaJonesDetector(Detector):
                  target_false_positive_rate: float = 1e-5, negatives_per_stage: int = 1500,
                  val_negatives_per_stage: int = 750, pyramid_step: float = 1.1, stride: int = 1,
                  scale_slack: float = 0.8, max_upscale: float = 2.0, min_std: float = 1.0,
-                 stages_missed_values: tuple[int, ...] = (0, 1, 2, 3), nms_iou_values: tuple[float, ...] = (0.3, 0.5),
+                 stages_missed_values: tuple[int, ...] = (0, 1, 2, 3, 4, 5), nms_iou_values: tuple[float, ...] = (0.3, 0.5),
                  score_modes: tuple[str, ...] = SCORE_MODES, max_candidates: int = 4000, max_detections: int = 100,
                  boosting: str = "discrete", stage_sizes: tuple[int, ...] | None = (2, 4, 6, 8, 10, 12, 15, 20, 25, 30),
                  negative_overlap: float = 0.3, positive_weight: float = 1.0,
-                 max_features_per_window: float | None = 40.0, negative_stride: int | None = 1):
+                 max_features_per_window: float | None = 40.0, negative_stride: int | None = 1,
+                 merge_values: tuple[bool, ...] = (False, True)):
         self.base_size = base_size
         self.window_multiple = window_multiple
         self.min_window_side = min_window_side
@@ -324,6 +335,7 @@ class ViolaJonesDetector(Detector):
         self.positive_weight = positive_weight
         self.max_features_per_window = max_features_per_window
         self.negative_stride = negative_stride
+        self.merge_values = merge_values
 
     # ------------------------------------------------------------------------------------------- training
 
@@ -524,9 +536,9 @@ class ViolaJonesDetector(Detector):
         return self
 
     def _choose_on_val(self, val: DetectionSet, val_greys: list[np.ndarray], ctx: Context) -> dict[str, Any]:
-        """Stages a detection may miss and the NMS IoU, per class, by val AP50 (one scan per image and class:
-        NMS keeps the same windows of the ones that passed enough stages whichever are added below them); each
-        class's grid goes to ``fit_info.selection_per_class``."""
+        """Stages a detection may miss, the NMS IoU and merging, per class, by val AP50 (one scan per image,
+        class and score mode gives the candidates of every stages-missed value; detection is then replayed as
+        :meth:`detect` does it); each class's grid goes to ``fit_info.selection_per_class``."""
         most = max(self.stages_missed_values)
         gt_boxes = [s.boxes for s in val]
         gt_labels = [s.labels for s in val]
@@ -549,27 +561,26 @@ class ViolaJonesDetector(Detector):
                         if mode == self.score_modes[0]:
                             windows += nw
                             evaluated += ne
-                kept = [(b[k], sc[k], p[k]) for b, sc, p in cands for k in [nms(b, sc, iou)]]
-                for missed in self.stages_missed_values:
+                for missed, merge in itertools.product(self.stages_missed_values, self.merge_values):
                     need = max(len(model.cascade) - missed, 1)
-                    dets = [(b[p >= need][: self.max_detections], sc[p >= need][: self.max_detections])
-                            for b, sc, p in kept]
+                    dets = [suppress(b[p >= need], sc[p >= need], iou, self.max_detections, merge)
+                            for b, sc, p in cands]
                     m = evaluate_detections(gt_boxes, gt_labels, gt_diff, [d[0] for d in dets], [d[1] for d in dets],
                                             [np.full(len(d[1]), model.label) for d in dets], val.classes)
                     ap = m["per_class"][name]["ap50"]
                     ap = -1.0 if ap != ap else float(ap)  # NaN (no val objects): any choice
-                    grid.append({"score_mode": str(mode), "stages_missed": int(missed), "nms_iou": float(iou)})
+                    grid.append({"score_mode": str(mode), "stages_missed": int(missed), "nms_iou": float(iou),
+                                 "merge": bool(merge)})
                     scores.append(round(ap, 4) if ap >= 0 else None)
                     if best is None or ap > best[0] + 1e-9:
-                        best = (ap, missed, iou, mode)
+                        best = (ap, grid[-1])
             assert best is not None
-            model.stages_missed, model.nms_iou, model.score_mode = best[1], best[2], best[3]
+            chosen = best[1]
+            model.stages_missed, model.nms_iou = chosen["stages_missed"], chosen["nms_iou"]
+            model.score_mode, model.merge = chosen["score_mode"], chosen["merge"]
             ctx.record_selection(metric="val_ap50", grid=grid, scores=scores, for_class=name,
-                                 score=round(best[0], 4) if best[0] >= 0 else None,
-                                 chosen={"score_mode": str(best[3]), "stages_missed": int(best[1]),
-                                         "nms_iou": float(best[2])})
-            choice[name] = {"stages_missed": best[1], "nms_iou": best[2], "score_mode": best[3], "val_ap50": best[0],
-                            **truncation[name]}
+                                 score=round(best[0], 4) if best[0] >= 0 else None, chosen=dict(chosen))
+            choice[name] = {**chosen, "val_ap50": best[0], **truncation[name]}
         choice["val_features_per_window"] = evaluated / max(windows, 1)
         choice["val_windows_per_image_and_class"] = windows / max(len(val) * len(self.models_), 1)
         return choice
@@ -610,10 +621,10 @@ class ViolaJonesDetector(Detector):
         for model in self.models_:
             b, s, _, nw, ne = candidates(grey, model, self.pyramid_step, self.stride, self.min_std, self.context,
                                          model.stages_missed, self.max_candidates, model.score_mode)
-            keep = suppress(b, s, model.nms_iou, self.max_detections)
-            boxes.append(b[keep])
-            scores.append(s[keep])
-            labels.append(np.full(len(keep), model.label, np.int64))
+            kept_boxes, kept_scores = suppress(b, s, model.nms_iou, self.max_detections, model.merge)
+            boxes.append(kept_boxes)
+            scores.append(kept_scores)
+            labels.append(np.full(len(kept_scores), model.label, np.int64))
             self._stats["windows"] += nw
             self._stats["features_evaluated"] += ne
         self._stats["images"] += 1

@@ -17,6 +17,7 @@ from benchsuite.ops.boxes import (
     check_boxes,
     check_detections,
     clip_boxes,
+    merge_suppressed,
     nms,
     paired_box_iou,
     remove_small_boxes,
@@ -181,6 +182,42 @@ def brute_nms(boxes, scores, threshold):
         if all(brute_iou(boxes[i], boxes[k]) <= threshold for k in kept):
             kept.append(i)
     return kept
+
+
+def brute_merge(boxes, scores, threshold):
+    """Greedy NMS one box at a time, each box joining the group of the kept box that suppressed it (the first
+    kept box, in score order, that it overlaps by more than the threshold); the mean of every group."""
+    groups: list[list[int]] = []
+    for i in sorted(range(len(boxes)), key=lambda k: -scores[k]):
+        owner = next((g for g in groups if brute_iou(boxes[i], boxes[g[0]]) > threshold), None)
+        if owner is None:
+            groups.append([i])
+        else:
+            owner.append(i)
+    return [g[0] for g in groups], np.array([boxes[g].mean(axis=0) for g in groups]).reshape(-1, 4)
+
+
+@pytest.mark.parametrize(("seed", "threshold"), [(0, 0.3), (1, 0.5), (2, 0.0), (3, 0.7)])
+def test_merge_suppressed_against_brute_force(seed, threshold):
+    rng = np.random.default_rng(400 + seed)
+    boxes = random_boxes(rng, 150, extent=120, size=(10, 50))
+    scores = rng.random(150)
+    keep = nms(boxes, scores, threshold)
+    kept, merged = brute_merge(boxes, scores, threshold)
+    np.testing.assert_array_equal(keep, kept)
+    np.testing.assert_allclose(merge_suppressed(boxes, keep, threshold), merged, rtol=0, atol=1e-9)
+
+
+def test_merge_suppressed_hand_case_and_prefix():
+    # two shifted windows on one object, one far away: the pair becomes its mean, the lone box stays itself
+    boxes = np.array([[0, 0, 10, 20], [2, 0, 12, 20], [100, 100, 110, 120]], float)
+    scores = np.array([0.9, 0.8, 0.5])
+    keep = nms(boxes, scores, 0.3)
+    np.testing.assert_array_equal(keep, [0, 2])
+    np.testing.assert_array_equal(merge_suppressed(boxes, keep, 0.3), [[1, 0, 11, 20], [100, 100, 110, 120]])
+    # a prefix of keep (detections capped): the kept boxes' groups are unchanged
+    np.testing.assert_array_equal(merge_suppressed(boxes, keep[:1], 0.3), [[1, 0, 11, 20]])
+    assert merge_suppressed(boxes, np.zeros(0, np.int64), 0.3).shape == (0, 4)
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -7,7 +7,7 @@ import pytest
 
 from benchsuite.api import Context
 from benchsuite.data.datasets import open_dataset
-from pipelines.classical.viola_jones import ViolaJonesDetector
+from pipelines.classical.viola_jones import ViolaJonesDetector, candidates, to_grey
 
 TINY = {"max_stages": 2, "max_features": 300, "jitter": 0, "negatives_per_stage": 60, "val_negatives_per_stage": 30,
         "max_stumps_per_stage": 4, "stride": 6, "pyramid_step": 1.6, "max_upscale": 1.0, "stages_missed_values": (0,),
@@ -44,3 +44,32 @@ def test_grey_colour_and_tiny_images(fitted):
         out = det.detect(np.zeros(shape, np.uint8))
         assert len(out) == 0 and out.boxes.shape == (0, 4)
     assert det._stats["images"] == 6
+
+
+def test_merging_is_chosen_on_val_and_replayed_by_detect(fitted):
+    det, ctx, train = fitted
+    for sel in ctx.info["selection_per_class"].values():  # both ways tried on val, one chosen
+        assert {g["merge"] for g in sel["grid"]} == {False, True} and sel["chosen"]["merge"] in (False, True)
+    image = train.load_image(1)
+    chosen = [m.merge for m in det.models_]
+    try:
+        outs = {}
+        for merge in (False, True):
+            for m in det.models_:
+                m.merge = merge
+            outs[merge] = det.detect(image)
+    finally:
+        for m, was in zip(det.models_, chosen, strict=True):
+            m.merge = was
+    plain, merged = outs[False], outs[True]
+    # the same windows survive NMS (same scores and labels); merging only moves their boxes
+    np.testing.assert_array_equal(plain.scores, merged.scores)
+    np.testing.assert_array_equal(plain.labels, merged.labels)
+    assert len(plain) > 0 and not np.array_equal(plain.boxes, merged.boxes)
+    # each merged box is the mean of the candidate windows its NMS winner suppressed: inside their hull
+    grey = to_grey(image)
+    for m in det.models_:
+        b, *_ = candidates(grey, m, det.pyramid_step, det.stride, det.min_std, det.context, m.stages_missed,
+                           det.max_candidates, m.score_mode)
+        mine = merged.boxes[merged.labels == m.label]
+        assert ((mine[:, :2] >= b[:, :2].min(axis=0) - 1e-3) & (mine[:, 2:] <= b[:, 2:].max(axis=0) + 1e-3)).all()

@@ -164,7 +164,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     return order[np.concatenate(kept_pos)].astype(np.int64)
 
 
-def merge_suppressed(boxes: np.ndarray, keep: np.ndarray, iou_threshold: float) -> np.ndarray:
+def merge_suppressed(boxes: np.ndarray, keep: np.ndarray, iou_threshold: float, return_counts: bool = False
+                     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Each box kept by :func:`nms` replaced by the mean of its group: itself and the boxes it suppressed.
 
     Viola & Jones (2004, section 5.6) merge overlapping detections into one whose corners are the average of
@@ -177,22 +178,26 @@ def merge_suppressed(boxes: np.ndarray, keep: np.ndarray, iou_threshold: float) 
         boxes: ``(N, 4)`` boxes ``x1, y1, x2, y2``, the ones given to :func:`nms`.
         keep: ``(K,)`` indices returned by ``nms(boxes, scores, iou_threshold)`` with the same threshold.
         iou_threshold: the NMS threshold.
+        return_counts: also return each group's size.
 
     Returns:
-        ``(K, 4)`` float64 merged boxes, in ``keep``'s order (a kept box that suppressed nothing is unchanged).
+        ``(K, 4)`` float64 merged boxes, in ``keep``'s order (a kept box that suppressed nothing is unchanged);
+        with ``return_counts``, ``(merged, counts)`` where ``counts`` is ``(K,)`` int64, at least 1 (the
+        neighbour count that OpenCV's cascade grouping thresholds).
     """
     b = as_boxes(boxes)
     k = np.asarray(keep, dtype=np.int64).reshape(-1)
     if len(k) == 0:
-        return np.zeros((0, 4))
+        return (np.zeros((0, 4)), np.zeros(0, np.int64)) if return_counts else np.zeros((0, 4))
     over = box_iou(b, b[k]) > iou_threshold  # (N, K)
     over[k, np.arange(len(k))] = True  # a kept box is in its own group (even a zero-area one)
     member = over.any(axis=1)
     group = np.argmax(over, axis=1)  # the first kept box, in score order, that overlaps enough
     sums = np.zeros((len(k), 4))
     np.add.at(sums, group[member], b[member])
-    counts = np.bincount(group[member], minlength=len(k)).astype(np.float64)
-    return sums / counts[:, None]
+    counts = np.bincount(group[member], minlength=len(k))
+    merged = sums / counts[:, None]
+    return (merged, counts.astype(np.int64)) if return_counts else merged
 
 
 def batched_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_threshold: float) -> np.ndarray:

@@ -30,7 +30,8 @@ number of stages it passed plus its normalised margin in the last stage it reach
 only the last stages still rank (above every window that fails earlier): this gives precision-recall
 curves instead of one operating point. Overlapping windows are suppressed by NMS, and each kept window may
 be replaced by the mean of the windows it suppressed (the paper's merging of detections). How many final
-stages a detection may miss, the NMS IoU and whether to merge are chosen on val (AP50 per class).
+stages a detection may miss, the NMS IoU and the merging (none; the mean box; the mean box scored up by
+the log of the group's size, its "neighbours") are chosen on val (AP50 per class).
 ``fit_info.detect_stats.features_per_window`` is the average number of Haar features evaluated per scanned
 window (and class) over every image the job detected on, the cost the attentional cascade exists to cut
 (Viola & Jones report about 10 for their face detector).
@@ -75,6 +76,8 @@ log = logging.getLogger(__name__)
 GATHER_BLOCK = 8192
 #: how a detection's score ranks windows that passed the same number of stages (see :func:`candidates`)
 SCORE_MODES = ("last", "mean")
+#: how NMS's kept windows become detections (see :func:`suppress`)
+MERGE_MODES = ("none", "mean", "mean+votes")
 #: a stage needs at least this many negatives (training and validation together)
 MIN_NEGATIVES = 10
 
@@ -147,7 +150,7 @@ class ClassModel:
     stages_missed: int = 0
     nms_iou: float = 0.3
     score_mode: str = "last"
-    merge: bool = False
+    merge: str = "none"
 
 
 def scan(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride: int, min_std: float,
@@ -227,14 +230,22 @@ def candidates(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride:
     return b, s, p, n_windows, n_eval
 
 
-def suppress(boxes: np.ndarray, scores: np.ndarray, nms_iou: float, max_detections: int, merge: bool = False
+def suppress(boxes: np.ndarray, scores: np.ndarray, nms_iou: float, max_detections: int, merge: str = "none"
              ) -> tuple[np.ndarray, np.ndarray]:
-    """NMS at ``nms_iou``: ``(boxes (K, 4), scores (K,))`` of the kept windows, best first, at most
-    ``max_detections``; with ``merge`` each kept box is the mean of its group (the paper's merging of
-    overlapping detections, :func:`benchsuite.ops.boxes.merge_suppressed`)."""
+    """NMS at ``nms_iou``: ``(boxes (K, 4), scores (K,))`` of the kept windows, at most ``max_detections``.
+
+    ``merge``: ``"none"`` keeps each kept window as it is; ``"mean"`` replaces it by the mean of its group (the
+    windows it suppressed, the paper's merging of overlapping detections, :func:`benchsuite.ops.boxes.
+    merge_suppressed`); ``"mean+votes"`` also adds ``log(group size)`` to its score, so that an object many
+    windows fired on ranks above a lone window (OpenCV's cascade grouping counts these neighbours).
+    """
+    if merge not in MERGE_MODES:
+        raise ValueError(f"viola-jones: merge must be one of {MERGE_MODES}, got {merge!r}")
     keep = nms(boxes, scores, nms_iou)[:max_detections]
-    out = merge_suppressed(boxes, keep, nms_iou) if merge else boxes[keep]
-    return out, scores[keep]
+    if merge == "none":
+        return boxes[keep], scores[keep]
+    merged, counts = merge_suppressed(boxes, keep, nms_iou, return_counts=True)
+    return merged, scores[keep] + (np.log(counts) if merge == "mean+votes" else 0.0)
 
 
 class ViolaJonesDetector(Detector):
@@ -276,8 +287,9 @@ class ViolaJonesDetector(Detector):
             more (shifted) negatives; None: the detection stride.
         negative_overlap: a window is background for a class when its IoU with every box of the class
             (difficult ones included) is below this.
-        merge_values: candidates chosen on val: keep NMS's best window (False) or replace it by the mean of the
-            windows it suppressed (True, the paper's merging of overlapping detections).
+        merge_values: candidates chosen on val from :data:`MERGE_MODES` (see :func:`suppress`): NMS's best
+            window as it is, the mean of the windows it suppressed (the paper's merging of overlapping
+            detections), or that mean scored up by the log of their number.
     """
 
     id: ClassVar[str] = "viola-jones"
@@ -299,12 +311,13 @@ class ViolaJonesDetector(Detector):
                  target_false_positive_rate: float = 1e-5, negatives_per_stage: int = 1500,
                  val_negatives_per_stage: int = 750, pyramid_step: float = 1.1, stride: int = 1,
                  scale_slack: float = 0.8, max_upscale: float = 2.0, min_std: float = 1.0,
-                 stages_missed_values: tuple[int, ...] = (0, 1, 2, 3, 4, 5), nms_iou_values: tuple[float, ...] = (0.3, 0.5),
+                 stages_missed_values: tuple[int, ...] = (0, 1, 2, 3, 4, 5),
+                 nms_iou_values: tuple[float, ...] = (0.3, 0.5),
                  score_modes: tuple[str, ...] = SCORE_MODES, max_candidates: int = 4000, max_detections: int = 100,
                  boosting: str = "discrete", stage_sizes: tuple[int, ...] | None = (2, 4, 6, 8, 10, 12, 15, 20, 25, 30),
                  negative_overlap: float = 0.3, positive_weight: float = 1.0,
                  max_features_per_window: float | None = 40.0, negative_stride: int | None = 1,
-                 merge_values: tuple[bool, ...] = (False, True)):
+                 merge_values: tuple[str, ...] = MERGE_MODES):
         self.base_size = base_size
         self.window_multiple = window_multiple
         self.min_window_side = min_window_side
@@ -570,7 +583,7 @@ class ViolaJonesDetector(Detector):
                     ap = m["per_class"][name]["ap50"]
                     ap = -1.0 if ap != ap else float(ap)  # NaN (no val objects): any choice
                     grid.append({"score_mode": str(mode), "stages_missed": int(missed), "nms_iou": float(iou),
-                                 "merge": bool(merge)})
+                                 "merge": str(merge)})
                     scores.append(round(ap, 4) if ap >= 0 else None)
                     if best is None or ap > best[0] + 1e-9:
                         best = (ap, grid[-1])

@@ -194,7 +194,8 @@ def brute_merge(boxes, scores, threshold):
             groups.append([i])
         else:
             owner.append(i)
-    return [g[0] for g in groups], np.array([boxes[g].mean(axis=0) for g in groups]).reshape(-1, 4)
+    return ([g[0] for g in groups], np.array([boxes[g].mean(axis=0) for g in groups]).reshape(-1, 4),
+            [len(g) for g in groups])
 
 
 @pytest.mark.parametrize(("seed", "threshold"), [(0, 0.3), (1, 0.5), (2, 0.0), (3, 0.7)])
@@ -203,9 +204,11 @@ def test_merge_suppressed_against_brute_force(seed, threshold):
     boxes = random_boxes(rng, 150, extent=120, size=(10, 50))
     scores = rng.random(150)
     keep = nms(boxes, scores, threshold)
-    kept, merged = brute_merge(boxes, scores, threshold)
+    kept, merged, sizes = brute_merge(boxes, scores, threshold)
     np.testing.assert_array_equal(keep, kept)
-    np.testing.assert_allclose(merge_suppressed(boxes, keep, threshold), merged, rtol=0, atol=1e-9)
+    got, counts = merge_suppressed(boxes, keep, threshold, return_counts=True)
+    np.testing.assert_allclose(got, merged, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(counts, sizes)
 
 
 def test_merge_suppressed_hand_case_and_prefix():

@@ -7,7 +7,7 @@ import pytest
 
 from benchsuite.api import Context
 from benchsuite.data.datasets import open_dataset
-from pipelines.classical.viola_jones import ViolaJonesDetector, candidates, to_grey
+from pipelines.classical.viola_jones import MERGE_MODES, ViolaJonesDetector, candidates, to_grey
 
 TINY = {"max_stages": 2, "max_features": 300, "jitter": 0, "negatives_per_stage": 60, "val_negatives_per_stage": 30,
         "max_stumps_per_stage": 4, "stride": 6, "pyramid_step": 1.6, "max_upscale": 1.0, "stages_missed_values": (0,),
@@ -49,23 +49,28 @@ def test_grey_colour_and_tiny_images(fitted):
 def test_merging_is_chosen_on_val_and_replayed_by_detect(fitted):
     det, ctx, train = fitted
     for sel in ctx.info["selection_per_class"].values():  # both ways tried on val, one chosen
-        assert {g["merge"] for g in sel["grid"]} == {False, True} and sel["chosen"]["merge"] in (False, True)
+        assert {g["merge"] for g in sel["grid"]} == set(MERGE_MODES) and sel["chosen"]["merge"] in MERGE_MODES
     image = train.load_image(1)
     chosen = [m.merge for m in det.models_]
     try:
         outs = {}
-        for merge in (False, True):
+        for merge in MERGE_MODES:
             for m in det.models_:
                 m.merge = merge
             outs[merge] = det.detect(image)
     finally:
         for m, was in zip(det.models_, chosen, strict=True):
             m.merge = was
-    plain, merged = outs[False], outs[True]
-    # the same windows survive NMS (same scores and labels); merging only moves their boxes
+    plain, merged, voted = outs["none"], outs["mean"], outs["mean+votes"]
+    # the same windows survive NMS (same scores and labels); merging only moves their boxes, and votes add the
+    # log of the group's size (at least 1) to the score
     np.testing.assert_array_equal(plain.scores, merged.scores)
     np.testing.assert_array_equal(plain.labels, merged.labels)
     assert len(plain) > 0 and not np.array_equal(plain.boxes, merged.boxes)
+    np.testing.assert_array_equal(voted.boxes, merged.boxes)
+    gain = voted.scores - merged.scores
+    assert (gain >= 0).all() and (gain > 0).any()
+    np.testing.assert_allclose(np.exp(gain), np.round(np.exp(gain)), rtol=1e-4)  # log of a whole count
     # each merged box is the mean of the candidate windows its NMS winner suppressed: inside their hull
     grey = to_grey(image)
     for m in det.models_:

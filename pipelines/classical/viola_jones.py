@@ -232,7 +232,14 @@ def candidates(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride:
 
 def suppress(boxes: np.ndarray, scores: np.ndarray, nms_iou: float, max_detections: int, merge: str = "none"
              ) -> tuple[np.ndarray, np.ndarray]:
-    """NMS at ``nms_iou``: ``(boxes (K, 4), scores (K,))`` of the kept windows, at most ``max_detections``.
+    """NMS at ``nms_iou``: ``(boxes (K, 4), scores (K,))`` of the kept windows, at most ``max_detections``, made
+    detections as ``merge`` says (:func:`kept_detections`)."""
+    return kept_detections(boxes, scores, nms(boxes, scores, nms_iou)[:max_detections], nms_iou, merge)
+
+
+def kept_detections(boxes: np.ndarray, scores: np.ndarray, keep: np.ndarray, nms_iou: float, merge: str
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``(boxes (K, 4), scores (K,))`` of the windows ``keep`` (NMS at ``nms_iou`` kept them, best first).
 
     ``merge``: ``"none"`` keeps each kept window as it is; ``"mean"`` replaces it by the mean of its group (the
     windows it suppressed, the paper's merging of overlapping detections, :func:`benchsuite.ops.boxes.
@@ -241,7 +248,6 @@ def suppress(boxes: np.ndarray, scores: np.ndarray, nms_iou: float, max_detectio
     """
     if merge not in MERGE_MODES:
         raise ValueError(f"viola-jones: merge must be one of {MERGE_MODES}, got {merge!r}")
-    keep = nms(boxes, scores, nms_iou)[:max_detections]
     if merge == "none":
         return boxes[keep], scores[keep]
     merged, counts = merge_suppressed(boxes, keep, nms_iou, return_counts=True)
@@ -287,7 +293,7 @@ class ViolaJonesDetector(Detector):
             more (shifted) negatives; None: the detection stride.
         negative_overlap: a window is background for a class when its IoU with every box of the class
             (difficult ones included) is below this.
-        merge_values: candidates chosen on val from :data:`MERGE_MODES` (see :func:`suppress`): NMS's best
+        merge_values: candidates chosen on val from :data:`MERGE_MODES` (see :func:`kept_detections`): NMS's best
             window as it is, the mean of the windows it suppressed (the paper's merging of overlapping
             detections), or that mean scored up by the log of their number.
     """
@@ -575,9 +581,12 @@ class ViolaJonesDetector(Detector):
                             windows += nw
                             evaluated += ne
                 for missed, merge in itertools.product(self.stages_missed_values, self.merge_values):
-                    need = max(len(model.cascade) - missed, 1)
-                    dets = [suppress(b[p >= need], sc[p >= need], iou, self.max_detections, merge)
-                            for b, sc, p in cands]
+                    if merge == self.merge_values[0]:  # one NMS per stages-missed value serves every merge mode
+                        need = max(len(model.cascade) - missed, 1)
+                        passing = [(b[p >= need], sc[p >= need]) for b, sc, p in cands]
+                        keeps = [nms(b, sc, iou)[: self.max_detections] for b, sc in passing]
+                    dets = [kept_detections(b, sc, keep, iou, merge)
+                            for (b, sc), keep in zip(passing, keeps, strict=True)]
                     m = evaluate_detections(gt_boxes, gt_labels, gt_diff, [d[0] for d in dets], [d[1] for d in dets],
                                             [np.full(len(d[1]), model.label) for d in dets], val.classes)
                     ap = m["per_class"][name]["ap50"]

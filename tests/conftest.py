@@ -1,4 +1,4 @@
-"""Shared fixtures: a synthetic-data cache for the session and a test plugin distribution."""
+"""Shared fixtures: a synthetic-data cache for the session, test plugin distributions and a polling wait."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,22 @@ PLUGIN_ENTRY_POINTS = {
 def cache_dir(tmp_path_factory) -> Path:
     """One cache (synthetic data sets) shared by the whole session."""
     return tmp_path_factory.mktemp("benchsuite-cache")
+
+
+def _wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def wait_for() -> Callable[[Callable[[], object], float, str], None]:
+    """``wait_for(condition, timeout_s, what)``: poll ``condition()`` every 0.1 s until it is true; after
+    ``timeout_s`` seconds fail the test with "timed out waiting for <what>"."""
+    return _wait_until
 
 
 def records_schema_problems(run_dir: Path) -> list[str]:

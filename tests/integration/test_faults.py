@@ -84,15 +84,6 @@ class _Forked:
         return self.proc.exitcode, self.err_path.read_text()
 
 
-def _wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _record_lines(out: Path) -> list[dict]:
     path = out / "records.jsonl"
     if not path.exists():
@@ -145,12 +136,12 @@ def test_two_voc_folders_with_one_base_name_keep_their_own_results(tmp_path, cac
 
 # ------------------------------------------------------------------------------------------------ case 2
 @pytest.mark.fault("2 Ctrl-C with --jobs 2")
-def test_first_interrupt_keeps_finished_jobs_and_names_the_rest(tmp_path, cache_dir, plugin_dist):
+def test_first_interrupt_keeps_finished_jobs_and_names_the_rest(tmp_path, cache_dir, plugin_dist, wait_for):
     out = tmp_path / "run"
     argv = _argv(out, cache_dir, "--pipelines", "test-slow", "--seeds", "0,1,2,3", "--jobs", "2",
                  "--param", "test-slow.delay=2.0")
     proc = _Forked(argv, tmp_path / "err.txt")
-    _wait_for(lambda: len(_record_lines(out)) >= 2, 90, "the first two records")
+    wait_for(lambda: len(_record_lines(out)) >= 2, 90, "the first two records")
     time.sleep(0.5)  # the third and fourth jobs are running now
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
@@ -175,12 +166,12 @@ def _dataset_name(out: Path) -> str:
 
 @pytest.mark.fault("2 Ctrl-C with --jobs 2")
 @pytest.mark.parametrize("presses", [1, 2])
-def test_interrupt_ends_the_workers_whole_process_tree(tmp_path, cache_dir, plugin_dist, presses):
+def test_interrupt_ends_the_workers_whole_process_tree(tmp_path, cache_dir, plugin_dist, presses, wait_for):
     out, pids = tmp_path / "run", tmp_path / "pids"
     proc = _Forked(_argv(out, cache_dir, "--pipelines", "test-spawner,test-slow", "--jobs", "2",
                          "--param", f"test-spawner.pid_file={pids}", "--param", "test-slow.delay=60"),
                    tmp_path / "err.txt")
-    _wait_for(pids.exists, 90, "the worker's pid file")
+    wait_for(pids.exists, 90, "the worker's pid file")
     worker, child = map(int, pids.read_text().split())
     sent = time.monotonic()
     for _ in range(presses):
@@ -189,7 +180,7 @@ def test_interrupt_ends_the_workers_whole_process_tree(tmp_path, cache_dir, plug
     code, err = proc.wait(timeout=30)
     assert time.monotonic() - sent < 5, err
     assert code == 130, err
-    _wait_for(lambda: _gone(worker) and _gone(child), 5, "the worker and its child to end")
+    wait_for(lambda: _gone(worker) and _gone(child), 5, "the worker and its child to end")
     if presses == 1:
         assert "will run 2 job(s)" in err, err
     else:
@@ -199,7 +190,7 @@ def test_interrupt_ends_the_workers_whole_process_tree(tmp_path, cache_dir, plug
 
 @pytest.mark.fault("2 Ctrl-C with --jobs 2 (random moments, same metrics)")
 def test_random_interrupts_then_resume_give_one_record_per_job_and_the_same_metrics(tmp_path, cache_dir,
-                                                                                    plugin_dist):
+                                                                                    plugin_dist, wait_for):
     extra = ("--pipelines", "test-majority,test-slow", "--seeds", "0,1", "--jobs", "2",
              "--param", "test-slow.delay=1.5")
     reference = run(_config(tmp_path, cache_dir, ["test-majority", "test-slow"], seeds=[0, 1], jobs=2,
@@ -211,7 +202,7 @@ def test_random_interrupts_then_resume_give_one_record_per_job_and_the_same_metr
                        tmp_path / f"err-{attempt}.txt")
         # a random moment once the jobs run (the run holds its folder's lock then), or while it starts up
         if attempt:
-            _wait_for(lambda p=proc: (out / LOCK_FILE).exists() or p.poll() is not None, 120, "the run to start")
+            wait_for(lambda p=proc: (out / LOCK_FILE).exists() or p.poll() is not None, 120, "the run to start")
         time.sleep(rng.uniform(0.0, 3.0))
         proc.send_signal(signal.SIGINT)
         code, err = proc.wait(timeout=30)
@@ -229,15 +220,15 @@ def test_random_interrupts_then_resume_give_one_record_per_job_and_the_same_metr
 
 # ------------------------------------------------------------------------------------------------ case 4
 @pytest.mark.fault("4 SIGKILL of the runner orphans the worker")
-def test_workers_die_with_their_runner(tmp_path, cache_dir, plugin_dist):
+def test_workers_die_with_their_runner(tmp_path, cache_dir, plugin_dist, wait_for):
     out, pids = tmp_path / "run", tmp_path / "pids"
     argv = _argv(out, cache_dir, "--pipelines", "test-spawner", "--param", f"test-spawner.pid_file={pids}")
     proc = _start(argv)
-    _wait_for(pids.exists, 90, "the worker's pid file")
+    wait_for(pids.exists, 90, "the worker's pid file")
     worker, child = map(int, pids.read_text().split())
     proc.kill()
     proc.communicate(timeout=10)
-    _wait_for(lambda: _gone(worker) and _gone(child), 5, "the orphaned worker and its child to end")
+    wait_for(lambda: _gone(worker) and _gone(child), 5, "the orphaned worker and its child to end")
     # the dead runner's lock is stale: the resumed run takes it over and runs the job again
     assert (out / LOCK_FILE).exists()
     pids.unlink()
@@ -247,12 +238,12 @@ def test_workers_die_with_their_runner(tmp_path, cache_dir, plugin_dist):
     [rec] = _record_lines(out)
     assert rec["failure"] == "timeout"
     worker, child = map(int, pids.read_text().split())
-    _wait_for(lambda: _gone(worker) and _gone(child), 5, "the timed-out worker's tree to end")
+    wait_for(lambda: _gone(worker) and _gone(child), 5, "the timed-out worker's tree to end")
 
 
 # ------------------------------------------------------------------------------------------------ case 5
 @pytest.mark.fault("5 two runs into one --out")
-def test_a_second_run_into_the_same_folder_is_refused(tmp_path, cache_dir, plugin_dist):
+def test_a_second_run_into_the_same_folder_is_refused(tmp_path, cache_dir, plugin_dist, wait_for):
     out = tmp_path / "run"
     argv = _argv(out, cache_dir, "--pipelines", "test-slow", "--param", "test-slow.delay=120")
     first = _Forked(argv, tmp_path / "err-first.txt")
@@ -262,7 +253,7 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path, cache_dir, plugi
         return job_log.read_text().count("fit on") if job_log.exists() else 0
 
     # the first run holds the lock and its job is fitting: a second run must neither start nor rerun it
-    _wait_for(lambda: (out / LOCK_FILE).exists() and fits_started() == 1, 90, "the first run's job to fit")
+    wait_for(lambda: (out / LOCK_FILE).exists() and fits_started() == 1, 90, "the first run's job to fit")
     code, err = _Forked([*argv, "--resume"], tmp_path / "err-second.txt").wait(timeout=120)
     assert first.poll() is None, "the first run should still be running"
     assert code == 2

@@ -13,7 +13,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -76,15 +75,6 @@ def _records(out: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def _wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _driver_argv(cluster, out: Path, cache_dir: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "benchsuite", "run", "--executor", "ray", "--ray-address", cluster.address,
             "--profile", "smoke", "--tasks", "classification", "--device", "cpu", "--out", str(out),
@@ -135,7 +125,7 @@ def test_a_smoke_run_on_the_cluster_gives_the_local_metrics(tmp_path, cache_dir,
     assert all(p in report for p in SMOKE)
 
 
-def test_a_node_lost_while_its_job_runs_loses_no_record(tmp_path, cache_dir, two_nodes):
+def test_a_node_lost_while_its_job_runs_loses_no_record(tmp_path, cache_dir, two_nodes, wait_for):
     [victim] = two_nodes.worker_nodes
     short = _node_id(victim)[:8]
     out, err = tmp_path / "lost-node-run", tmp_path / "driver.err"
@@ -145,7 +135,7 @@ def test_a_node_lost_while_its_job_runs_loses_no_record(tmp_path, cache_dir, two
         driver = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         running_there = re.compile(rf"running classification: .* on node .*\({short}\)")
-        _wait_for(lambda: running_there.search(err.read_text()), 120, "a job running on the second node")
+        wait_for(lambda: running_there.search(err.read_text()), 120, "a job running on the second node")
         two_nodes.remove_node(victim, allow_graceful=False)
         code = driver.wait(timeout=240)
     finally:
@@ -167,13 +157,14 @@ def test_a_node_lost_while_its_job_runs_loses_no_record(tmp_path, cache_dir, two
     assert not leftover, f"job processes outlived their node: {leftover}"
 
 
-def test_a_killed_driver_is_continued_by_resume_without_redoing_finished_jobs(tmp_path, cache_dir, two_nodes):
+def test_a_killed_driver_is_continued_by_resume_without_redoing_finished_jobs(tmp_path, cache_dir, two_nodes,
+                                                                              wait_for):
     out = tmp_path / "run"
     argv = _driver_argv(two_nodes, out, cache_dir, "--pipelines", "test-slow", "--seeds", "0,1,2,3",
                         "--param", "test-slow.delay=2")
     driver = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: _records(out) or driver.poll() is not None, 120, "the first record")
+        wait_for(lambda: _records(out) or driver.poll() is not None, 120, "the first record")
     finally:
         driver.kill()
         _, stderr = driver.communicate(timeout=30)

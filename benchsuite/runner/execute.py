@@ -26,7 +26,7 @@ from typing import Any
 import psutil
 
 import benchsuite
-from benchsuite.runner.conditions import omp_wait_policy
+from benchsuite.measure.conditions import omp_wait_policy
 
 log = logging.getLogger(__name__)
 

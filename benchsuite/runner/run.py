@@ -27,12 +27,12 @@ from benchsuite.data.datasets import (
 )
 from benchsuite.device import device_for_pipeline, resolve_device
 from benchsuite.errors import BenchsuiteError, ConfigError
+from benchsuite.measure.conditions import machine_state
 from benchsuite.profiles import get_profile
 from benchsuite.registry import PipelineInfo, list_pipelines, resolve
 from benchsuite.results.provenance import git_commit, library_versions, machine_info
 from benchsuite.results.schema import SCHEMA_VERSION, record_problems
 from benchsuite.results.store import RunLock, RunStore, StorageError, storage_error
-from benchsuite.runner.conditions import machine_state
 from benchsuite.runner.execute import (
     MEMORY_FLOOR_MB,
     DeferredInterrupt,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from benchsuite.metrics import bootstrap as bs
 from benchsuite.metrics.detection import evaluate_detections
 from benchsuite.metrics.proposals import evaluate_proposals
-from benchsuite.report import bootstrap as bs
 
 
 def _scene(rng: np.random.Generator, n_images: int, num_classes: int):

@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw
 
 from benchsuite.data import synthetic_voc
 from benchsuite.data.synthetic_voc import JPEG_QUALITY, MARKER, SEED, SS, SyntheticObject, annotation_xml, render_object
-from benchsuite.data.voc_segmentation import LABELMAP, VOID, voc_palette
+from benchsuite.data.voc_colours import LABELMAP, VOID, voc_palette
 
 VERSION = 1  # bump when the generator changes: the cache folder and the fingerprint follow it
 FOLDER_NAME = "SyntheticVOCSeg"

@@ -64,6 +64,7 @@ from benchsuite.data.voc import (
     find_voc,
     safe_name,
 )
+from benchsuite.data.voc_colours import LABELMAP, VOID, VOID_COLOUR, voc_palette
 from benchsuite.errors import ConfigError, DataError
 from benchsuite.results.atomic import atomic_write_json
 
@@ -71,11 +72,8 @@ log = logging.getLogger(__name__)
 
 #: the 21 classes of VOC segmentation: background, then the 20 VOC classes in devkit order (index = mask value)
 VOC_SEGMENTATION_CLASSES = ("background", *VOC_CLASSES)
-#: the value of void (unlabelled, never scored) pixels in a decoded label map, and in VOC masks
-VOID = 255
-#: VOC's void colour (the colour map's entry 255)
-VOID_COLOUR = (224, 224, 192)
-LABELMAP = "labelmap.txt"
+__all__ = ["LABELMAP", "VOC_SEGMENTATION_CLASSES", "VOID", "VOID_COLOUR", "ClassEncoding", "SegmentationSet",
+           "VocSegmentationDataset", "read_voc_segmentation", "voc_palette"]
 LAYOUT = ("a Pascal VOC layout folder with JPEGImages/, SegmentationClass/ and ImageSets/Segmentation/ "
           "(SegmentationObject/ and labelmap.txt optional)")
 #: image counts of ImageSets/Segmentation in the official releases (the basis of ``DatasetInfo.canonical``)
@@ -86,18 +84,6 @@ OFFICIAL_COUNTS = {
 
 
 # ---------------------------------------------------------------------- colours
-def voc_palette(n: int = 256) -> np.ndarray:
-    """``(n, 3)`` uint8 the Pascal VOC colour map: entry ``i`` spreads the bits of ``i`` over the channels,
-    most significant first (0 black, 15 ``192,128,128``, 255 ``224,224,192``)."""
-    index = np.arange(n, dtype=np.int64)
-    out = np.zeros((n, 3), np.int64)
-    for shift in range(8):
-        for channel in range(3):
-            bit = (index >> (3 * shift + channel)) & 1
-            out[:, channel] |= bit << (7 - shift)
-    return out.astype(np.uint8)
-
-
 def _colour_codes(colours: np.ndarray) -> np.ndarray:
     """``(..., 3)`` uint8 colours as ``(...)`` int64 codes ``r << 16 | g << 8 | b``."""
     c = np.asarray(colours).astype(np.int64)
@@ -644,8 +630,8 @@ class VocSegmentationDataset:
         notes.append(f"{len(d.samples)} segmented images ({with_instances} with instance masks); classes "
                      f"{'from ' + LABELMAP if d.has_labelmap else 'of VOC (mask value = class index)'}")
         if canonical is False and self.official and self.origin == "real":
-            notes.append(f"images per split {({s: len(d.image_sets.get(s, ())) for s in OFFICIAL_COUNTS[self.official]})}"
-                         f", the official release has {OFFICIAL_COUNTS[self.official]}")
+            have = {s: len(d.image_sets.get(s, ())) for s in OFFICIAL_COUNTS[self.official]}
+            notes.append(f"images per split {have}, the official release has {OFFICIAL_COUNTS[self.official]}")
         return DatasetInfo(
             name=self.name,
             kind="segmentation",

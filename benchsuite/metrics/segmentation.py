@@ -185,7 +185,8 @@ def boundary_counts(truth: np.ndarray, pred: np.ndarray, num_classes: int, toler
             continue
         rows, cols = np.nonzero(bt | bp)
         pad = int(np.ceil(tolerance)) + 1  # a crop around both boundaries keeps every distance up to the tolerance
-        sl = (slice(max(rows.min() - pad, 0), rows.max() + pad + 1), slice(max(cols.min() - pad, 0), cols.max() + pad + 1))
+        sl = (slice(max(rows.min() - pad, 0), rows.max() + pad + 1),
+              slice(max(cols.min() - pad, 0), cols.max() + pad + 1))
         bt, bp, sc = bt[sl], bp[sl], scored[sl]
         near_t, near_p = _within(bt, tolerance), _within(bp, tolerance)
         counted = bp & sc

@@ -31,8 +31,9 @@ an edge's weight is the number of such pixel pairs (the length of the shared bou
   pairwise term of a CRF): the share of the boundary they cut stays with the region's own scores
   (:func:`smoothing_matrix`), so scores flow within uniform areas and not across colour edges;
 - :func:`potts_icm`: the labelling minimising ``sum_r cost[r, y_r] + beta sum_(a,b) w_ab [y_a != y_b]`` (a Potts
-  model on the region graph, ``w`` the boundary length, optionally times the contrast factors), found by iterated conditional modes from the per-region best label: regions are
-  visited in order and each takes its best label given its neighbours', until a sweep changes nothing.
+  model on the region graph, ``w`` the boundary length, optionally times the contrast factors), found by iterated
+  conditional modes from the per-region best label: regions are visited in order and each takes its best label
+  given its neighbours', until a sweep changes nothing.
 """
 
 from __future__ import annotations

@@ -17,6 +17,12 @@ from benchsuite.metrics import segmentation as seg
 VOID = seg.VOID
 
 
+def blocky(rng: np.random.Generator, h: int, w: int, block: int, hi: int) -> np.ndarray:
+    """``(h, w)`` values in ``0 .. hi-1`` constant over ``block x block`` tiles."""
+    coarse = rng.integers(0, hi, ((h + block - 1) // block, (w + block - 1) // block))
+    return np.kron(coarse, np.ones((block, block), np.int64))[:h, :w]
+
+
 def random_maps(seed: int, n_images: int, num_classes: int, void_p: float, size: tuple[int, int] = (14, 14)
                 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Blocky random truth, prediction and instance maps (a coarse grid upsampled, then pixel noise), with void."""
@@ -26,14 +32,11 @@ def random_maps(seed: int, n_images: int, num_classes: int, void_p: float, size:
         h, w = (int(rng.integers(1, size[0] + 1)), int(rng.integers(1, size[1] + 1)))
         block = int(rng.integers(1, 5))
 
-        def blocky(hi: int) -> np.ndarray:
-            coarse = rng.integers(0, hi, ((h + block - 1) // block, (w + block - 1) // block))
-            return np.kron(coarse, np.ones((block, block), np.int64))[:h, :w]
-
-        t = blocky(num_classes)
-        p = np.where(rng.random((h, w)) < 0.2, rng.integers(0, num_classes, (h, w)), blocky(num_classes))
+        t = blocky(rng, h, w, block, num_classes)
+        noise = rng.integers(0, num_classes, (h, w))
+        p = np.where(rng.random((h, w)) < 0.2, noise, blocky(rng, h, w, block, num_classes))
         t = np.where(rng.random((h, w)) < void_p, VOID, t)
-        inst = blocky(4)
+        inst = blocky(rng, h, w, block, 4)
         inst = np.where(rng.random((h, w)) < 0.05, VOID, inst)
         truths.append(t.astype(np.uint8))
         preds.append(p.astype(np.uint8))

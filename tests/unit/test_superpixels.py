@@ -85,7 +85,8 @@ def test_region_features_against_per_region_brute_force():
             assert x[k, rf.groups[name]].sum() == pytest.approx(1.0, abs=1e-5)
     own = np.concatenate([x[:, rf.groups[g]] for g in ("lab", "lab_hist", "lbp")], axis=1).astype(np.float64)
     for k in range(r):
-        nbr = {int(b) if a == k else int(a): wt for (a, b), wt in zip(graph.pairs.tolist(), graph.weights) if k in (a, b)}
+        nbr = {int(b) if a == k else int(a): wt
+               for (a, b), wt in zip(graph.pairs.tolist(), graph.weights) if k in (a, b)}
         if nbr:
             want = sum(wt * own[j] for j, wt in nbr.items()) / sum(nbr.values())
             np.testing.assert_allclose(x[k, rf.groups["context"]], want, atol=1e-5)

@@ -52,16 +52,10 @@ DIFFICULT_SIDE = synthetic_voc.TINY  # detection annotations: objects shorter th
 
 
 @dataclass(frozen=True)
-class Variant:
-    """One shape of segmentation data. ``classes`` exclude background; ``counts`` are images per
-    ``train`` / ``val`` / ``test``; ``code`` keeps the variants' random streams apart."""
+class Variant(synthetic_voc.Variant):
+    """One shape of segmentation data (the detection variants' fields; ``classes`` exclude background, ``counts`` are
+    images per train / val / test), and ``void_edges``: whether object outlines are void."""
 
-    name: str
-    code: int
-    classes: tuple[str, ...]
-    counts: dict[str, int]
-    description: str
-    channels: int = 3
     void_edges: bool = True
 
 

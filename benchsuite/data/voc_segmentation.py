@@ -53,11 +53,11 @@ from PIL import Image
 
 from benchsuite.data import detection, synthetic_voc
 from benchsuite.data.datasets import SUBSET_SEED, DatasetInfo, OpenRequest
+from benchsuite.data.sample_sets import SampleSequence
 from benchsuite.data.splits import SPLIT_SEED, stratified_choice
 from benchsuite.data.voc import (
     IMAGE_SUFFIXES,
     SPLITS,
-    VAL_FRACTION,
     VOC_CLASSES,
     _read_image_set,
     _split_fingerprint,
@@ -65,6 +65,13 @@ from benchsuite.data.voc import (
     safe_name,
 )
 from benchsuite.data.voc_colours import LABELMAP, VOID, VOID_COLOUR, voc_palette
+from benchsuite.data.voc_splits import (
+    check_voc_layout,
+    official_sizes,
+    resolve_voc_splits,
+    split_indices,
+    split_manifest,
+)
 from benchsuite.errors import ConfigError, DataError
 from benchsuite.results.atomic import atomic_write_json
 
@@ -298,18 +305,6 @@ def decode_instance_mask(path: Path) -> np.ndarray:
         return _values(img, path, "instance mask").astype(np.uint8)
 
 
-def mask_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` of a mask from its header; a missing or unreadable file is a DataError naming it."""
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            return int(img.width), int(img.height)
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing; expected a PNG mask") from None
-    except detection._DECODE_ERRORS as exc:
-        raise DataError(f"{path}: not a readable mask ({type(exc).__name__}: {exc})") from None
-
-
 # ---------------------------------------------------------------------- samples and sets
 @dataclass(frozen=True)
 class SegmentationSample:
@@ -331,7 +326,7 @@ class SegmentationSample:
     height: int
 
 
-class SegmentationSet:
+class SegmentationSet(SampleSequence[SegmentationSample]):
     """The images of one split with their masks, decoded on demand.
 
     Attributes:
@@ -342,40 +337,16 @@ class SegmentationSet:
     """
 
     def __init__(self, samples: Sequence[SegmentationSample], encoding: ClassEncoding, name: str = ""):
-        self.samples: list[SegmentationSample] = list(samples)
+        super().__init__(samples, encoding.classes, name)
         self.encoding = encoding
-        self.classes: tuple[str, ...] = encoding.classes
-        self.name = name
 
     def __repr__(self) -> str:
         return f"SegmentationSet({self.name!r}, images={len(self)}, classes={self.classes})"
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, i: int) -> SegmentationSample:
-        return self.samples[i]
-
-    def __iter__(self) -> Iterator[SegmentationSample]:
-        return iter(self.samples)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def image_ids(self) -> list[str]:
-        return [s.image_id for s in self.samples]
 
     @property
     def has_instances(self) -> bool:
         """True when every image has an instance mask."""
         return bool(self.samples) and all(s.instance_path is not None for s in self.samples)
-
-    @property
-    def sizes(self) -> np.ndarray:
-        """``(N, 2)`` int64 ``(height, width)`` of every image, in pixels."""
-        return np.array([(s.height, s.width) for s in self.samples], dtype=np.int64).reshape(-1, 2)
 
     def _check_shape(self, s: SegmentationSample, array: np.ndarray, path: Path) -> np.ndarray:
         if array.shape[:2] != (s.height, s.width):
@@ -450,19 +421,6 @@ class SegmentationFolder:
         return self.encoding.classes
 
 
-def _check_layout(folder: Path) -> Path:
-    if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder; expected {LAYOUT}")
-    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
-        if not (folder / sub).is_dir():
-            raise DataError(f"{folder / sub}: missing; expected {LAYOUT}")
-    lists = folder / "ImageSets" / "Segmentation"
-    if not any((lists / f"{s}.txt").is_file() for s in SPLITS):
-        raise DataError(f"{lists}: no split file; expected test.txt and train.txt, val.txt or trainval.txt "
-                        f"(one image id per line)")
-    return lists
-
-
 def _find_image(images: Path, image_id: str) -> Path:
     for suffix in IMAGE_SUFFIXES:
         path = images / f"{image_id}{suffix}"
@@ -487,7 +445,7 @@ def read_voc_segmentation(folder: Path, encoding: ClassEncoding | None = None) -
     instance mask of that size); anything else is a DataError naming the file.
     """
     folder = Path(folder)
-    lists = _check_layout(folder)
+    lists = check_voc_layout(folder, ("JPEGImages", "SegmentationClass"), "Segmentation", LAYOUT)
     labelmap_path = folder / LABELMAP
     has_labelmap = labelmap_path.is_file()
     if encoding is None:
@@ -511,7 +469,7 @@ def read_voc_segmentation(folder: Path, encoding: ClassEncoding | None = None) -
         for p in (mask_path, instance_path):
             if p is None:
                 continue
-            size = mask_size(p)
+            size = detection.image_size(p)
             if size != (width, height):
                 raise DataError(f"{p}: mask of {size[0]}x{size[1]} pixels for the {width}x{height} image "
                                 f"{path.name}; expected a mask of the image's size")
@@ -526,6 +484,11 @@ def read_voc_segmentation(folder: Path, encoding: ClassEncoding | None = None) -
 
 
 # ---------------------------------------------------------------------- the data set
+def _seeded_val(pool: np.ndarray, count: int) -> np.ndarray:
+    """``count`` positions of ``pool`` drawn with ``SPLIT_SEED`` (masks are not decoded to stratify by class)."""
+    return stratified_choice(np.zeros(len(pool), np.int64), count, SPLIT_SEED)
+
+
 class VocSegmentationDataset:
     """A VOC layout folder's segmentation part as a benchmark data set with fixed train / val / trainval / test.
 
@@ -542,78 +505,20 @@ class VocSegmentationDataset:
         self.data = read_voc_segmentation(self.folder, encoding)
         self.origin = origin or ("synthetic" if self.data.synthetic else "real")
         self.official = official
-        self._split_notes: list[str] = []
-        self.splits = self._resolve_splits(test_from_val)
+        resolved = resolve_voc_splits(self.data.image_sets, self.folder / "ImageSets" / "Segmentation",
+                                      [s.image_id for s in self.data.samples], _seeded_val, "seeded", test_from_val,
+                                      labels="masks")
+        self.splits = resolved.splits
+        self._split_notes = resolved.notes
         self.info = self._describe(description)
-
-    # ------------------------------------------------------------------ splits
-    def _derive(self, pool: np.ndarray, pool_name: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(train, val)`` from ``pool``: val a fixed seeded ``VAL_FRACTION`` (``SPLIT_SEED``), train the rest."""
-        if len(pool) < 2:
-            raise DataError(f"{self.folder}: the {pool_name} split has {len(pool)} image(s); at least 2 are needed "
-                            f"to draw a val split from it")
-        chosen = np.zeros(len(pool), bool)
-        chosen[stratified_choice(np.zeros(len(pool), np.int64), max(1, round(len(pool) * VAL_FRACTION)),
-                                 SPLIT_SEED)] = True
-        return pool[~chosen], pool[chosen]
-
-    def _resolve_splits(self, test_from_val: bool) -> dict[str, np.ndarray]:
-        sets = self.data.image_sets
-        lists = self.folder / "ImageSets" / "Segmentation"
-        if test_from_val:
-            for s in ("train", "val"):
-                if s not in sets:
-                    raise DataError(f"{lists / (s + '.txt')}: missing; VOC2012 needs train.txt and val.txt")
-            test, trainval = sets["val"], sets["train"]
-            train, val = self._derive(trainval, "official train")
-            self._split_notes.append(
-                f"VOC2012 test masks are not public: the official val split ({len(test)} images) is scored as "
-                f"'test'; val is a fixed {VAL_FRACTION:.0%} of the official train split ({len(val)} of "
-                f"{len(trainval)} images, seed {SPLIT_SEED}), train the rest")
-        else:
-            if "test" not in sets:
-                raise DataError(f"{lists / 'test.txt'}: missing; expected a test split (one image id per line) "
-                                f"to score on")
-            test = sets["test"]
-            if "val" in sets and ("train" in sets or "trainval" in sets):
-                val = sets["val"]
-                train = sets["train"] if "train" in sets else np.setdiff1d(sets["trainval"], val)
-                trainval = sets.get("trainval", np.array(list(dict.fromkeys([*train.tolist(), *val.tolist()])),
-                                                         np.int64))
-            elif "trainval" in sets or "train" in sets:
-                pool_name = "trainval" if "trainval" in sets else "train"
-                trainval = sets[pool_name]
-                train, val = self._derive(trainval, pool_name)
-                self._split_notes.append(
-                    f"no ImageSets/Segmentation/val.txt: val is a fixed {VAL_FRACTION:.0%} of {pool_name} "
-                    f"({len(val)} of {len(trainval)} images, seed {SPLIT_SEED}), train the rest")
-            else:
-                raise DataError(f"{lists}: no train.txt or trainval.txt; expected a training split")
-        splits = {"train": train, "val": val, "trainval": trainval, "test": test}
-        for s, idx in splits.items():
-            if len(idx) == 0:
-                raise DataError(f"{self.folder}: segmentation split {s!r} is empty")
-        overlap = np.intersect1d(trainval, test)
-        if len(overlap):
-            self._split_notes.append(f"{len(overlap)} image(s) are in both trainval and test "
-                                     f"(e.g. {self.data.samples[int(overlap[0])].image_id})")
-        return splits
 
     # ------------------------------------------------------------------ provenance
     def split_ids(self, split: str) -> list[str]:
         return [self.data.samples[i].image_id for i in self._indices(split)]
 
-    def _canonical(self) -> bool | None:
-        if self.origin == "synthetic":
-            return False
-        if self.official is None:
-            return None
-        want = OFFICIAL_COUNTS[self.official]
-        return all(len(self.data.image_sets.get(s, ())) == n for s, n in want.items())
-
     def _describe(self, description: str | None) -> DatasetInfo:
         d = self.data
-        canonical = self._canonical()
+        canonical = official_sizes(self.origin, OFFICIAL_COUNTS.get(self.official or ""), d.image_sets)
         n = len(d.classes)
         if description is None:
             if self.origin == "synthetic":
@@ -648,9 +553,7 @@ class VocSegmentationDataset:
 
     # ------------------------------------------------------------------ access
     def _indices(self, split: str) -> np.ndarray:
-        if split not in self.splits:
-            raise ConfigError(f"unknown split {split!r} for {self.name}; expected train, val, test or trainval")
-        return self.splits[split]
+        return split_indices(self.splits, split, self.name)
 
     def load(self, split: str, max_images: int | None = None) -> SegmentationSet:
         """One split as a :class:`SegmentationSet` (file names in memory, pixels decoded on demand).
@@ -664,22 +567,8 @@ class VocSegmentationDataset:
         return ds
 
     def manifest(self) -> dict[str, Any]:
-        info = self.info
-        return {
-            "dataset": self.name,
-            "task_kind": "segmentation",
-            "dataset_fingerprint": info.fingerprint,
-            "fingerprint": hashlib.sha256(info.split_fingerprint.encode()).hexdigest()[:16],
-            "origin": self.origin,
-            "root": info.root,
-            "classes": info.classes,
-            "seed": SPLIT_SEED,
-            "subset_seed": SUBSET_SEED,
-            "counts": info.split_counts,
-            "split_fingerprints": info.split_fingerprints,
-            "notes": info.notes,
-            "splits": {s: self.split_ids(s) for s in self.splits},
-        }
+        return split_manifest(self.info, self.origin, {s: self.split_ids(s) for s in self.splits}, SUBSET_SEED,
+                              task_kind="segmentation")
 
     def write_manifest(self, folder: Path) -> Path:
         """Write ``<folder>/<name>.segmentation.split.json`` (atomically): apart from the detection manifest of

@@ -172,7 +172,7 @@ def test_splits_without_val_draw_a_fixed_val_and_voc2012_scores_val_as_test(tmp_
     a, b = vs.VocSegmentationDataset(folder, "A"), vs.VocSegmentationDataset(folder, "A")
     assert a.info.split_counts == {"train": 8, "val": 2, "trainval": 10, "test": 2}
     assert a.split_ids("val") == b.split_ids("val") and set(a.split_ids("val")) <= set(ids[:10])
-    assert any("val is a fixed 20% of trainval" in n for n in a.info.notes)
+    assert any("val is a fixed seeded 20% of trainval" in n for n in a.info.notes)
     folder = make_seg_folder(tmp_path / "B", masks, {"train": ids[:8], "val": ids[8:]})
     with pytest.raises(DataError, match=r"test\.txt: missing"):
         vs.VocSegmentationDataset(folder, "B")

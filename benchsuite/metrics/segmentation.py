@@ -206,10 +206,11 @@ def boundary_f1_per_class(counts: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------- instances
-def size_bucket(area: np.ndarray) -> np.ndarray:
-    """COCO size bucket of object areas in pixels: 0 small (< 32^2), 1 medium, 2 large (>= 96^2)."""
+def size_bucket(area: np.ndarray, thresholds: tuple[float, float] = (AREA_SMALL, AREA_LARGE)) -> np.ndarray:
+    """Size bucket of object areas in pixels: 0 small (below ``thresholds[0]``), 1 medium, 2 large (from
+    ``thresholds[1]``); COCO's 32^2 and 96^2 by default."""
     a = np.asarray(area)
-    return (a >= AREA_SMALL).astype(np.int64) + (a >= AREA_LARGE).astype(np.int64)
+    return (a >= thresholds[0]).astype(np.int64) + (a >= thresholds[1]).astype(np.int64)
 
 
 _EIGHT = np.ones((3, 3), bool)
@@ -249,6 +250,7 @@ def instance_counts(truth: np.ndarray, pred: np.ndarray, instances: np.ndarray, 
                 if comp:
                     owners.setdefault(comp, []).append(k)
         boxes = ndimage.find_objects(components)
+        distances: dict[int, np.ndarray] = {}  # object -> distance of every pixel to its truth region
         for comp, ks in owners.items():
             sl = boxes[comp - 1]
             candidates = false_pos[sl] & (components[sl] == comp)
@@ -258,7 +260,10 @@ def instance_counts(truth: np.ndarray, pred: np.ndarray, instances: np.ndarray, 
                 rows[ks[0]][4] += int(candidates.sum())
                 continue
             # several objects: nearest truth region wins (distances over the whole image, exact Euclidean)
-            distance = np.stack([ndimage.distance_transform_edt(~regions[k])[sl][candidates] for k in ks])
+            for k in ks:
+                if k not in distances:
+                    distances[k] = ndimage.distance_transform_edt(~regions[k])
+            distance = np.stack([distances[k][sl][candidates] for k in ks])
             winner = np.argmin(distance, axis=0)  # first minimum: the smaller instance number (ks ascend)
             for idx, k in enumerate(ks):
                 rows[k][4] += int((winner == idx).sum())
@@ -350,9 +355,11 @@ def _instance_iou(rows: np.ndarray) -> np.ndarray:
     return np.where(denom > 0, tp / np.maximum(denom, 1), np.nan)
 
 
-def metrics_for_weights(ev: SegmentationEvidence, weights: np.ndarray) -> dict[str, np.ndarray]:
+def metrics_for_weights(ev: SegmentationEvidence, weights: np.ndarray,
+                        area_thresholds: tuple[float, float] = (AREA_SMALL, AREA_LARGE)) -> dict[str, np.ndarray]:
     """Every scalar metric (:data:`SCALAR_METRICS`) for each row of image weights ``(B, n)`` (draw counts of a
-    bootstrap resample; all ones for the split as scored): each a ``(B,)`` float64 array."""
+    bootstrap resample; all ones for the split as scored): each a ``(B,)`` float64 array. ``area_thresholds``: the
+    object size buckets' bounds in pixels (:func:`size_bucket`)."""
     w = np.atleast_2d(np.asarray(weights, np.float64))
     c = ev.num_classes
     out = fcn_scores((w @ ev.confusion.reshape(ev.num_images, c * c)).reshape(-1, c, c))
@@ -360,7 +367,7 @@ def metrics_for_weights(ev: SegmentationEvidence, weights: np.ndarray) -> dict[s
                                                         .reshape(-1, c, 4)))
     rows = ev.instances
     iou = _instance_iou(rows)
-    bucket = size_bucket(rows[:, 1])
+    bucket = size_bucket(rows[:, 1], area_thresholds)
     wk = w[:, ev.instance_image]  # (B, K): each object weighs what its image weighs
     for b, name in enumerate(SIZE_BUCKETS):
         sel = (bucket == b) & ~np.isnan(iou)
@@ -370,37 +377,41 @@ def metrics_for_weights(ev: SegmentationEvidence, weights: np.ndarray) -> dict[s
     return out
 
 
-def segmentation_metrics(ev: SegmentationEvidence, classes: Sequence[str]) -> dict[str, object]:
-    """The record's metrics block: the scalar metrics, per-class IoU and accuracy (by class name), object counts
-    per size bucket, the boundary tolerance and the number of images."""
+def segmentation_metrics(ev: SegmentationEvidence, classes: Sequence[str],
+                         area_thresholds: tuple[float, float] = (AREA_SMALL, AREA_LARGE)) -> dict[str, object]:
+    """The record's metrics block: the scalar metrics, per-class IoU, accuracy and boundary F1 (by class name),
+    object counts per size bucket (and the buckets' bounds), the boundary tolerance and the number of images."""
     if len(classes) != ev.num_classes:
         raise ValueError(f"{len(classes)} class names for {ev.num_classes} classes")
     ones = np.ones((1, ev.num_images))
-    block: dict[str, object] = {k: float(v[0]) for k, v in metrics_for_weights(ev, ones).items()}
+    block: dict[str, object] = {k: float(v[0]) for k, v in metrics_for_weights(ev, ones, area_thresholds).items()}
     total = ev.confusion.sum(axis=0)
     block["per_class_iou"] = dict(zip(classes, per_class_iou(total).tolist()))
     block["per_class_accuracy"] = dict(zip(classes, per_class_accuracy(total).tolist()))
     block["per_class_boundary_f1"] = dict(zip(classes, boundary_f1_per_class(ev.boundary.sum(axis=0)).tolist()))
-    counts = np.bincount(size_bucket(ev.instances[:, 1]), minlength=3) if len(ev.instances) else np.zeros(3, int)
+    counts = np.bincount(size_bucket(ev.instances[:, 1], area_thresholds), minlength=3)
     block["objects_by_size"] = {name: int(n) for name, n in zip(SIZE_BUCKETS, counts)}
+    block["size_area_thresholds_px"] = [float(a) for a in area_thresholds]
     block["boundary_tolerance_px"] = float(ev.tolerance)
     block["num_images"] = ev.num_images
     return block
 
 
-def segmentation_resamples(ev: SegmentationEvidence, resamples: int = SEGMENTATION_RESAMPLES, seed: int = 0
-                           ) -> dict[str, np.ndarray]:
+def segmentation_resamples(ev: SegmentationEvidence, resamples: int = SEGMENTATION_RESAMPLES, seed: int = 0,
+                           area_thresholds: tuple[float, float] = (AREA_SMALL, AREA_LARGE)) -> dict[str, np.ndarray]:
     """``(resamples,)`` bootstrap values of every scalar metric, all from the same image draws."""
     if ev.num_images == 0:
         return {k: np.full(resamples, np.nan) for k in SCALAR_METRICS}
-    blocks = [metrics_for_weights(ev, w) for w in resample_weights(ev.num_images, resamples, seed)]
+    blocks = [metrics_for_weights(ev, w, area_thresholds) for w in resample_weights(ev.num_images, resamples, seed)]
     return {k: np.concatenate([b[k] for b in blocks]) for k in SCALAR_METRICS}
 
 
 def segmentation_intervals(ev: SegmentationEvidence, level: float = LEVEL, resamples: int = SEGMENTATION_RESAMPLES,
-                           seed: int = 0) -> dict[str, tuple[float, float] | None]:
+                           seed: int = 0, area_thresholds: tuple[float, float] = (AREA_SMALL, AREA_LARGE)
+                           ) -> dict[str, tuple[float, float] | None]:
     """Percentile bootstrap interval of every scalar metric (None where no resample gives a value)."""
-    return {k: percentile_interval(v, level) for k, v in segmentation_resamples(ev, resamples, seed).items()}
+    values = segmentation_resamples(ev, resamples, seed, area_thresholds)
+    return {k: percentile_interval(v, level) for k, v in values.items()}
 
 
 def evaluate_segmentation(truths: Sequence[np.ndarray], preds: Sequence[np.ndarray], classes: Sequence[str],

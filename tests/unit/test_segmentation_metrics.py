@@ -204,6 +204,9 @@ def test_object_iou_by_size_buckets():
     assert np.isnan(block["iou_medium"])
     assert block["iou_large"] == pytest.approx(5000 / (10000 + 1000))
     np.testing.assert_array_equal(ev.instances[:, 4], [0, 1000])
+    other = seg.segmentation_metrics(ev, ["background", "person"], area_thresholds=(300, 500))
+    assert other["objects_by_size"] == {"small": 0, "medium": 1, "large": 1}
+    assert other["iou_medium"] == pytest.approx(1.0) and np.isnan(other["iou_small"])
 
 
 # ----------------------------------------------------------------------------------------------- bootstrap

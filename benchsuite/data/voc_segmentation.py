@@ -57,7 +57,6 @@ from benchsuite.data.sample_sets import SampleSequence
 from benchsuite.data.splits import SPLIT_SEED, stratified_choice
 from benchsuite.data.voc import (
     IMAGE_SUFFIXES,
-    SPLITS,
     VOC_CLASSES,
     _read_image_set,
     _split_fingerprint,
@@ -66,6 +65,7 @@ from benchsuite.data.voc import (
 )
 from benchsuite.data.voc_colours import LABELMAP, VOID, VOID_COLOUR, voc_palette
 from benchsuite.data.voc_splits import (
+    SPLITS,
     check_voc_layout,
     official_sizes,
     resolve_voc_splits,

@@ -249,13 +249,13 @@ def test_synthetic_masks_are_consistent_with_their_instances_and_boxes(synthetic
     assert objects > 0
 
 
-def test_synthetic_opener_and_unknown_variant(tmp_path):
-    req = OpenRequest("synthetic-voc:tiny", tmp_path, tmp_path / "cache")
+def test_synthetic_opener_and_unknown_variant(tmp_path, cache_dir):
+    req = OpenRequest("synthetic-voc:tiny", tmp_path, cache_dir)
     ds = vs.open_synthetic_segmentation(req)
     assert ds.name == "synthetic-voc-tiny" and ds.info.origin == "synthetic" and "tiny objects" in ds.info.description
     with pytest.raises(ConfigError, match="unknown synthetic segmentation variant 'huge'"):
-        vs.open_synthetic_segmentation(OpenRequest("synthetic-voc:huge", tmp_path, tmp_path / "cache"))
-    missing = vs.open_voc_segmentation_year(OpenRequest("voc2012", tmp_path, tmp_path / "cache"), 2012)
+        vs.open_synthetic_segmentation(OpenRequest("synthetic-voc:huge", tmp_path, cache_dir))
+    missing = vs.open_voc_segmentation_year(OpenRequest("voc2012", tmp_path, cache_dir), 2012)
     assert missing.name == "synthetic-voc"  # no VOC2012 under the root: the synthetic stand-in
 
 

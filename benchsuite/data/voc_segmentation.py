@@ -32,9 +32,10 @@ is decoded (:meth:`SegmentationSet.load_mask`): its values are in range, as abov
 at a time; mask decoding counts as data loading, with image decoding
 (:func:`benchsuite.data.detection.decode_seconds`).
 
-**Splits** are the folder's ``ImageSets/Segmentation`` files, resolved as for detection
-(:class:`benchsuite.data.voc.VocDataset`): without ``val.txt`` val is a fixed seeded 20% of trainval (or
-train); VOC2012, whose test masks are not public, scores its official val split as ``test``.
+**Splits** are the folder's ``ImageSets/Segmentation`` files, resolved by the VOC split rules
+(:mod:`benchsuite.data.voc_splits`, those of detection's ``ImageSets/Main``): without ``val.txt`` val is a fixed
+seeded 20% of trainval (or train); VOC2012, whose test masks are not public, scores its official val split as
+``test``. The split manifest is ``<name>.segmentation.split.json``, apart from the detection one.
 """
 
 from __future__ import annotations

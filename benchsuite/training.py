@@ -347,10 +347,6 @@ class Trainer:
         return self.steps(until=(self.steps_done // spe + 1) * spe)
 
     @property
-    def epochs_planned(self) -> int:
-        return -(-self.planned_steps // int(self.steps_per_epoch or self.planned_steps))
-
-    @property
     def epochs_total(self) -> int:
         """Epochs of the (possibly shortened) schedule."""
         return -(-self.total_steps // int(self.steps_per_epoch or self.planned_steps))

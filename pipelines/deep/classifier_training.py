@@ -18,7 +18,6 @@ and run.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +37,6 @@ from benchsuite.training import (
     param_groups,
     prepare_device,
 )
-
-log = logging.getLogger(__name__)
 
 
 @dataclass

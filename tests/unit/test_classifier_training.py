@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from benchsuite import training
 from benchsuite.api import Context
 from benchsuite.data.images import ImageSet
-from benchsuite import training
 from pipelines.deep.classifier_training import TrainConfig, train_classifier
 from pipelines.deep.cnn import CompactResNet
 

@@ -28,3 +28,9 @@ class EmptyModelError(RuntimeError):
     """Training produced a model that cannot detect or classify anything (no cascade stage, no support
     vectors, no codebook, no negatives to learn from). The job fails with this message; a model that
     learned nothing is never recorded as ok. The message names the pipeline's cause in one line."""
+
+
+class TrainingDivergedError(BenchsuiteError):
+    """Training went numerically wrong: a non-finite loss, or gradients that stayed non-finite (past what
+    float16 loss scaling recovers from). The job fails with one line naming the pipeline, the optimiser step and
+    the loss (:mod:`benchsuite.training`); a model trained on NaN is never recorded as ok."""

@@ -2,22 +2,22 @@
 
 Standard practice for small images: per-channel normalisation, random crops from a reflection-padded
 image and horizontal flips (done on whole batches of uint8 tensors, no per-image Python), label
-smoothing, SGD with Nesterov momentum under a one-cycle schedule (linear warm-up, linear decay to 0),
-weight decay on weights but not on norms and biases, mixed precision and channels-last memory where
-the device supports them, and flip test-time augmentation.
+smoothing, SGD with Nesterov momentum under a one-cycle schedule (linear warm-up from 0.1 over a fifth of the
+steps, linear decay to 0), weight decay on weights but not on norms and biases, mixed precision and
+channels-last memory where the device supports them, and flip test-time augmentation. The optimiser steps,
+schedule, precision, divergence check and time budget are the suite's training engine
+(:class:`benchsuite.training.Trainer`).
 
 The planned epochs are the work: the same on every machine, whatever its load. Only in the opt-in time-boxed
 mode (``TrainConfig.max_train_s``, or ``--time-budget`` through ``ctx.budget.train_time_s``) does the speed of
-the first steps set how many whole epochs fit; the one-cycle schedule is then laid over that many, so a
-shortened run still ends annealed, and the fit reports the shortcut (``ctx.shortcut``), which marks the record
-as not comparable. The history records the epochs planned and run.
+the first steps set how many whole epochs fit (after the validation passes' estimated seconds); the one-cycle
+schedule is then laid over that many, so a shortened run still ends annealed, and the engine reports the
+shortcut (``ctx.shortcut``), which marks the record as not comparable. The history records the epochs planned
+and run.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +28,15 @@ from torch import nn
 
 from benchsuite.api import Context
 from benchsuite.data.images import ImageSet
-from pipelines.deep.common import amp_dtype, autocast, param_groups, prepare_device
-
-log = logging.getLogger(__name__)
+from benchsuite.training import (
+    Schedule,
+    Trainer,
+    amp_dtype,
+    autocast,
+    dtype_name,
+    param_groups,
+    prepare_device,
+)
 
 
 @dataclass
@@ -45,7 +51,7 @@ class TrainConfig:
     crop_padding: int = 2
     flip_tta: bool = True
     max_train_s: float | None = None  # opt-in wall-clock cap on training, seconds (None: the planned epochs)
-    timing_steps: int = 20  # steps timed (after 3 warm-up steps) to decide whether the epochs fit the cap
+    timing_steps: int = 20  # steps timed (after the engine's first 3) to decide whether the epochs fit the cap
 
 
 def to_nchw(images: np.ndarray) -> torch.Tensor:
@@ -80,24 +86,6 @@ def random_crop_flip(batch: torch.Tensor, pad: int, generator: torch.Generator) 
     return torch.where(flip.view(n, 1, 1, 1), batch.flip(3), batch)
 
 
-def epochs_within(budget_s: float, seconds_per_step: float, steps_per_epoch: int, epochs: int,
-                  overhead_s: float = 0.0) -> int:
-    """The most whole epochs (at least 1, at most ``epochs``) that fit ``budget_s`` seconds of training at
-    ``seconds_per_step``, after ``overhead_s`` seconds of per-epoch extras (validation) are set aside."""
-    per_epoch = seconds_per_step * steps_per_epoch + overhead_s
-    if per_epoch <= 0:
-        return epochs
-    return max(1, min(epochs, int(budget_s // per_epoch)))
-
-
-def one_cycle(step: int, total: int, warmup_fraction: float) -> float:
-    """Learning-rate multiplier: linear from 0.1 to 1 over the warm-up, then linearly to 0."""
-    warm = max(1, int(total * warmup_fraction))
-    if step < warm:
-        return 0.1 + 0.9 * step / warm
-    return max(0.0, (total - step) / max(1, total - warm))
-
-
 class ImageClassifierModel(nn.Module):
     """Normalisation followed by a network that maps float NCHW images to logits."""
 
@@ -110,11 +98,13 @@ class ImageClassifierModel(nn.Module):
         return self.net(self.norm(x))
 
 
-def train_classifier(net: nn.Module, train: ImageSet, val: ImageSet, cfg: TrainConfig, ctx: Context
-                     ) -> tuple[ImageClassifierModel, dict[str, Any]]:
-    """Train ``net`` on ``train``; returns the model (eval mode) and a history for the record."""
+def train_classifier(net: nn.Module, train: ImageSet, val: ImageSet, cfg: TrainConfig, ctx: Context,
+                     name: str = "cnn") -> tuple[ImageClassifierModel, dict[str, Any]]:
+    """Train ``net`` (float ``(N, 3, H, W)`` images -> ``(N, C)`` logits) on ``train``'s uint8 ``(N, H, W, 3)``
+    images through the suite's engine; ``name`` (the pipeline's id) heads its log lines and errors. Returns the
+    model (eval mode; it takes uint8 NCHW batches) and a history for the record: train loss per epoch, val
+    accuracy ``[epoch, accuracy]`` at every quarter and at the end, epochs planned and run, ``train_s``."""
     device = prepare_device(ctx.device)
-    dtype = amp_dtype(ctx.device)
     mean = train.images.reshape(-1, 3).mean(0)
     std = train.images.reshape(-1, 3).std(0) + 1e-3
     model = ImageClassifierModel(net, mean, std).to(device).to(memory_format=torch.channels_last)
@@ -122,68 +112,42 @@ def train_classifier(net: nn.Module, train: ImageSet, val: ImageSet, cfg: TrainC
     labels = torch.from_numpy(train.labels)
     n = len(labels)
     steps_per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch: BN needs full batches
-    plan = {"epochs": cfg.epochs, "total": steps_per_epoch * cfg.epochs}  # read by the schedule, may shrink
     opt = torch.optim.SGD(param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
                           nesterov=True)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: one_cycle(s, plan["total"], cfg.warmup_fraction))
+
+    def validation_s(seconds_per_step: float) -> float:
+        # a val pass (forward only, flip TTA doubling it) costs about a third of a train step per image; about
+        # five of them run (every quarter of the schedule and at the end)
+        return 5 * seconds_per_step * len(val) / cfg.batch_size * (2 if cfg.flip_tta else 1) / 3
+
+    trainer = Trainer(model, opt, ctx, steps=steps_per_epoch * cfg.epochs, name=name,
+                      schedule=Schedule("linear", warmup_fraction=cfg.warmup_fraction, warmup_start=0.1),
+                      channels_last=True, steps_per_epoch=steps_per_epoch, whole_epochs=True,
+                      max_train_s=cfg.max_train_s, extra_s=validation_s, timing_steps=cfg.timing_steps)
     gen = torch.Generator().manual_seed(ctx.seed)
-    cap_s, cap_reason = cfg.max_train_s, f"max_train_s={cfg.max_train_s} s (time-boxed training)"
-    if cap_s is None and ctx.budget.train_time_s is not None:
-        cap_s, cap_reason = float(ctx.budget.train_time_s), f"--time-budget {ctx.budget.train_time_s:g} s"
-    history: dict[str, Any] = {"epochs": cfg.epochs, "epochs_planned": cfg.epochs,
-                               "amp": str(dtype).replace("torch.", "") if dtype else None,
-                               "max_train_s": cap_s, "train_loss": [], "val_accuracy": []}
-    warm_steps = 3
-    timed_from = None
-    start = time.perf_counter()
-    epoch = 0
-    bar = iter(ctx.progress(range(cfg.epochs), desc="epochs", total=cfg.epochs))
-    while epoch < plan["epochs"]:
+    history: dict[str, Any] = {"epochs": cfg.epochs, "epochs_planned": cfg.epochs, "amp": dtype_name(trainer.dtype),
+                               "max_train_s": trainer.budget_s, "train_loss": [], "val_accuracy": []}
+    for epoch in trainer.epochs():
         model.train()
         order = torch.randperm(n, generator=gen)
         loss_sum = 0.0
-        for step in range(steps_per_epoch):
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x = random_crop_flip(images[idx], cfg.crop_padding, gen).to(device, non_blocking=True)
-            x = x.contiguous(memory_format=torch.channels_last)
-            y = labels[idx].to(device, non_blocking=True)
-            with autocast(ctx.device, dtype):
+        for i, _ in enumerate(trainer.epoch_steps()):
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            x = trainer.to_device(random_crop_flip(images[idx], cfg.crop_padding, gen))
+            y = trainer.to_device(labels[idx])
+            with trainer.autocast():
                 loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += float(loss.detach())
-            done = epoch * steps_per_epoch + step + 1
-            if cap_s is not None and done == warm_steps:
-                timed_from = time.perf_counter()
-            if cap_s is not None and timed_from is not None and done == warm_steps + cfg.timing_steps:
-                per_step = (time.perf_counter() - timed_from) / cfg.timing_steps
-                # a val pass (forward only, flip TTA doubling it) costs about a third of a train step per image;
-                # about five of them run (every quarter of the schedule and at the end)
-                val_s = per_step * len(val) / cfg.batch_size * (2 if cfg.flip_tta else 1) / 3
-                fit = epochs_within(cap_s, per_step, steps_per_epoch, plan["epochs"],
-                                    overhead_s=5 * val_s / plan["epochs"])
-                if fit < plan["epochs"]:
-                    log.warning("%d epochs would take %.0f s (with validation), over the %.0f s training budget: "
-                                "training %d epochs",
-                                plan["epochs"], plan["epochs"] * steps_per_epoch * per_step + 5 * val_s,
-                                cap_s, fit)
-                    ctx.shortcut("epochs", plan["epochs"], fit, cap_reason)
-                    plan["epochs"], plan["total"] = fit, fit * steps_per_epoch
-                history["seconds_per_step"] = round(per_step, 4)
+            loss_sum += trainer.step(loss)
         history["train_loss"].append(round(loss_sum / steps_per_epoch, 4))
-        last = epoch == plan["epochs"] - 1
-        if last or (len(val) and epoch % max(1, plan["epochs"] // 4) == 0):
+        epochs = trainer.epochs_total
+        if epoch == epochs - 1 or (len(val) and epoch % max(1, epochs // 4) == 0):
             val_pred = predict_labels(model, val.images, ctx.device, flip_tta=cfg.flip_tta)
             history["val_accuracy"].append([epoch + 1, round(float(np.mean(val_pred == val.labels)), 4)])
-        if not math.isfinite(loss_sum):
-            raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {loss_sum})")
-        epoch += 1
-        next(bar, None)
-    history["epochs"] = plan["epochs"]
-    history["schedule_shortened"] = plan["epochs"] < cfg.epochs
-    history["train_s"] = round(time.perf_counter() - start, 2)
+    if trainer.seconds_per_step is not None:
+        history["seconds_per_step"] = round(trainer.seconds_per_step, 4)
+    history["epochs"] = trainer.epochs_total
+    history["schedule_shortened"] = trainer.shortened
+    history["train_s"] = round(trainer.seconds, 2)
     model.eval()
     return model, history
 

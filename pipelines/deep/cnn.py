@@ -108,7 +108,7 @@ class ResidualCNN(Classifier):
                           flip_tta=self.flip_tta,
                           max_train_s=None if self.max_train_s is None else float(self.max_train_s))
         net = self.build_network(train.num_classes)
-        self.model_, history = train_classifier(net, train, val, cfg, ctx)
+        self.model_, history = train_classifier(net, train, val, cfg, ctx, name=self.id)
         self.device_ = ctx.device
         self.num_classes_ = train.num_classes
         ctx.record(weights="scratch", parameters=sum(p.numel() for p in net.parameters()), **history)

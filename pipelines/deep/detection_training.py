@@ -22,8 +22,10 @@ Training (:class:`TorchvisionDetector.fit`):
   height a log-uniform ``CROP_SCALE`` share of the canvas height. The object-free images are also trained on as
   they are (negatives);
 - schedule: ``epochs`` (else ``ctx.budget.epochs``) or ``iterations``; SGD with momentum or AdamW; linear
-  warm-up then cosine or step decay; gradient accumulation when ``micro_batch < batch_size``; the planned
-  steps are the work, on every machine; only in the opt-in time-boxed mode (``max_train_s`` or
+  warm-up then cosine or step decay (:meth:`TorchvisionDetector.schedule`); gradient accumulation when
+  ``micro_batch < batch_size``; the optimiser steps run through the suite's training engine
+  (:class:`benchsuite.training.Trainer`: gradient clipping, float16 loss scaling, the divergence check); the
+  planned steps are the work, on every machine; only in the opt-in time-boxed mode (``max_train_s`` or
   ``--time-budget``) is the schedule shortened (and still annealed) when the measured speed says it would
   overrun, and the record is then marked shortened;
 - device: the same code on CPU and CUDA (``ctx.device``), mixed precision through ``torch.autocast`` and
@@ -34,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,7 +45,7 @@ from torch import nn
 from benchsuite.api import Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
 from benchsuite.metrics.detection import evaluate_detections
-from pipelines.deep.common import amp_dtype, autocast, param_groups, prepare_device
+from benchsuite.training import Schedule, Trainer, amp_dtype, autocast, dtype_name, param_groups, prepare_device
 from pipelines.deep.detection_weights import WeightsChoice, apply_user_state, downloads_forbidden, resolve_weights
 
 log = logging.getLogger(__name__)
@@ -268,22 +269,6 @@ class TrainingImages:
         return image, boxes, to_model_labels(labels)
 
 
-# ------------------------------------------------------------------------------------------ schedule
-
-
-def lr_factor(step: int, total: int, warmup: int, decay: str) -> float:
-    """Learning-rate multiplier at optimiser step ``step`` of ``total``: linear warm-up from 0.001 over
-    ``warmup`` steps, then ``"cosine"`` decay to 0 or ``"step"`` (x0.1 at 2/3 and 8/9 of the schedule)."""
-    if step < warmup:
-        return 0.001 + (1 - 0.001) * step / max(1, warmup)
-    if decay == "cosine":
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-    if decay == "step":
-        return 0.01 if step >= total * 8 / 9 else 0.1 if step >= total * 2 / 3 else 1.0
-    raise ValueError(f"decay={decay!r}; expected 'cosine' or 'step'")
-
-
 # ------------------------------------------------------------------------------------------ the wrapper
 
 
@@ -406,37 +391,30 @@ class TorchvisionDetector(Detector):
         self.model_ = model
         ctx.record(parameters=sum(p.numel() for p in model.parameters()),
                    trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
-                   amp=str(self.amp_dtype_).replace("torch.", "") if self.amp_dtype_ else None, **history)
+                   amp=dtype_name(self.amp_dtype_), **history)
         if len(val):
             ctx.record(**self._score_val(val))
         return self
+
+    def schedule(self) -> Schedule:
+        """The learning-rate schedule: linear warm-up from 0.001 over ``warmup`` steps (at most a fifth of the
+        schedule), then ``decay`` (cosine to 0, or x0.1 at 2/3 and x0.01 at 8/9 of the steps)."""
+        return Schedule(str(self.decay), warmup_fraction=0.2, max_warmup_steps=int(self.warmup), warmup_start=0.001)
 
     def _train(self, model: nn.Module, data: TrainingImages, ctx: Context, device: torch.device) -> dict[str, Any]:
         total, per_epoch = self._schedule(len(data), ctx)
         batch = int(self.batch_size)
         micro = max(1, min(batch, int(self.micro_batch or batch)))
         opt, base_lr = self._optimizer(model)
-        scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype_ is torch.float16 and ctx.device != "cpu")
-        rng = ctx.rng(17)
         # the planned steps are the work; only the opt-in time-boxed mode may shorten them, and says so
-        budget_s, cap_reason = self.max_train_s, f"max_train_s={self.max_train_s} s (time-boxed training)"
-        if budget_s is None and ctx.budget.train_time_s is not None:
-            budget_s, cap_reason = float(ctx.budget.train_time_s), f"--time-budget {ctx.budget.train_time_s:g} s"
-        planned = total
-        losses: list[float] = []
+        trainer = Trainer(model, opt, ctx, steps=total, schedule=self.schedule(), name=self.id,
+                          precision=self.amp_dtype_, clip_grad=self.clip_grad, max_train_s=self.max_train_s)
+        rng = ctx.rng(17)
         order = np.zeros(0, np.int64)
         cursor = 0
-        start = time.perf_counter()
         model.train()
-        step = 0
-        bar = iter(ctx.progress(range(total), desc=f"{self.id} train", total=total))
-        while step < total:
-            warm = min(int(self.warmup), max(1, total // 5))
-            for group in opt.param_groups:
-                group["lr"] = base_lr * lr_factor(step, total, warm, self.decay)
-            opt.zero_grad(set_to_none=True)
-            step_loss = 0.0
-            for m0 in range(0, batch, micro):
+        for _ in trainer.steps():
+            for m0 in range(0, batch, micro):  # gradient accumulation over micro-batches
                 images, targets = [], []
                 for _ in range(min(micro, batch - m0)):
                     if cursor >= len(order):
@@ -447,37 +425,21 @@ class TorchvisionDetector(Detector):
                     images.append(image_tensor(image, device))
                     targets.append({"boxes": torch.from_numpy(boxes).to(device).reshape(-1, 4),
                                     "labels": torch.from_numpy(labels).to(device)})
-                with autocast(ctx.device, self.amp_dtype_):
+                with trainer.autocast():
                     loss_dict = model(images, targets)
                     loss = sum(loss_dict.values()) * (len(images) / batch)
-                scaler.scale(loss).backward()
-                step_loss += float(loss.detach())
-            if not math.isfinite(step_loss):
-                raise FloatingPointError(f"{self.id}: training diverged at step {step + 1} (loss {step_loss}); "
-                                         f"try a lower lr")
-            if self.clip_grad:
-                scaler.unscale_(opt)
-                nn.utils.clip_grad_norm_(model.parameters(), float(self.clip_grad))
-            scaler.step(opt)
-            scaler.update()
-            losses.append(step_loss)
-            step += 1
-            next(bar, None)
-            if budget_s is not None and step == min(10, total) and total > step:
-                elapsed = time.perf_counter() - start
-                fit_steps = int(budget_s / (elapsed / step))
-                if fit_steps < total:
-                    log.warning("%s: %d steps would take %.0f s, over the %.0f s training budget: shortening the "
-                                "schedule to %d steps", self.id, total, total * elapsed / step, budget_s, fit_steps)
-                    total = max(step + 1, fit_steps)
-                    ctx.shortcut("train_steps", planned, total, cap_reason)
-        seconds = time.perf_counter() - start
+                trainer.backward(loss)
+            trainer.step()
+        losses, step = trainer.losses, trainer.steps_done
         epoch_means = [round(float(np.mean(losses[i:i + per_epoch])), 4) for i in range(0, len(losses), per_epoch)]
-        return {"train_steps": step, "train_steps_planned": planned, "schedule_shortened": step < planned,
-                "epochs_run": round(step / per_epoch, 2), "batch_size": batch, "micro_batch": micro,
-                "optimizer": self.optimizer, "base_lr": base_lr, "train_loss_first": round(losses[0], 4),
-                "train_loss_last": round(float(np.mean(losses[-max(1, per_epoch):])), 4),
-                "train_loss_per_epoch": epoch_means[:50], "train_s": round(seconds, 2)}
+        facts = {"train_steps": step, "train_steps_planned": total, "schedule_shortened": trainer.shortened,
+                 "epochs_run": round(step / per_epoch, 2), "batch_size": batch, "micro_batch": micro,
+                 "optimizer": self.optimizer, "base_lr": base_lr, "train_loss_first": round(losses[0], 4),
+                 "train_loss_last": round(float(np.mean(losses[-max(1, per_epoch):])), 4),
+                 "train_loss_per_epoch": epoch_means[:50], "train_s": round(trainer.seconds, 2)}
+        if trainer.scaler.is_enabled():
+            facts["loss_scaling"] = trainer.summary()["loss_scaling"]
+        return facts
 
     def _score_val(self, val: DetectionSet) -> dict[str, Any]:
         dets = []

@@ -58,10 +58,6 @@ class WeightsChoice:
     state_dict: Mapping[str, torch.Tensor] | None = field(default=None, repr=False)
     kind: str | None = None
 
-    @property
-    def pretrained(self) -> bool:
-        return self.source != "scratch"
-
 
 def hub_checkpoint_path(weights: Any) -> Path:
     """The file ``torch.hub.load_state_dict_from_url`` keeps ``weights.url`` in (whether it exists or not)."""

@@ -41,9 +41,9 @@ from benchsuite.metrics.detection import evaluate_detections
 from benchsuite.ops.box_coding import decode_boxes, encode_boxes
 from benchsuite.ops.boxes import batched_nms, box_iou, clip_boxes, remove_small_boxes
 from benchsuite.proposal_cache import default_workers, proposals_for, proposals_for_images
+from benchsuite.training import Schedule, Trainer, amp_dtype, autocast, prepare_device
 from pipelines.classical.selective_search import SS_SMOKE
 from pipelines.deep.cnn import Stage, conv_bn
-from pipelines.deep.common import amp_dtype, autocast, prepare_device
 
 log = logging.getLogger(__name__)
 
@@ -369,46 +369,42 @@ class RCNN(Detector):
         return RegionNet(CompactBackbone(tuple(self.widths)), num_classes, self.fill_, self.std_), source
 
     def _train(self, model: RegionNet, regions: RegionSet, ctx: Context) -> list[float]:
-        device = self.device_
-        dtype = amp_dtype(ctx.device)
-        rng = ctx.rng(11)
+        """AdamW on balanced minibatches of flipped regions through the suite's engine, R-CNN's schedule (a
+        ramp over the first 5 % of the steps on a cosine over all of them); returns the mean loss of each tenth
+        of the schedule."""
         steps = int(self.iterations)
-        batches = balanced_batches(regions.labels.numpy(), int(self.batch_size), self.positive_fraction, steps, rng)
+        batches = balanced_batches(regions.labels.numpy(), int(self.batch_size), self.positive_fraction, steps,
+                                   ctx.rng(11))
         opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        warm = max(1, steps // 20)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps)))))
+        trainer = Trainer(model, opt, ctx, steps=steps, name=self.id, channels_last=True,
+                          schedule=Schedule("cosine", warmup="ramp", warmup_fraction=0.05))
         gen = torch.Generator().manual_seed(ctx.seed)
-        model.train()
-        losses, running = [], 0.0
-        for step in ctx.progress(range(steps), desc="rcnn train", total=steps):
-            idx = torch.from_numpy(batches[step])
+
+        def loss_of(idx: torch.Tensor) -> torch.Tensor:
             x = regions.crops[idx].float()
             flip = torch.rand(len(idx), generator=gen) < 0.5
-            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
-            y = regions.labels[idx]
-            t = flip_targets(regions.targets[idx], flip)
-            x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            y, t = y.to(device), t.to(device)
-            with autocast(ctx.device, dtype):
-                logits, deltas = model(x)
+            x = trainer.to_device(torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x))
+            y, t = trainer.to_device(regions.labels[idx]), trainer.to_device(flip_targets(regions.targets[idx], flip))
+            logits, deltas = model(x)
             loss = F.cross_entropy(logits.float(), y)
             pos = y > 0
             if self.box_regression and bool(pos.any()):
                 d = deltas.float().view(len(y), -1, 4)[pos, y[pos] - 1]
                 loss = loss + F.smooth_l1_loss(d, t[pos], beta=1.0 / 9, reduction="sum") / len(y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            running += float(loss.detach())
-            if (step + 1) % max(1, steps // 10) == 0:
-                losses.append(round(running / max(1, steps // 10), 4))
-                running = 0.0
-            if not math.isfinite(float(loss.detach())):
-                raise FloatingPointError(f"rcnn: training diverged at step {step + 1}")
+            return loss
+
+        model.train()
+        step_losses = trainer.fit((torch.from_numpy(row) for row in batches), loss_of)
         model.eval()
-        return losses
+        ctx.record(train_steps=trainer.steps_done, **({"loss_scaling": trainer.summary()["loss_scaling"]}
+                                                       if trainer.scaler.is_enabled() else {}))
+        curve, running, tenth = [], 0.0, max(1, steps // 10)
+        for i, value in enumerate(step_losses):
+            running += value
+            if (i + 1) % tenth == 0:
+                curve.append(round(running / tenth, 4))
+                running = 0.0
+        return curve
 
     def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> RCNN:
         if not len(train):

@@ -18,7 +18,6 @@ from pipelines.deep.detection_training import (
     TrainingImages,
     from_model_labels,
     hflip,
-    lr_factor,
     to_model_labels,
     zoom,
 )
@@ -121,10 +120,11 @@ def test_training_targets_leave_out_difficult_objects(tiny_set):
 
 def test_lr_schedule_warms_up_and_anneals():
     total, warm = 100, 10
-    f = [lr_factor(s, total, warm, "cosine") for s in range(total + 1)]
+    schedule = FasterRCNNMobileNetV3FPN(warmup=warm).schedule()
+    f = [schedule.factor(s, total) for s in range(total + 1)]
     assert f[0] < 0.01 and f[warm] == pytest.approx(1.0) and f[total] == pytest.approx(0.0, abs=1e-9)
     assert all(a >= b for a, b in zip(f[warm:], f[warm + 1:]))
-    assert lr_factor(95, total, warm, "step") == pytest.approx(0.01)
+    assert FasterRCNNMobileNetV3FPN(warmup=warm, decay="step").schedule().factor(95, total) == pytest.approx(0.01)
 
 
 def test_resolution_never_downloads_and_reports_scratch(empty_hub, monkeypatch, tiny_set):

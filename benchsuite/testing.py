@@ -129,7 +129,7 @@ class TinyData:
     """Tiny synthetic data of one task (:meth:`benchsuite.tasks.base.Task.check_data`): ``train``/``val``/``test``
     splits (ImageSet, DetectionSet, ...), the test images as the task's prediction method takes them (``images``:
     ``(N, H, W, 3)`` for classification, a list of ``(H, W, 3)`` otherwise), the smoke budget capped to the splits
-    and the folder that holds their files (None: in memory)."""
+    and the scratch folder that holds their files, if any."""
 
     task: str
     train: Any

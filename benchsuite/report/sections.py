@@ -7,16 +7,13 @@ A task lists its sections in :attr:`benchsuite.tasks.base.Task.sections`, as it 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchsuite.report.gallery import COLOURS, detector_gallery
 from benchsuite.report.model import Group, ReportModel
-from benchsuite.report.plots import Plot
-
-log = logging.getLogger(__name__)
+from benchsuite.report.plots import Plot, contributed
 
 
 @dataclass
@@ -54,21 +51,7 @@ SECTIONS: dict[str, Callable[[Group, Path], Section | None]] = {"gallery": galle
 def group_sections(group: Group, run_dir: Path) -> list[Section]:
     """The sections ``group``'s task contributes, in its order (none for a task no longer installed)."""
     task = group.spec
-    out = []
-    for kind in (task.sections if task is not None else ()):
-        make = kind if callable(kind) else SECTIONS.get(kind)
-        if make is None:
-            log.warning("report: task %s names the section %r, which the report does not know (known: %s)",
-                        group.task, kind, ", ".join(SECTIONS))
-            continue
-        try:
-            section = make(group, run_dir)
-        except Exception as exc:  # one bad record must not cost the whole report
-            log.warning("report: a section of %s failed (%s: %s)", group.slug, type(exc).__name__, exc)
-            section = None
-        if section is not None:
-            out.append(section)
-    return out
+    return contributed(group, run_dir, task.sections if task is not None else (), SECTIONS, "section")
 
 
 def all_sections(model: ReportModel) -> dict[tuple[str, str, str], list[Section]]:

@@ -161,7 +161,7 @@ class CheckData:
         train, val, test: the splits, as the task's pipelines get them in ``fit`` (ImageSet, DetectionSet, ...).
         inputs: the test split's images as the task's prediction method takes them (:meth:`CheckAdapter.inputs`).
         num_classes: the number of classes of the splits.
-        folder: where files of the splits lie (None: in memory).
+        folder: the scratch folder the splits' files, if any, were written to.
     """
 
     train: Any

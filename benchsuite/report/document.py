@@ -276,8 +276,8 @@ def study_blocks(study: Study) -> list[Block]:
     for g, rows in study.parts:
         part = Group(g.task, g.dataset, g.split, g.metric, g.metric_title,
                      sorted(rows, key=lambda r: (r.pipeline, r.seed)), None, g.higher_is_better, g.metric_points)
-        cols = [("pipeline", _pipeline_cell), ("family", lambda r: r.family), ("seed", lambda r: str(r.seed)),
-                *task_columns(part), ("status", _status_cell)]
+        cols = [("pipeline", _pipeline_cell), ("data set", lambda r: r.dataset), ("family", lambda r: r.family),
+                ("seed", lambda r: str(r.seed)), *task_columns(part), ("status", _status_cell)]
         if len(study.parts) > 1:
             blocks.append(Para(f"{g.task}: {g.dataset}, {g.split} split"))
         blocks.append(Table([t for t, _ in cols], [[f(r) for _, f in cols] for r in part.rows],

@@ -125,7 +125,7 @@ def test_report_files_say_what_the_model_says(hand_run):
     assert "`broken` (classification, cifar10, seed 0): exception: RuntimeError: boom" in md
     assert "## Fusion study" in md and "17.8" in md and "9.6" in md
     study = md[md.index("## Fusion study"):]
-    assert "| fusion-fpn | deep | 0 | 0.500 |" in study and "frcnn" not in study.split("##")[1]
+    assert "| fusion-fpn | voc2007 | deep | 0 | 0.500 |" in study and "frcnn" not in study.split("##")[1]
     assert "not canonical" in md
     page = paths.html.read_text()
     assert page.count('src="data:image/png;base64,') >= 4  # trade-off, per class, PR, sizes ...

@@ -148,7 +148,11 @@ class PluginGroup(Generic[T]):
 
     def unknown(self, name: str, known: list[str] | None = None) -> ConfigError:
         """The error for a name the group does not hold: ``unknown task 'x'; known tasks: a, b``."""
-        shown = ", ".join(known if known is not None else self.names()) or "none installed"
+        shown = ", ".join(known if known is not None else self.names())
+        if not shown:  # not even the suite's own: metadata installed before the group existed
+            return ConfigError(f"unknown {self.noun} {name!r}: no {self.noun} is registered in the entry-point group "
+                               f"{self.group} (if benchsuite is installed in editable mode from an older version, "
+                               f"install it again: pip install -e .)")
         return ConfigError(f"unknown {self.noun} {name!r}; known {self.noun}s: {shown}")
 
     def unusable(self, entry: Plugin[T]) -> ConfigError:

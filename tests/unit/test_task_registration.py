@@ -12,7 +12,7 @@ import pytest
 
 from benchsuite.api import Budget, ClassifierOutput, Context, Detections
 from benchsuite.data.datasets import BOXES
-from benchsuite.errors import OutputValidationError
+from benchsuite.errors import ConfigError, OutputValidationError
 from benchsuite.plugins import PluginProblem
 from benchsuite.profiles import PROFILES, get_profile
 from benchsuite.tasks.checks import ArrayBatchChecks, PerImageChecks, output_difference
@@ -113,3 +113,13 @@ def test_needs_match_what_data_sets_provide():
     detection, classification = get_task("detection"), get_task("classification")
     assert detection.needs == {BOXES} and detection.runs_on("synthetic-voc") and not detection.runs_on("cifar10")
     assert classification.runs_on("cifar10") and not classification.runs_on("voc2007")
+
+
+def test_a_group_with_no_entry_says_where_it_looked():
+    from benchsuite.plugins import PluginGroup
+
+    group = PluginGroup("benchsuite.no-such-group", "widget", lambda name, obj: obj)
+    assert group.names() == () and group.find("x") is None
+    with pytest.raises(ConfigError, match=r"unknown widget 'x': no widget is registered in the entry-point group "
+                                          r"benchsuite.no-such-group .*pip install -e"):
+        group.get("x")

@@ -8,8 +8,9 @@ A pipeline class declares four things as class attributes:
 ``id``
     stable, lower-case, used in records and reports (``"nn-l1"``).
 ``task``
-    a registered task: ``"classification"``, ``"detection"``, ``"proposals"`` or a plugin's own
-    (:mod:`benchsuite.tasks.registry`); the task sets the base class and the methods to implement.
+    the name of a registered task, the suite's own or a plugin's (:mod:`benchsuite.tasks.registry`); the task
+    sets the base class and the methods to implement (:class:`Classifier`, :class:`Detector` and
+    :class:`Proposer` set it for theirs).
 ``family``
     ``"classical"`` or ``"deep"``.
 ``devices``
@@ -42,11 +43,9 @@ DEVICES = ("cpu", "cuda")
 
 
 def __getattr__(name: str) -> Any:
-    """``TASKS``: the names of the registered tasks (the ``benchsuite.tasks`` entry points), read when asked."""
-    if name == "TASKS":
-        from benchsuite.tasks.registry import task_names
-
-        return task_names()
+    if name == "TASKS":  # removed: the list of tasks is the task registry's, above this module
+        raise AttributeError("benchsuite.api.TASKS was removed; the registered tasks are "
+                             "benchsuite.tasks.registry.task_names()")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -163,6 +162,11 @@ class Pipeline:
     #: constructor parameters per profile (``{"smoke": {...}, "quick": {...}, "full": {...}}``) that size the
     #: pipeline's work in that profile; the runner passes them, and a user's ``--param`` wins over them
     profile_params: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: a study the pipeline belongs to: the report gives the records of every pipeline with the same
+    #: ``report_group`` a table of their own under that title, with ``report_note`` (e.g. a published figure to
+    #: compare with) below it. Recorded in the record's ``fit_info`` (``report_group``, ``report_note``).
+    report_group: ClassVar[str] = ""
+    report_note: ClassVar[str] = ""
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -276,30 +280,28 @@ class Proposer(Pipeline):
 
 
 def check_pipeline_class(cls: Any) -> list[str]:
-    """Problems with a pipeline class as a list of messages (empty when it conforms)."""
+    """Problems with the declarations of a pipeline class as a list of messages (empty when they conform): a
+    :class:`Pipeline` subclass with an ``id``, a ``task`` name, a ``family`` and ``devices``.
+
+    Whether ``task`` is a registered task and the class meets its contract (its pipeline base class, its methods)
+    is the registry's question, above this module: :func:`benchsuite.registry.pipeline_problems` asks both, and
+    so does ``benchsuite check`` (:mod:`benchsuite.testing`, check ``declarations``).
+    """
     problems: list[str] = []
     if not (isinstance(cls, type) and issubclass(cls, Pipeline)):
         return [f"{cls!r} is not a subclass of benchsuite.api.Pipeline"]
     if not cls.id or cls.id != cls.id.strip() or " " in cls.id:
         problems.append(f"{cls.__name__}.id must be a non-empty id without spaces, got {cls.id!r}")
-    from benchsuite.tasks.registry import find_task, task_names
-
-    task = find_task(cls.task) if isinstance(cls.task, str) else None
-    if task is None:
-        problems.append(f"{cls.__name__}.task must be one of {task_names()}, got {cls.task!r}")
+    if not isinstance(cls.task, str) or not cls.task:
+        problems.append(f"{cls.__name__}.task must name a registered task, got {cls.task!r}")
     if cls.family not in FAMILIES:
         problems.append(f"{cls.__name__}.family must be one of {FAMILIES}, got {cls.family!r}")
     bad = [d for d in cls.devices if d not in DEVICES]
     if not cls.devices or bad:
         problems.append(f"{cls.__name__}.devices must be a non-empty subset of {DEVICES}, got {cls.devices!r}")
-    if task is not None:  # the task's contract: its pipeline base class and the methods to override
-        base = task.pipeline_base
-        if not issubclass(cls, base):
-            problems.append(f"{cls.__name__} declares task {cls.task!r} but does not derive from "
-                            f"{base.__module__}.{base.__name__}")
-        for name in task.required_methods:
-            if getattr(cls, name, None) is getattr(base, name, None):
-                problems.append(f"{cls.__name__} does not implement {name}()")
+    for attr in ("report_group", "report_note"):
+        if not isinstance(getattr(cls, attr), str):
+            problems.append(f"{cls.__name__}.{attr} must be a string, got {getattr(cls, attr)!r}")
     return problems
 
 

@@ -139,12 +139,14 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
     broken = [i for i in infos if not i.ok]
     for i in broken:
         print(f"broken plugin {i.id} ({i.ref}, from {i.distribution}): {i.error}", file=sys.stderr)
-    from benchsuite.tasks.registry import list_tasks
+    from benchsuite.data.datasets import FORMATS
+    from benchsuite.tasks.registry import TASKS
 
-    broken_tasks = [t for t in list_tasks(include_broken=True) if not t.ok]
-    for t in broken_tasks:
-        print(f"broken task plugin {t.name} ({t.ref}, from {t.distribution}): {t.error}", file=sys.stderr)
-    return 1 if (broken or broken_tasks) and getattr(args, "strict", False) else 0
+    others = [(what, p) for what, group in (("task", TASKS), ("data set format", FORMATS))
+              for p in group.entries(include_broken=True) if not p.ok]
+    for what, p in others:
+        print(f"broken {what} plugin {p.name} ({p.ref}, from {p.distribution}): {p.error}", file=sys.stderr)
+    return 1 if (broken or others) and getattr(args, "strict", False) else 0
 
 
 def _check_target(target: str) -> tuple[type, str | None]:
@@ -293,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the benchmark and write records and a report")
     add_run_arguments(p)
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("list", help="list the installed pipelines")
+    p = sub.add_parser("list", help="list the installed pipelines (and name broken task and format plugins)")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style id pattern")
     p.add_argument("--task", help="only pipelines of this task")
     p.add_argument("--strict", action="store_true", help="exit with status 1 when any installed plugin is broken")

@@ -4,15 +4,16 @@
     synthetic data only, a few hundred images, tiny budgets: every pipeline end to end in minutes.
     What the integration tests run.
 ``quick``
-    the default: real data when present, the full test sets, budgets sized so each task finishes in
-    about a quarter of an hour on 2 CPU cores.
+    the default: real data when present, the full test sets, the pipelines' quick sizes: each task in about
+    half an hour on 2 CPU cores.
 ``full``
     full training schedules; a GPU is recommended for the deep pipelines.
 
-A profile sets a :class:`TaskBudget` per task (image caps, an epochs hint, the job's time limit) and the
-latency settings; pipelines read it from ``ctx.budget``. The constructor parameters that size a pipeline in
-a profile belong to the pipeline class (``profile_params``, see :func:`pipeline_params`): the built-in
-pipelines declare theirs the same way a plugin does, so this module names no pipeline.
+A profile sets what holds for every job (synthetic data or not, the latency settings, the job's time limit, a
+safety net); what a job of a task may use (image caps, an epochs hint) is the task's own
+(:attr:`benchsuite.tasks.base.Task.budgets`), and the constructor parameters that size a pipeline are the pipeline
+class's (``profile_params``, see :func:`pipeline_params`). The built-in tasks and pipelines declare theirs the same
+way a plugin does, so this module names no task and no pipeline. Pipelines read the result from ``ctx.budget``.
 """
 
 from __future__ import annotations
@@ -22,31 +23,25 @@ from typing import Any
 
 from benchsuite.api import Budget
 from benchsuite.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class TaskBudget:
-    max_train_images: int | None = None
-    max_val_images: int | None = None
-    max_test_images: int | None = None
-    epochs: int | None = None
-    time_limit_s: float = 3600.0
+from benchsuite.tasks.registry import get_task
 
 
 @dataclass(frozen=True)
 class Profile:
+    """One profile. ``time_limit_s`` is a job's time limit unless its task's budget sets another; it is a safety
+    net against a runaway job, generous enough for a busy machine: the work is fixed by the pipelines' parameters,
+    never by the clock."""
+
     name: str
     description: str
     synthetic_only: bool
-    budgets: dict[str, TaskBudget]
+    time_limit_s: float
     latency_images: int = 50  # single-image calls timed for the latency percentiles
     latency_warmup: int = 3
 
     def budget(self, task: str) -> Budget:
-        b = self.budgets.get(task, TaskBudget())
-        return Budget(profile=self.name, epochs=b.epochs, max_train_images=b.max_train_images,
-                      max_val_images=b.max_val_images, max_test_images=b.max_test_images,
-                      time_limit_s=b.time_limit_s)
+        """The budget of a job of ``task`` (a registered task's name) in this profile."""
+        return get_task(task).budget(self.name, self.time_limit_s)
 
 
 PROFILES: dict[str, Profile] = {
@@ -54,25 +49,15 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         description="synthetic data, a few hundred images, tiny budgets (minutes for everything)",
         synthetic_only=True,
-        budgets={
-            "classification": TaskBudget(600, 200, 300, epochs=2, time_limit_s=300),
-            "detection": TaskBudget(24, 8, 16, epochs=1, time_limit_s=420),
-            "proposals": TaskBudget(24, 8, 16, epochs=1, time_limit_s=300),
-        },
+        time_limit_s=300,
         latency_images=10,
         latency_warmup=2,
     ),
     "quick": Profile(
         name="quick",
-        description="real data when present, full test sets, about 15 minutes per task on 2 CPU cores",
+        description="real data when present, full test sets, about 30 minutes per task on 2 CPU cores",
         synthetic_only=False,
-        budgets={
-            # the time limit is a safety net against a runaway job, generous enough for a busy machine: the
-            # work is fixed by the pipelines' parameters, never by the clock
-            "classification": TaskBudget(epochs=None, time_limit_s=7200),
-            "detection": TaskBudget(epochs=None, time_limit_s=7200),
-            "proposals": TaskBudget(epochs=None, time_limit_s=7200),
-        },
+        time_limit_s=7200,
         # 25 single-image calls: selective search takes over a second an image, and the latency percentiles
         # of every detection and proposal job are part of the 30-minute task
         latency_images=25,
@@ -82,24 +67,11 @@ PROFILES: dict[str, Profile] = {
         name="full",
         description="full training schedules (GPU recommended for the deep pipelines)",
         synthetic_only=False,
-        budgets={
-            "classification": TaskBudget(time_limit_s=24 * 3600),
-            "detection": TaskBudget(time_limit_s=24 * 3600),
-            "proposals": TaskBudget(time_limit_s=24 * 3600),
-        },
+        time_limit_s=24 * 3600,
         latency_images=100,
         latency_warmup=5,
     ),
 }
-
-
-def split_cap(budget: Budget, split: str) -> int | None:
-    """The profile's cap on the number of images of ``split`` (None: the whole split)."""
-    return {
-        "train": budget.max_train_images,
-        "val": budget.max_val_images,
-        "test": budget.max_test_images,
-    }.get(split)
 
 
 def get_profile(name: str) -> Profile:

@@ -1,20 +1,24 @@
 """Pipeline discovery through the ``benchsuite.pipelines`` entry-point group.
 
 Built-in pipelines register through the same group as third-party plugins (see ``pyproject.toml``), so
-there is one way in. A plugin that fails to import or does not conform is listed with its problem and
-skipped; it never stops the suite from running the others.
+there is one way in; the group is read by :class:`benchsuite.plugins.PluginGroup`, as are tasks and data-set
+formats. A plugin that fails to import or does not conform (:func:`pipeline_problems`) is listed with its
+problem and skipped; it never stops the suite from running the others.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import logging
-from dataclasses import dataclass
-from importlib.metadata import entry_points
+from dataclasses import dataclass, replace
+from typing import Any
 
 from benchsuite.api import Pipeline, check_pipeline_class
-from benchsuite.errors import ConfigError
+from benchsuite.plugins import PluginGroup, PluginProblem, load_ref
+from benchsuite.tasks.registry import TASKS
+
+__all__ = ["PIPELINES", "PipelineInfo", "discover", "get_pipeline_class", "list_pipelines", "load_ref",
+           "pipeline_problems", "resolve"]
 
 ENTRY_POINT_GROUP = "benchsuite.pipelines"
 log = logging.getLogger(__name__)
@@ -39,35 +43,25 @@ class PipelineInfo:
         return not self.error
 
 
-def load_ref(ref: str) -> type[Pipeline]:
-    """Import ``"module:ClassName"`` and return the class."""
-    module_name, _, attr = ref.partition(":")
-    obj = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj  # type: ignore[return-value]
-
-
-def _inspect(name: str, ref: str, dist: str) -> PipelineInfo:
-    try:
-        cls = load_ref(ref)
-    except Exception as exc:  # a broken plugin is reported, not fatal
-        return PipelineInfo(name, ref, dist, error=f"cannot import {ref}: {type(exc).__name__}: {exc}")
+def pipeline_problems(cls: Any) -> list[str]:
+    """What is wrong with pipeline class ``cls`` (empty when it conforms): its declarations
+    (:func:`benchsuite.api.check_pipeline_class`), then its task: a registered one, whose pipeline base class it
+    derives from and whose required methods it implements."""
     problems = check_pipeline_class(cls)
-    if not problems and cls.id != name:
-        problems.append(f"entry point name {name!r} differs from {ref}.id {cls.id!r}")
-    if problems:
-        return PipelineInfo(name, ref, dist, error="; ".join(problems))
-    return PipelineInfo(
-        id=cls.id,
-        ref=ref,
-        distribution=dist,
-        task=cls.task,
-        family=cls.family,
-        devices=tuple(cls.devices),
-        pretrained_reference=bool(cls.pretrained_reference),
-        description=cls.description or _first_line(cls.__doc__),
-    )
+    if not (isinstance(cls, type) and issubclass(cls, Pipeline)):
+        return problems
+    task = TASKS.find(cls.task) if isinstance(cls.task, str) else None
+    if task is None:
+        problems.append(f"{cls.__name__}.task must be one of {TASKS.names()}, got {cls.task!r}")
+        return problems
+    base = task.pipeline_base
+    if not issubclass(cls, base):
+        problems.append(f"{cls.__name__} declares task {cls.task!r} but does not derive from "
+                        f"{base.__module__}.{base.__name__}")
+    for name in task.required_methods:
+        if getattr(cls, name, None) is getattr(base, name, None):
+            problems.append(f"{cls.__name__} does not implement {name}()")
+    return problems
 
 
 def _first_line(doc: str | None) -> str:
@@ -75,18 +69,28 @@ def _first_line(doc: str | None) -> str:
     return lines[0] if lines else ""
 
 
+def _check(name: str, cls: Any) -> PipelineInfo:
+    problems = pipeline_problems(cls)
+    if not problems and cls.id != name:
+        problems.append(f"entry point name {name!r} differs from {cls.__module__}.{cls.__qualname__}.id {cls.id!r}")
+    if problems:
+        raise PluginProblem("; ".join(problems))
+    return PipelineInfo(id=cls.id, ref="", distribution="", task=cls.task, family=cls.family,
+                        devices=tuple(cls.devices), pretrained_reference=bool(cls.pretrained_reference),
+                        description=cls.description or _first_line(cls.__doc__))
+
+
+#: the ``benchsuite.pipelines`` entry points, by id
+PIPELINES: PluginGroup[PipelineInfo] = PluginGroup(ENTRY_POINT_GROUP, "pipeline", _check)
+
+
 def discover() -> dict[str, PipelineInfo]:
     """Every pipeline in the entry-point group, by id (broken ones included, with ``error`` set)."""
-    found: dict[str, PipelineInfo] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        dist = ep.dist.name if ep.dist is not None else "?"
-        info = _inspect(ep.name, ep.value, dist)
-        if info.id in found and found[info.id].ref != info.ref:
-            log.warning("pipeline id %r is registered twice (%s and %s); keeping the first",
-                        info.id, found[info.id].ref, info.ref)
-            continue
-        found[info.id] = info
-    return dict(sorted(found.items()))
+    out = {}
+    for entry in PIPELINES.discover().values():
+        info = entry.obj if entry.ok else PipelineInfo(entry.name, "", "", error=entry.error)
+        out[entry.name] = replace(info, ref=entry.ref, distribution=entry.distribution)
+    return out
 
 
 def list_pipelines(pattern: str = "*", task: str | None = None, include_broken: bool = False
@@ -108,12 +112,11 @@ def resolve(ids: list[str], tasks: list[str] | None = None) -> list[PipelineInfo
     for pattern in ids:
         matches = [info for pid, info in known.items() if fnmatch.fnmatch(pid, pattern)]
         if not matches:
-            ok_ids = ", ".join(pid for pid, info in known.items() if info.ok)
-            raise ConfigError(f"unknown pipeline {pattern!r}; known pipelines: {ok_ids}")
+            raise PIPELINES.unknown(pattern)
         for info in matches:
             if not info.ok:
                 if pattern == info.id:
-                    raise ConfigError(f"pipeline {info.id!r} cannot be used: {info.error}")
+                    raise PIPELINES.unusable(PIPELINES.discover()[info.id])
                 log.warning("--pipelines %r matches the broken plugin %s (%s, from %s), left out: %s", pattern,
                             info.id, info.ref, info.distribution, info.error)
                 continue
@@ -124,14 +127,5 @@ def resolve(ids: list[str], tasks: list[str] | None = None) -> list[PipelineInfo
 
 def get_pipeline_class(pipeline_id: str) -> type[Pipeline]:
     """The class registered under ``pipeline_id``."""
-    info = discover().get(pipeline_id)
-    if info is None:
-        raise ConfigError(f"unknown pipeline {pipeline_id!r}; see `benchsuite list`")
-    if not info.ok:
-        raise ConfigError(f"pipeline {pipeline_id!r} cannot be used: {info.error}")
-    return load_ref(info.ref)
-
-
-def create_pipeline(pipeline_id: str, **params: object) -> Pipeline:
-    """An instance of the pipeline registered under ``pipeline_id``."""
-    return get_pipeline_class(pipeline_id)(**params)
+    PIPELINES.get(pipeline_id)  # an unknown or broken id fails here, in the group's words
+    return load_ref(PIPELINES.discover()[pipeline_id].ref)

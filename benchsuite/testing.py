@@ -2,10 +2,14 @@
 
 In the spirit of scikit-learn's ``check_estimator``: :func:`check_pipeline` runs one pipeline class on tiny
 synthetic data of its task, in this process, in seconds, and returns one :class:`CheckResult` per named
-check, each failure with a message that says what to change. The checks:
+check, each failure with a message that says what to change. What is task-specific comes from the pipeline's
+registered task, a plugin's as well as the suite's own: its tiny data (:meth:`benchsuite.tasks.base.Task.check_data`)
+and how its pipelines are called and their outputs validated (:attr:`benchsuite.tasks.base.Task.checks`). The
+checks:
 
 ``declarations``
-    ``id``, ``task``, ``family``, ``devices`` and the task's methods (:func:`benchsuite.api.check_pipeline_class`).
+    ``id``, ``task`` (a registered task), ``family``, ``devices``, the task's base class and methods
+    (:func:`benchsuite.registry.pipeline_problems`).
 ``profile_params``
     ``profile_params`` (if declared) maps profile names to constructor parameters of the class.
 ``init_signature``
@@ -68,8 +72,14 @@ from typing import Any
 
 import numpy as np
 
-from benchsuite.api import Budget, Context, Pipeline, check_pipeline_class
+from benchsuite.api import Budget, Context, Pipeline
+from benchsuite.errors import OutputValidationError
+from benchsuite.params import constructor_parameters
+from benchsuite.profiles import PROFILES, get_profile, pipeline_params
+from benchsuite.registry import pipeline_problems
 from benchsuite.results.schema import fit_info_problems
+from benchsuite.tasks.checks import CheckAdapter
+from benchsuite.tasks.registry import get_task
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +126,10 @@ class CheckFailed(AssertionError):
 # ---------------------------------------------------------------------------------------------- tiny data
 @dataclass
 class TinyData:
-    """Tiny synthetic data of one task: ``train``/``val``/``test`` splits (ImageSet or DetectionSet) and the
-    test images as arrays (``(N, H, W, 3)`` for classification, a list of ``(H, W, 3)`` otherwise)."""
+    """Tiny synthetic data of one task (:meth:`benchsuite.tasks.base.Task.check_data`): ``train``/``val``/``test``
+    splits (ImageSet, DetectionSet, ...), the test images as the task's prediction method takes them (``images``:
+    ``(N, H, W, 3)`` for classification, a list of ``(H, W, 3)`` otherwise), the smoke budget capped to the splits
+    and the scratch folder that holds their files, if any."""
 
     task: str
     train: Any
@@ -142,77 +154,18 @@ def _scratch_folder(prefix: str) -> Path:
 
 
 def tiny_data(task: str) -> TinyData:
-    """Tiny synthetic data for ``task`` (built once per process, in well under a second)."""
+    """Tiny synthetic data for the registered task ``task`` (built once per process, in well under a second).
+
+    An unknown task is a :class:`~benchsuite.errors.ConfigError`; a task that declares no check data raises
+    NotImplementedError naming what it lacks."""
     if task not in _DATA:
-        builders = {"classification": _tiny_classification, "detection": _tiny_detection,
-                    "proposals": _tiny_detection}
-        if task not in builders:
-            raise ValueError(f"unknown task {task!r}; expected one of {sorted(builders)}")
-        data = builders[task]()
-        _DATA[task] = replace(data, task=task, budget=_budget(task, data))
+        spec = get_task(task)
+        data = spec.check_data(_scratch_folder("benchsuite-testing-"))
+        budget = replace(get_profile("smoke").budget(task), max_train_images=len(data.train),
+                         max_val_images=len(data.val), max_test_images=len(data.test))
+        _DATA[task] = TinyData(task, data.train, data.val, data.test, data.inputs, data.num_classes, budget,
+                               data.folder)
     return _DATA[task]
-
-
-def _budget(task: str, data: TinyData) -> Budget:
-    from benchsuite.profiles import get_profile
-
-    smoke = get_profile("smoke").budget(task)
-    return replace(smoke, profile="smoke", max_train_images=len(data.train), max_val_images=len(data.val),
-                   max_test_images=len(data.test))
-
-
-def _tiny_classification() -> TinyData:
-    from benchsuite.data.images import ImageSet
-    from benchsuite.data.synthetic_cifar import CLASSES, generate
-
-    train_images, train_labels, test_images, test_labels = generate(n_train_per_class=6, n_test_per_class=2,
-                                                                    seed=11)
-    # val: one image of each class, taken from the training images
-    first = np.array([np.flatnonzero(train_labels == c)[0] for c in range(len(CLASSES))])
-    rest = np.setdiff1d(np.arange(len(train_labels)), first)
-    train = ImageSet(train_images[rest], train_labels[rest], CLASSES, "tiny-cifar/train")
-    val = ImageSet(train_images[first], train_labels[first], CLASSES, "tiny-cifar/val")
-    test = ImageSet(test_images, test_labels, CLASSES, "tiny-cifar/test")
-    return TinyData("classification", train, val, test, test.images, len(CLASSES), Budget(profile="smoke"))
-
-
-def _tiny_detection() -> TinyData:
-    """Synthetic VOC-style scenes (cars, pedestrians, signs): 8 train, 3 val, 3 test images written as PNG
-    files; the train split holds at least two clear objects of every class."""
-    from PIL import Image
-
-    from benchsuite.data.detection import DetectionSample, DetectionSet
-    from benchsuite.data.synthetic_voc import CLASSES, generate_image
-
-    folder = _scratch_folder("benchsuite-testing-")
-    samples: list[DetectionSample] = []
-    index = 0
-    counts = np.zeros(len(CLASSES), int)
-    while len(samples) < 14:
-        if index > 500:  # the generator's seed is fixed: this never happens unless the generator changed
-            raise RuntimeError("benchsuite.testing: cannot draw a tiny detection set with every class in train")
-        image, objects = generate_image(index, seed=97)
-        index += 1
-        clear = [CLASSES.index(o.name) for o in objects if not o.difficult]
-        if len(samples) < 8 and not clear:
-            continue  # the training images all hold objects
-        if len(samples) == 7 and (counts + np.bincount(clear, minlength=len(CLASSES)) < 2).any():
-            continue
-        if len(samples) < 8:
-            counts += np.bincount(clear, minlength=len(CLASSES))
-        image_id = f"tiny{index:03d}"
-        path = folder / f"{image_id}.png"
-        Image.fromarray(image).save(path)
-        h, w = image.shape[:2]
-        samples.append(DetectionSample(
-            image_id, path, w, h, [o.box for o in objects] or np.zeros((0, 4)),
-            [CLASSES.index(o.name) for o in objects], [o.difficult for o in objects],
-            [o.truncated for o in objects]))
-    train = DetectionSet(samples[:8], CLASSES, "tiny-voc/train")
-    val = DetectionSet(samples[8:11], CLASSES, "tiny-voc/val")
-    test = DetectionSet(samples[11:], CLASSES, "tiny-voc/test")
-    images = [test.load_image(i) for i in range(len(test))]
-    return TinyData("detection", train, val, test, images, len(CLASSES), Budget(profile="smoke"), folder)
 
 
 def _grey(images: Any) -> Any:
@@ -225,13 +178,6 @@ def _grey(images: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def profile_params_of(cls: type, profile: str) -> dict[str, Any]:
-    """The constructor parameters ``cls`` declares for ``profile`` (a copy; empty when none)."""
-    from benchsuite.profiles import pipeline_params
-
-    return pipeline_params(cls, profile)
-
-
 def _seed_everything(seed: int) -> None:
     """Seed Python's, numpy's and (now or once imported) torch's global generators, as a worker does."""
     from benchsuite.runner.startup import when_imported
@@ -319,134 +265,13 @@ def _public_state(pipeline: Pipeline) -> dict[str, Any]:
     return {k: _fingerprint(v) for k, v in vars(pipeline).items() if not k.startswith("_")}
 
 
-# ---------------------------------------------------------------------------------------------- prediction
-class _Task:
-    """How the checks call and validate one task's prediction method."""
-
-    method = ""
-
-    def __init__(self, data: TinyData):
-        self.data = data
-
-    def predict(self, pipeline: Pipeline, images: Any) -> list[Any]:
-        """Validated outputs, one per image."""
-        raise NotImplementedError
-
-    def empty(self, pipeline: Pipeline) -> None:
-        raise NotImplementedError
-
-    @staticmethod
-    def compare(a: Any, b: Any) -> str:
-        """'' when two validated outputs agree, else what differs."""
-        raise NotImplementedError
-
-
-class _Classification(_Task):
-    method = "predict"
-
-    def _call(self, pipeline: Pipeline, images: np.ndarray) -> Any:
-        from benchsuite.tasks.classification import validate_output
-
-        out = pipeline.predict(images)
-        return validate_output(out, len(images), self.data.num_classes)
-
-    def predict(self, pipeline: Pipeline, images: Any) -> list[Any]:
-        return [self._call(pipeline, images)]
-
-    def empty(self, pipeline: Pipeline) -> None:
-        h, w = self.data.images.shape[1:3]
-        self._call(pipeline, np.zeros((0, h, w, 3), np.uint8))
-
-    @staticmethod
-    def compare(a: Any, b: Any) -> str:
-        if not np.array_equal(a.labels, b.labels):
-            n = int((a.labels != b.labels).sum())
-            return f"{n} of {len(a.labels)} labels differ"
-        if (a.scores is None) != (b.scores is None) or (
-                a.scores is not None and not np.allclose(a.scores, b.scores, rtol=1e-5, atol=1e-6)):
-            return "the scores differ"
-        return ""
-
-
-class _PerImage(_Task):
-    """Detection and proposals: one output per image, through the batch method as the runner calls it."""
-
-    def _validate(self, out: Any, image: np.ndarray, where: str) -> Any:
-        raise NotImplementedError
-
-    def predict(self, pipeline: Pipeline, images: Any) -> list[Any]:
-        from benchsuite.errors import OutputValidationError
-
-        batch = getattr(pipeline, f"{self.method}_batch")
-        outs = batch(list(images))
-        if not isinstance(outs, (list, tuple)) or len(outs) != len(images):
-            got = f"{len(outs)} results" if isinstance(outs, (list, tuple)) else type(outs).__name__
-            raise OutputValidationError(f"{self.method}_batch() returned {got} for {len(images)} images; "
-                                        f"expected a list with one result per image")
-        return [self._validate(o, im, f"{self.method}_batch() image {i}") for i, (o, im) in
-                enumerate(zip(outs, images))]
-
-    def single(self, pipeline: Pipeline, image: np.ndarray) -> Any:
-        return self._validate(getattr(pipeline, self.method)(image), image, f"{self.method}()")
-
-    def empty(self, pipeline: Pipeline) -> None:
-        from benchsuite.errors import OutputValidationError
-
-        outs = getattr(pipeline, f"{self.method}_batch")([])
-        if not isinstance(outs, (list, tuple)) or len(outs):
-            raise OutputValidationError(f"{self.method}_batch([]) returned {outs!r:.80}; expected an empty list")
-
-
-class _Detection(_PerImage):
-    method = "detect"
-
-    def _validate(self, out: Any, image: np.ndarray, where: str) -> Any:
-        from benchsuite.tasks.detection import validate_detections
-
-        h, w = image.shape[:2]
-        return validate_detections(out, w, h, self.data.num_classes, where)[0]
-
-    @staticmethod
-    def compare(a: Any, b: Any) -> str:
-        if len(a) != len(b):
-            return f"{len(a)} vs {len(b)} detections"
-        if not np.array_equal(a.labels, b.labels):
-            return "the labels differ"
-        if not (np.allclose(a.boxes, b.boxes, rtol=1e-5, atol=1e-4)
-                and np.allclose(a.scores, b.scores, rtol=1e-5, atol=1e-6)):
-            return "the boxes or scores differ"
-        return ""
-
-
-class _Proposals(_PerImage):
-    method = "propose"
-
-    def _validate(self, out: Any, image: np.ndarray, where: str) -> Any:
-        from benchsuite.tasks.proposals import validate_proposals
-
-        h, w = image.shape[:2]
-        return validate_proposals(out, w, h, where)[0]
-
-    @staticmethod
-    def compare(a: Any, b: Any) -> str:
-        if len(a) != len(b):
-            return f"{len(a)} vs {len(b)} proposals"
-        if not np.allclose(a, b, rtol=1e-5, atol=1e-4):
-            return "the boxes differ"
-        return ""
-
-
-_TASKS: dict[str, type[_Task]] = {"classification": _Classification, "detection": _Detection,
-                                  "proposals": _Proposals}
-
-
 # ---------------------------------------------------------------------------------------------- the checks
 @dataclass
 class _State:
     cls: type
     params: dict[str, Any]
     data: TinyData | None = None
-    task: _Task | None = None
+    task: CheckAdapter | None = None
     cache_dir: Path | None = None
     device: str = "cpu"
     seed: int = 0
@@ -458,16 +283,13 @@ class _State:
 
 
 def _check_declarations(s: _State) -> str:
-    problems = check_pipeline_class(s.cls)
+    problems = pipeline_problems(s.cls)
     if problems:
         raise CheckFailed("; ".join(problems))
     return ""
 
 
 def _check_profile_params(s: _State) -> str:
-    from benchsuite.params import constructor_parameters
-    from benchsuite.profiles import PROFILES
-
     declared = getattr(s.cls, "profile_params", None) or {}
     if not isinstance(declared, dict):
         raise CheckFailed(f"{s.cls.__name__}.profile_params must be a dict {{profile: {{parameter: value}}}}, "
@@ -519,8 +341,6 @@ def _check_constructs(s: _State) -> str:
 
 
 def _check_params_stored(s: _State) -> str:
-    from benchsuite.params import constructor_parameters
-
     pipeline = _build(s)
     missing, changed = [], []
     for name, (_, default) in constructor_parameters(s.cls).items():
@@ -543,8 +363,6 @@ def _check_params_stored(s: _State) -> str:
 
 
 def _check_params_round_trip(s: _State) -> str:
-    from benchsuite.params import constructor_parameters
-
     pipeline = _build(s)
     names = set(constructor_parameters(s.cls))
     got = pipeline.get_params()
@@ -573,7 +391,22 @@ def _fit(s: _State) -> tuple[Pipeline, Any, Context]:
     return pipeline, returned, ctx
 
 
+def _check_data(s: _State) -> None:
+    """The tiny data of the pipeline's task and the task's check adapter, into ``s`` (once)."""
+    if s.data is not None:
+        return
+    try:
+        s.data = tiny_data(s.cls.task)
+    except NotImplementedError as exc:
+        raise CheckFailed(f"no data to fit on: {exc}") from None
+    except Exception as exc:
+        raise CheckFailed(_raised(f"the check data of task {s.cls.task!r}", exc)) from None
+    s.task = get_task(s.cls.task).checks
+    s.cache_dir = s.cache_dir or _scratch_folder("benchsuite-testing-cache-")
+
+
 def _check_fit_returns_self(s: _State) -> str:
+    _check_data(s)
     try:
         pipeline, returned, ctx = _fit(s)
     except Exception as exc:
@@ -606,11 +439,9 @@ def _check_fit_info_json(s: _State) -> str:
 
 
 def _predict(s: _State, images: Any, what: str) -> list[Any]:
-    assert s.task is not None and s.fitted is not None
-    from benchsuite.errors import OutputValidationError
-
+    assert s.task is not None and s.fitted is not None and s.data is not None
     try:
-        return s.task.predict(s.fitted, images)
+        return s.task.predict(s.fitted, images, s.data.num_classes)
     except OutputValidationError as exc:
         raise CheckFailed(f"{what}: {exc}") from None
     except Exception as exc:
@@ -637,11 +468,9 @@ def _check_predict_keeps_state(s: _State) -> str:
 
 
 def _check_empty_input(s: _State) -> str:
-    assert s.task is not None and s.fitted is not None
-    from benchsuite.errors import OutputValidationError
-
+    assert s.task is not None and s.fitted is not None and s.data is not None
     try:
-        s.task.empty(s.fitted)
+        s.task.empty(s.fitted, s.data.images, s.data.num_classes)
     except OutputValidationError as exc:
         raise CheckFailed(f"no images: {exc}") from None
     except Exception as exc:
@@ -651,16 +480,13 @@ def _check_empty_input(s: _State) -> str:
 
 def _check_single_image(s: _State) -> str:
     assert s.task is not None and s.fitted is not None and s.data is not None
-    from benchsuite.errors import OutputValidationError
-
     _predict(s, s.data.images[:1], "one image")
-    if isinstance(s.task, _PerImage):  # the runner's latency measurement calls the single-image method
-        try:
-            s.task.single(s.fitted, s.data.images[0])
-        except OutputValidationError as exc:
-            raise CheckFailed(str(exc)) from None
-        except Exception as exc:
-            raise CheckFailed(_raised(f"{s.task.method}(image)", exc)) from None
+    try:  # the runner's latency measurement calls the single-image method, where the task has one
+        s.task.single(s.fitted, s.data.images[0], s.data.num_classes)
+    except OutputValidationError as exc:
+        raise CheckFailed(str(exc)) from None
+    except Exception as exc:
+        raise CheckFailed(_raised(f"{s.task.method}(image)", exc)) from None
     return ""
 
 
@@ -684,7 +510,7 @@ def _check_same_seed(s: _State) -> str:
     for i, (a, b) in enumerate(zip(s.outputs, again)):
         diff = s.task.compare(a, b)
         if diff:
-            where = "" if isinstance(s.task, _Classification) else f"image {i}: "
+            where = f"image {i}: " if len(s.outputs) > 1 else ""
             raise CheckFailed(f"two fits with seed {s.seed} on the same data predict differently ({where}{diff}); "
                               f"draw every random number from ctx.seed (ctx.rng(), torch.Generator seeded from "
                               f"ctx.seed) and avoid unseeded global state")
@@ -748,8 +574,8 @@ def check_pipeline(cls: type, params: dict[str, Any] | None = None, *, profile: 
     for name in reversed(CHECKS):  # a check's prerequisites run too
         if name in closure:
             closure.update(_NEEDS.get(name, ()))
-    declared = profile_params_of(cls, profile) if profile and isinstance(cls, type) else {}
-    state = _State(cls=cls, params={**declared, **(params or {})}, device=device, seed=seed)
+    declared = pipeline_params(cls, profile) if profile and isinstance(cls, type) else {}
+    state = _State(cls=cls, params={**declared, **(params or {})}, device=device, seed=seed, cache_dir=cache_dir)
     results: dict[str, CheckResult] = {}
     for name in CHECKS:
         if name not in closure:
@@ -760,10 +586,6 @@ def check_pipeline(cls: type, params: dict[str, Any] | None = None, *, profile: 
         if missing:
             results[name] = CheckResult(name, SKIPPED, f"needs {', '.join(missing)} to pass first")
             continue
-        if state.data is None and name == "fit_returns_self":
-            state.data = tiny_data(cls.task)
-            state.task = _TASKS[cls.task](state.data)
-            state.cache_dir = cache_dir or _scratch_folder("benchsuite-testing-cache-")
         start = time.perf_counter()
         try:
             note = _CHECK_FUNCTIONS[name](state)

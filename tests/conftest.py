@@ -163,6 +163,18 @@ def task_dist(tmp_path, monkeypatch) -> Path:
     sys.modules.pop("toy_counting", None)
 
 
+#: the test-only data-set format of tests/fixtures/toy_format.py, beside an entry that is not a format
+FORMAT_ENTRY_POINTS = {"toy-boxes": "toy_format:open_toy_boxes", "toy-broken": "toy_format:open_undecorated"}
+
+
+@pytest.fixture()
+def format_dist(tmp_path, monkeypatch) -> Path:
+    """tests/fixtures/toy_format.py installed as a distribution that adds a data-set format."""
+    yield install_fixture_plugins(tmp_path, monkeypatch, "toy_format", "benchsuite-toy-format", {},
+                                  {"benchsuite.datasets": FORMAT_ENTRY_POINTS})
+    sys.modules.pop("toy_format", None)
+
+
 def pytest_addoption(parser):
     parser.addoption("--run-benchmarks", action="store_true", help="run tests/benchmarks (pytest-benchmark)")
 

@@ -22,9 +22,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchsuite.api import Detector
+from benchsuite.data.synthetic_voc import VARIANTS
+
 log = logging.getLogger("data_shape_matrix")
 
-VARIANTS = ("crop", "tiny", "crowd", "wide", "grey")
+TASK = Detector.task  # the task of every detector
 DETECTORS = ("mean-box", "hog-svm-det", "viola-jones", "ism", "ss-hog-svm", "rcnn", "faster-rcnn-mbv3-fpn")
 
 
@@ -33,7 +36,7 @@ def cells(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, 
     out = {}
     for r in records:
         name = str(r.get("dataset", ""))
-        if r.get("task") != "detection" or r.get("split", "test") != "test" or not name.startswith("synthetic-voc-"):
+        if r.get("task") != TASK or r.get("split", "test") != "test" or not name.startswith("synthetic-voc-"):
             continue
         out[(name.removeprefix("synthetic-voc-"), str(r["pipeline"]))] = r
     return out
@@ -49,7 +52,7 @@ def cell_text(r: dict[str, Any] | None) -> str:
     return f"{r['metrics']['map50']:.3f} / {seconds:.3f} s" if seconds is not None else f"{r['metrics']['map50']:.3f}"
 
 
-def table(records: Iterable[dict[str, Any]], variants: Sequence[str] = VARIANTS,
+def table(records: Iterable[dict[str, Any]], variants: Sequence[str] = tuple(VARIANTS),
           pipelines: Sequence[str] = DETECTORS) -> str:
     """A Markdown table: one row per variant, one column per detector; cells ``mAP50 / s per image``."""
     found = cells(records)
@@ -87,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from benchsuite.cli import parse_params
         from benchsuite.runner.run import RunConfig, run
 
-        cfg = RunConfig(profile=args.profile, tasks=["detection"], datasets=[f"synthetic-voc:{v}" for v in variants],
+        cfg = RunConfig(profile=args.profile, tasks=[TASK], datasets=[f"synthetic-voc:{v}" for v in variants],
                         pipelines=pipelines, out=args.out, device=args.device, jobs=args.jobs, resume=args.resume,
                         params=parse_params(args.param), write_report=False,
                         argv=["tools/data_shape_matrix.py", *(argv or sys.argv[1:])])

@@ -1,16 +1,23 @@
-"""Data set specs, resolved to real data under the data root or to the embedded synthetic stand-ins.
+"""Data set specs and formats: a spec names a data set; a format opens the specs of its prefix.
 
 A spec is a short string: ``cifar10``, ``voc2007``, ``voc2012``, ``voc:/path/to/folder``, ``synthetic-voc`` or
 ``synthetic-voc:VARIANT`` (a data-shape variant of the synthetic VOC set: ``crop``, ``tiny``, ``crowd``, ``wide``,
-``grey``). Every opened data set carries a :class:`DatasetInfo` with its provenance (real or synthetic, canonical
-or not, content fingerprint, split sizes and fingerprints), which the runner writes to ``run.json`` and every
-record.
+``grey``). The part before the first ``:`` is the format's prefix. Formats are plugins, found through the
+``benchsuite.datasets`` entry-point group exactly as pipelines and tasks are (the suite's own are registered in its
+``pyproject.toml``): the planner and the worker both look a spec up there, so a format that a third-party
+distribution installs opens in every process.
+
+A format says which **annotations** its data sets provide (:data:`IMAGE_LABELS`, :data:`BOXES`, :data:`MASKS`, or
+a plugin's own), and a task says which it needs (:attr:`benchsuite.tasks.base.Task.needs`): a task runs on a data
+set that provides everything it needs. Every opened data set carries a :class:`DatasetInfo` with its provenance
+(real or synthetic, canonical or not, content fingerprint, split sizes and fingerprints, annotations), which the
+runner writes to ``run.json`` and every record.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,19 +28,28 @@ from benchsuite.data import cifar10, synthetic_cifar
 from benchsuite.data.images import ImageSet
 from benchsuite.data.splits import SplitManifest, make_train_val_split, stratified_choice
 from benchsuite.errors import ConfigError, DataError
-from benchsuite.tasks.registry import tasks_of_kind
+from benchsuite.plugins import PluginGroup, PluginProblem
 
 log = logging.getLogger(__name__)
 
 SUBSET_SEED = 11  # the seed of profile caps: every pipeline sees the same capped subset
 
+#: the annotations a data set may provide (a format may add its own names)
+IMAGE_LABELS = "image-labels"  # one class label per image
+BOXES = "boxes"  # labelled boxes per object (with difficult and truncated flags)
+MASKS = "masks"  # per-pixel class labels (VOC's SegmentationClass/)
+
 
 @dataclass
 class DatasetInfo:
-    """Provenance of one opened data set (JSON-serialisable through ``asdict``)."""
+    """Provenance of one opened data set (JSON-serialisable through ``asdict``).
+
+    ``annotations`` lists what the data set provides (:data:`IMAGE_LABELS`, :data:`BOXES`, :data:`MASKS`, ...):
+    the tasks that need no more than that run on it.
+    """
 
     name: str
-    kind: str  # "classification" | "detection"
+    annotations: list[str]
     origin: str  # "real" | "synthetic"
     canonical: bool | None  # None where no canonical checksum exists
     fingerprint: str
@@ -49,9 +65,7 @@ class DatasetInfo:
         return "-".join(self.split_fingerprints[k] for k in sorted(self.split_fingerprints))
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["tasks"] = list(tasks_of_kind(self.kind))  # the registered tasks that run on this kind
-        return d
+        return asdict(self)
 
 
 class Dataset(Protocol):
@@ -95,7 +109,7 @@ class Cifar10Dataset:
                          "JPEG-derived), so accuracies can differ slightly from published ones")
         return DatasetInfo(
             name=self.name,
-            kind="classification",
+            annotations=[IMAGE_LABELS],
             origin=self.origin,
             canonical=a.canonical if self.origin == "real" else False,
             fingerprint=a.fingerprint,
@@ -143,26 +157,73 @@ class OpenRequest:
 
 
 Opener = Callable[[OpenRequest], Dataset]
-_OPENERS: dict[str, tuple[str, Opener]] = {}
 
 
-def register_opener(prefix: str, kind: str) -> Callable[[Opener], Opener]:
-    """Register a function that opens specs equal to ``prefix`` or starting with ``prefix + ':'``.
+@dataclass(frozen=True)
+class DatasetFormat:
+    """One data-set format: the specs it opens, how, and the annotations its data sets provide.
 
-    ``kind`` is the kind of data set (``"classification"``, ``"detection"``, or a plugin task's own): the tasks
-    whose ``dataset_kind`` it is run on it (:func:`benchsuite.tasks.registry.tasks_of_kind`).
+    Attributes:
+        prefix: the specs it opens: ``prefix`` itself or ``prefix:ARGUMENT`` (its entry point's name).
+        opener: opens a spec (:class:`OpenRequest`) as a :class:`Dataset`; unreadable data is a one-line
+            :class:`~benchsuite.errors.DataError`.
+        provides: the annotations every data set of the format provides.
+        probe: the further annotations a particular data set provides, found without opening it (a VOC folder
+            with ``SegmentationClass/`` also provides :data:`MASKS`); None: ``provides`` only.
+        usage: how its specs are written, for messages (``"voc:PATH"``; default the prefix).
     """
-    if not isinstance(kind, str) or not kind:
-        raise ValueError(f"unknown data set kind {kind!r}")
 
-    def deco(fn: Opener) -> Opener:
-        _OPENERS[prefix] = (kind, fn)
-        return fn
+    prefix: str
+    opener: Opener
+    provides: frozenset[str]
+    probe: Callable[[OpenRequest], Iterable[str]] | None = None
+    usage: str = ""
+
+    def __call__(self, req: OpenRequest) -> Dataset:
+        return self.opener(req)
+
+    def annotations(self, req: OpenRequest) -> frozenset[str]:
+        """What the data set ``req`` names provides."""
+        return self.provides | frozenset(self.probe(req) if self.probe is not None else ())
+
+
+def dataset_format(prefix: str, provides: Iterable[str], *, probe: Callable[[OpenRequest], Iterable[str]] | None = None,
+                   usage: str = "") -> Callable[[Opener], DatasetFormat]:
+    """Make the decorated opener a :class:`DatasetFormat` for specs ``prefix`` and ``prefix:...``.
+
+    Register the result under ``prefix`` in the ``benchsuite.datasets`` entry-point group::
+
+        @dataset_format("myset", provides=[BOXES])
+        def open_myset(req: OpenRequest) -> Dataset: ...
+
+        [project.entry-points."benchsuite.datasets"]
+        myset = "mypkg.myset:open_myset"
+    """
+    annotations = frozenset(provides)
+    if not prefix or ":" in prefix or not annotations or not all(isinstance(a, str) and a for a in annotations):
+        raise ValueError(f"data set format {prefix!r}: expected a prefix without ':' and the annotations it "
+                         f"provides, got {sorted(annotations)!r}")
+
+    def deco(fn: Opener) -> DatasetFormat:
+        return DatasetFormat(prefix, fn, annotations, probe, usage or prefix)
 
     return deco
 
 
-@register_opener("cifar10", "classification")
+def _check_format(name: str, loaded: Any) -> DatasetFormat:
+    if not isinstance(loaded, DatasetFormat):
+        raise PluginProblem(f"{type(loaded).__name__} {loaded!r:.60} is not a data set format (decorate its opener "
+                            f"with benchsuite.data.datasets.dataset_format)")
+    if loaded.prefix != name:
+        raise PluginProblem(f"entry point name {name!r} differs from the format's prefix {loaded.prefix!r}")
+    return loaded
+
+
+#: the ``benchsuite.datasets`` entry points, by spec prefix
+FORMATS: PluginGroup[DatasetFormat] = PluginGroup("benchsuite.datasets", "data set", _check_format)
+
+
+@dataset_format("cifar10", provides=[IMAGE_LABELS])
 def open_cifar10(req: OpenRequest) -> Cifar10Dataset:
     folder = req.data_root / cifar10.FOLDER
     if req.force_synthetic:
@@ -176,37 +237,36 @@ def open_cifar10(req: OpenRequest) -> Cifar10Dataset:
     return Cifar10Dataset(synthetic_cifar.ensure_synthetic_cifar10(req.cache_dir), "synthetic")
 
 
-def _load_openers() -> None:
-    # detection data sets register their openers on import
-    import importlib
-
-    for module in ("benchsuite.data.voc",):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-
-
-def _lookup(spec: str) -> tuple[str, Opener]:
-    _load_openers()
-    entry = _OPENERS.get(spec) or _OPENERS.get(spec.split(":", 1)[0])
+def format_of_spec(spec: str) -> DatasetFormat:
+    """The format that opens ``spec``; an unknown spec, or one of a broken format plugin, is a ConfigError."""
+    prefix = spec.split(":", 1)[0]
+    entries = FORMATS.discover()
+    entry = entries.get(spec) or entries.get(prefix)
     if entry is None:
-        known = ", ".join(sorted(k if k != "voc" else "voc:PATH" for k in _OPENERS))
-        raise ConfigError(f"unknown data set {spec!r}; expected one of: {known}")
-    return entry
+        raise FORMATS.unknown(spec, sorted(e.obj.usage for e in entries.values() if e.ok))
+    if not entry.ok:
+        raise FORMATS.unusable(entry)
+    return entry.obj  # type: ignore[return-value]
+
+
+def spec_annotations(spec: str, data_root: Path | None = None, cache_dir: Path | None = None,
+                     force_synthetic: bool = False) -> frozenset[str]:
+    """The annotations the data set ``spec`` provides (without opening it): what tasks it can serve."""
+    req = OpenRequest(spec, Path(data_root or "."), Path(cache_dir or "."), force_synthetic)
+    return format_of_spec(spec).annotations(req)
 
 
 def kind_of_spec(spec: str) -> str:
-    """``"classification"`` or ``"detection"`` for a data set spec (unknown specs are a ConfigError)."""
-    return _lookup(spec)[0]
+    """Deprecated (the runner's planner, until it asks :meth:`benchsuite.tasks.base.Task.runs_on`): the
+    annotations every data set of ``spec``'s format provides, joined by ``+`` (``"boxes"``), which equals the
+    :attr:`~benchsuite.tasks.base.Task.dataset_kind` of the tasks that need exactly those."""
+    return "+".join(sorted(format_of_spec(spec).provides))
 
 
 def open_dataset(spec: str, data_root: Path, cache_dir: Path, force_synthetic: bool = False,
                  download: bool = False) -> Dataset:
     """Open the data set named by ``spec``; unknown specs and unreadable data are one-line errors."""
-    _, opener = _lookup(spec)
-    return opener(OpenRequest(spec, Path(data_root), Path(cache_dir), force_synthetic, download))
+    return format_of_spec(spec)(OpenRequest(spec, Path(data_root), Path(cache_dir), force_synthetic, download))
 
 
 def check_data_root(data_root: Path, explicit: bool) -> None:

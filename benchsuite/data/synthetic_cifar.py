@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from benchsuite.data.cifar10 import FOLDER, META_FILE, TEST_FILE, TRAIN_FILES, has_cifar10
+from benchsuite.data.images import ImageSet
 from benchsuite.results.atomic import atomic_write_bytes
 
 CLASSES = ("disc", "square", "triangle", "ring", "plus", "hbars", "vbars", "diagonal", "checker", "cross")
@@ -169,3 +170,15 @@ def ensure_synthetic_cifar10(cache_dir: Path) -> Path:
         train_x, train_y, test_x, test_y = generate()
         write_cifar_layout(folder, train_x, train_y, test_x, test_y, CLASSES)
     return folder
+
+
+def tiny_splits(folder: Path | None = None) -> tuple[ImageSet, ImageSet, ImageSet]:
+    """Tiny splits for the conformance checks (:mod:`benchsuite.testing`), in memory, in well under a second:
+    50 train images (5 per class), 10 val (one per class, drawn from the generated training images) and 20 test.
+    ``folder`` is not used (nothing is written)."""
+    train_images, train_labels, test_images, test_labels = generate(n_train_per_class=6, n_test_per_class=2, seed=11)
+    first = np.array([np.flatnonzero(train_labels == c)[0] for c in range(len(CLASSES))])
+    rest = np.setdiff1d(np.arange(len(train_labels)), first)
+    return (ImageSet(train_images[rest], train_labels[rest], CLASSES, "tiny-cifar/train"),
+            ImageSet(train_images[first], train_labels[first], CLASSES, "tiny-cifar/val"),
+            ImageSet(test_images, test_labels, CLASSES, "tiny-cifar/test"))

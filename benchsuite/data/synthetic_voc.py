@@ -40,6 +40,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from benchsuite.data.detection import DetectionSample, DetectionSet
+
 log = logging.getLogger(__name__)
 
 CLASSES = ("car", "pedestrian", "sign")  # sorted: the order read_voc derives from the annotations
@@ -448,6 +450,40 @@ def _generate_once(folder: Path, write: Callable[[Path], dict[str, int]], what: 
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(tmp)
     return folder
+
+
+# ---------------------------------------------------------------------- tiny splits for the checks
+def tiny_splits(folder: Path) -> tuple[DetectionSet, DetectionSet, DetectionSet]:
+    """Tiny splits for the conformance checks (:mod:`benchsuite.testing`): synthetic scenes written as PNG files
+    into ``folder``, 8 train, 3 val and 3 test images; the train split holds at least two clear objects of every
+    class and every train image holds an object. Deterministic, in well under a second."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    samples: list[DetectionSample] = []
+    index = 0
+    counts = np.zeros(len(CLASSES), int)
+    while len(samples) < 14:
+        if index > 500:  # the generator's seed is fixed: this never happens unless the generator changed
+            raise RuntimeError("synthetic_voc.tiny_splits: cannot draw a tiny set with every class in train")
+        image, objects = generate_image(index, seed=97)
+        index += 1
+        clear = [CLASSES.index(o.name) for o in objects if not o.difficult]
+        if len(samples) < 8 and not clear:
+            continue  # the training images all hold objects
+        if len(samples) == 7 and (counts + np.bincount(clear, minlength=len(CLASSES)) < 2).any():
+            continue
+        if len(samples) < 8:
+            counts += np.bincount(clear, minlength=len(CLASSES))
+        image_id = f"tiny{index:03d}"
+        path = folder / f"{image_id}.png"
+        Image.fromarray(image).save(path)
+        h, w = image.shape[:2]
+        samples.append(DetectionSample(
+            image_id, path, w, h, [o.box for o in objects] or np.zeros((0, 4)),
+            [CLASSES.index(o.name) for o in objects], [o.difficult for o in objects],
+            [o.truncated for o in objects]))
+    return (DetectionSet(samples[:8], CLASSES, "tiny-voc/train"), DetectionSet(samples[8:11], CLASSES, "tiny-voc/val"),
+            DetectionSet(samples[11:], CLASSES, "tiny-voc/test"))
 
 
 # ---------------------------------------------------------------------- the data-shape matrix

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from benchsuite.data import synthetic_voc
-from benchsuite.data.datasets import SUBSET_SEED, DatasetInfo, OpenRequest, register_opener
+from benchsuite.data.datasets import BOXES, MASKS, SUBSET_SEED, DatasetInfo, OpenRequest, dataset_format
 from benchsuite.data.detection import DetectionSample, DetectionSet, image_size
 from benchsuite.data.splits import SPLIT_SEED, stratified_choice
 from benchsuite.errors import ConfigError, DataError
@@ -490,7 +490,7 @@ class VocDataset:
         counts = {s: len(v) for s, v in self.splits.items()}
         return DatasetInfo(
             name=self.name,
-            kind="detection",
+            annotations=sorted(voc_annotations(d.folder)),
             origin=self.origin,
             canonical=canonical,
             fingerprint=d.fingerprint,
@@ -585,17 +585,28 @@ def _open_year(req: OpenRequest, year: int) -> VocDataset:
                       official=f"voc{year}")
 
 
-@register_opener("voc2007", "detection")
+def voc_annotations(folder: Path | None) -> frozenset[str]:
+    """What a VOC layout folder provides: boxes, and pixel masks when it has ``SegmentationClass/``."""
+    has_masks = folder is not None and (Path(folder) / "SegmentationClass").is_dir()
+    return frozenset({BOXES, MASKS} if has_masks else {BOXES})
+
+
+def _year_annotations(req: OpenRequest, year: int) -> frozenset[str]:
+    return voc_annotations(None if req.force_synthetic else find_voc(req.data_root, year))
+
+
+@dataset_format("voc2007", provides=[BOXES], probe=lambda req: _year_annotations(req, 2007))
 def open_voc2007(req: OpenRequest) -> VocDataset:
     return _open_year(req, 2007)
 
 
-@register_opener("voc2012", "detection")
+@dataset_format("voc2012", provides=[BOXES], probe=lambda req: _year_annotations(req, 2012))
 def open_voc2012(req: OpenRequest) -> VocDataset:
     return _open_year(req, 2012)
 
 
-@register_opener("voc", "detection")
+@dataset_format("voc", provides=[BOXES], usage="voc:PATH",
+                probe=lambda req: voc_annotations(Path(req.spec.partition(":")[2].strip()).expanduser()))
 def open_voc_folder(req: OpenRequest) -> VocDataset:
     """``voc:PATH``: any VOC layout folder, read as given (``force_synthetic`` does not apply)."""
     _, _, path = req.spec.partition(":")
@@ -607,7 +618,7 @@ def open_voc_folder(req: OpenRequest) -> VocDataset:
     return VocDataset(folder, safe_name(folder.name))
 
 
-@register_opener("synthetic-voc", "detection")
+@dataset_format("synthetic-voc", provides=[BOXES], usage="synthetic-voc[:VARIANT]")
 def open_synthetic_voc(req: OpenRequest) -> VocDataset:
     """``synthetic-voc``: the default synthetic set; ``synthetic-voc:VARIANT``: one of the data-shape variants
     (``crop``, ``tiny``, ``crowd``, ``wide``, ``grey``; see ``synthetic_voc.VARIANTS``), generated once into the

@@ -9,13 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchsuite.report.model import Estimate, Group, Headline, ReportModel, Row, Summary
+from benchsuite.report.model import Estimate, Group, Headline, ReportModel, Row, Study, Summary
 from benchsuite.report.plots import Plot
+from benchsuite.report.sections import Section
 from benchsuite.report.tables import fmt_auto
-
-FPN_ANCHOR = ("COCO anchor from the FPN paper (Lin et al., CVPR 2017): AP_small **17.8** with the feature "
-              "pyramid versus **9.6** from the deepest stage only. Compare the direction and size of the gap, "
-              "not the absolute numbers: the data, backbone and schedule here differ.")
 
 
 @dataclass
@@ -49,7 +46,15 @@ class Figures:
     kind: str = "plot"  # "plot" | "gallery"
 
 
-Block = Heading | Para | Bullets | Table | Figures
+@dataclass
+class Legend:
+    """What the colours of the figures above mark: ``title`` (``"Boxes"``) and ``(rgb, colour name, meaning)``."""
+
+    title: str
+    entries: list[tuple[tuple[int, int, int], str, str]]
+
+
+Block = Heading | Para | Bullets | Table | Figures | Legend
 
 
 # ------------------------------------------------------------------------------------------------ formats
@@ -253,33 +258,42 @@ def group_table(g: Group) -> Table:
 
 
 def variant_lines(g: Group) -> list[str]:
+    """One line per variant a record scored beside its main prediction (``metrics.variants``): the variant's
+    value of the group's primary metric."""
     lines = []
     for r in g.rows:
         for name, vals in ((r.record.get("metrics") or {}).get("variants") or {}).items():
-            acc = vals.get("accuracy") if isinstance(vals, dict) else None
-            if acc is not None:
-                lines.append(f"`{r.pipeline}` with {name}: accuracy {acc:.3f}")
+            value = vals.get(g.metric) if isinstance(vals, dict) else None
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                lines.append(f"`{r.pipeline}` with {name}: {g.metric_title} {value:.3f}")
     return lines
 
 
-def fusion_table(model: ReportModel) -> Table | None:
-    rows = model.fusion_rows()
-    if not rows:
-        return None
-    keys = (("coco_ap", "AP"), ("map50", "AP50"), ("ap_small", "AP_small"), ("ap_medium", "AP_medium"),
-            ("ap_large", "AP_large"))
-    header = ["variant", "data set", "seed", *(t for _, t in keys), "status"]
-    body = [[r.pipeline, r.dataset, str(r.seed), *(fmt_metric(r.metric(k)) for k, _ in keys), _status_cell(r)]
-            for r in sorted(rows, key=lambda r: (r.dataset, r.pipeline, r.seed))]
-    return Table(header, body, [r.family if r.ok else "failed" for r in rows])
+def study_blocks(study: Study) -> list[Block]:
+    """A study's section: its title, a table per table group of its rows (the task's quality columns) and the
+    notes its pipelines declare."""
+    blocks: list[Block] = [Heading(2, study.title, "study-" + "-".join(study.title.lower().split()))]
+    for g, rows in study.parts:
+        part = Group(g.task, g.dataset, g.split, g.metric, g.metric_title,
+                     sorted(rows, key=lambda r: (r.pipeline, r.seed)), None, g.higher_is_better, g.metric_points)
+        cols = [("pipeline", _pipeline_cell), ("data set", lambda r: r.dataset), ("family", lambda r: r.family),
+                ("seed", lambda r: str(r.seed)), *task_columns(part), ("status", _status_cell)]
+        if len(study.parts) > 1:
+            blocks.append(Para(f"{g.task}: {g.dataset}, {g.split} split"))
+        blocks.append(Table([t for t, _ in cols], [[f(r) for _, f in cols] for r in part.rows],
+                            [r.family if r.ok else "failed" for r in part.rows]))
+    blocks += [Para(note, "note") for note in study.notes]
+    return blocks
 
 
 # ------------------------------------------------------------------------------------------------ document
 
 
 def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Plot]],
-                   galleries: dict[tuple[str, str, str], list[Plot]] | None = None) -> list[Block]:
-    galleries = galleries or {}
+                   sections: dict[tuple[str, str, str], list[Section]] | None = None) -> list[Block]:
+    """The report's blocks: banners, the headline, provenance, a table per group with its plots and its task's
+    sections, the studies, the failed jobs and the notes."""
+    sections = sections or {}
     doc: list[Block] = [Heading(1, f"benchsuite report: run {model.run_id}")]
     synthetic = model.synthetic_names
     if synthetic:
@@ -349,14 +363,14 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
             doc.append(Para("Timings were taken while other jobs shared the machine (`--jobs` > 1).", "note"))
         if plots.get(g.key):
             doc.append(Figures(plots[g.key]))
-        if galleries.get(g.key):
-            doc.append(Heading(3, "Gallery: true positives, false positives, misses"))
-            doc.append(Para("Green: true positive; red: false positive; amber: missed object.", "legend"))
-            doc.append(Figures(galleries[g.key], "gallery"))
+        for section in sections.get(g.key, []):
+            doc.append(Heading(3, section.title))
+            if section.legend:
+                doc.append(Legend(section.legend_title, section.legend))
+            doc.append(Figures(section.figures, "gallery"))
 
-    fusion = fusion_table(model)
-    if fusion is not None:
-        doc += [Heading(2, "Fusion study", "fusion"), fusion, Para(FPN_ANCHOR, "note")]
+    for study in model.studies():
+        doc += study_blocks(study)
 
     if model.failures:
         doc.append(Heading(2, "Failed jobs", "failed"))
@@ -386,5 +400,5 @@ def no_evidence_text(model: ReportModel) -> str | None:
     names = ", ".join(dict.fromkeys(f"`{r.pipeline}`" for r in rows))
     return (f"**Intervals unavailable for {len(rows)} record(s)** ({names}): their job folders hold no evidence "
             f"file (`evidence-<split>.npz`, written by the task when it scores a split; this run folder predates "
-            f"it). The report never reopens the data sets; where a record carries its own interval (classification "
-            f"accuracy) that one is shown. Rerun the jobs for bootstrap intervals.")
+            f"it). The report never reopens the data sets; where a record carries its own interval "
+            f"(`metrics.<metric>_ci95`) that one is shown. Rerun the jobs for bootstrap intervals.")

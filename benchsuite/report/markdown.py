@@ -24,14 +24,14 @@ class ReportPaths:
 
 def write_report(run_dir: Path | str, html: bool = True, plots: bool = True) -> ReportPaths:
     """Build the model once and write ``report.md`` and (with ``html``) ``report.html`` into ``run_dir``."""
-    from benchsuite.report.gallery import all_galleries
     from benchsuite.report.plots import all_plots
+    from benchsuite.report.sections import all_sections
 
     run_dir = Path(run_dir)
     model = build_model(run_dir)
     figs = all_plots(model) if plots else {}
-    gallery = all_galleries(model) if plots else {}
-    blocks = build_document(model, figs, gallery)
+    sections = all_sections(model) if plots else {}
+    blocks = build_document(model, figs, sections)
     md = run_dir / "report.md"
     atomic_write_text(md, to_markdown(blocks, run_dir / ASSETS, ASSETS))
     page = None
@@ -39,8 +39,3 @@ def write_report(run_dir: Path | str, html: bool = True, plots: bool = True) -> 
         page = run_dir / "report.html"
         atomic_write_text(page, to_html(blocks, f"benchsuite report {model.run_id}"))
     return ReportPaths(md, page)
-
-
-def write_markdown_report(run_dir: Path) -> Path:
-    """``report.md`` and ``report.html``; returns the Markdown path (kept for callers of the first version)."""
-    return write_report(run_dir).markdown

@@ -6,9 +6,11 @@ the per-image evidence the task saved beside the predictions when it scored them
 ``jobs/<job>/evidence-<split>.npz``; cached in ``report_files/intervals.json``), and groups the records by
 (task, data set, split) with a headline per group: the best classical and the best deep pipeline, the gap and
 the cost ratio. What a task is (its primary metric and direction, its interval metrics, its order) comes from
-the task registry. The model reads the run folder only: it never reopens a data set, so a run folder copied
-elsewhere gives the same report. A record without an evidence file (a run folder written before evidence was
-saved) has no bootstrap interval: :attr:`ReportModel.no_evidence` lists them and the report says so.
+the task registry. Records of pipelines that belong to a study (``Pipeline.report_group``, recorded in
+``fit_info``) are also gathered by study (:meth:`ReportModel.studies`). The model reads the run folder only: it
+never reopens a data set, so a run folder copied elsewhere gives the same report. A record without an evidence
+file (a run folder written before evidence was saved) has no bootstrap interval: :attr:`ReportModel.no_evidence`
+lists them and the report says so.
 """
 
 from __future__ import annotations
@@ -30,8 +32,6 @@ from benchsuite.results.store import RunStore
 from benchsuite.tasks.registry import find_task
 
 log = logging.getLogger(__name__)
-
-FUSION_PREFIX = "fusion-"
 
 
 def _num(v: Any) -> float | None:
@@ -179,10 +179,35 @@ class ReportModel:
     def rows(self) -> list[Row]:
         return [r for g in self.groups for r in g.rows]
 
-    def fusion_rows(self) -> list[Row]:
-        """Rows of ``fusion-*`` pipelines of the tasks that contribute the fusion study (their ``sections``)."""
-        return [r for g in self.groups if "fusion" in getattr(g.spec, "sections", ()) for r in g.rows
-                if r.pipeline.startswith(FUSION_PREFIX)]
+    def studies(self) -> list[Study]:
+        """The studies of the run: the rows of every pipeline that declares the same ``report_group``
+        (:attr:`benchsuite.api.Pipeline.report_group`, recorded as ``fit_info.report_group``), by table group, in
+        the order the studies first appear."""
+        out: dict[str, Study] = {}
+        for g in self.groups:
+            for r in g.rows:
+                info = r.record.get("fit_info") or {}
+                title = info.get("report_group") if isinstance(info, dict) else None
+                if not isinstance(title, str) or not title:
+                    continue
+                study = out.setdefault(title, Study(title))
+                if not study.parts or study.parts[-1][0] is not g:
+                    study.parts.append((g, []))
+                study.parts[-1][1].append(r)
+                note = info.get("report_note")
+                if isinstance(note, str) and note and note not in study.notes:
+                    study.notes.append(note)
+        return list(out.values())
+
+
+@dataclass
+class Study:
+    """The rows of the pipelines that declare one ``report_group``: its title, the notes they declare
+    (``report_note``) and the rows per table group (task, data set, split)."""
+
+    title: str
+    notes: list[str] = field(default_factory=list)
+    parts: list[tuple[Group, list[Row]]] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------------------------- summaries

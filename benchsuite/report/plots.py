@@ -9,15 +9,17 @@ from __future__ import annotations
 import io
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from benchsuite.report.model import Group, ReportModel, Row
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FAMILY_COLOURS = {"classical": "#D55E00", "deep": "#0072B2"}  # Okabe-Ito vermillion and blue
 OTHER_COLOUR = "#777777"
@@ -307,24 +309,31 @@ PLOTS: dict[str, Callable[[Group, Path], Plot | None]] = {
 }
 
 
+def contributed(group: Group, run_dir: Path, kinds: Iterable[str | Callable[[Group, Path], T | None]],
+                known: Mapping[str, Callable[[Group, Path], T | None]], what: str) -> list[T]:
+    """What ``group``'s task contributes, in its order: each of ``kinds`` is a kind of ``known`` or a function of the
+    group and the run folder; a function that returns None or fails (logged, never fatal) contributes nothing."""
+    out = []
+    for kind in kinds:
+        make = kind if callable(kind) else known.get(kind)
+        if make is None:
+            log.warning("report: task %s names the %s %r, which the report does not know (known: %s)",
+                        group.task, what, kind, ", ".join(known))
+            continue
+        try:
+            item = make(group, run_dir)
+        except Exception as exc:  # one bad record must not cost the whole report
+            log.warning("report: a %s of %s failed (%s: %s)", what, group.slug, type(exc).__name__, exc)
+            item = None
+        if item is not None:
+            out.append(item)
+    return out
+
+
 def group_plots(group: Group, run_dir: Path) -> list[Plot]:
     """The plots ``group``'s task contributes, in its order (a task no longer installed: the trade-off only)."""
     task = group.spec
-    out = []
-    for kind in (task.plots if task is not None else ("tradeoff",)):
-        make = kind if callable(kind) else PLOTS.get(kind)
-        if make is None:
-            log.warning("report: task %s names the plot %r, which the report does not know (known: %s)",
-                        group.task, kind, ", ".join(PLOTS))
-            continue
-        try:
-            p = make(group, run_dir)
-        except Exception as exc:  # one bad record must not cost the whole report
-            log.warning("report: a plot of %s failed (%s: %s)", group.slug, type(exc).__name__, exc)
-            p = None
-        if p is not None:
-            out.append(p)
-    return out
+    return contributed(group, run_dir, task.plots if task is not None else ("tradeoff",), PLOTS, "plot")
 
 
 def all_plots(model: ReportModel) -> dict[tuple[str, str, str], list[Plot]]:

@@ -7,7 +7,7 @@ import html
 import re
 from pathlib import Path
 
-from benchsuite.report.document import Block, Bullets, Figures, Heading, Para, Table
+from benchsuite.report.document import Block, Bullets, Figures, Heading, Legend, Para, Table
 from benchsuite.report.tables import markdown_table
 from benchsuite.results.atomic import atomic_write_bytes
 
@@ -35,6 +35,8 @@ def to_markdown(blocks: list[Block], assets: Path | None, assets_rel: str = "rep
             out += [prefix + b.text, ""]
         elif isinstance(b, Bullets):
             out += [f"- {item}" for item in b.items] + [""]
+        elif isinstance(b, Legend):
+            out += [f"{b.title}: " + "; ".join(f"{name}: {meaning}" for _, name, meaning in b.entries) + ".", ""]
         elif isinstance(b, Table):
             out += [markdown_table(b.header, b.rows), ""]
         elif isinstance(b, Figures):
@@ -83,9 +85,10 @@ figcaption { font-size: 12.5px; color: var(--muted); max-width: 760px; }
 .legend span { display: inline-block; width: 14px; height: 10px; margin: 0 4px 0 10px; border: 2px solid; }
 """
 
-LEGEND_HTML = ('<p class="legend note">Boxes:<span style="border-color:rgb(0,158,115)"></span>true positive'
-               '<span style="border-color:rgb(213,42,42)"></span>false positive'
-               '<span style="border-color:rgb(240,170,0)"></span>missed object</p>')
+def _legend_html(legend: Legend) -> str:
+    swatches = "".join(f'<span style="border-color:rgb{tuple(int(c) for c in rgb)}"></span>{html.escape(meaning)}'
+                       for rgb, _, meaning in legend.entries)
+    return f'<p class="legend note">{html.escape(legend.title)}:{swatches}</p>'
 
 
 def _figure_html(plot, kind: str) -> str:
@@ -107,11 +110,10 @@ def to_html(blocks: list[Block], title: str) -> str:
                 links = "".join(f'<a href="#{html.escape(h.anchor)}">{inline_html(h.text)}</a>' for h in nav)
                 body.append(f"<nav>{links}</nav>")
         elif isinstance(b, Para):
-            if b.kind == "legend":
-                body.append(LEGEND_HTML)
-            else:
-                cls = f' class="{b.kind}"' if b.kind else ""
-                body.append(f"<p{cls}>{inline_html(b.text)}</p>")
+            cls = f' class="{b.kind}"' if b.kind else ""
+            body.append(f"<p{cls}>{inline_html(b.text)}</p>")
+        elif isinstance(b, Legend):
+            body.append(_legend_html(b))
         elif isinstance(b, Bullets):
             body.append("<ul>" + "".join(f"<li>{inline_html(i)}</li>" for i in b.items) + "</ul>")
         elif isinstance(b, Table):

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,17 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def atomic_write_npz(path: Path, arrays: Mapping[str, Any]) -> None:
+    """Write named arrays to ``path`` as a compressed ``npz`` (numpy's format, no pickles), atomically."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{name: np.asarray(value) for name, value in arrays.items()})
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def repair_tail(path: Path) -> bytes:

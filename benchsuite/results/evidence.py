@@ -13,7 +13,6 @@ unavailable (it never reopens the data sets).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from benchsuite.results.atomic import atomic_write_bytes
+from benchsuite.results.atomic import atomic_write_npz
 
 EVIDENCE_VERSION = 1
 _TASK, _VERSION = "__task__", "__version__"
@@ -56,9 +55,7 @@ def save_evidence(path: Path, task: str, arrays: Mapping[str, Any]) -> None:
     bad = [name for name, value in packed.items() if value.dtype == object]
     if bad:
         raise ValueError(f"evidence arrays {bad} hold Python objects; use numeric or string arrays")
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **{_TASK: np.asarray(task), _VERSION: np.asarray(EVIDENCE_VERSION)}, **packed)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    atomic_write_npz(Path(path), {_TASK: np.asarray(task), _VERSION: np.asarray(EVIDENCE_VERSION), **packed})
 
 
 def load_evidence(path: Path) -> Evidence:
@@ -87,3 +84,28 @@ def pack_ragged(parts: list[np.ndarray], width: tuple[int, ...] = ()) -> tuple[n
 def unpack_ragged(values: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
     """The per-image arrays of :func:`pack_ragged`."""
     return [values[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def save_ragged(path: Path, image_ids: list[str], **per_image: list[np.ndarray]) -> None:
+    """Per-image arrays of varying length (every name with the same length per image), packed by
+    :func:`pack_ragged` with one shared ``offsets`` index, and the image ids, as a compressed ``npz``, atomically
+    (a job's predictions file)."""
+    arrays: dict[str, np.ndarray] = {"image_ids": np.asarray(image_ids)}
+    offsets = None
+    for name, parts in per_image.items():
+        sample = next((p for p in parts if len(p)), None)
+        arrays[name], these = pack_ragged(parts, np.asarray(sample).shape[1:] if sample is not None else ())
+        if offsets is not None and not np.array_equal(offsets, these):
+            raise ValueError(f"{name}: per-image lengths differ from the other arrays")
+        offsets = these
+    arrays["offsets"] = offsets if offsets is not None else np.zeros(1, np.int64)
+    atomic_write_npz(path, arrays)
+
+
+def load_ragged(path: Path) -> tuple[list[str], dict[str, list[np.ndarray]]]:
+    """The image ids and the per-image arrays of a file :func:`save_ragged` wrote."""
+    with np.load(path) as npz:
+        offsets = npz["offsets"]
+        ids = [str(s) for s in npz["image_ids"]]
+        out = {name: unpack_ragged(npz[name], offsets) for name in npz.files if name not in ("offsets", "image_ids")}
+    return ids, out

@@ -1,12 +1,16 @@
-"""The task base class: what every task provides to the runner, the worker, the report and ``compare``.
+"""The task base class: what every task provides to the runner, the worker, the report, ``compare`` and the
+conformance checks.
 
 A task is one module with one :class:`Task` subclass, registered in the ``benchsuite.tasks`` entry-point group
-(:mod:`benchsuite.tasks.registry`). The class declares what the rest of the suite asks about the task: the
-data sets it runs on, the pipeline contract (base class and methods), its metrics with the primary one and its
-direction, the metrics that get a bootstrap interval, the report's quality columns, the per-class view and the
-plots and report sections it contributes. :meth:`Task.execute` (in the worker) and :meth:`Task.evaluate` (in the
-parent) are shared templates; a task supplies only its hooks: :meth:`Task.predict_split`,
-:meth:`Task.save_split`, :meth:`Task.latency`, :meth:`Task.score` and :meth:`Task.intervals`.
+(:mod:`benchsuite.tasks.registry`); that registration is all there is to it. The class declares what the rest of
+the suite asks about the task: the annotations its data sets must provide (:attr:`Task.needs`), the pipeline
+contract (base class and methods), its metrics with the primary one and its direction, the metrics that get a
+bootstrap interval, its default budget per profile (:attr:`Task.budgets`), its tiny check data and check adapter
+(:attr:`Task.check_splits`, :attr:`Task.checks`, for :mod:`benchsuite.testing`), the report's quality columns,
+the per-class view and the plots and report sections it contributes. :meth:`Task.execute` (in the worker) and
+:meth:`Task.evaluate` (in the parent) are shared templates; a task supplies only its hooks:
+:meth:`Task.predict_split`, :meth:`Task.save_split`, :meth:`Task.latency`, :meth:`Task.score` and
+:meth:`Task.intervals`.
 """
 
 from __future__ import annotations
@@ -18,13 +22,23 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from benchsuite.api import Budget, Context, Pipeline
+from benchsuite.data.datasets import spec_annotations
 from benchsuite.data.detection import decode_seconds
 from benchsuite.measure.timing import ImportWatch, Stopwatch
-from benchsuite.profiles import split_cap
 from benchsuite.results.evidence import Evidence, evidence_name, save_evidence
+from benchsuite.tasks.checks import CheckAdapter
 
-__all__ = ["ColumnSpec", "MetricSpec", "Scored", "SplitPrediction", "Task", "split_cap", "timed_fit",
+__all__ = ["CheckData", "ColumnSpec", "MetricSpec", "Scored", "SplitPrediction", "Task", "split_cap", "timed_fit",
            "timing_method"]
+
+
+def split_cap(budget: Budget, split: str) -> int | None:
+    """The profile's cap on the number of images of ``split`` (None: the whole split)."""
+    return {
+        "train": budget.max_train_images,
+        "val": budget.max_val_images,
+        "test": budget.max_test_images,
+    }.get(split)
 
 
 def timed_fit(pipeline: Pipeline, train: Any, val: Any, ctx: Context) -> dict[str, Any]:
@@ -139,9 +153,32 @@ class Scored:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CheckData:
+    """A task's tiny data for the conformance checks (:mod:`benchsuite.testing`), built in well under a second.
+
+    Attributes:
+        train, val, test: the splits, as the task's pipelines get them in ``fit`` (ImageSet, DetectionSet, ...).
+        inputs: the test split's images as the task's prediction method takes them (:meth:`CheckAdapter.inputs`).
+        num_classes: the number of classes of the splits.
+        folder: the scratch folder the splits' files, if any, were written to.
+    """
+
+    train: Any
+    val: Any
+    test: Any
+    inputs: Any
+    num_classes: int
+    folder: Path | None = None
+
+
 #: a plot a task contributes: a kind the report knows (``benchsuite.report.plots.PLOTS``) or a function of the
 #: report's group and the run folder that returns a ``benchsuite.report.plots.Plot`` or None
 PlotKind = str | Callable[[Any, Path], Any]
+#: a report section a task contributes below each of its tables: a kind the report knows
+#: (``benchsuite.report.sections.SECTIONS``: ``"gallery"``) or a function of the report's group and the run folder
+#: that returns a ``benchsuite.report.sections.Section`` or None
+SectionKind = str | Callable[[Any, Path], Any]
 
 
 class Task:
@@ -154,9 +191,9 @@ class Task:
     #: the task's name, as pipelines declare it (``Pipeline.task``) and records carry it
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    #: the kind of data set it runs on (:func:`benchsuite.data.datasets.kind_of_spec`), and the spec used when
-    #: the user names none
-    dataset_kind: ClassVar[str] = ""
+    #: the annotations a data set must provide for the task to run on it (``benchsuite.data.datasets.BOXES``, ...;
+    #: see :meth:`runs_on`), and the spec used when the user names none
+    needs: ClassVar[frozenset[str]] = frozenset()
     default_dataset: ClassVar[str] = ""
     #: where its tables come in the report (the suite's own tasks are 0, 1, 2)
     order: ClassVar[int] = 100
@@ -176,11 +213,20 @@ class Task:
     #: how those intervals are drawn, for the report's closing note
     interval_statistic: ClassVar[str] = ""
     #: the report: quality columns, the per-class view's title (empty: no per-class view), the plots it
-    #: contributes in order, and report sections (``"gallery"``, ``"fusion"``)
+    #: contributes in order, and the sections below each of its tables (``"gallery"``)
     columns: ClassVar[tuple[ColumnSpec, ...]] = ()
     per_class_title: ClassVar[str] = ""
     plots: ClassVar[tuple[PlotKind, ...]] = ("tradeoff",)
-    sections: ClassVar[tuple[str, ...]] = ()
+    sections: ClassVar[tuple[SectionKind, ...]] = ()
+    #: the default budget of a job of the task per profile: ``{profile: {field of benchsuite.api.Budget: value}}``
+    #: (image caps, an epochs hint, the time limit); a profile it does not name gets the profile's time limit only
+    budgets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: the conformance checks (:mod:`benchsuite.testing`): ``check_splits(folder) -> (train, val, test)`` builds the
+    #: task's tiny synthetic splits (files, if any, under ``folder``), and ``checks`` says how to call its pipelines
+    #: and validate their outputs (:mod:`benchsuite.tasks.checks`). None: ``benchsuite check`` cannot fit the task's
+    #: pipelines (the checks that need a fit fail, saying so).
+    check_splits: ClassVar[Callable[[Path], tuple[Any, Any, Any]] | None] = None
+    checks: ClassVar[CheckAdapter | None] = None
 
     # ------------------------------------------------------------------------------------------ questions
     def metric(self, key: str) -> MetricSpec | None:
@@ -199,6 +245,32 @@ class Task:
         """The per-class view of a record's metrics block: class name -> value (empty when none)."""
         return {}
 
+    def runs_on(self, spec: str, data_root: Path | None = None, force_synthetic: bool = False) -> bool:
+        """Whether the data set ``spec`` provides every annotation the task :attr:`needs` (without opening it;
+        ``data_root`` is where real data is looked for)."""
+        return self.needs <= spec_annotations(spec, data_root, force_synthetic=force_synthetic)
+
+    @property
+    def dataset_kind(self) -> str:
+        """Deprecated, for the runner's planner until it asks :meth:`runs_on`: the annotations the task needs,
+        joined by ``+`` (compared with :func:`benchsuite.data.datasets.kind_of_spec`)."""
+        return "+".join(sorted(self.needs))
+
+    def budget(self, profile: str, time_limit_s: float) -> Budget:
+        """A job's budget in ``profile``: the task's :attr:`budgets` for it over the profile's ``time_limit_s``."""
+        return Budget(**{"profile": profile, "time_limit_s": time_limit_s, **dict(self.budgets.get(profile, {}))})
+
+    def check_data(self, folder: Path) -> CheckData:
+        """The task's tiny data for the conformance checks (:attr:`check_splits`), files under ``folder``."""
+        build, checks = type(self).check_splits, self.checks
+        if build is None or checks is None:
+            missing = " and ".join(n for n, v in (("check_splits", build), ("checks", checks)) if v is None)
+            raise NotImplementedError(f"task {self.name!r} ({type(self).__module__}:{type(self).__qualname__}) "
+                                      f"declares no {missing}: its pipelines cannot be fitted by the checks "
+                                      f"(see benchsuite.tasks.base.Task.check_splits)")
+        train, val, test = build(Path(folder))
+        return CheckData(train, val, test, checks.inputs(test), int(train.num_classes), Path(folder))
+
     def batch_size(self, pipeline: Pipeline) -> int:
         """Images per prediction call: the pipeline's ``batch_size_attribute``, else the task's default."""
         if not self.batch_size_attribute:
@@ -215,6 +287,9 @@ class Task:
         "images_per_s": r, "seconds_per_image": s, "predict": conditions[, "output": {...}]}}}``.
         """
         budget = ctx.budget
+        for attr in ("report_group", "report_note"):  # a study the pipeline belongs to, for the report
+            if getattr(pipeline, attr, ""):
+                ctx.record(**{attr: str(getattr(pipeline, attr))})
         train = dataset.load("train", budget.max_train_images)
         val = dataset.load("val", budget.max_val_images)
         fit_timing = timed_fit(pipeline, train, val, ctx)

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from benchsuite.api import Classifier, ClassifierOutput, Context, batched
+from benchsuite.data import synthetic_cifar
+from benchsuite.data.datasets import IMAGE_LABELS
 from benchsuite.data.images import ImageSet
 from benchsuite.errors import OutputValidationError
 from benchsuite.measure.timing import Stopwatch, measure_latency
 from benchsuite.metrics import bootstrap as bs
 from benchsuite.metrics.classification import classification_metrics, confusion_matrix, macro_f1
+from benchsuite.results.atomic import atomic_write_npz, atomic_write_text
 from benchsuite.results.evidence import Evidence
 from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPrediction, Task
+from benchsuite.tasks.checks import ArrayBatchChecks
 
 VARIANT_PREFIX = "variant::"
 
@@ -77,9 +81,7 @@ def save_predictions(path: Path, out: ClassifierOutput) -> None:
         arrays["scores"] = out.scores
     for name, labels in out.variants.items():
         arrays[VARIANT_PREFIX + name] = labels
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
+    atomic_write_npz(path, arrays)
 
 
 class ClassificationTask(Task):
@@ -87,7 +89,7 @@ class ClassificationTask(Task):
 
     name = "classification"
     description = "image classification (CIFAR-10 style): one class per image"
-    dataset_kind = "classification"
+    needs = frozenset({IMAGE_LABELS})
     default_dataset = "cifar10"
     order = 0
     pipeline_base = Classifier
@@ -104,6 +106,10 @@ class ClassificationTask(Task):
                ColumnSpec("macro F1", "macro_f1"))
     per_class_title = "accuracy (recall of the class)"
     plots = ("tradeoff", "per_class", "confusion")
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"max_train_images": 600, "max_val_images": 200, "max_test_images": 300, "epochs": 2}}
+    check_splits = synthetic_cifar.tiny_splits
+    checks = ArrayBatchChecks("predict", validate_output, atol=1e-6)
 
     def per_class(self, metrics: Mapping[str, Any]) -> dict[str, float | None]:
         return dict(metrics.get("per_class_accuracy") or {})
@@ -143,7 +149,7 @@ class ClassificationTask(Task):
         cm_file = job_dir / f"confusion-{split}.csv"
         header = "true\\pred," + ",".join(classes)
         rows = [f"{c}," + ",".join(str(int(v)) for v in row) for c, row in zip(classes, cm)]
-        cm_file.write_text("\n".join([header, *rows]) + "\n")
+        atomic_write_text(cm_file, "\n".join([header, *rows]) + "\n")
         evidence = {"truth": np.asarray(truth, np.int64), "predicted": np.asarray(labels, np.int64),
                     "correct": np.asarray(labels) == np.asarray(truth)}
         return Scored(metrics, {"confusion_matrix": cm_file.name}, evidence)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from benchsuite.api import Context, Detections, Detector
+from benchsuite.data import synthetic_voc
+from benchsuite.data.datasets import BOXES
 from benchsuite.data.detection import DetectionSet
 from benchsuite.errors import OutputValidationError
 from benchsuite.measure.timing import Stopwatch
@@ -18,6 +20,7 @@ from benchsuite.metrics.export import write_coco_json, write_voc_results
 from benchsuite.ops.boxes import check_detections, clip_boxes
 from benchsuite.results.evidence import Evidence, pack_ragged
 from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPrediction, Task
+from benchsuite.tasks.checks import PerImageChecks
 from benchsuite.tasks.per_image import load_ragged, run_over_images, save_ragged, single_image_latency
 
 
@@ -74,7 +77,7 @@ class DetectionTask(Task):
 
     name = "detection"
     description = "object detection (Pascal VOC style): labelled boxes per image"
-    dataset_kind = "detection"
+    needs = frozenset({BOXES})
     default_dataset = "voc2007"
     order = 1
     pipeline_base = Detector
@@ -96,7 +99,12 @@ class DetectionTask(Task):
                ColumnSpec("LAMR", "lamr", optional=True))
     per_class_title = "AP at IoU 0.5"
     plots = ("tradeoff", "per_class", "pr_curves", "size_ap")
-    sections = ("gallery", "fusion")
+    sections = ("gallery",)
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"max_train_images": 24, "max_val_images": 8, "max_test_images": 16, "epochs": 1, "time_limit_s": 420}}
+    check_splits = synthetic_voc.tiny_splits
+    checks = PerImageChecks("detect", lambda out, w, h, n, where: validate_detections(out, w, h, n, where)[0],
+                            "detections")
 
     def per_class(self, metrics: Mapping[str, Any]) -> dict[str, float | None]:
         return {k: v.get("ap50") for k, v in (metrics.get("per_class") or {}).items()}

@@ -1,11 +1,13 @@
-"""What the detection and proposal tasks share: running a pipeline image by image with timing, and
-saving per-image arrays of varying length."""
+"""What the tasks whose pipelines take one image per call share: running a pipeline image by image with timing.
+
+Their predictions files hold per-image arrays of varying length: :func:`benchsuite.results.evidence.save_ragged`
+and :func:`~benchsuite.results.evidence.load_ragged` (imported here for the tasks that use both).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +15,9 @@ import numpy as np
 from benchsuite.data.detection import DetectionSet
 from benchsuite.device import synchronize
 from benchsuite.measure.timing import measure_latency
+from benchsuite.results.evidence import load_ragged, save_ragged
+
+__all__ = ["load_ragged", "run_over_images", "save_ragged", "single_image_latency"]
 
 
 def run_over_images(call: Callable[[list[np.ndarray]], list[Any]], data: DetectionSet, batch_size: int,
@@ -46,31 +51,3 @@ def single_image_latency(call: Callable[[np.ndarray], Any], data: DetectionSet, 
         return {}
     images = [data.load_image(i) for i in range(min(len(data), count + warmup))]
     return measure_latency(lambda i: call(images[i % len(images)]), count, warmup, device)
-
-
-def save_ragged(path: Path, image_ids: list[str], **per_image: list[np.ndarray]) -> None:
-    """Per-image arrays of varying length, concatenated with an ``offsets`` index (``npz``)."""
-    arrays: dict[str, np.ndarray] = {"image_ids": np.asarray(image_ids)}
-    counts = None
-    for name, parts in per_image.items():
-        lengths = np.asarray([len(p) for p in parts], np.int64)
-        if counts is None:
-            counts = lengths
-        elif not np.array_equal(counts, lengths):
-            raise ValueError(f"{name}: per-image lengths differ from the other arrays")
-        sample = next((p for p in parts if len(p)), None)
-        tail = np.asarray(sample).shape[1:] if sample is not None else ()
-        arrays[name] = np.concatenate(parts) if parts and sum(lengths) else np.zeros((0, *tail))
-    arrays["offsets"] = np.concatenate([[0], np.cumsum(counts if counts is not None else [])]).astype(np.int64)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
-
-
-def load_ragged(path: Path) -> tuple[list[str], dict[str, list[np.ndarray]]]:
-    with np.load(path) as npz:
-        offsets = npz["offsets"]
-        ids = [str(s) for s in npz["image_ids"]]
-        out = {name: [npz[name][offsets[i]:offsets[i + 1]] for i in range(len(ids))]
-               for name in npz.files if name not in ("offsets", "image_ids")}
-    return ids, out

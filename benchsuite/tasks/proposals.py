@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from benchsuite.api import Context, Proposer
+from benchsuite.data import synthetic_voc
+from benchsuite.data.datasets import BOXES
 from benchsuite.data.detection import DetectionSet
 from benchsuite.errors import OutputValidationError
 from benchsuite.measure.timing import Stopwatch
@@ -17,6 +19,7 @@ from benchsuite.metrics.proposals import evaluate_proposals
 from benchsuite.ops.boxes import check_boxes, clip_boxes
 from benchsuite.results.evidence import Evidence
 from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPrediction, Task
+from benchsuite.tasks.checks import PerImageChecks
 from benchsuite.tasks.per_image import load_ragged, run_over_images, save_ragged, single_image_latency
 
 #: proposals kept per image for scoring (the largest budget scored is 2,000)
@@ -42,7 +45,7 @@ class ProposalTask(Task):
 
     name = "proposals"
     description = "region proposals (Pascal VOC style): ranked boxes per image"
-    dataset_kind = "detection"
+    needs = frozenset({BOXES})
     default_dataset = "voc2007"
     order = 2
     pipeline_base = Proposer
@@ -64,6 +67,11 @@ class ProposalTask(Task):
                ColumnSpec("proposals/image", "proposals_per_image", "auto"))
     per_class_title = "average best overlap"
     plots = ("tradeoff", "per_class", "recall_curve")
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"max_train_images": 24, "max_val_images": 8, "max_test_images": 16, "epochs": 1}}
+    check_splits = synthetic_voc.tiny_splits
+    checks = PerImageChecks("propose", lambda out, w, h, n, where: validate_proposals(out, w, h, where)[0],
+                            "proposals")
 
     def per_class(self, metrics: Mapping[str, Any]) -> dict[str, float | None]:
         return dict(metrics.get("abo_per_class") or {})

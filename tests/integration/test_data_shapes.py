@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import pytest
 
+from benchsuite.data import synthetic_voc
 from benchsuite.runner.run import RunConfig, run
 
-VARIANTS = ("crop", "tiny", "crowd", "wide", "grey")
+VARIANTS = tuple(synthetic_voc.VARIANTS)
 DETECTORS = ("hog-svm-det", "viola-jones", "ism", "ss-hog-svm", "rcnn", "faster-rcnn-mbv3-fpn")
 #: the smoke floor of mAP50 on every variant (None: no quality floor at smoke size, see the module docstring)
 FLOOR: dict[str, float | None] = {"hog-svm-det": 0.10, "viola-jones": 0.10, "ism": 0.10, "ss-hog-svm": 0.10,

@@ -37,7 +37,7 @@ def _data_intervals(run_dir: Path, record: dict) -> dict[str, list[float] | None
     from benchsuite.api import Budget
     from benchsuite.data.datasets import open_dataset
     from benchsuite.metrics import bootstrap as bs
-    from benchsuite.profiles import split_cap
+    from benchsuite.tasks.base import split_cap
     from benchsuite.tasks.per_image import load_ragged
 
     job = json.loads((run_dir / "jobs" / record["job_id"] / "job.json").read_text())

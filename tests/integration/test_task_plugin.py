@@ -11,8 +11,8 @@ import shutil
 import numpy as np
 import pytest
 
-from benchsuite.api import check_pipeline_class
 from benchsuite.errors import ConfigError
+from benchsuite.registry import pipeline_problems
 from benchsuite.report.compare import compare_runs
 from benchsuite.report.markdown import write_report
 from benchsuite.report.model import build_model
@@ -30,22 +30,24 @@ def test_the_registry_lists_the_suites_tasks_and_a_plugins_and_names_a_broken_on
     assert "lacks" in broken["not-a-task"].error and "benchsuite.tasks.base.Task" in broken["not-a-task"].error
     with pytest.raises(ConfigError, match=r"task 'not-a-task' .* cannot be used: .*lacks"):
         get_task("not-a-task")
-    with pytest.raises(ConfigError, match="unknown task 'segmentation'; expected one of: classification"):
+    with pytest.raises(ConfigError, match="unknown task 'segmentation'; known tasks: classification"):
         get_task("segmentation")
     from benchsuite import api
 
-    assert "counting" in api.TASKS  # the stable API's list is the registry's
+    with pytest.raises(AttributeError, match=r"TASKS was removed.*task_names\(\)"):
+        _ = api.TASKS  # the list of tasks is the registry's, above the API
     counting = get_task("counting")
     assert counting.primary.key == "mae" and not counting.primary.higher_is_better
+    assert counting.runs_on("synthetic-voc") and counting.runs_on("voc:/anywhere") and not counting.runs_on("cifar10")
     import toy_counting
 
-    assert check_pipeline_class(toy_counting.MeanCounter) == []
+    assert pipeline_problems(toy_counting.MeanCounter) == []
 
     class Lazy(toy_counting.Counter):
         id = "lazy"
         family = "classical"
 
-    assert check_pipeline_class(Lazy) == ["Lazy does not implement fit()", "Lazy does not implement count()"]
+    assert pipeline_problems(Lazy) == ["Lazy does not implement fit()", "Lazy does not implement count()"]
 
 
 def test_list_names_a_broken_task_plugin(task_dist, capsys):
@@ -55,6 +57,30 @@ def test_list_names_a_broken_task_plugin(task_dist, capsys):
     out, err = capsys.readouterr()
     assert "toy-count-mean" in out and "counting" in out
     assert "broken task plugin not-a-task (toy_counting:NotATask, from benchsuite-toy-counting)" in err
+
+
+def test_check_passes_for_a_pipeline_of_a_plugin_task(task_dist, capsys):
+    """`benchsuite check` on a plugin task's pipeline: the task's own check data and check adapter."""
+    from benchsuite.cli import main
+
+    assert main(["check", "toy-count-mean"]) == 0
+    out = capsys.readouterr().out
+    assert "task counting" in out and "PASS  outputs_valid" in out and "PASS  same_seed_same_output" in out
+    assert "FAIL" not in out
+
+
+def test_a_plugin_task_without_check_data_fails_the_fit_checks_by_name(task_dist, monkeypatch):
+    import toy_counting
+
+    from benchsuite.testing import check_pipeline
+
+    monkeypatch.setattr(toy_counting.CountingTask, "check_splits", None)
+    monkeypatch.setattr("benchsuite.testing._DATA", {})
+    results = {r.name: r for r in check_pipeline(toy_counting.MeanCounter)}
+    assert results["declarations"].passed and results["params_round_trip"].passed
+    fit = results["fit_returns_self"]
+    assert fit.failed and "task 'counting'" in fit.message and "declares no check_splits" in fit.message
+    assert results["outputs_valid"].status == "skipped"
 
 
 def test_without_the_plugin_its_task_is_unknown():
@@ -78,7 +104,7 @@ def test_a_plugin_task_runs_through_the_runner_the_report_and_compare(tmp_path, 
     assert 0 <= mean["mae"] < zero["mae"]  # predicting nothing is worse on images with objects
     info = json.loads((run_dir / "run.json").read_text())
     (voc,) = [d for d in info["datasets"] if d["name"] == "synthetic-voc"]
-    assert "counting" in voc["tasks"]  # the data set asks the registry which tasks it serves
+    assert voc["annotations"] == ["boxes"]  # what the data set provides; the counting task needs no more
 
     model = build_model(run_dir)
     (group,) = [g for g in model.groups if g.task == "counting"]

@@ -1,15 +1,19 @@
-"""No import cycles, no arrows upward: the import graph of ``benchsuite/`` and ``pipelines/``, read statically.
+"""No import cycles, no arrows upward, no task named outside its task: the import graph of ``benchsuite/`` and
+``pipelines/``, and the string literals of the tree, read statically.
 
 Every ``import`` and ``from ... import`` counts, at module level or inside a function (a function-level import
 is still a dependency; it only hides the cycle until the function runs). Imports under ``if TYPE_CHECKING:`` do
 not count: they never run. A cycle between modules fails the test with the cycle and the lines that make it;
 so does any module of the framework (``benchsuite``) that imports a pipeline (``pipelines``): pipelines are
-plugins of the framework, found through entry points, never imported by it.
+plugins of the framework, found through entry points, never imported by it; so does a module that imports one of
+a higher layer, the layers as the README's "Contributing: where things go" lists them; and so does a registered
+task's name used as a string literal outside ``benchsuite/tasks/`` and the task's own module.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,3 +243,170 @@ def test_the_graph_covers_the_whole_suite():
     edges = _suite_edges()
     assert any(e.source == "benchsuite.tasks.classification" and e.target == "benchsuite.measure.timing"
                for e in edges)
+
+
+# ------------------------------------------------------------------------------------------------ layers
+
+
+def readme_layers(readme: str) -> list[list[str]]:
+    """The framework's layers, lowest first, as the README's "Contributing: where things go" lists them: a
+    numbered line per layer, ``1. `errors`, `plugins`: what they are``; each name is a module or package under
+    ``benchsuite/`` (``__init__`` is the package's own module)."""
+    start = readme.index("## Contributing: where things go")
+    end = readme.find("\n## ", start + 1)
+    section = readme[start:end if end > 0 else None]
+    layers = []
+    for line in section.splitlines():
+        m = re.match(r"^(\d+)\. (.+?): ", line)
+        if m:
+            assert int(m.group(1)) == len(layers) + 1, f"README layer lines out of order at {line!r}"
+            layers.append(re.findall(r"`([^`]+)`", m.group(2)))
+    return layers
+
+
+def layer_of(module: str, layers: list[list[str]], package: str = "benchsuite") -> int | None:
+    """The index of ``module``'s layer (its longest listed prefix), or None when no layer lists it."""
+    rel = "__init__" if module == package else module.removeprefix(package + ".")
+    best: tuple[int, int] | None = None
+    for index, names in enumerate(layers):
+        for name in names:
+            if (rel == name or rel.startswith(name + ".")) and (best is None or len(name) > best[0]):
+                best = (len(name), index)
+    return None if best is None else best[1]
+
+
+def upward_imports(edges: list[Edge], layers: list[list[str]], package: str = "benchsuite") -> list[str]:
+    """Every import of ``package`` whose target sits in a higher layer than its source, as text."""
+    out = []
+    for e in edges:
+        if e.source.split(".")[0] != package or e.target.split(".")[0] != package:
+            continue
+        low, high = layer_of(e.source, layers, package), layer_of(e.target, layers, package)
+        if low is not None and high is not None and high > low:
+            out.append(f"{e} : layer {low + 1} ({', '.join(layers[low])}) imports layer {high + 1} "
+                       f"({', '.join(layers[high])})")
+    return out
+
+
+def _layers() -> list[list[str]]:
+    return readme_layers((ROOT / "README.md").read_text(encoding="utf-8"))
+
+
+def test_every_framework_module_is_in_a_layer_of_the_readme():
+    layers = _layers()
+    assert len(layers) >= 4, f"the README lists {len(layers)} layers"
+    modules = [m for m in module_files(ROOT, ("benchsuite",))]
+    unplaced = [m for m in modules if layer_of(m, layers) is None]
+    assert not unplaced, f"modules in no layer of the README's list: {unplaced}"
+
+
+def test_no_module_imports_from_a_higher_layer():
+    upward = upward_imports(_suite_edges(), _layers())
+    assert not upward, "imports from a higher layer:\n" + "\n".join(upward)
+
+
+def test_the_layer_check_names_an_upward_import(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "low").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "low" / "__init__.py").write_text("")
+    (pkg / "low" / "a.py").write_text("x = 1\n\ndef f():\n    from pkg import high\n")
+    (pkg / "high.py").write_text("from pkg.low import a\n")
+    readme = "## Contributing: where things go\n\n1. `low`, `__init__`: below\n2. `high`: above\n\n## Next\n"
+    layers = readme_layers(readme)
+    assert layers == [["low", "__init__"], ["high"]]
+    edges = import_edges(module_files(tmp_path, ("pkg",)), tmp_path)
+    (line,) = upward_imports(edges, layers, "pkg")
+    assert line.startswith("pkg.low.a -> pkg.high (pkg/low/a.py:4)") and "layer 1 (low, __init__)" in line
+
+
+# ------------------------------------------------------------------------------------------------ task names
+
+#: string literals equal to a task's name that do not name the task, by (file, literal), with the reason; an entry
+#: whose literal is no longer in its file fails the test, so that the list never outlives its reason
+NOT_A_TASK = {
+    ("benchsuite/proposal_cache.py", "proposals"): "the cache's folder name and its progress bar's label",
+    ("benchsuite/metrics/proposals.py", "proposals"): "the name of the argument in a message about its shape",
+    # the Ray executor infers the proposals job's consumers from their names until the declared dependencies of
+    # issue 21.4 replace it (benchsuite/runner, another change): remove this entry then
+    ("benchsuite/runner/ray_executor.py", "proposals"): "job.task == ... (until issue 21.4 lands)",
+    ("benchsuite/runner/ray_executor.py", "detection"): "job.task == ... (until issue 21.4 lands)",
+}
+
+
+def registered_tasks(pyproject: str) -> dict[str, str]:
+    """Task name -> its module, from the ``benchsuite.tasks`` entry points of ``pyproject.toml``."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    group = tomllib.loads(pyproject)["project"]["entry-points"]["benchsuite.tasks"]
+    return {name: ref.partition(":")[0] for name, ref in group.items()}
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                out.add(id(first.value))
+    return out
+
+
+def _declarations(tree: ast.AST) -> set[int]:
+    """Constants that declare a class's ``task`` (a pipeline says which task it is for) or are a path component
+    (``folder / "name"``)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for stmt in node.body:
+                target = stmt.target if isinstance(stmt, ast.AnnAssign) else (
+                    stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None)
+                if isinstance(target, ast.Name) and target.id == "task" and isinstance(stmt.value, ast.Constant):
+                    out.add(id(stmt.value))
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            out.update(id(side) for side in (node.left, node.right) if isinstance(side, ast.Constant))
+    return out
+
+
+def task_name_literals(root: Path, files: list[Path], tasks: dict[str, str]) -> list[tuple[str, int, str]]:
+    """``(file, line, name)`` of every string literal equal to a task's name in ``files``, outside
+    ``benchsuite/tasks/`` and the task's own module, docstrings, ``task`` declarations and path components."""
+    own = {name: module.replace(".", "/") + ".py" for name, module in tasks.items()}
+    found = []
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith("benchsuite/tasks/"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
+        skip = _docstrings(tree) | _declarations(tree)
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in tasks
+                    and id(node) not in skip and own[node.value] != rel):
+                found.append((rel, node.lineno, node.value))
+    return sorted(found)
+
+
+def _tree_files() -> list[Path]:
+    files = [p for package in (*PACKAGES, "tools") for p in sorted((ROOT / package).rglob("*.py"))]
+    return [*files, ROOT / "run_all.py"]
+
+
+def test_no_task_is_named_outside_its_task():
+    tasks = registered_tasks((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert {"classification", "detection", "proposals"} <= set(tasks)
+    found = task_name_literals(ROOT, _tree_files(), tasks)
+    named = [f"{f}:{line}: {name!r}" for f, line, name in found if (f, name) not in NOT_A_TASK]
+    assert not named, ("task names as string literals outside benchsuite/tasks/ (ask the task instead: "
+                       "benchsuite.tasks.registry):\n" + "\n".join(named))
+    stale = sorted(k for k in NOT_A_TASK if k not in {(f, name) for f, _, name in found})
+    assert not stale, f"NOT_A_TASK entries whose literal is gone (remove them): {stale}"
+
+
+def test_the_literal_check_names_file_and_line(tmp_path):
+    (tmp_path / "benchsuite" / "tasks").mkdir(parents=True)
+    (tmp_path / "benchsuite" / "tasks" / "counting.py").write_text('name = "counting"\n')
+    (tmp_path / "benchsuite" / "runner.py").write_text(
+        '"""Runs "counting" jobs."""\n\nclass P:\n    task = "counting"\n\n'
+        'def f(job, folder):\n    return folder / "counting" if job.task == "counting" else None\n')
+    files = sorted(tmp_path.rglob("*.py"))
+    found = task_name_literals(tmp_path, files, {"counting": "benchsuite.tasks.counting"})
+    assert found == [("benchsuite/runner.py", 7, "counting")]

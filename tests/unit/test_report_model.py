@@ -69,6 +69,10 @@ def write_run(folder: Path, records: list[dict]) -> Path:
     return folder
 
 
+#: what a pipeline's ``report_group`` and ``report_note`` declarations put into its records (Task.execute)
+STUDY = {"report_group": "Fusion study", "report_note": "FPN paper: AP_small **17.8** versus **9.6**."}
+
+
 def hand_records() -> list[dict]:
     return [
         _record("nn-l1", "classical", metrics=_cls(0.35, 0.33, 0.37), fit=1.0, ips=1000.0),
@@ -80,8 +84,10 @@ def hand_records() -> list[dict]:
         _record("hog-det", "classical", task="detection", metrics=_det(0.30, 0.05), fit=30.0, ips=4.0),
         _record("frcnn", "deep", task="detection", seed=0, metrics=_det(0.58, 0.2), fit=300.0, ips=2.0),
         _record("frcnn", "deep", task="detection", seed=1, metrics=_det(0.62, 0.2), fit=340.0, ips=2.0),
-        _record("fusion-fpn", "deep", task="detection", metrics=_det(0.50, 0.15), fit=100.0, ips=1.0),
-        _record("fusion-last", "deep", task="detection", metrics=_det(0.40, 0.07), fit=90.0, ips=1.2),
+        _record("fusion-fpn", "deep", task="detection", metrics=_det(0.50, 0.15), fit=100.0, ips=1.0,
+                fit_info=STUDY),
+        _record("fusion-last", "deep", task="detection", metrics=_det(0.40, 0.07), fit=90.0, ips=1.2,
+                fit_info=STUDY),
     ]
 
 
@@ -102,7 +108,10 @@ def test_headline_picks_best_trained_pipeline_of_each_family(hand_run):
     assert d.deep.primary.value == pytest.approx(0.60)  # the seed mean, not the best seed
     assert d.gap == pytest.approx(0.30) and d.fit_ratio == pytest.approx(320.0 / 30.0)
     assert [r.pipeline for r in model.failures] == ["broken"]
-    assert {r.pipeline for r in model.fusion_rows()} == {"fusion-fpn", "fusion-last"}
+    (study,) = model.studies()  # the records that declare a report group, and nothing else
+    assert study.title == "Fusion study" and study.notes == [STUDY["report_note"]]
+    assert [(g.task, [r.pipeline for r in rows]) for g, rows in study.parts] == [
+        ("detection", ["fusion-fpn", "fusion-last"])]
 
 
 def test_report_files_say_what_the_model_says(hand_run):
@@ -115,6 +124,8 @@ def test_report_files_say_what_the_model_says(hand_run):
     assert "resnet-ref (pretrained ref.)" in md and "imagenet-v1" in md
     assert "`broken` (classification, cifar10, seed 0): exception: RuntimeError: boom" in md
     assert "## Fusion study" in md and "17.8" in md and "9.6" in md
+    study = md[md.index("## Fusion study"):]
+    assert "| fusion-fpn | voc2007 | deep | 0 | 0.500 |" in study and "frcnn" not in study.split("##")[1]
     assert "not canonical" in md
     page = paths.html.read_text()
     assert page.count('src="data:image/png;base64,') >= 4  # trade-off, per class, PR, sizes ...

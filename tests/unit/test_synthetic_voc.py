@@ -28,7 +28,7 @@ def _objects(ds: VocDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
 def test_layout_counts_and_provenance(synthetic):
     info = synthetic.info
     assert info.name == "synthetic-voc" and info.origin == "synthetic" and info.canonical is False
-    assert info.kind == "detection" and info.classes == ["car", "pedestrian", "sign"]
+    assert info.annotations == ["boxes"] and info.classes == ["car", "pedestrian", "sign"]
     assert info.split_counts == {"train": 160, "val": 40, "trainval": 200, "test": 100}
     assert "synthetic" in info.description
     assert not synthetic.data.problems, info.notes  # sizes, boxes and classes all consistent
@@ -143,7 +143,7 @@ def test_variant_specs_open_as_synthetic_voc_sets(variants, cache_dir, tmp_path)
         v = synthetic_voc.VARIANTS[name]
         info = ds.info
         assert info.name == f"synthetic-voc-{name}" and info.origin == "synthetic" and info.canonical is False
-        assert info.kind == "detection" and info.classes == list(v.classes)
+        assert info.annotations == ["boxes"] and info.classes == list(v.classes)
         assert info.split_counts["test"] == v.counts["test"] and info.split_counts["val"] == v.counts["val"]
         assert "synthetic" in info.description and name in info.description
         assert not ds.data.problems, info.notes

@@ -353,7 +353,7 @@ def test_voc_spec_relative_path_and_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ds = open_dataset("voc:My Data (v2)", tmp_path / "root", tmp_path / "cache", force_synthetic=True)
     assert ds.info.name == "My_Data_v2" and ds.info.origin == "real"  # an explicit folder is read as given
-    assert ds.info.canonical is None and ds.info.kind == "detection"
+    assert ds.info.canonical is None and ds.info.annotations == ["boxes"]
     assert ds.load("test").name == "My_Data_v2/test"
 
 

@@ -53,7 +53,7 @@ import numpy as np
 from PIL import Image
 
 from benchsuite.data import detection, synthetic_voc
-from benchsuite.data.datasets import SUBSET_SEED, DatasetInfo, OpenRequest
+from benchsuite.data.datasets import MASKS, SUBSET_SEED, DatasetInfo, OpenRequest
 from benchsuite.data.sample_sets import SampleSequence
 from benchsuite.data.splits import SPLIT_SEED, stratified_choice
 from benchsuite.data.voc import (
@@ -494,7 +494,7 @@ class VocSegmentationDataset:
     """A VOC layout folder's segmentation part as a benchmark data set with fixed train / val / trainval / test.
 
     The same interface as :class:`benchsuite.data.voc.VocDataset` (``name``, ``info``, ``load``,
-    ``manifest``, ``write_manifest``), with ``info.kind == "segmentation"``; ``load`` returns a
+    ``manifest``, ``write_manifest``), with ``info.annotations == ["masks"]``; ``load`` returns a
     :class:`SegmentationSet`. ``official``: ``"voc2007"`` / ``"voc2012"`` for the releases (their split sizes
     decide ``canonical``); ``test_from_val``: score the official val split as test (VOC2012).
     """
@@ -540,7 +540,7 @@ class VocSegmentationDataset:
             notes.append(f"images per split {have}, the official release has {OFFICIAL_COUNTS[self.official]}")
         return DatasetInfo(
             name=self.name,
-            kind="segmentation",
+            annotations=[MASKS],
             origin=self.origin,
             canonical=canonical,
             fingerprint=d.fingerprint,
@@ -569,7 +569,7 @@ class VocSegmentationDataset:
 
     def manifest(self) -> dict[str, Any]:
         return split_manifest(self.info, self.origin, {s: self.split_ids(s) for s in self.splits}, SUBSET_SEED,
-                              task_kind="segmentation")
+                              annotations=MASKS)
 
     def write_manifest(self, folder: Path) -> Path:
         """Write ``<folder>/<name>.segmentation.split.json`` (atomically): apart from the detection manifest of

@@ -89,7 +89,7 @@ def test_labelmap_colours_map_palette_indices_to_classes(tmp_path):
     inst = {"im0": np.where(person_mask() == 15, 1, np.where(person_mask() == 255, 255, 0)).astype(np.uint8)}
     folder = make_seg_folder(tmp_path / "PF", masks, instances=inst)
     ds = vs.VocSegmentationDataset(folder, "PF")
-    assert ds.info.kind == "segmentation" and ds.info.classes == ["background", "person"]
+    assert ds.info.annotations == ["masks"] and ds.info.classes == ["background", "person"]
     assert ds.info.split_counts == {"train": 2, "val": 1, "trainval": 3, "test": 1}
     train = ds.load("train")
     before = decode_seconds()

@@ -163,6 +163,12 @@ class Pipeline:
     #: constructor parameters per profile (``{"smoke": {...}, "quick": {...}, "full": {...}}``) that size the
     #: pipeline's work in that profile; the runner passes them, and a user's ``--param`` wins over them
     profile_params: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: ids of the pipelines whose output this one reads (through a shared cache, such as the selective-search
+    #: proposals that ``rcnn`` classifies, :mod:`benchsuite.proposal_cache`). When a run holds a job of such a
+    #: pipeline on the same data set, the runner finishes it before this pipeline's job starts; otherwise this
+    #: pipeline computes what the cache lacks itself. Its record's ``consumed`` block counts the images read
+    #: from the cache and those computed, and the seconds spent on each.
+    consumes: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -292,6 +298,11 @@ def check_pipeline_class(cls: Any) -> list[str]:
     bad = [d for d in cls.devices if d not in DEVICES]
     if not cls.devices or bad:
         problems.append(f"{cls.__name__}.devices must be a non-empty subset of {DEVICES}, got {cls.devices!r}")
+    consumes = cls.consumes
+    if not isinstance(consumes, tuple) or not all(isinstance(c, str) and c.strip() for c in consumes):
+        problems.append(f"{cls.__name__}.consumes must be a tuple of pipeline ids, got {consumes!r}")
+    elif cls.id in consumes:
+        problems.append(f"{cls.__name__}.consumes names the pipeline itself ({cls.id!r})")
     if task is not None:  # the task's contract: its pipeline base class and the methods to override
         base = task.pipeline_base
         if not issubclass(cls, base):

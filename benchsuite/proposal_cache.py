@@ -100,11 +100,16 @@ def file_key(path: Path) -> str:
 # ------------------------------------------------------------------------------------------------ store
 
 
+def cache_root(cache_dir: Path) -> Path:
+    """The proposal cache's folder under a cache folder (``--cache-dir``)."""
+    return Path(cache_dir) / "proposals"
+
+
 class ProposalStore:
     """The on-disk cache of one proposer's proposals (see the module docstring for the layout)."""
 
     def __init__(self, cache_dir: Path, proposer: Proposer):
-        self.root = Path(cache_dir) / "proposals"
+        self.root = cache_root(cache_dir)
         self.key = proposer_key(proposer)
         self.folder = self.root / self.key
         self.files = self.root / "files"

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from benchsuite.errors import ConfigError
+from benchsuite.proposal_cache import cache_root
 from benchsuite.runner.dependencies import prerequisites
 from benchsuite.runner.execute import Supervisor, run_job_dir
 from benchsuite.runner.jobs import JobSpec
@@ -340,7 +341,7 @@ def new_proposals(cache_dir: Path, since_ns: int, limit_mb: float = CACHE_SHIP_L
                   ) -> list[tuple[str, bytes]]:
     """Proposal-cache entries (``<proposer key>/<content key>.npy`` under ``cache_dir/proposals``) written
     since ``since_ns`` (ns since the epoch), as ``(relative path, bytes)``; at most ``limit_mb`` MB."""
-    root = cache_dir / "proposals"
+    root = cache_root(cache_dir)
     out: list[tuple[str, bytes]] = []
     total = 0
     if not root.is_dir():
@@ -366,7 +367,7 @@ def install_proposals(cache_dir: Path, entries: Sequence[tuple[str, bytes]]) -> 
     from benchsuite.results.atomic import atomic_write_bytes
 
     written = 0
-    root = cache_dir / "proposals"
+    root = cache_root(cache_dir)
     for rel, data in entries:
         path = root / rel
         if ".." in Path(rel).parts or Path(rel).is_absolute() or path.exists():

@@ -7,8 +7,9 @@ detection seconds, so the cache tells this ledger, per producer pipeline id, whi
 the job computed, and how long each took. The worker process runs one job, so the ledger is per process; the
 worker copies :func:`snapshot` into the job's result, and the runner into the record's ``consumed`` block.
 
-An image counts once: ``cached_images`` are the distinct images served from the cache that this job did not
-compute itself (another job or an earlier run did), ``computed_images`` those it computed. ``read_s`` is every
+An output counts once (an image's, for one set of the producer's parameters): ``cached_images`` are the
+distinct outputs served from the cache that this job did not compute itself (another job or an earlier run
+did), ``computed_images`` those it computed. ``read_s`` is every
 lookup (keys, reads, misses included) and ``compute_s`` the producing and storing of what was missing, in wall
 seconds, wherever in the job they happened (``fit`` and detection alike).
 """
@@ -32,15 +33,15 @@ _LEDGER: dict[str, _Use] = {}
 
 
 def note_read(producer: str, keys: Iterable[str], seconds: float) -> None:
-    """``producer``'s outputs for the images ``keys`` (content keys) were served from the cache; the lookup
-    of this batch (hits and misses) took ``seconds``."""
+    """``producer``'s outputs ``keys`` (one per image and set of the producer's parameters) were served from
+    the cache; the lookup of this batch (hits and misses) took ``seconds``."""
     use = _LEDGER.setdefault(producer, _Use())
     use.read.update(keys)
     use.read_s += float(seconds)
 
 
 def note_computed(producer: str, keys: Iterable[str], seconds: float) -> None:
-    """This process computed (and stored) ``producer``'s outputs for the images ``keys`` in ``seconds``."""
+    """This process computed (and stored) ``producer``'s outputs ``keys`` in ``seconds``."""
     use = _LEDGER.setdefault(producer, _Use())
     use.computed.update(keys)
     use.compute_s += float(seconds)

@@ -279,7 +279,7 @@ def proposals_for(dataset: DetectionSet, proposer: Proposer, cache_dir: Path, wo
             missing.append(i)
         else:
             out[i] = boxes
-            hits.append(str(key))
+            hits.append(f"{store.key}/{key}")
     cache_use.note_read(proposer.id, hits, time.perf_counter() - start)
     log.info("%s on %s: %d of %d images cached", store.key, dataset.name, len(dataset) - len(missing), len(dataset))
     if missing:
@@ -291,7 +291,8 @@ def proposals_for(dataset: DetectionSet, proposer: Proposer, cache_dir: Path, wo
             store.put(key, boxes)
             store.remember_file(dataset[i].path, key)
             out[i] = boxes
-        cache_use.note_computed(proposer.id, [key for key, _ in computed], time.perf_counter() - start)
+        cache_use.note_computed(proposer.id, [f"{store.key}/{key}" for key, _ in computed],
+                                time.perf_counter() - start)
     return [b for b in out if b is not None]
 
 
@@ -304,7 +305,8 @@ def proposals_for_images(images: Sequence[np.ndarray], proposer: Proposer, cache
     keys = [image_key(im) for im in images]
     out = [store.get(k) for k in keys]
     missing = [i for i, b in enumerate(out) if b is None]
-    cache_use.note_read(proposer.id, [k for k, b in zip(keys, out) if b is not None], time.perf_counter() - start)
+    cache_use.note_read(proposer.id, [f"{store.key}/{k}" for k, b in zip(keys, out) if b is not None],
+                        time.perf_counter() - start)
     if missing:
         start = time.perf_counter()
         computed = parallel_map(_Call(_propose_image, proposer), [images[i] for i in missing],
@@ -312,7 +314,7 @@ def proposals_for_images(images: Sequence[np.ndarray], proposer: Proposer, cache
         for i, boxes in zip(missing, computed):
             store.put(keys[i], boxes)
             out[i] = boxes
-        cache_use.note_computed(proposer.id, [keys[i] for i in missing], time.perf_counter() - start)
+        cache_use.note_computed(proposer.id, [f"{store.key}/{keys[i]}" for i in missing], time.perf_counter() - start)
     return [b for b in out if b is not None]
 
 

@@ -17,7 +17,7 @@ worker processes), so a changed parameter misses the cache.
 
 Writes are atomic (:mod:`benchsuite.results.atomic`), so concurrent jobs may share a cache folder.
 
-What a job took from the cache and what it computed is noted in :mod:`benchsuite.cache_use` under the
+What a job took from the cache and what it computed is noted in :mod:`benchsuite.measure.cache_use` under the
 proposer's id (the record's ``consumed`` block).
 
 Parallelism: :func:`parallel_map` runs a picklable function over items in a pool of *spawned* worker
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from benchsuite import cache_use
+from benchsuite.measure import cache_use
 from benchsuite.results.atomic import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:

@@ -158,7 +158,7 @@ class Memory(TypedDict, total=False):
 
 class Consumed(TypedDict, total=False):
     """``consumed[<producer id>]``: what the job took from the output of a pipeline its pipeline consumes
-    (:attr:`benchsuite.api.Pipeline.consumes`; the proposal cache, :mod:`benchsuite.cache_use`), over the whole
+    (:attr:`benchsuite.api.Pipeline.consumes`; the proposal cache, :mod:`benchsuite.measure.cache_use`), over the whole
     job (``fit`` and detection alike).
 
     Attributes:

@@ -19,9 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchsuite import cache_use
 from benchsuite.api import Budget, Context
 from benchsuite.errors import OutputValidationError
+from benchsuite.measure import cache_use
 from benchsuite.measure.timing import gpu_peak_mb, peak_rss_mb
 from benchsuite.results.atomic import atomic_write_json
 from benchsuite.runner.execute import WORKER_IO_EXIT, WORKER_IO_MARKER

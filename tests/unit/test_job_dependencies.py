@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from benchsuite.api import Detector, check_pipeline_class
-from benchsuite.cache_use import consumed_block
 from benchsuite.errors import ConfigError
+from benchsuite.measure.cache_use import consumed_block
 from benchsuite.runner.dependencies import check_consumed, find_cycle, order_jobs, prerequisites, producer_jobs
 from benchsuite.runner.execute import Supervisor, run_jobs
 from benchsuite.runner.run import RunConfig, Runner

@@ -119,7 +119,7 @@ def test_parallel_map_over_processes_keeps_order():
 def test_the_ledger_counts_each_image_once_as_read_or_computed(tmp_path):
     """What the record's ``consumed`` block reports: distinct images computed by this process, distinct images
     served from the cache that it did not compute (the ones another job stored), and the seconds of each."""
-    from benchsuite import cache_use
+    from benchsuite.measure import cache_use
     from benchsuite.proposal_cache import store_proposals
 
     data = _dataset(tmp_path, n=3)

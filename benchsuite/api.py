@@ -167,6 +167,12 @@ class Pipeline:
     #: compare with) below it. Recorded in the record's ``fit_info`` (``report_group``, ``report_note``).
     report_group: ClassVar[str] = ""
     report_note: ClassVar[str] = ""
+    #: ids of the pipelines whose output this one reads (through a shared cache, such as the selective-search
+    #: proposals that ``rcnn`` classifies, :mod:`benchsuite.proposal_cache`). When a run holds a job of such a
+    #: pipeline on the same data set, the runner finishes it before this pipeline's job starts; otherwise this
+    #: pipeline computes what the cache lacks itself. Its record's ``consumed`` block counts the images read
+    #: from the cache and those computed, and the seconds spent on each.
+    consumes: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -302,6 +308,11 @@ def check_pipeline_class(cls: Any) -> list[str]:
     for attr in ("report_group", "report_note"):
         if not isinstance(getattr(cls, attr), str):
             problems.append(f"{cls.__name__}.{attr} must be a string, got {getattr(cls, attr)!r}")
+    consumes = cls.consumes
+    if not isinstance(consumes, tuple) or not all(isinstance(c, str) and c.strip() for c in consumes):
+        problems.append(f"{cls.__name__}.consumes must be a tuple of pipeline ids, got {consumes!r}")
+    elif cls.id in consumes:
+        problems.append(f"{cls.__name__}.consumes names the pipeline itself ({cls.id!r})")
     return problems
 
 

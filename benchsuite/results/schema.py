@@ -156,6 +156,29 @@ class Memory(TypedDict, total=False):
     gpu_peak_mb: float | None
 
 
+class Consumed(TypedDict, total=False):
+    """``consumed[<producer id>]``: what the job took from the output of a pipeline its pipeline consumes
+    (:attr:`benchsuite.api.Pipeline.consumes`; the proposal cache, :mod:`benchsuite.measure.cache_use`), over the whole
+    job (``fit`` and detection alike).
+
+    Attributes:
+        producer_job: the run's job of that pipeline on the same data set, which finished before this job
+            started; None when the run had none (this job computed what the cache lacked).
+        cached_images: distinct images whose output came from the cache (written by another job or run).
+        computed_images: distinct images whose output this job computed (and stored in the cache).
+        read_s: wall seconds of the cache lookups and reads; compute_s: wall seconds of computing and storing
+            what was missing (both inside the fit and detection clocks where they happened).
+        declared: whether the pipeline declares the producer (false: it read that output undeclared).
+    """
+
+    producer_job: str | None
+    cached_images: int
+    computed_images: int
+    read_s: float
+    compute_s: float
+    declared: bool
+
+
 class _RecordKeys(TypedDict):
     schema_version: int
     run_id: str
@@ -188,6 +211,9 @@ class Record(_RecordKeys, total=False):
         timing, memory: see :class:`Timing`, :class:`Memory`.
         params: the pipeline's constructor parameters; fit_info: see :class:`FitInfo`.
         shortcuts, shortened: work done short of the profile (not comparable when ``shortened``).
+        consumed: for a pipeline that reads other pipelines' output from the cache, per producer id, the
+            images read from the cache and those computed, and the seconds of each (:class:`Consumed`);
+            None for the others.
         dataset_fingerprint, split_fingerprint, data_origin, data_canonical: the data's identity.
         pretrained_reference, harness_floor: rows shown apart in reports.
         output: counts about the predictions (boxes clipped, proposals returned, ...).
@@ -207,6 +233,7 @@ class Record(_RecordKeys, total=False):
     error: str | None
     shortcuts: list[Shortcut]
     shortened: bool
+    consumed: dict[str, Consumed] | None
     output: dict[str, Any]
     determinism: dict[str, Any] | None
     profile: str | None

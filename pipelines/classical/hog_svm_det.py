@@ -129,8 +129,6 @@ class HogSvmDetector(Detector):
             pyramid would need more than ``max_upscale`` to reach them).
         max_small_upscale: a training image smaller than the window gives one upscaled negative window
             when it needs at most this factor beyond the start scale (:mod:`benchsuite.ops.negatives`).
-        measure_speed: after fitting, time ``detect`` against OpenCV's ``HOGDescriptor.detectMultiScale``
-            (same window, step, stride and padding) on one val image and record the ratio.
     """
 
     id: ClassVar[str] = "hog-svm-det"
@@ -139,8 +137,7 @@ class HogSvmDetector(Detector):
     description: ClassVar[str] = "Dalal-Triggs HOG + linear SVM, hard negatives, HOG-pyramid template correlation"
     profile_params: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"base_size": 48, "c_values": (0.1,), "steps": (1.2,), "negatives_per_image": 10, "mining_rounds": 1,
-                  "hard_per_image": 20, "max_upscale": 1.5, "mining_step": 1.3, "nms_thresholds": (0.3,),
-                  "measure_speed": False},
+                  "hard_per_image": 20, "max_upscale": 1.5, "mining_step": 1.3, "nms_thresholds": (0.3,)},
         "full": {"max_negatives": 10000, "tune_images": 500},
     }
 
@@ -152,8 +149,8 @@ class HogSvmDetector(Detector):
                  c_values: tuple[float, ...] = (0.1, 1.0), steps: tuple[float, ...] = (1.05, 1.1),
                  strides: tuple[int, ...] = (8,), nms_thresholds: tuple[float, ...] = (0.3, 0.5),
                  score_thresholds: tuple[float, ...] = (-1.0, -0.5, 0.0), max_detections: int = 100,
-                 svm_max_iter: int = 200, tune_images: int | None = 300, measure_speed: bool = True,
-                 min_base_size: int = 32, max_small_upscale: float = 2.0):
+                 svm_max_iter: int = 200, tune_images: int | None = 300, min_base_size: int = 32,
+                 max_small_upscale: float = 2.0):
         self.cell = cell
         self.block = block
         self.bins = bins
@@ -179,7 +176,6 @@ class HogSvmDetector(Detector):
         self.max_detections = max_detections
         self.svm_max_iter = svm_max_iter
         self.tune_images = tune_images
-        self.measure_speed = measure_speed
         self.min_base_size = min_base_size
         self.max_small_upscale = max_small_upscale
 
@@ -506,13 +502,6 @@ class HogSvmDetector(Detector):
             score_threshold=self.score_threshold_, start_scale=self.start_scale_, val_map50=round(val_ap, 4),
             window_collection_s=round(t_windows, 2),
         )
-        big_enough = [im for im in val_images
-                      if all(im.shape[0] >= m.window[0] and im.shape[1] >= m.window[1] for m in self.models_)]
-        if self.measure_speed and big_enough:  # (OpenCV aborts the process on images smaller than the window)
-            try:
-                ctx.record(**self.speed_vs_opencv(big_enough[0]))
-            except cv2.error as exc:  # the measurement is informative only
-                ctx.log.warning("hog-svm-det: OpenCV timing failed: %s", exc)
         return self
 
     # ------------------------------------------------------------------------------------ inference
@@ -524,42 +513,3 @@ class HogSvmDetector(Detector):
         return self._postprocess(hits, [m.label for m in self.models_], image.shape[1], image.shape[0],
                                  self.nms_threshold_, self.score_threshold_)
 
-    def speed_vs_opencv(self, image: np.ndarray, repeats: int = 3) -> dict[str, float]:
-        """Seconds per ``detect`` of this detector and of OpenCV's ``HOGDescriptor.detectMultiScale`` with
-        the same windows (one OpenCV run per class), first pyramid scale, step, stride and padding, best of
-        ``repeats``, both on one thread."""
-        threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)  # one thread each: the HOG kernel here is single-threaded
-        try:
-            return self._time_against_opencv(image, repeats)
-        finally:
-            cv2.setNumThreads(threads)
-
-    def _time_against_opencv(self, image: np.ndarray, repeats: int) -> dict[str, float]:
-        ours = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            self.detect(image)
-            ours.append(time.perf_counter() - t)
-        pad = self.pad_cells * self.cell
-        theirs = []
-        descriptors = []
-        for m in self.models_:
-            hog = cv2.HOGDescriptor((m.window[1], m.window[0]), (self.block * self.cell,) * 2,
-                                    (self.cell, self.cell), (self.cell, self.cell), self.bins)
-            weights = np.zeros(hog.getDescriptorSize() + 1, np.float32)
-            weights[-1] = -1e3  # no window passes: timing the scan, not the grouping
-            hog.setSVMDetector(weights)
-            descriptors.append(hog)
-        for _ in range(repeats):
-            t = time.perf_counter()
-            first = image  # the same first pyramid level as ours (upsampled when start_scale_ > 1)
-            if self.start_scale_ != 1.0:
-                first = cv2.resize(image, None, fx=self.start_scale_, fy=self.start_scale_,
-                                   interpolation=cv2.INTER_LINEAR)
-            for hog in descriptors:
-                hog.detectMultiScale(first, hitThreshold=0.0, winStride=(self.stride_, self.stride_),
-                                     padding=(pad, pad), scale=self.step_, groupThreshold=0)
-            theirs.append(time.perf_counter() - t)
-        return {"detect_s_one_val_image": round(min(ours), 4), "opencv_hog_s_same_image": round(min(theirs), 4),
-                "speed_ratio_vs_opencv": round(min(ours) / max(min(theirs), 1e-9), 2)}

@@ -131,6 +131,7 @@ class SelectiveSearchHogSVM(Detector):
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     description: ClassVar[str] = "Selective-search proposals, warped-window HOG + linear SVM per class, hard negatives"
     detect_batch_size: ClassVar[int] = 8
+    consumes: ClassVar[tuple[str, ...]] = ("selective-search",)  # its proposals, through the proposal cache
     profile_params: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"proposer_params": SS_SMOKE, "train_proposals": 300, "test_proposals": 300,
                   "negatives_per_image": 20, "hard_per_image": 20, "c_values": (0.03,), "nms_values": (0.3,)},

@@ -62,8 +62,9 @@ def make_proposer(params: dict[str, Any] | None = None) -> Proposer:
 
 
 def dataset_proposals(data: DetectionSet, proposer: Proposer, ctx: Context, desc: str) -> list[np.ndarray]:
-    """Proposals of every image of ``data``, through the shared cache (computed in parallel when missing)."""
-    return proposals_for(data, proposer, ctx.cache_dir, progress=ctx.progress, desc=desc)
+    """Proposals of every image of ``data``, through the shared cache (computed over ``ctx.num_threads``
+    processes when missing)."""
+    return proposals_for(data, proposer, ctx.cache_dir, workers=ctx.num_threads, progress=ctx.progress, desc=desc)
 
 
 def prepare_proposals(boxes: np.ndarray, width: int, height: int, max_proposals: int, min_size: float
@@ -324,6 +325,7 @@ class RCNN(Detector):
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
     description: ClassVar[str] = "R-CNN: selective search + warped-region CNN + box regression"
     detect_batch_size: ClassVar[int] = 8
+    consumes: ClassVar[tuple[str, ...]] = ("selective-search",)  # its proposals, through the proposal cache
     profile_params: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"proposer_params": SS_SMOKE, "iterations": 40, "batch_size": 64, "widths": (16, 32, 64),
                   "max_train_proposals": 300, "max_test_proposals": 150, "positives_per_image": 32,
@@ -411,9 +413,10 @@ class RCNN(Detector):
             raise ValueError("rcnn: the training split is empty")
         start = time.perf_counter()
         torch.manual_seed(ctx.seed)
+        torch.set_num_threads(max(1, int(ctx.num_threads)))
         self.device_ = prepare_device(ctx.device)
         self.cache_dir_ = Path(ctx.cache_dir)
-        self.workers_ = default_workers(None)
+        self.workers_ = default_workers(ctx.num_threads)
         self.num_classes_ = train.num_classes
         self.proposer_ = make_proposer(self.proposer_params)
         props = dataset_proposals(train, self.proposer_, ctx, "rcnn train proposals")

@@ -50,7 +50,8 @@ from numba.core import config as numba_config
 from numba.extending import intrinsic, overload
 
 TORCH_QUERY_CHUNK = 1024  # queries per torch.cdist call on CUDA (x references x 4 bytes of distances)
-QUERY_BLOCK = 256  # queries per task handed to a thread (their top-k lists live with the task)
+QUERY_BLOCK = 256  # queries per task handed to a thread (the references stream from memory once per task)
+MIN_QUERY_BLOCK = 32  # the smallest task, at the end of the queue
 REF_BLOCK = 64  # reference rows kept hot in L2 while the block's queries pass over them (64 x 3072 = 192 KiB)
 
 _PSADBW = {  # LLVM's x86 "sum of absolute differences" intrinsics, by vector width in bytes
@@ -388,15 +389,29 @@ def _reference_parts(queries: np.ndarray, refs: np.ndarray | Sequence[np.ndarray
     return q, parts
 
 
+def _query_blocks(count: int, threads: int) -> list[tuple[int, int]]:
+    """``[(q0, q1), ...]`` covering ``range(count)``: :data:`QUERY_BLOCK` queries, then ever smaller blocks
+    (half of each thread's share of what is left, at least :data:`MIN_QUERY_BLOCK`, multiples of 4) so that
+    the threads finish together."""
+    blocks, start = [], 0
+    while start < count:
+        size = min(QUERY_BLOCK, max(MIN_QUERY_BLOCK, -(-(count - start) // (2 * threads))))
+        size = -(-size // 4) * 4
+        blocks.append((start, min(count, start + size)))
+        start += size
+    return blocks
+
+
 def _run_blocks(task: Callable[[int, int], None], count: int, threads: int | None,
                 progress: Callable[..., Iterable[Any]] | None) -> None:
-    """``task(q0, q1)`` for every block of :data:`QUERY_BLOCK` of ``count`` queries, on ``threads`` threads
-    (default: numba's thread count, which the runner sets to the job's), each taking the next block as it
-    finishes one, so a core slowed by other work does less of it."""
-    blocks = [(s, min(count, s + QUERY_BLOCK)) for s in range(0, count, QUERY_BLOCK)]
-    threads = max(1, min(len(blocks), threads or get_num_threads()))
+    """``task(q0, q1)`` for every block of :func:`_query_blocks` of ``count`` queries, on ``threads``
+    threads (default: numba's thread count, which the runner sets to the job's), each taking the next block
+    as it finishes one, so a core slowed by other work does fewer of them."""
+    threads = max(1, threads or get_num_threads())
+    blocks = _query_blocks(count, threads)
+    threads = min(threads, len(blocks))
     wrap = progress or (lambda it, **_: it)
-    if threads == 1:
+    if threads <= 1:
         for q0, q1 in wrap(blocks, desc="L1 neighbours", total=len(blocks)):
             task(q0, q1)
         return

@@ -23,7 +23,7 @@ class NearestNeighbourL1(Classifier):
     id: ClassVar[str] = "nn-l1"
     family: ClassVar[str] = "classical"
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
-    predict_batch_size: ClassVar[int] = 2048
+    predict_batch_size: ClassVar[int] = 10_000  # one batch on CIFAR-10: threads share its query blocks
     profile_params: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"k_values": (1, 3)},
     }

@@ -395,8 +395,8 @@ def _query_blocks(count: int, threads: int) -> list[tuple[int, int]]:
     the threads finish together."""
     blocks, start = [], 0
     while start < count:
-        size = min(QUERY_BLOCK, max(MIN_QUERY_BLOCK, -(-(count - start) // (2 * threads))))
-        size = -(-size // 4) * 4
+        share = -(-(count - start) // (2 * threads))
+        size = min(QUERY_BLOCK, -(-max(MIN_QUERY_BLOCK, share) // 4) * 4)
         blocks.append((start, min(count, start + size)))
         start += size
     return blocks

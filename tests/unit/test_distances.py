@@ -183,3 +183,14 @@ def test_vote_breaks_ties_by_the_nearest_member():
     np.testing.assert_array_equal(vote(labels, 4, 5), [2, 0, 3])
     np.testing.assert_array_equal(vote(labels, 5, 5), [2, 0, 1])
     np.testing.assert_array_equal(vote(labels, 1, 5), [2, 0, 3])
+
+
+@pytest.mark.parametrize("count", [0, 1, 37, 1000, 5000])
+def test_query_blocks_cover_the_queries_in_shrinking_blocks(count):
+    blocks = dist._query_blocks(count, threads=2)
+    bounds = [0] + [q1 for _, q1 in blocks]
+    assert [q0 for q0, _ in blocks] == bounds[:-1] and bounds[-1] == count  # consecutive, no gap
+    sizes = [q1 - q0 for q0, q1 in blocks]
+    assert all(0 < s <= dist.QUERY_BLOCK for s in sizes)
+    assert sizes == sorted(sizes, reverse=True)
+    assert all(s % 4 == 0 for s in sizes[:-1])  # whole register blocks but the last

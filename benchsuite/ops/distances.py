@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 import numpy as np
-from llvmlite import ir
+from llvmlite import binding, ir
 from numba import get_num_threads, literally, njit, types
 from numba.core import cgutils
 from numba.core import config as numba_config
@@ -71,8 +71,6 @@ def _psadbw_width() -> int:
         return 0
     features = numba_config.CPU_FEATURES
     if features is None:
-        from llvmlite import binding
-
         features = binding.get_host_cpu_features().flatten()
     enabled = {f[1:] for f in features.split(",") if f.startswith("+")}
     if {"avx512f", "avx512bw"} <= enabled:
@@ -87,7 +85,54 @@ SAD_WIDTH = _psadbw_width()
 KERNEL = {64: "sad64", 32: "sad32"}.get(SAD_WIDTH, "portable")
 
 
-def _sad_tile_codegen(width: int, rows: int, cols: int):
+def _reduction_rounds(nlanes: int) -> list[tuple[list[int], list[int]]]:
+    """The shuffle masks (into ``x || y``) of each round of the accumulators' reduction (``nlanes`` 64-bit
+    lanes a vector, a power of 2 from 2), checked by following which partial sums each lane holds."""
+    pairs = [(k // 2, k % 2) for k in range(nlanes)]  # lane k of the result: pair k // 2, member k % 2
+    interleave = [2 * p + m * nlanes for p, m in pairs]  # x0 y0 x2 y2 ...; + 1: x1 y1 x3 y3 ...
+    halves = [4 * p + m for p, m in pairs]  # the even 128-bit lanes of x || y; + 2: the odd ones
+    rounds = [(interleave, [k + 1 for k in interleave])]
+    rounds += [(halves, [k + 2 for k in halves])] * (nlanes.bit_length() - 2)
+    vecs = [[{(v, lane)} for lane in range(nlanes)] for v in range(nlanes)]  # (vector, lane) summed
+    for first, second in rounds:
+        vecs = [[(x + y)[i] | (x + y)[j] for i, j in zip(first, second, strict=True)]
+                for x, y in zip(vecs[0::2], vecs[1::2], strict=True)]
+    assert vecs == [[{(lane, k) for k in range(nlanes)} for lane in range(nlanes)]], nlanes
+    return rounds
+
+
+def _asm_sad_loop(rows: int, cols: int, group: int) -> tuple[str, str]:
+    """The main loop of the AVX-512 4 x 4 block as x86 assembly (AT&T) and its LLVM constraints.
+
+    Operands: ``$0 .. $15`` the 16 accumulators (zmm, out), ``$16`` the byte offset (out, scratch),
+    ``$17 .. $24`` the 4 query and 4 reference row pointers, ``$25`` the bytes to cover (a multiple of 64).
+    zmm16-31 hold the loaded chunks and the ``vpsadbw`` results. The ``vpsadbw`` come in groups of
+    ``group``, each followed by its ``vpaddq``: LLVM's own schedule (each ``vpaddq`` soon after its
+    ``vpsadbw``) ran about 8% slower on AMD Zen 4.
+    """
+    pairs = rows * cols
+    offset, first_ptr, end = pairs, pairs + 1, pairs + 1 + rows + cols
+    q, r, t = 16, 16 + rows, 16 + rows + cols  # zmm numbers: loaded queries, loaded refs, results
+    lines = [f"vpxorq ${p}, ${p}, ${p}" for p in range(pairs)]
+    lines += [f"xorq ${offset}, ${offset}", f"testq ${end}, ${end}", "jz 2f", "1:"]
+    lines += [f"vmovdqu64 (${first_ptr + a}, ${offset}), %zmm{q + a}" for a in range(rows)]
+    lines += [f"vmovdqu64 (${first_ptr + rows + b}, ${offset}), %zmm{r + b}" for b in range(cols)]
+    for g in range(0, pairs, group):
+        members = range(g, min(pairs, g + group))
+        lines += [f"vpsadbw %zmm{r + p % cols}, %zmm{q + p // cols}, %zmm{t + p - g}" for p in members]
+        lines += [f"vpaddq %zmm{t + p - g}, ${p}, ${p}" for p in members]
+    lines += [f"addq $$64, ${offset}", f"cmpq ${offset}, ${end}", "jne 1b", "2:"]
+    clobbers = [f"~{{zmm{z}}}" for z in range(16, 32)] + ["~{flags}", "~{memory}"]
+    constraints = ["=&v"] * pairs + ["=&r"] + ["r"] * (rows + cols + 1) + clobbers
+    return "\n".join(lines), ",".join(constraints)
+
+
+_ASM_BLOCK = (64, 4, 4)  # the (width, rows, cols) whose main loop is _ASM_LOOP; others are LLVM's
+_ASM_LOOP, _ASM_CONSTRAINTS = _asm_sad_loop(4, 4, group=8)
+binding.initialize_native_asmparser()  # numba's LLVM assembles inline assembly only with it
+
+
+def _sad_tile_codegen(width: int, rows: int, cols: int, tails: bool):
     """LLVM IR storing the L1 distances of ``rows`` consecutive queries x ``cols`` consecutive refs.
 
     One pass over the row length: ``width``-byte chunks of every row are loaded once and fed to
@@ -96,6 +141,8 @@ def _sad_tile_codegen(width: int, rows: int, cols: int):
     A transposing tree of shuffles and adds turns the ``rows x cols`` accumulators into vectors whose
     lanes are whole distances, which are truncated to 32 bits (as the portable kernel's uint32 sums wrap)
     and stored a row at a time; a last bytes-at-a-time loop (rows not a multiple of 16 bytes) adds to them.
+    Without ``tails`` the row length must be a multiple of ``width`` (no code for the rest: the 16
+    accumulators then need no spilling around it).
     """
     i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
     nlanes = width // 8
@@ -142,14 +189,22 @@ def _sad_tile_codegen(width: int, rows: int, cols: int):
         # main loop over whole chunks, accumulating vectors
         accs = [cgutils.alloca_once_value(builder, ir.Constant(lanes, None)) for _ in pairs]
         chunks = builder.udiv(n, const(width))
-        with cgutils.for_range(builder, chunks) as loop:
-            for acc, v in zip(accs, sads(width, builder.mul(loop.index, const(width))), strict=True):
-                builder.store(builder.add(builder.load(acc), v), acc)
+        if (width, rows, cols) == _ASM_BLOCK:
+            sums = builder.asm(ir.FunctionType(ir.LiteralStructType([lanes] * len(pairs) + [i64]),
+                                               [i8.as_pointer()] * (rows + cols) + [i64]),
+                               _ASM_LOOP, _ASM_CONSTRAINTS, [*qrows, *rrows, builder.mul(chunks, const(width))],
+                               side_effect=False)
+            for p, acc in enumerate(accs):
+                builder.store(builder.extract_value(sums, p), acc)
+        else:
+            with cgutils.for_range(builder, chunks) as loop:
+                for acc, v in zip(accs, sads(width, builder.mul(loop.index, const(width))), strict=True):
+                    builder.store(builder.add(builder.load(acc), v), acc)
         builder.store(builder.mul(chunks, const(width)), pos)
 
         # fewer than `width` bytes left: one narrower step of each width that still fits, into the low lanes
         for w in (32, 16):
-            if w >= width:
+            if w >= width or not tails:
                 continue
             start = builder.load(pos)
             low = lane_mask([*range(w // 8), *[w // 8] * (nlanes - w // 8)])  # then zeros
@@ -159,14 +214,15 @@ def _sad_tile_codegen(width: int, rows: int, cols: int):
                     builder.store(builder.add(builder.load(acc), widened), acc)
                 builder.store(builder.add(start, const(w)), pos)
 
-        # reduce: pairwise (even lanes + odd lanes) over neighbouring vectors, log2(lanes) times; after
-        # that, lane l of vector g holds the whole sum of accumulator g * lanes + l
+        # reduce: log2(lanes) rounds over neighbouring vectors x, y, each adding two shuffles of x || y;
+        # the first interleaves 64-bit lanes within each 128-bit lane (vpunpck[lh]qdq), the later ones
+        # move whole 128-bit lanes (vshufi64x2), cheaper than a lane-by-lane permute; after that, lane l of
+        # vector g holds the whole sum of accumulator g * lanes + l (checked in `_reduction_rounds`)
         vecs = [builder.load(acc) for acc in accs]
         vecs += [ir.Constant(lanes, None)] * (-len(vecs) % nlanes)
-        even = lane_mask(range(0, 2 * nlanes, 2))
-        odd = lane_mask(range(1, 2 * nlanes, 2))
-        while len(vecs) * nlanes > len(accs) + (-len(accs) % nlanes):
-            vecs = [builder.add(builder.shuffle_vector(x, y, even), builder.shuffle_vector(x, y, odd))
+        for first, second in _reduction_rounds(nlanes):
+            vecs = [builder.add(builder.shuffle_vector(x, y, lane_mask(first)),
+                                builder.shuffle_vector(x, y, lane_mask(second)))
                     for x, y in zip(vecs[0::2], vecs[1::2], strict=True)]
         sums = [builder.trunc(v, ir.VectorType(i32, nlanes)) for v in vecs]
 
@@ -184,6 +240,8 @@ def _sad_tile_codegen(width: int, rows: int, cols: int):
                 builder.store(builder.extract_element(sums[g], ir.Constant(i32, lane)), ptr, align=4)
 
         # fewer than 16 bytes left: one byte at a time, added to the stored distances
+        if not tails:
+            return context.get_dummy_value()
         tail = builder.load(pos)
         with builder.if_then(builder.icmp_unsigned("<", tail, n), likely=False):
             totals = [cgutils.alloca_once_value(builder, ir.Constant(i32, 0)) for _ in pairs]
@@ -204,64 +262,90 @@ def _sad_tile_codegen(width: int, rows: int, cols: int):
 
 
 @intrinsic
-def _sad_tile(typingctx, queries, i, refs, j, out, orow, ocol, width, rows, cols):
+def _sad_tile(typingctx, queries, i, refs, j, out, orow, ocol, width, rows, cols, tails):
     """Store the uint32 L1 distances of ``queries[i:i + rows]`` x ``refs[j:j + cols]`` into
     ``out[orow:orow + rows, ocol:ocol + cols]``.
 
     ``queries`` and ``refs`` are C-contiguous 2-D uint8 arrays with equal row lengths, ``out`` a C-contiguous
     2-D uint32 array; ``width`` (32 or 64, compile-time) picks AVX2 or AVX-512BW ``psadbw``, which the target
-    CPU must have. Nothing is bounds-checked.
+    CPU must have; ``tails`` (0 or 1, compile-time) 0 only when the row length is a multiple of ``width``.
+    Nothing is bounds-checked.
     """
-    lits = (width, rows, cols)
-    if not all(isinstance(t, types.IntegerLiteral) for t in lits):
+    lits = (width, rows, cols, tails)
+    if not all(isinstance(t, (types.IntegerLiteral, types.BooleanLiteral)) for t in lits):
         return None
-    w, m, n = (t.literal_value for t in lits)
+    w, m, n, rest = (t.literal_value for t in lits)
     arrays_ok = all(isinstance(a, types.Array) and a.dtype == types.uint8 and a.ndim == 2 and a.layout == "C"
                     for a in (queries, refs))  # read-only arrays too
     out_ok = isinstance(out, types.Array) and out.dtype == types.uint32 and out.ndim == 2 and out.layout == "C"
     if w not in (32, 64) or min(m, n) < 1 or m * n > 24 or not arrays_ok or not out_ok:
         return None
-    sig = types.none(queries, i, refs, j, out, orow, ocol, width, rows, cols)
-    return sig, _sad_tile_codegen(w, m, n)
+    sig = types.none(queries, i, refs, j, out, orow, ocol, width, rows, cols, tails)
+    return sig, _sad_tile_codegen(w, m, n, bool(rest))
 
 
-def _fill_tile(queries, i, m, refs, r0, r1, out, orow, ocol, width, rows, cols):
+@intrinsic
+def _prefetch_rows(typingctx, rows, start, stop):
+    """Ask for the bytes of ``rows[start:stop]`` (a C-contiguous 2-D array) to be brought into L2, one
+    ``prefetcht1`` per 64-byte line; a hint with no effect on results (no-op where the CPU has none)."""
+    if not (isinstance(rows, types.Array) and rows.ndim == 2 and rows.layout == "C"):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
+        arr = context.make_array(signature.args[0])(context, builder, args[0])
+        first, last = (context.cast(builder, args[n], signature.args[n], types.intp) for n in (1, 2))
+        stride = builder.extract_value(arr.strides, 0)
+        base = builder.bitcast(arr.data, i8.as_pointer())
+        begin, end = builder.mul(first, stride), builder.mul(last, stride)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8.as_pointer(), i32, i32, i32]), "llvm.prefetch.p0i8")
+        with cgutils.for_range_slice(builder, begin, end, ir.Constant(i64, 64)) as (offset, _):
+            # read, locality 2 (L2 and out), data cache
+            builder.call(fn, [builder.gep(base, [offset]), ir.Constant(i32, 0), ir.Constant(i32, 2),
+                              ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.none(rows, start, stop), codegen
+
+
+def _fill_tile(queries, i, m, refs, r0, r1, out, orow, ocol, width, rows, cols, tails):
     """``out[orow + a, ocol + c] = L1(queries[i + a], refs[r0 + c])`` for ``a < m`` (``m <= rows``) and
     ``c < r1 - r0``: numba-only (its implementation follows the compile-time ``width``, see below)."""
     raise NotImplementedError("numba-only")
 
 
 @overload(_fill_tile, prefer_literal=True, jit_options={"boundscheck": False})
-def _fill_tile_impl(queries, i, m, refs, r0, r1, out, orow, ocol, width, rows, cols):
+def _fill_tile_impl(queries, i, m, refs, r0, r1, out, orow, ocol, width, rows, cols, tails):
     if not isinstance(width, types.IntegerLiteral):
         return None
     if width.literal_value == 0:
         return _fill_tile_portable
 
-    def fill_sad(queries, i, m, refs, r0, r1, out, orow, ocol, width, rows, cols):
+    def fill_sad(queries, i, m, refs, r0, r1, out, orow, ocol, width, rows, cols, tails):
         # blocks of rows x cols distances; a short group of queries goes one query at a time
         if m == rows:
             j = r0
             while j + cols <= r1:
-                _sad_tile(queries, i, refs, j, out, orow, ocol + j - r0, width, rows, cols)
+                _sad_tile(queries, i, refs, j, out, orow, ocol + j - r0, width, rows, cols, tails)
                 j += cols
             while j < r1:
-                _sad_tile(queries, i, refs, j, out, orow, ocol + j - r0, width, rows, 1)
+                _sad_tile(queries, i, refs, j, out, orow, ocol + j - r0, width, rows, 1, tails)
                 j += 1
             return
         for a in range(m):
             j = r0
             while j + cols <= r1:
-                _sad_tile(queries, i + a, refs, j, out, orow + a, ocol + j - r0, width, 1, cols)
+                _sad_tile(queries, i + a, refs, j, out, orow + a, ocol + j - r0, width, 1, cols, tails)
                 j += cols
             while j < r1:
-                _sad_tile(queries, i + a, refs, j, out, orow + a, ocol + j - r0, width, 1, 1)
+                _sad_tile(queries, i + a, refs, j, out, orow + a, ocol + j - r0, width, 1, 1, tails)
                 j += 1
 
     return fill_sad
 
 
-def _fill_tile_portable(queries, i, m, refs, r0, r1, out, orow, ocol, width, rows, cols):
+def _fill_tile_portable(queries, i, m, refs, r0, r1, out, orow, ocol, width, rows, cols, tails):
     # plain per-byte max - min; LLVM vectorises it with max/min/sub and widening adds (no psadbw)
     d = queries.shape[1]
     for a in range(m):
@@ -281,12 +365,16 @@ def _l1_rows(queries, refs, out, q0, q1, rblock, width, rows, cols) -> None:
     literally(rows)
     literally(cols)
     nr = refs.shape[0]
+    whole = width > 0 and queries.shape[1] % max(width, 1) == 0  # no code for row tails needed
     for r0 in range(0, nr, rblock):
         r1 = min(nr, r0 + rblock)
         i = q0
         while i < q1:
             m = min(rows, q1 - i)
-            _fill_tile(queries, i, m, refs, r0, r1, out, i, r0, width, rows, cols)
+            if whole:
+                _fill_tile(queries, i, m, refs, r0, r1, out, i, r0, width, rows, cols, 0)
+            else:
+                _fill_tile(queries, i, m, refs, r0, r1, out, i, r0, width, rows, cols, 1)
             i += m
 
 
@@ -319,13 +407,21 @@ def _knn_rows(queries, refs, best_d, best_i, q0, q1, rblock, ref0, width, rows, 
     literally(rows)
     literally(cols)
     nr = refs.shape[0]
+    whole = width > 0 and queries.shape[1] % max(width, 1) == 0  # no code for row tails needed
     tile = np.empty((rows, rblock), np.uint32)
+    groups = (q1 - q0 + rows - 1) // rows
     for r0 in range(0, nr, rblock):
         r1 = min(nr, r0 + rblock)
+        ahead = min(nr, r1 + rblock) - r1  # the next block's rows, fetched from memory a slice per group
         i = q0
         while i < q1:
             m = min(rows, q1 - i)
-            _fill_tile(queries, i, m, refs, r0, r1, tile, 0, 0, width, rows, cols)
+            g = (i - q0) // rows
+            _prefetch_rows(refs, r1 + ahead * g // groups, r1 + ahead * (g + 1) // groups)
+            if whole:
+                _fill_tile(queries, i, m, refs, r0, r1, tile, 0, 0, width, rows, cols, 0)
+            else:
+                _fill_tile(queries, i, m, refs, r0, r1, tile, 0, 0, width, rows, cols, 1)
             for a in range(m):
                 _merge_smallest(tile[a], r1 - r0, ref0 + r0, best_d[i + a], best_i[i + a])
             i += m

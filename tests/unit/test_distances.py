@@ -194,3 +194,14 @@ def test_query_blocks_cover_the_queries_in_shrinking_blocks(count):
     assert all(0 < s <= dist.QUERY_BLOCK for s in sizes)
     assert sizes == sorted(sizes, reverse=True)
     assert all(s % 4 == 0 for s in sizes[:-1])  # whole register blocks but the last
+
+
+def test_the_torch_path_orders_neighbours_the_same_way():
+    # the CUDA path's code (torch.cdist + topk on (distance, index) keys), run on the CPU device
+    rng = np.random.default_rng(8)
+    r = rng.integers(0, 3, (50, 6), dtype=np.uint8)
+    q = np.concatenate([rng.integers(0, 3, (9, 6), dtype=np.uint8), r[[7]]])
+    got_d, got_i = dist._knn_torch(q, r, 5, "cpu", lambda it, **_: it)
+    want_d, want_i = knn_oracle(q, r, 5)
+    np.testing.assert_array_equal(got_d, want_d)
+    np.testing.assert_array_equal(got_i, want_i)

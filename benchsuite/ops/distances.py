@@ -1,18 +1,23 @@
 """Exact L1 (sum of absolute differences) distances and k-nearest neighbours on uint8 vectors.
 
-On the CPU the neighbours come from numba kernels that never store a distance matrix: a thread takes a
-block of queries (:data:`QUERY_BLOCK`), and for each block of reference rows (:data:`REF_BLOCK`, kept in
-L2) computes a small tile of distances for a few queries at a time and merges it at once into each query's
-sorted list of the k best (a threshold test per distance; an insertion only when it beats the k-th best).
-Threads take query blocks in turn from a queue, so a core slowed by other work does fewer of them.
+On the CPU the neighbours come from numba kernels that never store a distance matrix. A thread takes a
+block of queries (:data:`QUERY_BLOCK`, which stays in L2) and passes the references over it once, a tile
+of :data:`REF_BLOCK` rows at a time: their distances to every query of the block are computed a group of
+4 references (in L1, the next group prefetched from memory meanwhile) against every group of 4 queries,
+then merged into each query's sorted list of the k best (a vectorised minimum first, so a row with no
+distance under the k-th best costs a few instructions). Threads take query blocks in turn from a queue,
+in shrinking sizes towards its end, so they finish together even when a core is slowed by other work.
+The references may come in parts (train, then val), indexed as their concatenation.
 
 The distances:
 
-* on x86-64 with AVX2 or AVX-512BW, LLVM IR written here (a numba ``@intrinsic``): ``vpsadbw`` (sum of
+* on x86-64 with AVX2 or AVX-512BW, code written here (a numba ``@intrinsic``): ``vpsadbw`` (sum of
   absolute differences of 8 bytes into a 64-bit lane) on 32- or 64-byte unaligned chunks, accumulated with
   ``vpaddq``, register-blocked so that each chunk loaded serves 4 x 4 query x reference pairs (4 x 2 with
-  AVX2's 16 registers); a shuffle-and-add tree turns the 16 accumulators into 16 distances; row lengths
-  that are not a multiple of the chunk finish with narrower ``psadbw`` steps and single bytes;
+  AVX2's 16 registers); with AVX-512 that main loop is inline assembly scheduling the ``vpsadbw`` in
+  groups of 8 before their ``vpaddq`` (LLVM's own schedule of the same instructions ran 8% slower on
+  Zen 4), elsewhere LLVM IR; a shuffle-and-add tree turns the 16 accumulators into 16 distances; row
+  lengths that are not a multiple of the chunk finish with narrower ``psadbw`` steps and single bytes;
 * anywhere else, a portable kernel: per-byte ``max - min`` summed in uint32, which LLVM vectorises with
   byte max/min/sub and widening adds but *not* with ``psadbw``.
 
@@ -50,9 +55,9 @@ from numba.core import config as numba_config
 from numba.extending import intrinsic, overload
 
 TORCH_QUERY_CHUNK = 1024  # queries per torch.cdist call on CUDA (x references x 4 bytes of distances)
-QUERY_BLOCK = 256  # queries per task handed to a thread (the references stream from memory once per task)
+QUERY_BLOCK = 128  # queries per task handed to a thread: they stay in L2 (128 x 3072 bytes = 384 KiB)
 MIN_QUERY_BLOCK = 32  # the smallest task, at the end of the queue
-REF_BLOCK = 64  # reference rows kept hot in L2 while the block's queries pass over them (64 x 3072 = 192 KiB)
+REF_BLOCK = 64  # references per tile of distances merged into the top-k lists (x QUERY_BLOCK x 4 = 32 KiB)
 
 _PSADBW = {  # LLVM's x86 "sum of absolute differences" intrinsics, by vector width in bytes
     16: "llvm.x86.sse2.psad.bw",
@@ -285,19 +290,16 @@ def _sad_tile(typingctx, queries, i, refs, j, out, orow, ocol, width, rows, cols
 
 
 @intrinsic
-def _prefetch_rows(typingctx, rows, start, stop):
-    """Ask for the bytes of ``rows[start:stop]`` (a C-contiguous 2-D array) to be brought into L2, one
-    ``prefetcht1`` per 64-byte line; a hint with no effect on results (no-op where the CPU has none)."""
-    if not (isinstance(rows, types.Array) and rows.ndim == 2 and rows.layout == "C"):
+def _prefetch(typingctx, array, start, stop):
+    """Ask for bytes ``start:stop`` of a C-contiguous array's data to be brought into L2, one ``prefetcht1``
+    per 64-byte line; a hint with no effect on results (nothing is read; no-op on CPUs without it)."""
+    if not (isinstance(array, types.Array) and array.layout == "C"):
         return None
 
     def codegen(context, builder, signature, args):
         i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
-        arr = context.make_array(signature.args[0])(context, builder, args[0])
-        first, last = (context.cast(builder, args[n], signature.args[n], types.intp) for n in (1, 2))
-        stride = builder.extract_value(arr.strides, 0)
-        base = builder.bitcast(arr.data, i8.as_pointer())
-        begin, end = builder.mul(first, stride), builder.mul(last, stride)
+        base = builder.bitcast(context.make_array(signature.args[0])(context, builder, args[0]).data, i8.as_pointer())
+        begin, end = (context.cast(builder, args[n], signature.args[n], types.intp) for n in (1, 2))
         fn = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [i8.as_pointer(), i32, i32, i32]), "llvm.prefetch.p0i8")
         with cgutils.for_range_slice(builder, begin, end, ir.Constant(i64, 64)) as (offset, _):
@@ -306,56 +308,64 @@ def _prefetch_rows(typingctx, rows, start, stop):
                               ir.Constant(i32, 1)])
         return context.get_dummy_value()
 
-    return types.none(rows, start, stop), codegen
+    return types.none(array, start, stop), codegen
 
 
-def _fill_tile(queries, i, m, refs, r0, r1, out, orow, ocol, width, rows, cols, tails):
-    """``out[orow + a, ocol + c] = L1(queries[i + a], refs[r0 + c])`` for ``a < m`` (``m <= rows``) and
-    ``c < r1 - r0``: numba-only (its implementation follows the compile-time ``width``, see below)."""
+def _fill_tile(queries, q0, q1, refs, r0, r1, out, orow, ocol, width, rows, cols, tails):
+    """``out[orow + i - q0, ocol + j - r0] = L1(queries[i], refs[j])`` for ``q0 <= i < q1``, ``r0 <= j < r1``:
+    numba-only (its implementation follows the compile-time ``width``, see below)."""
     raise NotImplementedError("numba-only")
 
 
 @overload(_fill_tile, prefer_literal=True, jit_options={"boundscheck": False})
-def _fill_tile_impl(queries, i, m, refs, r0, r1, out, orow, ocol, width, rows, cols, tails):
+def _fill_tile_impl(queries, q0, q1, refs, r0, r1, out, orow, ocol, width, rows, cols, tails):
     if not isinstance(width, types.IntegerLiteral):
         return None
     if width.literal_value == 0:
         return _fill_tile_portable
 
-    def fill_sad(queries, i, m, refs, r0, r1, out, orow, ocol, width, rows, cols, tails):
-        # blocks of rows x cols distances; a short group of queries goes one query at a time
-        if m == rows:
-            j = r0
-            while j + cols <= r1:
-                _sad_tile(queries, i, refs, j, out, orow, ocol + j - r0, width, rows, cols, tails)
-                j += cols
-            while j < r1:
-                _sad_tile(queries, i, refs, j, out, orow, ocol + j - r0, width, rows, 1, tails)
-                j += 1
-            return
-        for a in range(m):
-            j = r0
-            while j + cols <= r1:
-                _sad_tile(queries, i + a, refs, j, out, orow + a, ocol + j - r0, width, 1, cols, tails)
-                j += cols
-            while j < r1:
-                _sad_tile(queries, i + a, refs, j, out, orow + a, ocol + j - r0, width, 1, 1, tails)
-                j += 1
+    def fill_sad(queries, q0, q1, refs, r0, r1, out, orow, ocol, width, rows, cols, tails):
+        # blocks of rows x cols distances, a group of `cols` refs at a time (it stays in L1) against every
+        # group of `rows` queries (they stay in L2); leftover queries and refs go one at a time. Meanwhile
+        # the next group of refs is fetched from memory, a slice per query group.
+        groups = (q1 - q0 + rows - 1) // rows
+        stride = refs.strides[0]
+        j = r0
+        while j < r1:
+            whole = j + cols <= r1
+            ahead0 = min(refs.shape[0], j + cols) * stride
+            ahead = min(refs.shape[0], j + 2 * cols) * stride - ahead0
+            i = q0
+            while i < q1:
+                g = (i - q0) // rows
+                _prefetch(refs, ahead0 + ahead * g // groups, ahead0 + ahead * (g + 1) // groups)
+                if i + rows <= q1 and whole:
+                    _sad_tile(queries, i, refs, j, out, orow + i - q0, ocol + j - r0, width, rows, cols, tails)
+                elif i + rows <= q1:
+                    _sad_tile(queries, i, refs, j, out, orow + i - q0, ocol + j - r0, width, rows, 1, tails)
+                else:
+                    for a in range(i, q1):
+                        if whole:
+                            _sad_tile(queries, a, refs, j, out, orow + a - q0, ocol + j - r0, width, 1, cols, tails)
+                        else:
+                            _sad_tile(queries, a, refs, j, out, orow + a - q0, ocol + j - r0, width, 1, 1, tails)
+                i += rows
+            j += cols if whole else 1
 
     return fill_sad
 
 
-def _fill_tile_portable(queries, i, m, refs, r0, r1, out, orow, ocol, width, rows, cols, tails):
+def _fill_tile_portable(queries, q0, q1, refs, r0, r1, out, orow, ocol, width, rows, cols, tails):
     # plain per-byte max - min; LLVM vectorises it with max/min/sub and widening adds (no psadbw)
     d = queries.shape[1]
-    for a in range(m):
-        x = queries[i + a]
+    for i in range(q0, q1):
+        x = queries[i]
         for j in range(r0, r1):
             y = refs[j]
             s = np.uint32(0)
             for t in range(d):
                 s += np.uint32(np.uint8(max(x[t], y[t]) - min(x[t], y[t])))
-            out[orow + a, ocol + j - r0] = s
+            out[orow + i - q0, ocol + j - r0] = s
 
 
 @njit(boundscheck=False, nogil=True)
@@ -368,14 +378,10 @@ def _l1_rows(queries, refs, out, q0, q1, rblock, width, rows, cols) -> None:
     whole = width > 0 and queries.shape[1] % max(width, 1) == 0  # no code for row tails needed
     for r0 in range(0, nr, rblock):
         r1 = min(nr, r0 + rblock)
-        i = q0
-        while i < q1:
-            m = min(rows, q1 - i)
-            if whole:
-                _fill_tile(queries, i, m, refs, r0, r1, out, i, r0, width, rows, cols, 0)
-            else:
-                _fill_tile(queries, i, m, refs, r0, r1, out, i, r0, width, rows, cols, 1)
-            i += m
+        if whole:
+            _fill_tile(queries, q0, q1, refs, r0, r1, out, q0, r0, width, rows, cols, 0)
+        else:
+            _fill_tile(queries, q0, q1, refs, r0, r1, out, q0, r0, width, rows, cols, 1)
 
 
 @njit(boundscheck=False, nogil=True, inline="always")
@@ -385,6 +391,11 @@ def _merge_smallest(dists, count, ref0, best_d, best_i) -> None:
     # in column order as long as columns arrive in increasing order
     k = best_d.shape[0]
     worst = best_d[k - 1]
+    nearest = dists[0]
+    for c in range(1, count):  # vectorised; usually no distance beats the k-th best
+        nearest = min(nearest, dists[c])
+    if np.int64(nearest) >= worst:
+        return
     for c in range(count):
         d = np.int64(dists[c])
         if d < worst:
@@ -401,30 +412,22 @@ def _merge_smallest(dists, count, ref0, best_d, best_i) -> None:
 @njit(boundscheck=False, nogil=True)
 def _knn_rows(queries, refs, best_d, best_i, q0, q1, rblock, ref0, width, rows, cols) -> None:
     # merge refs (reference indices ref0, ref0 + 1, ...) into the sorted lists best_d[q0:q1], best_i[q0:q1]
-    # of the k = best_d.shape[1] nearest so far: a rows x rblock tile of distances at a time, merged while
-    # it is still in L1 (no distance matrix is ever stored)
+    # of the k = best_d.shape[1] nearest so far, a (q1 - q0) x rblock tile of distances at a time (no
+    # distance matrix is ever stored)
     literally(width)
     literally(rows)
     literally(cols)
     nr = refs.shape[0]
     whole = width > 0 and queries.shape[1] % max(width, 1) == 0  # no code for row tails needed
-    tile = np.empty((rows, rblock), np.uint32)
-    groups = (q1 - q0 + rows - 1) // rows
+    tile = np.empty((q1 - q0, rblock), np.uint32)
     for r0 in range(0, nr, rblock):
         r1 = min(nr, r0 + rblock)
-        ahead = min(nr, r1 + rblock) - r1  # the next block's rows, fetched from memory a slice per group
-        i = q0
-        while i < q1:
-            m = min(rows, q1 - i)
-            g = (i - q0) // rows
-            _prefetch_rows(refs, r1 + ahead * g // groups, r1 + ahead * (g + 1) // groups)
-            if whole:
-                _fill_tile(queries, i, m, refs, r0, r1, tile, 0, 0, width, rows, cols, 0)
-            else:
-                _fill_tile(queries, i, m, refs, r0, r1, tile, 0, 0, width, rows, cols, 1)
-            for a in range(m):
-                _merge_smallest(tile[a], r1 - r0, ref0 + r0, best_d[i + a], best_i[i + a])
-            i += m
+        if whole:
+            _fill_tile(queries, q0, q1, refs, r0, r1, tile, 0, 0, width, rows, cols, 0)
+        else:
+            _fill_tile(queries, q0, q1, refs, r0, r1, tile, 0, 0, width, rows, cols, 1)
+        for i in range(q0, q1):
+            _merge_smallest(tile[i - q0], r1 - r0, ref0 + r0, best_d[i], best_i[i])
 
 
 # entry points with the kernel's shape as compile-time constants (called from Python with plain ints, the

@@ -87,17 +87,20 @@ def _asm_loop(body: str, clobbers: list[str]) -> Callable[[int, np.ndarray], int
 
 @dataclass(frozen=True)
 class SadLoop:
-    """A tight loop of ``rows x cols`` ``vpsadbw`` (+ ``vpaddq``) on ``width``-byte vectors loaded from L1."""
+    """A tight loop over ``rows x cols`` row pairs: the ``width``-byte chunks of ``rows + cols`` rows loaded
+    from L1, then ``vpsadbw`` for every pair in groups of ``group``, each group followed by the ``vpaddq``
+    adding its results to the pairs' accumulators (none with ``accumulate=False``)."""
 
     width: int
     rows: int
     cols: int
+    group: int = 1
     accumulate: bool = True
 
     @property
     def name(self) -> str:
-        op = "vpsadbw+vpaddq" if self.accumulate else "vpsadbw alone"
-        return f"{op} {'zmm' if self.width == 64 else 'ymm'} {self.rows}x{self.cols}"
+        op = f"vpsadbw+vpaddq in groups of {self.group}" if self.accumulate else "vpsadbw alone"
+        return f"{op}, {'zmm' if self.width == 64 else 'ymm'}, {self.rows}x{self.cols} pairs"
 
     @property
     def bytes_per_iteration(self) -> int:
@@ -107,21 +110,32 @@ class SadLoop:
         kind = "zmm" if self.width == 64 else "ymm"
         move = "vmovdqu64" if registers == 32 else "vmovdqu"
         pairs = self.rows * self.cols
-        q0, r0 = pairs, pairs + self.rows
-        temps = list(range(r0 + self.cols, registers))
-        if not temps and self.accumulate:
+        q0, r0, t0 = pairs, pairs + self.rows, pairs + self.rows + self.cols
+        if self.accumulate and t0 + self.group > registers:
             raise ValueError(f"{self.name} needs more than {registers} registers")
         lines = [f"{move} {self.width * a}($2), %{kind}{q0 + a}" for a in range(self.rows)]
         lines += [f"{move} {1024 + self.width * b}($2), %{kind}{r0 + b}" for b in range(self.cols)]
-        for p in range(pairs):
-            a, b = divmod(p, self.cols)
-            if self.accumulate:
-                t = temps[p % len(temps)]
-                lines += [f"vpsadbw %{kind}{r0 + b}, %{kind}{q0 + a}, %{kind}{t}",
-                          f"vpaddq %{kind}{t}, %{kind}{p}, %{kind}{p}"]
-            else:
-                lines.append(f"vpsadbw %{kind}{r0 + b}, %{kind}{q0 + a}, %{kind}{p}")
+        for g in range(0, pairs, self.group):
+            members = range(g, min(pairs, g + self.group))
+            if not self.accumulate:
+                lines += [f"vpsadbw %{kind}{r0 + p % self.cols}, %{kind}{q0 + p // self.cols}, %{kind}{p}"
+                          for p in members]
+                continue
+            lines += [f"vpsadbw %{kind}{r0 + p % self.cols}, %{kind}{q0 + p // self.cols}, %{kind}{t0 + p - g}"
+                      for p in members]
+            lines += [f"vpaddq %{kind}{t0 + p - g}, %{kind}{p}, %{kind}{p}" for p in members]
         return _asm_loop("\n".join(lines), [f"{kind}{i}" for i in range(registers)])
+
+
+def _candidates(widths: tuple[int, ...], registers: int) -> list[SadLoop]:
+    """The loops tried for the limit: block shapes and groupings that fit the registers."""
+    shapes = [(4, 4), (2, 8), (5, 4), (3, 3)] if registers == 32 else [(3, 3), (4, 2)]
+    loops = []
+    for width in widths:
+        for rows, cols in shapes:
+            spare = registers - rows * cols - rows - cols
+            loops += [SadLoop(width, rows, cols, group) for group in sorted({1, 4, 8, spare}) if 0 < group <= spare]
+    return loops
 
 
 def _cpu_rate(run: Callable[[int, np.ndarray], int], per_iteration: float, seconds: float = 0.1,
@@ -188,11 +202,11 @@ def measure_limit(threads: int) -> Limit:
     features = {f[1:] for f in binding.get_host_cpu_features().flatten().split(",") if f.startswith("+")}
     registers = 32 if "avx512vl" in features else 16
     widths = (64, 32) if distances.SAD_WIDTH == 64 else (32,)
-    shapes = [(4, 4), (3, 3)] if registers == 32 else [(3, 3), (4, 2)]
-    candidates = [SadLoop(w, r, c) for w in widths for r, c in shapes]
-    rates = {loop: _cpu_rate(loop.compile(registers), loop.bytes_per_iteration) for loop in candidates}
+    rates = {loop: _cpu_rate(loop.compile(registers), loop.bytes_per_iteration, seconds=0.05)
+             for loop in _candidates(widths, registers)}
     best = max(rates, key=rates.get)
-    alone = SadLoop(widths[0], *shapes[0], accumulate=False)
+    rates[best] = _cpu_rate(best.compile(registers), best.bytes_per_iteration, seconds=0.2, repeats=5)
+    alone = SadLoop(widths[0], 4, 4 if registers == 32 else 2, accumulate=False)
     psadbw_alone = _cpu_rate(alone.compile(registers), alone.bytes_per_iteration)
     clock = _cpu_rate(_asm_loop("\n".join(["add $$1, %rax"] * 16), ["rax"]), 16)
 

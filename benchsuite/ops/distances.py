@@ -13,7 +13,7 @@ The distances:
 
 * on x86-64 with AVX2 or AVX-512BW, code written here (a numba ``@intrinsic``): ``vpsadbw`` (sum of
   absolute differences of 8 bytes into a 64-bit lane) on 32- or 64-byte unaligned chunks, accumulated with
-  ``vpaddq``, register-blocked so that each chunk loaded serves 4 x 4 query x reference pairs (4 x 2 with
+  ``vpaddq``, register-blocked so that each chunk loaded serves 4 x 4 query x reference pairs (2 x 4 with
   AVX2's 16 registers); with AVX-512 that main loop is inline assembly scheduling the ``vpsadbw`` in
   groups of 8 before their ``vpaddq`` (LLVM's own schedule of the same instructions ran 8% slower on
   Zen 4), elsewhere LLVM IR; a shuffle-and-add tree turns the 16 accumulators into 16 distances; row
@@ -107,17 +107,20 @@ def _reduction_rounds(nlanes: int) -> list[tuple[list[int], list[int]]]:
 
 
 def _asm_sad_loop(rows: int, cols: int, group: int) -> tuple[str, str]:
-    """The main loop of the AVX-512 4 x 4 block as x86 assembly (AT&T) and its LLVM constraints.
+    """The main loop of an AVX-512 ``rows x cols`` block as x86 assembly (AT&T) and its LLVM constraints.
 
-    Operands: ``$0 .. $15`` the 16 accumulators (zmm, out), ``$16`` the byte offset (out, scratch),
-    ``$17 .. $24`` the 4 query and 4 reference row pointers, ``$25`` the bytes to cover (a multiple of 64).
-    zmm16-31 hold the loaded chunks and the ``vpsadbw`` results. The ``vpsadbw`` come in groups of
-    ``group``, each followed by its ``vpaddq``: LLVM's own schedule (each ``vpaddq`` soon after its
-    ``vpsadbw``) ran about 8% slower on AMD Zen 4.
+    Operands: ``$0 .. $(p-1)`` the ``p = rows * cols`` accumulators (zmm, out), ``$p`` the byte offset (out,
+    scratch), then the ``rows`` query and ``cols`` reference row pointers, then the bytes to cover (a
+    multiple of 64). The last ``rows + cols + group`` of the 32 zmm registers hold the loaded chunks and
+    the ``vpsadbw`` results. The ``vpsadbw`` come in groups of ``group``, each followed by its ``vpaddq``:
+    on AMD Zen 4, LLVM's own schedule of the same instructions (each ``vpaddq`` soon after its
+    ``vpsadbw``) ran about 8% slower than groups of 8. (With AVX2 the assembly gained nothing.)
     """
     pairs = rows * cols
     offset, first_ptr, end = pairs, pairs + 1, pairs + 1 + rows + cols
-    q, r, t = 16, 16 + rows, 16 + rows + cols  # zmm numbers: loaded queries, loaded refs, results
+    q = 32 - rows - cols - group  # zmm numbers: loaded queries, loaded refs, results
+    r, t = q + rows, q + rows + cols
+    assert q >= pairs, (rows, cols, group)
     lines = [f"vpxorq ${p}, ${p}, ${p}" for p in range(pairs)]
     lines += [f"xorq ${offset}, ${offset}", f"testq ${end}, ${end}", "jz 2f", "1:"]
     lines += [f"vmovdqu64 (${first_ptr + a}, ${offset}), %zmm{q + a}" for a in range(rows)]
@@ -127,13 +130,13 @@ def _asm_sad_loop(rows: int, cols: int, group: int) -> tuple[str, str]:
         lines += [f"vpsadbw %zmm{r + p % cols}, %zmm{q + p // cols}, %zmm{t + p - g}" for p in members]
         lines += [f"vpaddq %zmm{t + p - g}, ${p}, ${p}" for p in members]
     lines += [f"addq $$64, ${offset}", f"cmpq ${offset}, ${end}", "jne 1b", "2:"]
-    clobbers = [f"~{{zmm{z}}}" for z in range(16, 32)] + ["~{flags}", "~{memory}"]
+    clobbers = [f"~{{zmm{z}}}" for z in range(q, 32)] + ["~{flags}", "~{memory}"]
     constraints = ["=&v"] * pairs + ["=&r"] + ["r"] * (rows + cols + 1) + clobbers
     return "\n".join(lines), ",".join(constraints)
 
 
-_ASM_BLOCK = (64, 4, 4)  # the (width, rows, cols) whose main loop is _ASM_LOOP; others are LLVM's
-_ASM_LOOP, _ASM_CONSTRAINTS = _asm_sad_loop(4, 4, group=8)
+#: the blocks (width, rows, cols) whose main loop is assembly: (code, constraints); the others are LLVM IR
+_ASM_LOOPS = {(64, 4, 4): _asm_sad_loop(4, 4, group=8)}
 binding.initialize_native_asmparser()  # numba's LLVM assembles inline assembly only with it
 
 
@@ -194,10 +197,11 @@ def _sad_tile_codegen(width: int, rows: int, cols: int, tails: bool):
         # main loop over whole chunks, accumulating vectors
         accs = [cgutils.alloca_once_value(builder, ir.Constant(lanes, None)) for _ in pairs]
         chunks = builder.udiv(n, const(width))
-        if (width, rows, cols) == _ASM_BLOCK:
+        if (width, rows, cols) in _ASM_LOOPS:
+            code, constraints = _ASM_LOOPS[width, rows, cols]
             sums = builder.asm(ir.FunctionType(ir.LiteralStructType([lanes] * len(pairs) + [i64]),
                                                [i8.as_pointer()] * (rows + cols) + [i64]),
-                               _ASM_LOOP, _ASM_CONSTRAINTS, [*qrows, *rrows, builder.mul(chunks, const(width))],
+                               code, constraints, [*qrows, *rrows, builder.mul(chunks, const(width))],
                                side_effect=False)
             for p, acc in enumerate(accs):
                 builder.store(builder.extract_value(sums, p), acc)
@@ -432,8 +436,9 @@ def _knn_rows(queries, refs, best_d, best_i, q0, q1, rblock, ref0, width, rows, 
 
 # entry points with the kernel's shape as compile-time constants (called from Python with plain ints, the
 # drivers above would go through numba's literal re-dispatch, a type inference pass, on every call); psadbw
-# width x query rows x ref cols per register block: 4 x 4 uses 16 accumulators + 8 loaded vectors, which
-# needs AVX-512's 32 registers; with AVX2's 16, 4 x 2
+# width x query rows x ref cols per register block: 4 x 4 uses 16 accumulators + 8 loaded vectors + 8
+# results, AVX-512's 32 registers; with AVX2's 16, 2 x 4 (fewer query rows to load from L2 than 4 x 2:
+# 155e9 against 134e9 byte differences per CPU second on Zen 4 compiled for Haswell)
 @njit(cache=True, nogil=True)
 def _knn_rows_sad64(queries, refs, best_d, best_i, q0, q1, rblock, ref0):
     _knn_rows(queries, refs, best_d, best_i, q0, q1, rblock, ref0, 64, 4, 4)
@@ -441,7 +446,7 @@ def _knn_rows_sad64(queries, refs, best_d, best_i, q0, q1, rblock, ref0):
 
 @njit(cache=True, nogil=True)
 def _knn_rows_sad32(queries, refs, best_d, best_i, q0, q1, rblock, ref0):
-    _knn_rows(queries, refs, best_d, best_i, q0, q1, rblock, ref0, 32, 4, 2)
+    _knn_rows(queries, refs, best_d, best_i, q0, q1, rblock, ref0, 32, 2, 4)
 
 
 @njit(cache=True, nogil=True)
@@ -456,7 +461,7 @@ def _l1_rows_sad64(queries, refs, out, q0, q1, rblock):
 
 @njit(cache=True, nogil=True)
 def _l1_rows_sad32(queries, refs, out, q0, q1, rblock):
-    _l1_rows(queries, refs, out, q0, q1, rblock, 32, 4, 2)
+    _l1_rows(queries, refs, out, q0, q1, rblock, 32, 2, 4)
 
 
 @njit(cache=True, nogil=True)

@@ -298,9 +298,9 @@ def test_whole_job_against_the_limit(benchmark, limit, threads, capsys):
     benchmark.extra_info.update(source=source, fit_s=clocks["fit"][0], predict_s=clocks["predict"][0],
                                 cpu_s=cpu, limit_s=limit_s, limit_cpu_s=limit_cpu_s, ratio_cpu=by_cpu,
                                 ratio_wall=by_wall, byte_differences_per_cpu_s=JOB_BYTE_DIFFERENCES / cpu)
-    blocks = -(-VAL // distances.QUERY_BLOCK) * TRAIN + sum(
-        -(-min(NearestNeighbourL1.predict_batch_size, TEST - s) // distances.QUERY_BLOCK)
-        for s in range(0, TEST, NearestNeighbourL1.predict_batch_size)) * (TRAIN + VAL)
+    batch = NearestNeighbourL1.predict_batch_size
+    blocks = len(distances._query_blocks(VAL, threads)) * TRAIN + sum(
+        len(distances._query_blocks(min(batch, TEST - s), threads)) for s in range(0, TEST, batch)) * (TRAIN + VAL)
     floor_bytes = (VAL + TRAIN + TEST) * D
     _print(capsys, f"nn-l1, the whole job (k on val, then test) on {source}", [
         *limit.lines(),

@@ -26,13 +26,13 @@ follows the ISA numba compiles for (the host CPU, or ``NUMBA_CPU_FEATURES``).
 
 Each byte difference costs at least a share of a ``vpsadbw`` and of the ``vpaddq`` that accumulates it, so
 the machine's limit is the rate of a tight ``vpsadbw`` + ``vpaddq`` loop on data in L1, per core, times
-the cores; ``tests/benchmarks/test_nn_l1_limit.py`` measures it, and sets this kernel beside it, beside
-faiss and beside ``torch.cdist``. Measured on an AMD EPYC Zen 4 (2 cores at 3.65 GHz), in byte
-differences per CPU second: that loop 189e9 at best (with 32-byte steps; 172e9 with 64-byte ones;
-``vpsadbw`` alone 233e9); this module's AVX-512 kernel about 170e9, its AVX2 one 141e9 (also when
-compiled for a 16-register AVX2 CPU), the portable one 27e9; faiss's exact L1 search 3.4e9 and
-``torch.cdist(p=1)`` 1.2e9. The whole nn-l1 job on CIFAR-10 (k on val,
-then test: 2.2e12 byte differences) took 13.3 CPU seconds, 1.13x the limit's 11.8.
+the cores; ``tests/benchmarks/test_nn_l1_limit.py`` measures it, and sets nn-l1 beside it, beside faiss
+and beside ``torch.cdist``. Measured on an AMD EPYC Zen 4 (2 cores at 3.65 GHz, shared with other work),
+in byte differences per CPU second: that loop 206e9 at best (``vpsadbw`` alone 233e9, 64 a cycle); this
+module's AVX-512 kernel about 180e9 (4 x 4 blocks from L1 alone: 190e9), its AVX2 one 153e9 (compiled
+for a 16-register AVX2 CPU), the portable one 27e9; faiss's exact L1 search 3e9, ``torch.cdist(p=1)``
+1.2e9. The whole nn-l1 job on CIFAR-10 (k chosen on val, then test: 2.2e12 byte differences) took 12.2
+CPU seconds, 1.13x the limit's 10.8 (before this kernel: 17.4, 1.6x).
 
 On CUDA the same distances come from ``torch.cdist(p=1)`` in float32, which is exact here because every
 distance is an integer below 2**24 (at most 3072 * 255).

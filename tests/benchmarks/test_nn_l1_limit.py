@@ -8,11 +8,12 @@ AVX2), at least one ``vpsadbw`` (|a - b| summed over each 8 bytes into a 64-bit 
 adding those partial sums to a running total: a ``vpsadbw`` whose result is not accumulated computes
 nothing. So the limit is the rate of a tight loop of exactly that pair of instructions, register-blocked as
 any real kernel must be (each loaded vector serves several row pairs) and with every operand in L1 (no
-cache miss, no loop overhead worth counting): the best over the vector widths and block shapes this CPU
-has, measured per core in CPU seconds (so other work on a shared machine does not lower it), times the
-cores the job may use. Assumed: the cores run at the clock they reach with this loop (the clock is shown,
-from a chain of dependent adds, 1 cycle each), and the job has the whole cores. ``vpsadbw`` alone (its
-result dropped) is shown as the instruction's own ceiling, which no exact kernel reaches.
+cache miss, no loop overhead worth counting): the best over the vector widths, block shapes and
+instruction groupings this CPU can run (:func:`_candidates`), measured per core in CPU seconds (so other
+work on a shared machine does not lower it), times the cores the job may use. Assumed: the cores run at
+the clock they reach with this loop (shown, from a chain of dependent adds, 1 cycle each), and the job
+has the whole cores. ``vpsadbw`` alone (its result dropped) is shown as the instruction's own ceiling,
+which no exact kernel reaches.
 
 **Memory.** The job reads every row at least once (the floor), and nn-l1 streams the references from
 memory once per block of :data:`~benchsuite.ops.distances.QUERY_BLOCK` queries; both are set against the
@@ -22,7 +23,9 @@ read bandwidth measured here to show the job is bound by compute, not memory.
 k chosen on val (5,000 x 45,000 rows), then test (10,000 x 50,000 rows, in the task's predict batches),
 2.2e12 byte differences; on the real data when ``BENCHSUITE_REAL_DATA`` holds CIFAR-10, else on random
 rows (the cost does not depend on the values, bar the few insertions into the top-k lists). Target: at
-most 1.2x the limit, in CPU seconds and, on an idle machine, in seconds.
+most 1.2x the limit, in CPU seconds and, on an idle machine, in seconds. Numba's one-time start-up in a
+fresh process (about 0.4 CPU s, paid by the first compiled call of any function) is outside the clocks,
+as imports are.
 
 **Peers**, on the same rows: faiss's exact L1 search (``IndexFlat(d, METRIC_L1)``, float32 rows, skipped
 without faiss: ``pip install .[bench]``) and ``torch.cdist(p=1)`` (float32; distances only, no top-k),

@@ -374,7 +374,7 @@ def _fill_tile_portable(queries, q0, q1, refs, r0, r1, out, orow, ocol, width, r
 
 @njit(boundscheck=False, nogil=True)
 def _l1_rows(queries, refs, out, q0, q1, rblock, width, rows, cols) -> None:
-    # out[q0:q1] for all refs: ref blocks outermost, so a block stays in cache while the queries pass over it
+    # out[q0:q1] for all refs, a tile of rblock refs at a time (the order of _knn_rows, without the merging)
     literally(width)
     literally(rows)
     literally(cols)

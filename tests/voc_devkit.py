@@ -65,7 +65,8 @@ def devkit_ap(gt_boxes, gt_labels, gt_difficult, det_boxes, det_scores, det_labe
     per_image = devkit_status(gt_boxes, gt_labels, gt_difficult, det_boxes, det_scores, det_labels, num_classes)
     out = []
     for c in range(num_classes):
-        npos = sum(int(((np.asarray(lab) == c) & ~np.asarray(d, bool)).sum()) for lab, d in zip(gt_labels, gt_difficult))
+        npos = sum(int(((np.asarray(lab) == c) & ~np.asarray(d, bool)).sum())
+                   for lab, d in zip(gt_labels, gt_difficult))
         outcome = [per_image[i][0][k] for i, k in _class_detections(det_scores, det_labels, c)]
         tp = [int(s == 1) for s in outcome]
         fp = [int(s == 0) for s in outcome]

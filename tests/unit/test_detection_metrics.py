@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from voc_devkit import devkit_ap, devkit_status
 
 from benchsuite.metrics.detection import IGNORED, PARTS, log_average_miss_rate, match, summarize, voc07_ap, voc_ap
 from benchsuite.metrics.export import write_coco_json, write_voc_results
-from voc_devkit import devkit_ap, devkit_status
 
 COCO_KEYS = ["coco_ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large"]
 AP_KEYS = ["map50", "map50_voc07", *COCO_KEYS]

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchsuite.data.sample_sets import SampleSequence
 from benchsuite.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class DetectionSample:
                    np.zeros(0, bool), np.zeros(0, bool))
 
 
-class DetectionSet:
+class DetectionSet(SampleSequence[DetectionSample]):
     """The annotated images of one split; pixels are decoded on demand by :meth:`load_image`.
 
     Attributes:
@@ -145,9 +146,7 @@ class DetectionSet:
     """
 
     def __init__(self, samples: Sequence[DetectionSample], classes: Sequence[str], name: str = ""):
-        self.samples: list[DetectionSample] = list(samples)
-        self.classes: tuple[str, ...] = tuple(classes)
-        self.name = name
+        super().__init__(samples, classes, name)
         k = len(self.classes)
         for s in self.samples:
             if len(s.labels) and (s.labels.min() < 0 or s.labels.max() >= k):
@@ -156,28 +155,6 @@ class DetectionSet:
     def __repr__(self) -> str:
         return (f"DetectionSet({self.name!r}, images={len(self)}, objects={self.num_objects()}, "
                 f"classes={self.classes})")
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, i: int) -> DetectionSample:
-        return self.samples[i]
-
-    def __iter__(self) -> Iterator[DetectionSample]:
-        return iter(self.samples)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def image_ids(self) -> list[str]:
-        return [s.image_id for s in self.samples]
-
-    @property
-    def sizes(self) -> np.ndarray:
-        """``(N, 2)`` int64 ``(height, width)`` of every image, in pixels."""
-        return np.array([(s.height, s.width) for s in self.samples], dtype=np.int64).reshape(-1, 2)
 
     def load_image(self, i: int) -> np.ndarray:
         """Image ``i`` decoded to ``(H, W, 3)`` uint8 RGB; an undecodable file is a DataError naming it."""

@@ -1,6 +1,6 @@
 """The sequence behaviour shared by the suite's per-image data sets (a list of samples with an id and a size,
-and the class names): :class:`benchsuite.data.voc_segmentation.SegmentationSet` derives from it (and
-:class:`benchsuite.data.detection.DetectionSet` has the same members, written out)."""
+and the class names): :class:`benchsuite.data.detection.DetectionSet` and
+:class:`benchsuite.data.voc_segmentation.SegmentationSet` derive from it."""
 
 from __future__ import annotations
 

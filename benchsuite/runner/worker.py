@@ -23,6 +23,7 @@ from benchsuite.api import Budget, Context
 from benchsuite.errors import OutputValidationError
 from benchsuite.measure import cache_use
 from benchsuite.measure.timing import gpu_peak_mb, peak_rss_mb
+from benchsuite.params import passed_params
 from benchsuite.results.atomic import atomic_write_json
 from benchsuite.runner.execute import WORKER_IO_EXIT, WORKER_IO_MARKER
 from benchsuite.runner.jobs import JobSpec
@@ -53,23 +54,25 @@ def _ask_determinism() -> None:
 
 
 def _determinism(device: str) -> dict[str, Any]:
-    """How far the job's results are reproducible on ``device``, for the record.
+    """What was done for reproducible results, for the record; never a claim that was not checked.
 
-    On the CPU the same work, data, seed and thread count give identical results (torch, when the job used it,
-    ran with deterministic algorithms). On CUDA some kernels (atomic adds in backward passes, cuDNN's autotuned
-    algorithms) have no deterministic version or are not forced to one: results may differ in the last bits
-    between runs, and the record says so.
+    ``exact_reruns`` is ``"not checked"``: a job runs once, so nothing here knows whether a rerun gives the same
+    numbers (``benchsuite check`` refits a pipeline twice with one seed; ``benchsuite compare`` of two runs of the
+    same code on the same machine says whether their reruns were identical). ``expected`` says what to expect: on
+    the CPU the same work, data, seed and thread count give identical results when the pipeline draws every
+    random number from its seed (torch, when the job used it, ran with deterministic algorithms); on CUDA some
+    kernels (atomic adds in backward passes, cuDNN's autotuned algorithms) are not bit-reproducible.
     """
     torch = sys.modules.get("torch")
     facts: dict[str, Any] = {"seeded": True, "uses_torch": torch is not None, "deterministic_algorithms": None,
-                             "exact_reruns": True}
+                             "exact_reruns": "not checked",
+                             "expected": "identical reruns on this machine with the same seed and threads"}
     if torch is not None:
         with contextlib.suppress(Exception):
             facts["deterministic_algorithms"] = bool(torch.are_deterministic_algorithms_enabled())
     if device.startswith("cuda"):
-        facts["exact_reruns"] = False
-        facts["cuda_note"] = ("CUDA kernels with atomic adds and cuDNN autotuning are not bit-reproducible; "
-                              "metrics may differ slightly between reruns")
+        facts["expected"] = ("reruns may differ slightly: CUDA kernels with atomic adds and cuDNN autotuning are "
+                             "not bit-reproducible")
     return facts
 
 
@@ -124,7 +127,9 @@ def run_job(job: JobSpec) -> dict[str, Any]:
             raise DataMismatch(_mismatch_message(job, dataset.info.fingerprint))
         pipeline_class = load_ref(job.pipeline_ref)
         result["harness_floor"] = bool(getattr(pipeline_class, "harness_floor", False))
-        pipeline = pipeline_class(**job.params)
+        # typed as the constructor's annotations say (JSON made tuples lists), as `benchsuite check` passes them
+        pipeline = pipeline_class(**passed_params(job.pipeline, pipeline_class, job.params))
+        result["params"] = _jsonable(pipeline.get_params())  # as the job ran them, before fit can change them
         ctx = Context(
             device=job.device,
             seed=job.seed,
@@ -140,7 +145,11 @@ def run_job(job: JobSpec) -> dict[str, Any]:
                                              job.latency_images, job.latency_warmup)
         drop_val_if_trained_on(outcome, ctx.info)
         result.update(outcome)
-        result["params"] = _jsonable(pipeline.get_params())
+        after = _jsonable(pipeline.get_params())
+        changed = sorted(k for k in after if result["params"].get(k) != after[k])
+        if changed:  # the record keeps the values the job ran with
+            log.warning("%s: fit() changed the parameter(s) %s; the record lists them as given; `benchsuite check %s` "
+                        "names such problems", job.pipeline, ", ".join(changed), job.pipeline)
         lost = sorted(set(job.params) - set(result["params"]))
         if lost:  # a constructor that stores an argument under another name: the record still lists what was passed
             log.warning("%s: get_params() does not return %s, which the job passed to the constructor; store each "

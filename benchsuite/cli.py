@@ -242,8 +242,13 @@ def cmd_check(args: argparse.Namespace, argv: list[str]) -> int:
     import time
 
     from benchsuite.params import check_params
+    from benchsuite.runner.startup import when_imported
     from benchsuite.testing import check_pipeline
 
+    # one thread, as the checks' ctx.num_threads says: on a busy machine, threads that spin-wait between torch's
+    # small operations made a tiny L-BFGS fit take minutes
+    when_imported("torch", lambda torch: torch.set_num_threads(1))
+    when_imported("cv2", lambda cv2: cv2.setNumThreads(1))
     cls, pid = _check_target(args.target)
     name = getattr(cls, "id", "") or args.target
     overrides: dict[str, str] = {}

@@ -15,6 +15,8 @@ import random
 import sys
 import time
 import traceback
+import warnings
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -53,7 +55,7 @@ def _ask_determinism() -> None:
     when_imported("torch", lambda torch: torch.use_deterministic_algorithms(True, warn_only=True))
 
 
-def _determinism(device: str) -> dict[str, Any]:
+def _determinism(device: str, pipeline_class: Any = None) -> dict[str, Any]:
     """What was done for reproducible results, for the record; never a claim that was not checked.
 
     ``exact_reruns`` is ``"not checked"``: a job runs once, so nothing here knows whether a rerun gives the same
@@ -70,6 +72,7 @@ def _determinism(device: str) -> dict[str, Any]:
     if torch is not None:
         with contextlib.suppress(Exception):
             facts["deterministic_algorithms"] = bool(torch.are_deterministic_algorithms_enabled())
+    facts["cpu_drift"] = getattr(pipeline_class, "cpu_drift", None)  # measured between CPU types (Pipeline)
     if device.startswith("cuda"):
         facts["expected"] = ("reruns may differ slightly: CUDA kernels with atomic adds and cuDNN autotuning are "
                              "not bit-reproducible")
@@ -115,7 +118,7 @@ def run_job(job: JobSpec) -> dict[str, Any]:
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     result: dict[str, Any] = {"status": "failed", "started_at": started}
-    ctx = None
+    ctx = pipeline_class = None
     cache_use.reset()
     try:
         _limit_threads(job.num_threads)
@@ -141,8 +144,9 @@ def run_job(job: JobSpec) -> dict[str, Any]:
             download=job.download,
         )
         log.info("%s: fit on %s (%s, seed %d, %s)", job.pipeline, job.dataset, job.device, job.seed, job.profile)
-        outcome = get_task(job.task).execute(pipeline, dataset, ctx, job.eval_splits, Path(job.job_dir),
-                                             job.latency_images, job.latency_warmup)
+        with warnings_once(ctx.info):
+            outcome = get_task(job.task).execute(pipeline, dataset, ctx, job.eval_splits, Path(job.job_dir),
+                                                 job.latency_images, job.latency_warmup)
         drop_val_if_trained_on(outcome, ctx.info)
         result.update(outcome)
         after = _jsonable(pipeline.get_params())
@@ -168,10 +172,37 @@ def run_job(job: JobSpec) -> dict[str, Any]:
                       traceback=traceback.format_exc(limit=20))
     result["fit_info"] = _jsonable(ctx.info) if ctx is not None else {}
     result["consumed"] = cache_use.consumed_block(job.consumes, cache_use.snapshot())
-    result["determinism"] = _determinism(job.device)
+    result["determinism"] = _determinism(job.device, pipeline_class)
     result["memory"] = {**peak_rss_mb(), "gpu_peak_mb": gpu_peak_mb(job.device)}
     result["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return result
+
+
+@contextlib.contextmanager
+def warnings_once(info: dict[str, Any], limit: int = 20) -> Iterator[None]:
+    """Python warnings raised meanwhile (scikit-learn's ``ConvergenceWarning`` from a k-means, numpy's
+    ``RuntimeWarning``, ...) are not printed raw, once per occurrence, into the run's console: each distinct
+    warning is logged once, with how often it came, and listed in ``info["warnings"]`` (the record's
+    ``fit_info.warnings``: ``category``, ``message``, ``where``, ``count``; at most ``limit`` of them)."""
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def count(message: Any, category: type, filename: str, lineno: int, *_: Any, **__: Any) -> None:
+        key = (category.__name__, str(message)[:300])
+        entry = seen.setdefault(key, {"category": key[0], "message": key[1],
+                                      "where": f"{Path(filename).name}:{lineno}", "count": 0})
+        entry["count"] += 1
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = count
+        try:
+            yield
+        finally:
+            for entry in list(seen.values())[:limit]:
+                log.warning("%s (%d time(s), at %s): %s", entry["category"], entry["count"], entry["where"],
+                            entry["message"])
+            if seen:
+                info["warnings"] = list(seen.values())[:limit]
 
 
 def drop_val_if_trained_on(outcome: dict[str, Any], fit_info: dict[str, Any]) -> None:

@@ -354,7 +354,11 @@ def cmd_export(args: argparse.Namespace, argv: list[str]) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="benchsuite", description="Classical versus deep computer vision, "
-                                     "benchmarked on the same data splits.")
+                                     "benchmarked on the same data splits.",
+                                     epilog=f"exit status: 0 ok; 1 a check failed (check, list --strict, compare "
+                                            f"--fail-on-regression); 2 a bad option or a file system failure; "
+                                            f"{EXIT_JOBS_FAILED} a run finished with failed jobs (run "
+                                            f"--allow-failures: 0); 130 interrupted")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run the benchmark and write records and a report", formatter_class=_RunHelp)

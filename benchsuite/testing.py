@@ -656,7 +656,7 @@ def _check_scores_informative(s: _State) -> str:
         raise CheckFailed(f"all {values.size} scores on {len(scores)} test images equal {values[0]:g}: the metrics "
                           f"rank outputs by score (AP, precision-recall curves), so equal scores leave the ranking "
                           f"to chance; return each output's confidence (a classifier's margin or probability, a "
-                          f"correlation peak)")
+                          f"correlation peak), or, for a model trained for a few steps only, it has not learned yet")
     return ""
 
 

@@ -13,4 +13,4 @@ import sys
 from benchsuite.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["run", *sys.argv[1:]]))
+    sys.exit(main(["run", *sys.argv[1:]], script="run_all.py"))

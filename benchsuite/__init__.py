@@ -2,15 +2,19 @@
 
 from benchsuite.api import (
     Budget,
+    Choice,
     Classifier,
     ClassifierOutput,
     Context,
+    DetectionSample,
+    DetectionSet,
     Detections,
     Detector,
+    ImageSet,
     Pipeline,
     Proposer,
 )
 
 __version__ = "0.1.0"
-__all__ = ["Budget", "Classifier", "ClassifierOutput", "Context", "Detections", "Detector", "Pipeline",
-           "Proposer", "__version__"]
+__all__ = ["Budget", "Choice", "Classifier", "ClassifierOutput", "Context", "DetectionSample", "DetectionSet",
+           "Detections", "Detector", "ImageSet", "Pipeline", "Proposer", "__version__"]

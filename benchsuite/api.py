@@ -28,16 +28,18 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from benchsuite.data.detection import DetectionSample, DetectionSet
+from benchsuite.data.images import ImageSet
 from benchsuite.results.schema import add_selection, make_selection
 from benchsuite.selection import Choice, choose
 
-if TYPE_CHECKING:
-    from benchsuite.data.detection import DetectionSet
-    from benchsuite.data.images import ImageSet
+#: what a plugin imports: the contract (this module), what ``fit`` receives and what ``ctx.select`` returns
+__all__ = ["Budget", "Choice", "Classifier", "ClassifierOutput", "Context", "DetectionSample", "DetectionSet",
+           "Detections", "Detector", "ImageSet", "Pipeline", "Proposer", "batched", "check_pipeline_class"]
 
 FAMILIES = ("classical", "deep")
 DEVICES = ("cpu", "cuda")
@@ -199,6 +201,12 @@ class Pipeline:
     #: pipeline computes what the cache lacks itself. Its record's ``consumed`` block counts the images read
     #: from the cache and those computed, and the seconds spent on each.
     consumes: ClassVar[tuple[str, ...]] = ()
+    #: how far the task's primary metric was seen to move between CPU types for the same work, data and seed (an
+    #: absolute difference, e.g. 0.003 accuracy; a measured figure, not a bound): 0.0 where the arithmetic is the same
+    #: on every x86-64 CPU (integer work), None where it was not measured. Kernels picked by instruction set (MKL,
+    #: oneDNN, torch's vectorised reductions) sum in another order on another CPU. In the record's
+    #: ``determinism.cpu_drift``; ``benchsuite compare`` of runs on two CPU types says which changes lie within it.
+    cpu_drift: ClassVar[float | None] = None
 
     @classmethod
     def _param_names(cls) -> list[str]:

@@ -1,4 +1,10 @@
-"""The ``benchsuite`` command line: ``run``, ``list``, ``check``, ``report``, ``compare``, ``export``."""
+"""The ``benchsuite`` command line: ``run``, ``list``, ``check``, ``report``, ``compare``, ``export``.
+
+Exit status: 0 when all went well; 1 when a check failed (``check``, ``list --strict``, ``compare
+--fail-on-regression``); 2 for a bad option, a configuration error or a file system failure (one line on stderr);
+3 when ``run`` finished but some of its jobs failed (:data:`EXIT_JOBS_FAILED`; ``--allow-failures`` makes it 0);
+130 after an interrupt.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,9 @@ from benchsuite.errors import BenchsuiteError, ConfigError
 from benchsuite.params import name_list, positive_float, positive_int, seed_list
 
 log = logging.getLogger("benchsuite")
+
+#: the exit status of a ``run`` that finished with failed jobs (unless ``--allow-failures``)
+EXIT_JOBS_FAILED = 3
 
 
 def _csv(value: str) -> list[str]:
@@ -43,7 +52,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", type=_arg(name_list, "--tasks"),
                    help="comma-separated: classification, detection, proposals (default: all)")
     p.add_argument("--datasets", type=_arg(name_list, "--datasets"),
-                   help="comma-separated data set specs: cifar10, voc2007, voc2012, voc:PATH (default: per task)")
+                   help="comma-separated data set specs: %(specs)s (default: per task)")
     p.add_argument("--pipelines", type=_arg(name_list, "--pipelines"),
                    help="comma-separated pipeline ids or patterns (default: all)")
     p.add_argument("--exclude", type=_arg(name_list, "--exclude"), default=[],
@@ -82,6 +91,32 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-address",
                    help="with --executor ray: the cluster to use (host:port or auto; default: $RAY_ADDRESS, else a "
                         "local Ray started for the run)")
+    p.add_argument("--allow-failures", action="store_true",
+                   help=f"exit with status 0 when jobs failed (default: {EXIT_JOBS_FAILED}, so that scripts and CI "
+                        f"notice)")
+
+
+class _RunHelp(argparse.HelpFormatter):
+    """``run --help``: the data set specs of the installed formats (with the synthetic set's variants), read only
+    when the help is shown (the formats' modules are not imported for a run that does not ask)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        if text and "%(specs)s" in text:
+            text = text.replace("%(specs)s", _dataset_specs_help())
+        return text
+
+
+def _dataset_specs_help() -> str:
+    try:
+        from benchsuite.data import synthetic_voc
+        from benchsuite.data.datasets import FORMATS
+
+        usages = [p.obj.usage for p in FORMATS.entries() if p.obj is not None]
+        variants = ", ".join(synthetic_voc.VARIANTS)
+        return ", ".join(u + (f" (VARIANT: {variants})" if u.startswith("synthetic-voc") else "") for u in usages)
+    except Exception:  # the help must show even when a format plugin is broken
+        return "cifar10, voc2007, voc2012, voc:PATH, synthetic-voc[:VARIANT]"
 
 
 def config_from_args(args: argparse.Namespace, argv: list[str]) -> Any:
@@ -110,6 +145,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     with DeferredInterrupt() as starting:
         from benchsuite.runner.run import run
 
+        _warn_about_environment()
         config = config_from_args(args, argv)
         starting.check("while starting, before any job started; nothing was run")
         result = run(config)
@@ -121,6 +157,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"html report: {result.html_path}")
     if failed:
         print(f"{failed} record(s) failed; see the report's 'Failed jobs' section")
+        if not args.allow_failures:
+            print(f"benchsuite: {failed} record(s) failed: exit status {EXIT_JOBS_FAILED} (--allow-failures for 0)",
+                  file=sys.stderr)
+            return EXIT_JOBS_FAILED
     return 0
 
 
@@ -146,15 +186,29 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
               for p in group.entries(include_broken=True) if not p.ok]
     for what, p in others:
         print(f"broken {what} plugin {p.name} ({p.ref}, from {p.distribution}): {p.error}", file=sys.stderr)
-    return 1 if (broken or others) and getattr(args, "strict", False) else 0
+    opencv = _warn_about_environment(show=True)
+    return 1 if (broken or others or opencv) and getattr(args, "strict", False) else 0
+
+
+def _warn_about_environment(show: bool = False) -> str | None:
+    """Print the environment's OpenCV (``show``) and, loudly, what is wrong with it (two OpenCV distributions,
+    a cv2 without the contrib modules); returns the warning (None when all is well)."""
+    from benchsuite.environment import cv2_environment
+
+    env = cv2_environment()
+    if show:
+        print(env.line(), file=sys.stderr)
+    warning = env.warning()
+    if warning:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    return warning
 
 
 def _check_target(target: str) -> tuple[type, str | None]:
     """The class named by ``target`` (an installed pipeline's id, or ``module:Class``) and its registered id
-    (None when it is not installed under an entry point)."""
-    from benchsuite.registry import discover, load_ref
+    (None when it is not installed under an entry point). Only that plugin is imported."""
+    from benchsuite.registry import PIPELINES, discovery_hints, find_pipeline, load_ref
 
-    known = discover()
     if ":" in target:
         if os.getcwd() not in sys.path:  # `benchsuite check mymodule:Class` from the folder that holds it
             sys.path.append(os.getcwd())
@@ -163,17 +217,22 @@ def _check_target(target: str) -> tuple[type, str | None]:
         except Exception as exc:
             raise ConfigError(f"cannot import {target}: {type(exc).__name__}: {exc}") from None
         pid = getattr(cls, "id", None)
-        info = known.get(pid) if isinstance(pid, str) else None
+        info = find_pipeline(pid) if isinstance(pid, str) and pid else None
         return cls, (pid if info is not None and info.ok and load_ref(info.ref) is cls else None)
-    info = known.get(target)
+    info = find_pipeline(target)
     if info is None:
-        ok = ", ".join(pid for pid, i in known.items() if i.ok)
-        raise ConfigError(f"unknown pipeline {target!r}; give an installed id ({ok}) or module:Class")
+        ok = ", ".join(PIPELINES.names())
+        raise ConfigError(f"unknown pipeline {target!r}; give an installed id ({ok}) or module:Class"
+                          + discovery_hints(target))
     try:
         cls = load_ref(info.ref)
     except Exception as exc:
         raise ConfigError(f"pipeline {target!r} cannot be imported ({info.ref}): {type(exc).__name__}: {exc}"
                           ) from None
+    if not info.ok and getattr(cls, "id", None) != target:  # an alias: the records would carry another id
+        raise ConfigError(f"pipeline {target!r} ({info.ref}, from {info.distribution}) cannot be checked under that "
+                          f"name: {info.error}; rename the entry point to the class's id (or check it as "
+                          f"{info.ref})")
     return cls, (target if info.ok else None)
 
 
@@ -183,8 +242,13 @@ def cmd_check(args: argparse.Namespace, argv: list[str]) -> int:
     import time
 
     from benchsuite.params import check_params
+    from benchsuite.runner.startup import when_imported
     from benchsuite.testing import check_pipeline
 
+    # one thread, as the checks' ctx.num_threads says: on a busy machine, threads that spin-wait between torch's
+    # small operations made a tiny L-BFGS fit take minutes
+    when_imported("torch", lambda torch: torch.set_num_threads(1))
+    when_imported("cv2", lambda cv2: cv2.setNumThreads(1))
     cls, pid = _check_target(args.target)
     name = getattr(cls, "id", "") or args.target
     overrides: dict[str, str] = {}
@@ -196,6 +260,7 @@ def cmd_check(args: argparse.Namespace, argv: list[str]) -> int:
     params = check_params(name, cls, overrides) if overrides else {}
     print(f"checking {name} ({cls.__module__}:{cls.__qualname__}, task {getattr(cls, 'task', '?')}, "
           f"profile {args.profile} sizes)")
+    _warn_about_environment(show=True)
     start = time.perf_counter()
     results = check_pipeline(cls, params, profile=args.profile, device=args.device)
     for r in results:
@@ -289,16 +354,21 @@ def cmd_export(args: argparse.Namespace, argv: list[str]) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="benchsuite", description="Classical versus deep computer vision, "
-                                     "benchmarked on the same data splits.")
+                                     "benchmarked on the same data splits.",
+                                     epilog=f"exit status: 0 ok; 1 a check failed (check, list --strict, compare "
+                                            f"--fail-on-regression); 2 a bad option or a file system failure; "
+                                            f"{EXIT_JOBS_FAILED} a run finished with failed jobs (run "
+                                            f"--allow-failures: 0); 130 interrupted")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="run the benchmark and write records and a report")
+    p = sub.add_parser("run", help="run the benchmark and write records and a report", formatter_class=_RunHelp)
     add_run_arguments(p)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("list", help="list the installed pipelines (and name broken task and format plugins)")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style id pattern")
     p.add_argument("--task", help="only pipelines of this task")
-    p.add_argument("--strict", action="store_true", help="exit with status 1 when any installed plugin is broken")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 when any installed plugin is broken "
+                                                            "or the environment's OpenCV is (two cv2 distributions)")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("check", help="conformance checks of one pipeline on tiny synthetic data, in seconds")
     p.add_argument("target", help="an installed pipeline id, or module:Class")
@@ -357,9 +427,19 @@ def _leave(code: int, hard_exit: bool) -> int:
     return code
 
 
-def main(argv: list[str] | None = None, hard_exit_on_interrupt: bool = True) -> int:
-    """The ``benchsuite`` command. After an interrupt (exit status 130) the process ends at once unless
-    ``hard_exit_on_interrupt`` is False (for callers that embed the command)."""
+def _note_which_copy(script: str) -> None:
+    """Log which benchsuite this process runs when the installed command would run another copy."""
+    from benchsuite.environment import copy_note, imported_copy
+
+    note = copy_note(imported_copy(), script)
+    if note:
+        log.warning(note)
+
+
+def main(argv: list[str] | None = None, hard_exit_on_interrupt: bool = True, script: str = "benchsuite") -> int:
+    """The ``benchsuite`` command (``script`` names the program for messages: ``run_all.py`` runs it too). After an
+    interrupt (exit status 130) the process ends at once unless ``hard_exit_on_interrupt`` is False (for callers
+    that embed the command)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
@@ -368,6 +448,8 @@ def main(argv: list[str] | None = None, hard_exit_on_interrupt: bool = True) -> 
         print(f"benchsuite: error: {exc}", file=sys.stderr)
         return 2
     setup_logging(args.verbose)
+    if args.func is cmd_run:
+        _note_which_copy(script)
     try:
         return int(args.func(args, argv) or 0)
     except BenchsuiteError as exc:

@@ -259,6 +259,27 @@ def check_params(pipeline: str, cls: type, values: dict[str, Any]) -> dict[str, 
     return out
 
 
+def passed_params(pipeline: str, cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """The constructor arguments a job passes to ``cls``: ``values`` (the profile's ``profile_params`` and the
+    user's ``--param``) through JSON, as the job file carries them to the worker, then parsed to the types of the
+    constructor's annotations or defaults (:func:`check_params`): a tuple in ``profile_params`` reaches a
+    parameter annotated ``list[int]`` as a list, and one annotated ``tuple[int, ...]`` as a tuple. The worker
+    builds every pipeline from these, and ``benchsuite check`` too, so both pass the same values.
+
+    A value JSON cannot carry is a ConfigError naming the parameter."""
+    from benchsuite.results.atomic import _json_default  # what the job file is written with (JobSpec.write)
+
+    out = {}
+    for name, value in values.items():
+        try:
+            out[name] = json.loads(json.dumps(value, default=_json_default))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{pipeline}: parameter {name}={value!r:.80} is not a JSON value ({exc}); a job "
+                              f"carries its parameters to the worker as JSON (numbers, strings, booleans, None, "
+                              f"lists, tuples and dicts of them)") from None
+    return check_params(pipeline, cls, out)
+
+
 def _signature_params(cls: type) -> list[inspect.Parameter]:
     try:
         return list(inspect.signature(cls.__init__).parameters.values())

@@ -124,6 +124,21 @@ class PluginGroup(Generic[T]):
         self._cache[key] = out
         return out
 
+    def entry(self, name: str) -> Plugin[T] | None:
+        """The entry registered under ``name`` (None when there is none), loading that entry only: the quick way to
+        one plugin (``benchsuite check ID``) without importing every other one. The first registration wins, as in
+        :meth:`discover`."""
+        key = tuple(sys.path)
+        if key in self._cache:
+            return self._cache[key].get(name)
+        for ep in entry_points(group=self.group, name=name):
+            return self._entry(ep.name, ep.value, ep.dist.name if ep.dist is not None else "?")
+        return None
+
+    def registered_names(self) -> list[str]:
+        """The names registered in the group, in order, without loading any entry."""
+        return sorted({ep.name for ep in entry_points(group=self.group)})
+
     def entries(self, include_broken: bool = False) -> list[Plugin[T]]:
         """The entries in order (working ones only unless ``include_broken``)."""
         return [p for p in self.discover().values() if include_broken or p.ok]
@@ -159,3 +174,27 @@ class PluginGroup(Generic[T]):
         """The error for a broken entry: ``task 'x' (mod:Cls, from dist) cannot be used: why``."""
         return ConfigError(f"{self.noun} {entry.name!r} ({entry.ref}, from {entry.distribution}) cannot be used: "
                            f"{entry.error}")
+
+
+def near_miss_groups(group: str, threshold: float = 0.8) -> list[tuple[str, str, list[str]]]:
+    """Entry-point groups of installed distributions whose name is close to ``group`` but not it (a typo such as
+    ``benchsuite.pipeline`` or ``benchsuite_pipelines``): ``(group, distribution, ["name = module:attr", ...])``.
+
+    Reads the installed metadata only; nothing is imported. Closeness is difflib's ratio of the names with
+    everything but letters removed (``benchsuite.tasks`` is 0.65 from ``benchsuite.pipelines``, a dropped letter
+    0.97).
+    """
+    import difflib
+    import re
+    from importlib.metadata import distributions
+
+    def letters(name: str) -> str:
+        return re.sub(r"[^a-z]", "", name.lower())
+
+    target = letters(group)
+    found: dict[tuple[str, str], list[str]] = {}
+    for dist in distributions():
+        for ep in dist.entry_points:
+            if ep.group != group and difflib.SequenceMatcher(None, letters(ep.group), target).ratio() >= threshold:
+                found.setdefault((ep.group, dist.metadata["Name"] or "?"), []).append(f"{ep.name} = {ep.value}")
+    return [(g, d, sorted(set(names))) for (g, d), names in sorted(found.items())]

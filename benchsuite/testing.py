@@ -11,7 +11,10 @@ checks:
     ``id``, ``task`` (a registered task), ``family``, ``devices``, the task's base class and methods
     (:func:`benchsuite.registry.pipeline_problems`).
 ``profile_params``
-    ``profile_params`` (if declared) maps profile names to constructor parameters of the class.
+    ``profile_params`` (if declared) maps profile names to constructor parameters of the class, whose values
+    the run can carry (JSON). The checks build the pipeline from exactly what a job passes: the profile's
+    values through JSON, parsed to the constructor's annotated types (:func:`benchsuite.params.passed_params`),
+    so a tuple reaches a ``list[int]`` parameter as a list in both.
 ``init_signature``
     every hyper-parameter is a named constructor argument (no ``*args``/``**kwargs``).
 ``constructs``
@@ -27,9 +30,25 @@ checks:
 ``fit_info_json``
     what the pipeline put into ``ctx.info`` (``ctx.record``) is JSON-serialisable, and the keys the record
     schema fixes (``selection``, ``val_map50``, ``trained_on``, ...) have its shape.
+``params_unchanged_by_fit``
+    ``fit`` leaves the constructor parameters as given (what it learns or chooses goes into attributes ending
+    in ``_``): the record lists the parameters a job ran with.
+``defaults_unchanged``
+    ``fit`` does not change a default value of ``__init__`` (a mutable default, such as a list that ``fit``
+    appends to, is one object shared by every instance).
 ``outputs_valid``
     predictions pass the runner's own validation (container types, shapes, dtypes, finite scores,
     labels in range, boxes with x2 > x1 and y2 > y1).
+``boxes_in_pixels``
+    boxes are pixel coordinates: not all within 0..1 on images hundreds of pixels wide (normalised boxes).
+``boxes_x1y1x2y2``
+    boxes are corners ``x1, y1, x2, y2``: boxes with x2 <= x1 or y2 <= y1 that read as valid ``x, y, w, h``
+    boxes are named as such.
+``scores_informative``
+    scores are not NaN and not all equal (the ranking metrics order outputs by score).
+``uses_input``
+    different images get different outputs (an output that ignores its image: a stored value, the wrong
+    argument). Bare class labels are not judged, nor are the ``harness_floor`` references.
 ``predict_keeps_state``
     prediction does not change the fitted state (public attributes; ``_private`` ones may hold caches).
 ``empty_input``
@@ -37,7 +56,8 @@ checks:
 ``single_image``
     one image in, one valid prediction out.
 ``grey_images``
-    grey images (RGB arrays whose three channels are equal) give valid predictions.
+    grey images give valid predictions: each test image written as a single-channel (grey) JPEG and read back
+    by the suite's image reader, as the images of a grey data set reach a pipeline (three equal channels).
 ``same_seed_same_output``
     a second fit with the same seed on the same data predicts the same outputs.
 
@@ -74,11 +94,11 @@ import numpy as np
 
 from benchsuite.api import Budget, Context, Pipeline
 from benchsuite.errors import OutputValidationError
-from benchsuite.params import constructor_parameters
+from benchsuite.params import constructor_parameters, passed_params
 from benchsuite.profiles import PROFILES, get_profile, pipeline_params
 from benchsuite.registry import pipeline_problems
 from benchsuite.results.schema import fit_info_problems
-from benchsuite.tasks.checks import CheckAdapter
+from benchsuite.tasks.checks import CheckAdapter, OutputParts
 from benchsuite.tasks.registry import get_task
 
 log = logging.getLogger(__name__)
@@ -88,8 +108,9 @@ PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 #: every check, in the order they run
 CHECKS: tuple[str, ...] = (
     "declarations", "profile_params", "init_signature", "constructs", "params_stored", "params_round_trip",
-    "fit_returns_self", "fit_info_json", "outputs_valid", "predict_keeps_state", "empty_input", "single_image",
-    "grey_images", "same_seed_same_output",
+    "fit_returns_self", "fit_info_json", "params_unchanged_by_fit", "defaults_unchanged", "outputs_valid",
+    "boxes_in_pixels", "boxes_x1y1x2y2", "scores_informative", "uses_input", "predict_keeps_state", "empty_input",
+    "single_image", "grey_images", "same_seed_same_output",
 )
 
 
@@ -121,6 +142,10 @@ class CheckResult:
 
 class CheckFailed(AssertionError):
     """A check's condition does not hold; the message says what to change."""
+
+
+class _NotJudged(Exception):
+    """A check has nothing to judge (its message says why): the check is skipped."""
 
 
 # ---------------------------------------------------------------------------------------------- tiny data
@@ -168,13 +193,22 @@ def tiny_data(task: str) -> TinyData:
     return _DATA[task]
 
 
-def _grey(images: Any) -> Any:
-    """The same images in grey, as RGB arrays whose three channels are equal."""
-    def one(im: np.ndarray) -> np.ndarray:
-        y = np.rint(im[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
-        return np.repeat(np.clip(y, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+def _grey(images: Any, folder: Path) -> Any:
+    """The same images as a grey data set gives them to a pipeline: each written as a single-channel JPEG (Pillow's
+    ``L`` mode, ITU-R 601 luma) under ``folder`` and read back by the suite's image reader (three equal channels)."""
+    from PIL import Image
 
-    return one(images) if isinstance(images, np.ndarray) else [one(im) for im in images]
+    from benchsuite.data.detection import read_rgb
+
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def one(i: int, im: np.ndarray) -> np.ndarray:
+        path = folder / f"grey-{i}.jpg"
+        Image.fromarray(np.ascontiguousarray(im[..., :3])).convert("L").save(path, quality=95)
+        return read_rgb(path)
+
+    greys = [one(i, im) for i, im in enumerate(images)]
+    return np.stack(greys) if isinstance(images, np.ndarray) else greys
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -280,6 +314,13 @@ class _State:
     ctx_info: Any = None
     state_before: dict[str, Any] = field(default_factory=dict)
     state_after: dict[str, Any] = field(default_factory=dict)
+    params_problem: str = ""  # why the parameters could not be passed as the run passes them
+    raw: Any = None  # the raw output on the test images (None when the prediction raised)
+    parts: list[OutputParts] | None = None  # what the semantic checks read from each image's raw output
+    defaults_before: dict[str, Any] = field(default_factory=dict)
+    defaults_after: dict[str, Any] = field(default_factory=dict)
+    params_before: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    params_after: dict[str, tuple[Any, str]] = field(default_factory=dict)
 
 
 def _check_declarations(s: _State) -> str:
@@ -306,6 +347,8 @@ def _check_profile_params(s: _State) -> str:
             if unknown:
                 problems.append(f"profile_params[{profile!r}] names {', '.join(map(repr, unknown))}, which "
                                 f"__init__ does not take (it takes: {', '.join(sorted(names)) or 'nothing'})")
+    if s.params_problem:
+        problems.append(s.params_problem)
     if problems:
         raise CheckFailed("; ".join(problems))
     return "" if declared else "none declared (the profiles' task budgets only)"
@@ -382,13 +425,28 @@ def _check_params_round_trip(s: _State) -> str:
     return ""
 
 
-def _fit(s: _State) -> tuple[Pipeline, Any, Context]:
+def _fit(s: _State, pipeline: Pipeline | None = None) -> tuple[Pipeline, Any, Context]:
     assert s.data is not None and s.cache_dir is not None
-    pipeline = _build(s)
+    pipeline = _build(s) if pipeline is None else pipeline
     ctx = _context(s.data, s.seed, s.cache_dir, s.device)
     _seed_everything(s.seed)
     returned = pipeline.fit(s.data.train, s.data.val, ctx)
     return pipeline, returned, ctx
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    """A fingerprint of each default value of ``cls.__init__`` (changes when a mutable default is changed)."""
+    return {name: _fingerprint(default) for name, (_, default) in constructor_parameters(cls).items()
+            if default is not inspect.Parameter.empty}
+
+
+def _params(pipeline: Pipeline) -> dict[str, tuple[Any, str]]:
+    """``{name: (fingerprint, short repr)}`` of ``pipeline.get_params()`` (empty when it raises)."""
+    try:
+        params = pipeline.get_params()
+    except Exception:
+        return {}
+    return {k: (_fingerprint(v), f"{v!r:.60}") for k, v in params.items()}
 
 
 def _check_data(s: _State) -> None:
@@ -407,10 +465,14 @@ def _check_data(s: _State) -> None:
 
 def _check_fit_returns_self(s: _State) -> str:
     _check_data(s)
+    s.defaults_before = _defaults(s.cls)
+    pipeline = _build(s)
+    s.params_before = _params(pipeline)
     try:
-        pipeline, returned, ctx = _fit(s)
+        pipeline, returned, ctx = _fit(s, pipeline)
     except Exception as exc:
         raise CheckFailed(_raised("fit()", exc)) from None
+    s.params_after, s.defaults_after = _params(pipeline), _defaults(s.cls)
     s.fitted, s.ctx_info = pipeline, ctx.info
     if returned is not pipeline:
         got = "None" if returned is None else f"a {type(returned).__name__}"
@@ -439,6 +501,37 @@ def _check_fit_info_json(s: _State) -> str:
     return ""
 
 
+def _changed_defaults(s: _State) -> list[str]:
+    return [n for n, before in s.defaults_before.items() if s.defaults_after.get(n) != before]
+
+
+def _check_defaults_unchanged(s: _State) -> str:
+    changed = _changed_defaults(s)
+    if changed:
+        now = {n: repr(d)[:60] for n, (_, d) in constructor_parameters(s.cls).items() if n in changed}
+        shown = ", ".join(f"{n} (now {now[n]})" for n in changed)
+        raise CheckFailed(f"fit() changed the default value of __init__'s {shown}: a mutable default (a list, dict, "
+                          f"set or array written in the def line) is one object shared by every instance, so each "
+                          f"fit changes it for the next and the record lists the changed value; default to None or "
+                          f"a tuple and build a new object in fit() (self.{changed[0]}_ = list(self.{changed[0]} or "
+                          f"()))")
+    return ""
+
+
+def _check_params_unchanged_by_fit(s: _State) -> str:
+    mutated = set(_changed_defaults(s))  # named by defaults_unchanged, with its cause
+    changed = [n for n, (before, _) in s.params_before.items()
+               if n not in mutated and s.params_after.get(n, (None, ""))[0] != before]
+    if changed:
+        shown = "; ".join(f"{n}: {s.params_before[n][1]} -> {s.params_after.get(n, (None, '(gone)'))[1]}"
+                          for n in changed)
+        raise CheckFailed(f"fit() changed the constructor parameter(s) {shown}: parameters are what the job was "
+                          f"asked to run with (the record lists them after fit, --param sets them, a second fit "
+                          f"starts from them); keep what fit learns or chooses in attributes ending in _ "
+                          f"(self.{changed[0]}_ = ...) and leave the parameters as given")
+    return ""
+
+
 def _predict(s: _State, images: Any, what: str) -> list[Any]:
     assert s.task is not None and s.fitted is not None and s.data is not None
     try:
@@ -450,10 +543,138 @@ def _predict(s: _State, images: Any, what: str) -> list[Any]:
 
 
 def _check_outputs_valid(s: _State) -> str:
-    assert s.data is not None and s.fitted is not None
+    assert s.data is not None and s.fitted is not None and s.task is not None
     s.state_before = _public_state(s.fitted)
-    s.outputs = _predict(s, s.data.images, "the test images")
+    try:
+        s.raw = s.task.call(s.fitted, s.data.images)
+    except Exception as exc:
+        raise CheckFailed(_raised(f"{s.task.method}() on the test images", exc)) from None
     s.state_after = _public_state(s.fitted)
+    try:
+        s.parts = s.task.parts(s.raw, s.data.images)
+    except Exception as exc:  # the adapter could not read the raw output: nothing for the semantic checks
+        log.debug("reading the raw outputs of %s failed: %s", s.cls, exc)
+    try:
+        s.outputs = s.task.validate_all(s.raw, s.data.images, s.data.num_classes)
+    except OutputValidationError as exc:
+        cause = _box_corners_problem(s) or _nan_scores_problem(s)
+        raise CheckFailed(f"the test images: {exc}" + (f" (likely cause: {cause})" if cause else "")) from None
+    return ""
+
+
+def _judged_parts(s: _State) -> list[tuple[OutputParts, tuple[int, int]]]:
+    """Each test image's :class:`OutputParts` with the image's ``(height, width)``."""
+    if s.parts is None or s.data is None:
+        raise _NotJudged("no outputs to judge (the prediction on the test images raised)")
+    return [(p, tuple(np.shape(im)[:2])) for p, im in zip(s.parts, s.data.images)]
+
+
+def _boxes(s: _State) -> list[tuple[np.ndarray, tuple[int, int]]]:
+    """The non-empty box arrays of the test images, with each image's ``(height, width)``."""
+    return [(p.boxes, size) for p, size in _judged_parts(s) if p.boxes is not None and len(p.boxes)]
+
+
+def _check_boxes_in_pixels(s: _State) -> str:
+    found = _boxes(s)
+    if not found:
+        return "no boxes to judge"
+    boxes = np.concatenate([b for b, _ in found])
+    boxes = boxes[np.isfinite(boxes).all(axis=1)]
+    smallest = min(min(size) for _, size in found)
+    if len(boxes) and smallest >= 32 and float(np.abs(boxes).max()) <= 1.0:
+        sizes = sorted({f"{w}x{h}" for _, (h, w) in found})
+        raise CheckFailed(f"all {len(boxes)} boxes lie within 0..1 on images of {', '.join(sizes[:3])} pixels: "
+                          f"they look normalised (fractions of the image's width and height); boxes are pixel "
+                          f"coordinates: multiply x1 and x2 by the image's width and y1 and y2 by its height")
+    return ""
+
+
+def _box_corners_problem(s: _State) -> str:
+    """Why boxes with x2 <= x1 or y2 <= y1 came back ('' when none did): ``x, y, w, h`` boxes when every box reads
+    as a valid one of those inside its image, else swapped corners."""
+    try:
+        found = _boxes(s)
+    except _NotJudged:
+        return ""
+    bad = total = 0
+    xywh = True
+    for b, (h, w) in found:
+        b = b[np.isfinite(b).all(axis=1)]
+        total += len(b)
+        bad += int(((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])).sum())
+        x, y, bw, bh = b.T
+        inside = (bw > 0) & (bh > 0) & (x >= -1) & (y >= -1) & (x + bw <= w + 1) & (y + bh <= h + 1)
+        xywh = xywh and bool(inside.all())
+    if not bad:
+        return ""
+    if xywh:
+        return (f"{bad} of {total} boxes have x2 <= x1 or y2 <= y1, and every box reads as a valid (x, y, width, "
+                f"height) box inside its image: the boxes look like x, y, w, h; return corners x1, y1, x2, y2 "
+                f"(x2 = x + w, y2 = y + h)")
+    return (f"{bad} of {total} boxes have x2 <= x1 or y2 <= y1: boxes are corners x1, y1, x2, y2 with x2 > x1 and "
+            f"y2 > y1 (swapped corners, or y before x?)")
+
+
+def _check_boxes_x1y1x2y2(s: _State) -> str:
+    if not _boxes(s):
+        return "no boxes to judge"
+    problem = _box_corners_problem(s)
+    if problem:
+        raise CheckFailed(problem)
+    return ""
+
+
+def _scores(s: _State) -> list[np.ndarray]:
+    return [p.scores for p, _ in _judged_parts(s) if p.scores is not None and p.scores.size]
+
+
+def _nan_scores_problem(s: _State) -> str:
+    """What is wrong with NaN scores ('' when there are none)."""
+    try:
+        scores = _scores(s)
+    except _NotJudged:
+        return ""
+    values = np.concatenate(scores) if scores else np.zeros(0)
+    nan = int(np.isnan(values).sum())
+    if not nan:
+        return ""
+    return (f"{nan} of {values.size} scores are NaN: likely a division by zero or the log of 0 when computing them "
+            f"(a norm, sum or count that is 0 for some image or box); the runner fails such a job")
+
+
+def _check_scores_informative(s: _State) -> str:
+    scores = _scores(s)
+    if not scores:
+        return "no scores to judge"
+    values = np.concatenate(scores)
+    problem = _nan_scores_problem(s)
+    if problem:
+        raise CheckFailed(problem)
+    if getattr(s.cls, "harness_floor", False):
+        return "a harness floor: equal scores by design"
+    if values.size >= 4 and len(scores) >= 2 and bool((values == values[0]).all()):
+        raise CheckFailed(f"all {values.size} scores on {len(scores)} test images equal {values[0]:g}: the metrics "
+                          f"rank outputs by score (AP, precision-recall curves), so equal scores leave the ranking "
+                          f"to chance; return each output's confidence (a classifier's margin or probability, a "
+                          f"correlation peak), or, for a model trained for a few steps only, it has not learned yet")
+    return ""
+
+
+def _check_uses_input(s: _State) -> str:
+    parts = _judged_parts(s)
+    if getattr(s.cls, "harness_floor", False):
+        return "a harness floor: the same output for every image by design"
+    digests = [p.digest for p, _ in parts]
+    if len(digests) < 2 or any(d is None for d in digests):
+        return "not judged (bare labels or an empty output: one output for every image can be right)"
+    assert s.data is not None
+    images = list(s.data.images)
+    differ = any(np.shape(a) != np.shape(images[0]) or not np.array_equal(a, images[0]) for a in images[1:])
+    if differ and len(set(digests)) == 1:
+        method = s.task.method if s.task else "predict"
+        raise CheckFailed(f"all {len(digests)} test images, which differ, get exactly the same output: {method}() "
+                          f"seems to ignore its input; check that it reads the image(s) it is given, not a value "
+                          f"stored in fit() or the first image of a batch")
     return ""
 
 
@@ -493,7 +714,8 @@ def _check_single_image(s: _State) -> str:
 
 def _check_grey_images(s: _State) -> str:
     assert s.data is not None
-    _predict(s, _grey(s.data.images), "grey images (RGB arrays with three equal channels)")
+    _predict(s, _grey(s.data.images, _scratch_folder("benchsuite-testing-grey-")),
+             "grey images (single-channel JPEGs, read as three equal channels)")
     return ""
 
 
@@ -527,13 +749,23 @@ _CHECK_FUNCTIONS: dict[str, Callable[[_State], str]] = {
     "params_round_trip": _check_params_round_trip,
     "fit_returns_self": _check_fit_returns_self,
     "fit_info_json": _check_fit_info_json,
+    "params_unchanged_by_fit": _check_params_unchanged_by_fit,
+    "defaults_unchanged": _check_defaults_unchanged,
     "outputs_valid": _check_outputs_valid,
+    "boxes_in_pixels": _check_boxes_in_pixels,
+    "boxes_x1y1x2y2": _check_boxes_x1y1x2y2,
+    "scores_informative": _check_scores_informative,
+    "uses_input": _check_uses_input,
     "predict_keeps_state": _check_predict_keeps_state,
     "empty_input": _check_empty_input,
     "single_image": _check_single_image,
     "grey_images": _check_grey_images,
     "same_seed_same_output": _check_same_seed,
 }
+#: what a check reads but does not need to pass: it runs first (the semantic checks read the raw outputs that
+#: ``outputs_valid`` keeps, also when their validation fails)
+_AFTER: dict[str, tuple[str, ...]] = {name: ("outputs_valid",) for name in (
+    "boxes_in_pixels", "boxes_x1y1x2y2", "scores_informative", "uses_input")}
 #: what a check needs: a check is skipped when one of these did not pass
 _NEEDS: dict[str, tuple[str, ...]] = {
     "constructs": ("declarations",),
@@ -541,7 +773,14 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "params_round_trip": ("constructs",),
     "fit_returns_self": ("constructs",),
     "fit_info_json": ("fit_returns_self",),
+    "params_unchanged_by_fit": ("fit_returns_self",),
+    "defaults_unchanged": ("fit_returns_self",),
     "outputs_valid": ("fit_returns_self",),
+    # the semantic checks read the raw outputs: they name the likely cause of an output the validation refuses
+    "boxes_in_pixels": ("fit_returns_self",),
+    "boxes_x1y1x2y2": ("fit_returns_self",),
+    "scores_informative": ("fit_returns_self",),
+    "uses_input": ("fit_returns_self",),
     "predict_keeps_state": ("outputs_valid",),
     "empty_input": ("fit_returns_self",),
     "single_image": ("fit_returns_self",),
@@ -574,9 +813,15 @@ def check_pipeline(cls: type, params: dict[str, Any] | None = None, *, profile: 
     closure = set(wanted)
     for name in reversed(CHECKS):  # a check's prerequisites run too
         if name in closure:
-            closure.update(_NEEDS.get(name, ()))
+            closure.update(_NEEDS.get(name, ()) + _AFTER.get(name, ()))
     declared = pipeline_params(cls, profile) if profile and isinstance(cls, type) else {}
-    state = _State(cls=cls, params={**declared, **(params or {})}, device=device, seed=seed, cache_dir=cache_dir)
+    given = {**declared, **(params or {})}
+    state = _State(cls=cls, params=given, device=device, seed=seed, cache_dir=cache_dir)
+    if isinstance(cls, type) and given:
+        try:  # exactly what a job passes: through JSON, parsed to the constructor's types
+            state.params = passed_params(getattr(cls, "id", "") or cls.__name__, cls, given)
+        except Exception as exc:
+            state.params_problem = f"the parameters cannot be passed as a run passes them: {exc}"
     results: dict[str, CheckResult] = {}
     for name in CHECKS:
         if name not in closure:
@@ -593,6 +838,8 @@ def check_pipeline(cls: type, params: dict[str, Any] | None = None, *, profile: 
             results[name] = CheckResult(name, PASSED, note, time.perf_counter() - start)
         except CheckFailed as exc:
             results[name] = CheckResult(name, FAILED, str(exc), time.perf_counter() - start)
+        except _NotJudged as exc:
+            results[name] = CheckResult(name, SKIPPED, str(exc), time.perf_counter() - start)
         except Exception as exc:  # a failure of the check's own set-up still names the check
             results[name] = CheckResult(name, FAILED, _raised(name, exc), time.perf_counter() - start)
         log.debug("%s: %s", getattr(cls, "id", cls), results[name].line())

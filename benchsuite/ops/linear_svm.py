@@ -30,29 +30,32 @@ class LinearSVM:
         tol: stop when the largest gradient entry of the normalised objective falls below this.
         class_weight: None or "balanced" (weights each sample by n / (2 * n_its_side) per class).
         device: torch device for the solve.
+        dtype: ``"float32"`` or ``"float64"``: the precision of the solve, the weights and the margins (see
+            :func:`fit_svms`).
 
     Attributes after fit:
-        coef_: ``(K, D)`` float32 (``(1, D)`` for two classes); intercept_: ``(K,)``; classes_.
+        coef_: ``(K, D)`` of ``dtype`` (``(1, D)`` for two classes); intercept_: ``(K,)``; classes_.
     """
 
     def __init__(self, C: float = 1.0, max_iter: int = 300, tol: float = 1e-6,
-                 class_weight: str | None = None, device: str = "cpu"):
+                 class_weight: str | None = None, device: str = "cpu", dtype: str = "float32"):
         self.C = C
         self.max_iter = max_iter
         self.tol = tol
         self.class_weight = class_weight
         self.device = device
+        self.dtype = dtype
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> LinearSVM:
         fitted = fit_svms(X, y, [self.C], max_iter=self.max_iter, tol=self.tol, class_weight=self.class_weight,
-                          device=self.device, sample_weight=sample_weight)[0]
+                          device=self.device, sample_weight=sample_weight, dtype=self.dtype)[0]
         self.classes_, self.n_iter_ = fitted.classes_, fitted.n_iter_
         self.coef_, self.intercept_ = fitted.coef_, fitted.intercept_
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        """Margins ``(N, K)``, or ``(N,)`` for two classes (positive means ``classes_[1]``)."""
-        scores = np.asarray(X, dtype=np.float32) @ self.coef_.T + self.intercept_
+        """Margins ``(N, K)``, or ``(N,)`` for two classes (positive means ``classes_[1]``), in ``coef_``'s dtype."""
+        scores = np.asarray(X, dtype=self.coef_.dtype) @ self.coef_.T + self.intercept_
         return scores[:, 0] if len(self.classes_) == 2 else scores
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -85,17 +88,28 @@ def _targets_and_weights(y: np.ndarray, class_weight: str | None, sample_weight:
 
 def fit_svms(X: np.ndarray, y: np.ndarray, c_values: list[float] | tuple[float, ...], max_iter: int = 300,
              tol: float = 1e-6, class_weight: str | None = None, device: str = "cpu",
-             sample_weight: np.ndarray | None = None) -> list[LinearSVM]:
+             sample_weight: np.ndarray | None = None, dtype: str = "float32") -> list[LinearSVM]:
     """One fitted :class:`LinearSVM` per value of ``c_values`` (in that order), from one shared L-BFGS run.
 
     ``X``: ``(N, D)`` features; ``y``: ``(N,)`` labels. The problems are independent, so the joint minimiser
     is each one's own minimiser; ``max_iter`` bounds the shared run, so loosely converged grids can differ
     slightly from one-at-a-time fits.
+
+    ``dtype`` is the precision of the whole solve. The products with the data and the L-BFGS reductions sum in
+    an order that depends on the CPU's kernels (MKL's GEMM and dot pick their code path by instruction set, torch's
+    reductions by vector width), so on another CPU type the iterates differ in the last bits; a run stopped at
+    ``max_iter`` before convergence carries that into the weights. In float32 (the default: half the memory
+    traffic) the weights then differ by about 1e-5 and a few test predictions near a tie flip; in float64 the
+    differences are about 1e-13 and no prediction moves (measured by switching the kernels on one machine:
+    ``MKL_ENABLE_INSTRUCTIONS``, ``ATEN_CPU_CAPABILITY``, thread counts).
     """
     c_values = [float(c) for c in c_values]
     if not c_values or min(c_values) <= 0:
         raise ValueError(f"c_values must be positive numbers, got {c_values!r}")
-    X = np.asarray(X, dtype=np.float32)
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    np_dtype, torch_dtype = (np.float32, torch.float32) if dtype == "float32" else (np.float64, torch.float64)
+    X = np.asarray(X, dtype=np_dtype)
     y = np.asarray(y)
     if X.ndim != 2 or len(X) != len(y):
         raise ValueError(f"X must be (N, D) with one label per row, got X {X.shape} and y {y.shape}")
@@ -103,12 +117,12 @@ def fit_svms(X: np.ndarray, y: np.ndarray, c_values: list[float] | tuple[float, 
     n, k, m = len(X), Y.shape[1], len(c_values)
     dev = torch.device(device)
     Xt = torch.from_numpy(X).to(dev)
-    Yt = torch.from_numpy(np.tile(Y, (1, m))).to(dev)  # column c * k + j: class j under C = c_values[c]
-    Wt = torch.from_numpy(np.tile(weights, (1, m))).to(dev)
+    Yt = torch.from_numpy(np.tile(Y, (1, m)).astype(np_dtype)).to(dev)  # column c * k + j: class j under C = c[c]
+    Wt = torch.from_numpy(np.tile(weights, (1, m)).astype(np_dtype)).to(dev)
     # the objective of each problem divided by its C * n: the same minimiser, better scaled
-    reg = torch.tensor(np.repeat([0.5 / (c * n) for c in c_values], k), dtype=torch.float32, device=dev)
-    W = torch.zeros(X.shape[1], k * m, device=dev)
-    b = torch.zeros(k * m, device=dev)
+    reg = torch.tensor(np.repeat([0.5 / (c * n) for c in c_values], k), dtype=torch_dtype, device=dev)
+    W = torch.zeros(X.shape[1], k * m, device=dev, dtype=torch_dtype)
+    b = torch.zeros(k * m, device=dev, dtype=torch_dtype)
 
     opt = torch.optim.LBFGS([W, b], lr=1, max_iter=max_iter, tolerance_grad=tol, tolerance_change=1e-12,
                             history_size=20, line_search_fn="strong_wolfe")
@@ -126,9 +140,10 @@ def fit_svms(X: np.ndarray, y: np.ndarray, c_values: list[float] | tuple[float, 
 
     opt.step(closure)
     n_iter = int(opt.state[opt._params[0]].get("n_iter", 0))
-    coef = W.detach().T.cpu().numpy().astype(np.float32)  # (k * m, D)
-    intercept = b.detach().cpu().numpy().astype(np.float32)
-    models = [LinearSVM(C=c, max_iter=max_iter, tol=tol, class_weight=class_weight, device=device) for c in c_values]
+    coef = W.detach().T.cpu().numpy().astype(np_dtype)  # (k * m, D)
+    intercept = b.detach().cpu().numpy().astype(np_dtype)
+    models = [LinearSVM(C=c, max_iter=max_iter, tol=tol, class_weight=class_weight, device=device, dtype=dtype)
+              for c in c_values]
     for i, svm in enumerate(models):
         svm.classes_ = classes
         svm.n_iter_ = n_iter

@@ -12,6 +12,15 @@ Some changes are not called at all, and the flag says why (``force=True``, ``--f
 - a timing change between runs on different machines (CPU model, cores or GPU differ), or where either
   side's record was timed under contention (``timing.contended``): the time moved, but not because of the code;
 - a quality change where either side's record did less work than its profile asked (``shortened``).
+
+Two more notes, on what the same work gives twice (``Change.reproducibility``):
+
+- **reruns**: when both runs ran the same commit (clean), profile, data, seed and parameters on the same kind of
+  machine, every metric should be the same; the comparison says "identical rerun" or how far it moved. This is
+  where a record's ``determinism.exact_reruns: "not checked"`` gets checked.
+- **across CPU types**: when the two CPU models differ, a difference of the primary metric is set against the
+  pipeline's measured cross-CPU drift (the records' ``determinism.cpu_drift``, from ``Pipeline.cpu_drift``):
+  "within the cross-CPU drift", "beyond" it, or "not measured".
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ class Change:
     status_b: str
     same_data: bool = True
     flags: list[str] = field(default_factory=list)
+    reproducibility: str = ""  # a rerun's identity, or a change set against the cross-CPU drift ('' when neither)
 
     @property
     def regression(self) -> bool:
@@ -98,9 +108,50 @@ def _timing_refusal(pa: list[Row], pb: list[Row], same_machine: bool) -> str | N
     return None
 
 
+def same_code(a: ReportModel, b: ReportModel) -> bool:
+    """Whether two runs ran the same clean commit under the same profile (what makes them reruns)."""
+    ga, gb = a.run.get("git") or {}, b.run.get("git") or {}
+    return (bool(ga.get("commit")) and ga.get("commit") == gb.get("commit") and not ga.get("dirty")
+            and not gb.get("dirty") and a.run.get("profile") == b.run.get("profile"))
+
+
+def _rerun_note(pa: list[Row], pb: list[Row], metric: str) -> str:
+    """'identical rerun' when every seed both runs share gives the same metrics with the same parameters, else
+    how far the primary metric moved ('' when no seed is shared)."""
+    by_seed_b = {r.seed: r for r in pb if r.ok}
+    pairs = [(ra, by_seed_b[ra.seed]) for ra in pa if ra.ok and ra.seed in by_seed_b]
+    pairs = [(x, y) for x, y in pairs if x.record.get("params") == y.record.get("params")]
+    if not pairs:
+        return ""
+    moved = [(x.seed, (x.record.get("metrics") or {}).get(metric), (y.record.get("metrics") or {}).get(metric))
+             for x, y in pairs if x.record.get("metrics") != y.record.get("metrics")]
+    if not moved:
+        return f"identical rerun ({len(pairs)} seed(s): same metrics)"
+    seed, va, vb = moved[0]
+    return f"rerun differs: seed {seed} {metric} {va} vs {vb} (same code, data and parameters on one machine kind)"
+
+
+def _drift_note(ch: Change, pa: list[Row], pb: list[Row], points: bool) -> str:
+    """A primary-metric difference between two CPU types set against the pipeline's measured drift."""
+    if ch.delta is None or ch.delta == 0:
+        return "same on both CPU types" if ch.delta == 0 else ""
+    drifts = {(r.record.get("determinism") or {}).get("cpu_drift") for r in pa + pb if r.ok}
+    known = [d for d in drifts if isinstance(d, (int, float))]
+    shown = (lambda v: f"{v * 100:.2f} pts") if points else (lambda v: f"{v:.3g}")
+    if not known:
+        return f"Δ {shown(abs(ch.delta))} between CPU types: cross-CPU drift not measured for this pipeline"
+    drift = max(known)
+    if abs(ch.delta) <= drift + 1e-12:
+        return f"within the cross-CPU drift (Δ {shown(abs(ch.delta))} ≤ {shown(drift)} measured between CPU types)"
+    return (f"beyond the cross-CPU drift (Δ {shown(abs(ch.delta))} > {shown(drift)} measured between CPU types)"
+            if drift else f"not expected: identical on every CPU type, yet Δ {shown(abs(ch.delta))}")
+
+
 def compare_models(a: ReportModel, b: ReportModel, time_ratio: float = DEFAULT_TIME_RATIO,
                    min_seconds: float = DEFAULT_MIN_SECONDS, force: bool = False) -> list[Change]:
     same_machine = machine_kind(a) == machine_kind(b)
+    other_cpu = machine_kind(a)[0] != machine_kind(b)[0]
+    reruns = same_machine and same_code(a, b)
     groups_a: dict[tuple[str, str, str], Group] = {g.key: g for g in a.groups}
     groups_b: dict[tuple[str, str, str], Group] = {g.key: g for g in b.groups}
     out = []
@@ -144,6 +195,10 @@ def compare_models(a: ReportModel, b: ReportModel, time_ratio: float = DEFAULT_T
                     ch.flags.append(f"{refusal} (would be: {', '.join(timing_flags)})")
                 else:
                     ch.flags += timing_flags
+                if same and reruns:
+                    ch.reproducibility = _rerun_note(pa, pb, metric)
+                elif same and other_cpu:
+                    ch.reproducibility = _drift_note(ch, pa, pb, group.metric_points)
             out.append(ch)
     return out
 
@@ -179,6 +234,20 @@ def compare_markdown(a: ReportModel, b: ReportModel, changes: list[Change], time
         lines += [f"> **Contention**: records of {' and '.join(contended)} were timed while other processes "
                   f"competed for the cores; their timing changes are "
                   + ("called anyway (--force)." if force else "not called."), ""]
+    noted = [c for c in changes if c.reproducibility]
+    if noted:
+        title = "Reruns" if same_code(a, b) and kind_a == kind_b else "Across CPU types"
+        lines += [f"## {title}", ""]
+        if title == "Reruns":
+            same = sum(c.reproducibility.startswith("identical") for c in noted)
+            lines += [f"Both runs ran commit `{((a.run.get('git') or {}).get('commit') or '')[:10]}` on the same kind "
+                      f"of machine: {same} of {len(noted)} pipeline(s) gave identical metrics.", ""]
+        else:
+            lines += [f"A ran on {kind_a[0]}, B on {kind_b[0]}: kernels picked by instruction set (MKL, oneDNN, "
+                      f"torch's vectorised reductions) sum in another order, so pipelines with floating-point "
+                      f"training drift slightly; each difference against the pipeline's measured drift "
+                      f"(`Pipeline.cpu_drift`):", ""]
+        lines += [f"- `{c.pipeline}` ({c.task}, {c.dataset}, {c.split}): {c.reproducibility}" for c in noted] + [""]
     regressions = [c for c in changes if c.regression]
     flagged = [c for c in changes if c.flags]
     lines += ["## Flags", ""]

@@ -191,9 +191,10 @@ def checked_params(requested: dict[str, dict[str, Any]], infos: list[PipelineInf
 
 
 def profile_params(info: PipelineInfo, profile: str) -> dict[str, Any]:
-    """The constructor parameters a pipeline class declares for ``profile`` (``profile_params``); a name its
-    constructor lacks is refused before any job starts."""
-    from benchsuite.params import constructor_parameters
+    """The constructor parameters a pipeline class declares for ``profile`` (``profile_params``), as a job passes
+    them (:func:`benchsuite.params.passed_params`); a name its constructor lacks, or a value of another type, is
+    refused before any job starts."""
+    from benchsuite.params import constructor_parameters, passed_params
     from benchsuite.profiles import pipeline_params
 
     cls = registry.load_ref(info.ref)
@@ -208,4 +209,4 @@ def profile_params(info: PipelineInfo, profile: str) -> dict[str, Any]:
         raise ConfigError(f"pipeline {info.id} ({info.ref}): profile_params[{profile!r}] names "
                           f"{', '.join(map(repr, unknown))}, which its constructor does not take (valid names: "
                           f"{', '.join(sorted(names)) or 'none'})")
-    return params
+    return passed_params(info.id, cls, params)

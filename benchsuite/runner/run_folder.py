@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchsuite.environment import environment_block
 from benchsuite.errors import ConfigError
 from benchsuite.measure.conditions import machine_state
 from benchsuite.results.provenance import git_commit, library_versions, machine_info
@@ -77,6 +78,7 @@ def run_info(cfg: RunConfig, plan: Plan, profile: str, device: str, executor: di
         "machine_state": machine_state(),
         "time_budget_s": cfg.time_budget_s,
         "versions": library_versions(),
+        "environment": environment_block(),  # the cv2 that loads and who provides it; which benchsuite copy runs
         "git": git_commit(),
         "datasets": [ds.info.as_dict() for ds in plan.datasets.values()],
         "executor": executor,

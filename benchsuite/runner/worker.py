@@ -15,6 +15,8 @@ import random
 import sys
 import time
 import traceback
+import warnings
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from benchsuite.api import Budget, Context
 from benchsuite.errors import OutputValidationError
 from benchsuite.measure import cache_use
 from benchsuite.measure.timing import gpu_peak_mb, peak_rss_mb
+from benchsuite.params import passed_params
 from benchsuite.results.atomic import atomic_write_json
 from benchsuite.runner.execute import WORKER_IO_EXIT, WORKER_IO_MARKER
 from benchsuite.runner.jobs import JobSpec
@@ -52,24 +55,27 @@ def _ask_determinism() -> None:
     when_imported("torch", lambda torch: torch.use_deterministic_algorithms(True, warn_only=True))
 
 
-def _determinism(device: str) -> dict[str, Any]:
-    """How far the job's results are reproducible on ``device``, for the record.
+def _determinism(device: str, pipeline_class: Any = None) -> dict[str, Any]:
+    """What was done for reproducible results, for the record; never a claim that was not checked.
 
-    On the CPU the same work, data, seed and thread count give identical results (torch, when the job used it,
-    ran with deterministic algorithms). On CUDA some kernels (atomic adds in backward passes, cuDNN's autotuned
-    algorithms) have no deterministic version or are not forced to one: results may differ in the last bits
-    between runs, and the record says so.
+    ``exact_reruns`` is ``"not checked"``: a job runs once, so nothing here knows whether a rerun gives the same
+    numbers (``benchsuite check`` refits a pipeline twice with one seed; ``benchsuite compare`` of two runs of the
+    same code on the same machine says whether their reruns were identical). ``expected`` says what to expect: on
+    the CPU the same work, data, seed and thread count give identical results when the pipeline draws every
+    random number from its seed (torch, when the job used it, ran with deterministic algorithms); on CUDA some
+    kernels (atomic adds in backward passes, cuDNN's autotuned algorithms) are not bit-reproducible.
     """
     torch = sys.modules.get("torch")
     facts: dict[str, Any] = {"seeded": True, "uses_torch": torch is not None, "deterministic_algorithms": None,
-                             "exact_reruns": True}
+                             "exact_reruns": "not checked",
+                             "expected": "identical reruns on this machine with the same seed and threads"}
     if torch is not None:
         with contextlib.suppress(Exception):
             facts["deterministic_algorithms"] = bool(torch.are_deterministic_algorithms_enabled())
+    facts["cpu_drift"] = getattr(pipeline_class, "cpu_drift", None)  # measured between CPU types (Pipeline)
     if device.startswith("cuda"):
-        facts["exact_reruns"] = False
-        facts["cuda_note"] = ("CUDA kernels with atomic adds and cuDNN autotuning are not bit-reproducible; "
-                              "metrics may differ slightly between reruns")
+        facts["expected"] = ("reruns may differ slightly: CUDA kernels with atomic adds and cuDNN autotuning are "
+                             "not bit-reproducible")
     return facts
 
 
@@ -112,7 +118,7 @@ def run_job(job: JobSpec) -> dict[str, Any]:
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     result: dict[str, Any] = {"status": "failed", "started_at": started}
-    ctx = None
+    ctx = pipeline_class = None
     cache_use.reset()
     try:
         _limit_threads(job.num_threads)
@@ -124,7 +130,9 @@ def run_job(job: JobSpec) -> dict[str, Any]:
             raise DataMismatch(_mismatch_message(job, dataset.info.fingerprint))
         pipeline_class = load_ref(job.pipeline_ref)
         result["harness_floor"] = bool(getattr(pipeline_class, "harness_floor", False))
-        pipeline = pipeline_class(**job.params)
+        # typed as the constructor's annotations say (JSON made tuples lists), as `benchsuite check` passes them
+        pipeline = pipeline_class(**passed_params(job.pipeline, pipeline_class, job.params))
+        result["params"] = _jsonable(pipeline.get_params())  # as the job ran them, before fit can change them
         ctx = Context(
             device=job.device,
             seed=job.seed,
@@ -136,11 +144,16 @@ def run_job(job: JobSpec) -> dict[str, Any]:
             download=job.download,
         )
         log.info("%s: fit on %s (%s, seed %d, %s)", job.pipeline, job.dataset, job.device, job.seed, job.profile)
-        outcome = get_task(job.task).execute(pipeline, dataset, ctx, job.eval_splits, Path(job.job_dir),
-                                             job.latency_images, job.latency_warmup)
+        with warnings_once(ctx.info):
+            outcome = get_task(job.task).execute(pipeline, dataset, ctx, job.eval_splits, Path(job.job_dir),
+                                                 job.latency_images, job.latency_warmup)
         drop_val_if_trained_on(outcome, ctx.info)
         result.update(outcome)
-        result["params"] = _jsonable(pipeline.get_params())
+        after = _jsonable(pipeline.get_params())
+        changed = sorted(k for k in after if result["params"].get(k) != after[k])
+        if changed:  # the record keeps the values the job ran with
+            log.warning("%s: fit() changed the parameter(s) %s; the record lists them as given; `benchsuite check %s` "
+                        "names such problems", job.pipeline, ", ".join(changed), job.pipeline)
         lost = sorted(set(job.params) - set(result["params"]))
         if lost:  # a constructor that stores an argument under another name: the record still lists what was passed
             log.warning("%s: get_params() does not return %s, which the job passed to the constructor; store each "
@@ -159,10 +172,37 @@ def run_job(job: JobSpec) -> dict[str, Any]:
                       traceback=traceback.format_exc(limit=20))
     result["fit_info"] = _jsonable(ctx.info) if ctx is not None else {}
     result["consumed"] = cache_use.consumed_block(job.consumes, cache_use.snapshot())
-    result["determinism"] = _determinism(job.device)
+    result["determinism"] = _determinism(job.device, pipeline_class)
     result["memory"] = {**peak_rss_mb(), "gpu_peak_mb": gpu_peak_mb(job.device)}
     result["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return result
+
+
+@contextlib.contextmanager
+def warnings_once(info: dict[str, Any], limit: int = 20) -> Iterator[None]:
+    """Python warnings raised meanwhile (scikit-learn's ``ConvergenceWarning`` from a k-means, numpy's
+    ``RuntimeWarning``, ...) are not printed raw, once per occurrence, into the run's console: each distinct
+    warning is logged once, with how often it came, and listed in ``info["warnings"]`` (the record's
+    ``fit_info.warnings``: ``category``, ``message``, ``where``, ``count``; at most ``limit`` of them)."""
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def count(message: Any, category: type, filename: str, lineno: int, *_: Any, **__: Any) -> None:
+        key = (category.__name__, str(message)[:300])
+        entry = seen.setdefault(key, {"category": key[0], "message": key[1],
+                                      "where": f"{Path(filename).name}:{lineno}", "count": 0})
+        entry["count"] += 1
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = count
+        try:
+            yield
+        finally:
+            for entry in list(seen.values())[:limit]:
+                log.warning("%s (%d time(s), at %s): %s", entry["category"], entry["count"], entry["where"],
+                            entry["message"])
+            if seen:
+                info["warnings"] = list(seen.values())[:limit]
 
 
 def drop_val_if_trained_on(outcome: dict[str, Any], fit_info: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from benchsuite.metrics.export import write_coco_json, write_voc_results
 from benchsuite.ops.boxes import check_detections, clip_boxes
 from benchsuite.results.evidence import Evidence, pack_ragged
 from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPrediction, Task
-from benchsuite.tasks.checks import PerImageChecks
+from benchsuite.tasks.checks import PerImageChecks, detection_parts
 from benchsuite.tasks.per_image import load_ragged, run_over_images, save_ragged, single_image_latency
 
 
@@ -104,7 +104,7 @@ class DetectionTask(Task):
         "smoke": {"max_train_images": 24, "max_val_images": 8, "max_test_images": 16, "epochs": 1, "time_limit_s": 420}}
     check_splits = synthetic_voc.tiny_splits
     checks = PerImageChecks("detect", lambda out, w, h, n, where: validate_detections(out, w, h, n, where)[0],
-                            "detections")
+                            "detections", boxes=detection_parts)
 
     def per_class(self, metrics: Mapping[str, Any]) -> dict[str, float | None]:
         return {k: v.get("ap50") for k, v in (metrics.get("per_class") or {}).items()}

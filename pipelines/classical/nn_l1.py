@@ -22,6 +22,7 @@ class NearestNeighbourL1(Classifier):
 
     id: ClassVar[str] = "nn-l1"
     family: ClassVar[str] = "classical"
+    cpu_drift: ClassVar[float | None] = 0.0  # integer sums of byte differences: the same bits on every x86-64 CPU
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
     predict_batch_size: ClassVar[int] = 10_000  # one batch on CIFAR-10: threads share its query blocks
     profile_params: ClassVar[dict[str, dict[str, Any]]] = {

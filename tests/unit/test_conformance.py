@@ -7,8 +7,10 @@ results.
 
 from __future__ import annotations
 
+import pytest
+
 from benchsuite.registry import discover, load_ref
-from benchsuite.testing import parametrize_with_checks
+from benchsuite.testing import CheckFailed, parametrize_with_checks
 
 BUILT_IN = [load_ref(info.ref) for info in discover().values() if info.distribution == "benchsuite" and info.ok]
 
@@ -29,6 +31,19 @@ def test_every_built_in_pipeline_is_checked():
     assert {"nn-l1", "cnn", "faster-rcnn-mbv3-fpn", "viola-jones", "selective-search", "null-proposer"} <= ids
 
 
+#: checks a pipeline fails at the FASTER sizes for a reason that is not a mistake, with the reason
+NOT_LEARNED = {
+    ("ssdlite-mbv3", "scores_informative"): "two steps from scratch leave every class score of SSDlite at exactly "
+                                            "1/4 (3 classes and background): a model that has not learned yet",
+}
+
+
 @parametrize_with_checks(BUILT_IN, params=FASTER)
 def test_conformance(pipeline, check):
-    check(pipeline)
+    try:
+        check(pipeline)
+    except CheckFailed:
+        reason = NOT_LEARNED.get((pipeline.id, check.name))
+        if reason:
+            pytest.xfail(reason)
+        raise

@@ -252,3 +252,48 @@ def test_harness_floor_rows_are_shown_apart_and_never_headline(tmp_path):
     md = write_report(run_dir, html=False, plots=False).markdown.read_text()
     assert "Harness floor (`null-classifier`" in md and "job wall 1.30 s" in md
     assert "| null-classifier (harness floor) |" in md
+
+
+def _with_drift(records: list[dict], drifts: dict[str, float | None]) -> list[dict]:
+    for r in records:
+        r["determinism"] = {"exact_reruns": "not checked", "cpu_drift": drifts.get(r["pipeline"])}
+    return records
+
+
+def test_compare_across_cpu_types_sets_each_change_against_the_measured_drift(tmp_path):
+    drifts = {"nn-l1": 0.0, "hog-svm": 0.002, "cnn": 0.003}
+    a = write_run(tmp_path / "xeon", _with_drift(hand_records(), drifts))
+    moved = _with_drift(hand_records(), drifts)
+    by = {r["pipeline"]: r for r in moved}
+    by["hog-svm"]["metrics"] = _cls(0.5511, 0.53, 0.57)   # +0.0011: within hog-svm's 0.002
+    by["cnn"]["metrics"] = _cls(0.7050, 0.68, 0.72)       # +0.005: beyond cnn's 0.003
+    by["hog-det"]["metrics"] = _det(0.31, 0.05)           # no drift measured
+    b = write_run(tmp_path / "epyc", moved)
+    info = json.loads((b / "run.json").read_text())
+    info["machine"]["cpu"] = "AMD EPYC"
+    (b / "run.json").write_text(json.dumps(info))
+    text, changes = compare_runs(a, b)
+    notes = {c.pipeline: c.reproducibility for c in changes}
+    assert notes["nn-l1"] == "same on both CPU types"
+    assert notes["hog-svm"].startswith("within the cross-CPU drift (Δ 0.11 pts ≤ 0.20 pts")
+    assert notes["cnn"].startswith("beyond the cross-CPU drift (Δ 0.50 pts > 0.30 pts")
+    assert "not measured" in notes["hog-det"]
+    assert "## Across CPU types" in text and "Test CPU" in text and "AMD EPYC" in text
+
+
+def test_compare_of_two_runs_of_one_commit_on_one_machine_checks_the_reruns(tmp_path):
+    a = write_run(tmp_path / "first", hand_records())
+    again = hand_records()
+    {r["pipeline"]: r for r in again}["hog-svm"]["metrics"] = _cls(0.5501, 0.53, 0.57)
+    b = write_run(tmp_path / "second", again)
+    text, changes = compare_runs(a, b)
+    notes = {c.pipeline: c.reproducibility for c in changes}
+    assert notes["nn-l1"].startswith("identical rerun")
+    assert notes["hog-svm"].startswith("rerun differs: seed 0 accuracy 0.55 vs 0.5501")
+    assert "## Reruns" in text and "gave identical metrics" in text
+
+    info = json.loads((b / "run.json").read_text())
+    info["git"]["commit"] = "another"  # another commit: a comparison of code, not a rerun
+    (b / "run.json").write_text(json.dumps(info))
+    _, changes = compare_runs(a, b)
+    assert not any(c.reproducibility for c in changes)

@@ -6,8 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from benchsuite.api import Classifier, ClassifierOutput, Context
-from benchsuite.data.images import ImageSet
+from benchsuite.api import Classifier, ClassifierOutput, Context, ImageSet
 
 
 def colour_histograms(images: np.ndarray, bins: int) -> np.ndarray:
@@ -54,11 +53,13 @@ class ColourHistogramKNN(Classifier):
         self.reference_ = colour_histograms(train.images, int(self.bins))
         self.reference_labels_ = train.labels.copy()
         votes = self._neighbour_labels(colour_histograms(val.images, int(self.bins)), max(ks))
-        accuracy = {k: float(np.mean(self._vote(votes, k) == val.labels)) if len(val) else 0.0 for k in ks}
-        self.k_ = max(ks, key=lambda k: (accuracy[k], -k))
-        # the choice on val, in the shape every record uses (fit_info.selection)
-        ctx.record_selection(metric="val_accuracy", grid=[{"k": k} for k in ks], scores=[accuracy[k] for k in ks],
-                             chosen={"k": self.k_})
+
+        def val_accuracy(settings: dict[str, Any]) -> float:
+            return float(np.mean(self._vote(votes, settings["k"]) == val.labels)) if len(val) else 0.0
+
+        # the suite's one rule (the best score; a tie goes to the first candidate, here the smaller k), recorded in
+        # the shape every record uses (fit_info.selection)
+        self.k_ = ctx.select([{"k": k} for k in ks], val_accuracy, metric="val_accuracy").settings["k"]
         ctx.record(k=self.k_, reference_images=len(train))
         return self
 

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from benchsuite.api import Context, DetectionSet, Detections, Detector
+from benchsuite.api import Context, Detections, DetectionSet, Detector
 from benchsuite.ops.boxes import batched_nms, clip_boxes
 from benchsuite.ops.windows import crop_windows, image_pyramid, positions_to_boxes
 

@@ -218,7 +218,8 @@ def _fill_curves(study: AxisStudy, rows: list[Row], run_dir: Path, resamples: in
         p = _point(r.record["study"])
         by[(p.curve, p.text, r.pipeline)].append(r)
         points[(p.curve, p.text)] = p
-    curves = sorted({c for c, _ in points if c}) or [""]
+    named = sorted({c for c, _ in points if c})
+    curves = (study.axis.curve_order(named) if study.axis is not None else named) or [""]
     shared = {t: p for (c, t), p in points.items() if not c}  # a one-fit axis's clean point: in every curve
     for curve in curves:
         members = {t: p for (c, t), p in points.items() if c == curve} | (shared if curve else {})
@@ -431,8 +432,8 @@ def _set_x(ax: Any, study: AxisStudy, points: list[Point]) -> None:
         ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.xaxis.set_major_locator(FixedLocator(xs))
-    ax.set_xticks(xs, [p.label.replace(" images", "") for p in points], fontsize=7,
-                  rotation=30 if len(xs) > 6 else 0)
+    labels = [p.label.replace(" images", "") if not p.curve else f"{p.position:g}" for p in points]
+    ax.set_xticks(xs, labels, fontsize=7, rotation=30 if len(xs) > 6 else 0)
 
 
 def _mark_crossover(ax: Any, result: CurveResult) -> None:
@@ -523,9 +524,7 @@ def cost_figure(study: AxisStudy) -> Plot | None:
                 ax.plot(xs, ys, "o-", color=colours[c.pipeline], lw=1.5, ms=4, label=c.pipeline)
         ax.set_yscale("log")
         ax.set_ylabel(f"{title} (log scale)")
-        labels = [p if not p.curve else Point(p.axis, p.text, p.value, f"{p.position:g}", p.slug, p.position)
-                  for p in points]
-        _set_x(ax, study, labels)
+        _set_x(ax, study, points)
         ax.set_xlabel(study.axis.title if study.axis is not None else study.axis_name, fontsize=8)
         ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=8)
@@ -600,7 +599,8 @@ def study_table(study: AxisStudy) -> Table:
     header = ["point"] + [f"{p} {study.metric_title}" for p in names] + [f"{p} fit s" for p in names] + \
         [f"{p} images/s" for p in names]
     rows = []
-    for p in sorted(points.values(), key=lambda p: (p.curve, p.position)):
+    order = {c: i for i, c in enumerate(study.curves)}
+    for p in sorted(points.values(), key=lambda p: (order.get(p.curve, -1), p.position)):
         row = [p.label]
         row += [_cell(cells[(p.text, n)].summary.primary) if (p.text, n) in cells else "–" for n in names]
         row += [fmt_auto(cells[(p.text, n)].summary.fit_s) if (p.text, n) in cells else "–" for n in names]
@@ -621,7 +621,8 @@ def size_table(study: AxisStudy) -> Table | None:
         return None
     seen = set()
     body = []
-    for p, pipeline, ps in sorted(rows, key=lambda t: (t[0].curve, t[0].position, t[1])):
+    order = {c: i for i, c in enumerate(study.curves)}
+    for p, pipeline, ps in sorted(rows, key=lambda t: (order.get(t[0].curve, -1), t[0].position, t[1])):
         if (p.text, pipeline) in seen:
             continue
         seen.add((p.text, pipeline))

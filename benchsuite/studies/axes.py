@@ -137,6 +137,10 @@ class Axis:
         ``points`` (the study's)."""
         return f"{x:.3g}"
 
+    def curve_order(self, curves: list[str]) -> list[str]:
+        """The axis's curves in the report's order."""
+        return sorted(curves)
+
     def curve_title(self, curve: str) -> str:
         """How the report names one of the axis's curves (``Point.curve``)."""
         return curve

@@ -244,6 +244,10 @@ class Corruption(Axis):
     def curve_title(self, curve: str) -> str:
         return cr.CORRUPTIONS[curve].title if curve in cr.CORRUPTIONS else curve
 
+    def curve_order(self, curves: list[str]) -> list[str]:
+        order = list(cr.CORRUPTIONS)
+        return sorted(curves, key=lambda c: (order.index(c) if c in order else len(order), c))
+
     def point(self, family: str, severity: int) -> Point:
         """The point of ``family`` at ``severity``."""
         text = f"{family}-{severity}"

@@ -34,7 +34,6 @@ predicts and in the parent that scores, whatever its position in the split or th
 
 from __future__ import annotations
 
-import io
 import math
 import zlib
 from collections.abc import Callable
@@ -56,24 +55,28 @@ CORRUPTION_STREAM = 0xC0_22_0F
 @dataclass(frozen=True)
 class Corruption:
     """One family: its name (``"gaussian-noise"``), a title, its parameter at each severity (index 0 is severity 1)
-    and the function ``apply(x, parameter, scale, rng) -> x`` on a float ``(H, W, 3)`` image in [0, 1] (``scale``:
-    the image's spatial scale against the 32-pixel reference)."""
+    and the function ``apply(x, parameter, scale, rngs) -> x`` on float32 images ``(N, H, W, 3)`` in [0, 1] of one
+    size (``scale``: their spatial scale against the 32-pixel reference; ``rngs``: one generator per image)."""
 
     name: str
     title: str
     parameters: tuple[Any, ...]
-    apply: Callable[[np.ndarray, Any, float, np.random.Generator], np.ndarray]
+    apply: Callable[[np.ndarray, Any, float, list[np.random.Generator]], np.ndarray]
 
     def parameter(self, severity: int) -> Any:
         return self.parameters[int(severity) - 1]
 
 
-def _gaussian_noise(x: np.ndarray, sigma: float, scale: float, rng: np.random.Generator) -> np.ndarray:
-    return x + rng.normal(0.0, sigma, size=x.shape)
+Rngs = list[np.random.Generator]
 
 
-def _shot_noise(x: np.ndarray, photons: float, scale: float, rng: np.random.Generator) -> np.ndarray:
-    return rng.poisson(x * photons) / photons
+def _gaussian_noise(x: np.ndarray, sigma: float, scale: float, rngs: Rngs) -> np.ndarray:
+    noise = np.stack([rng.standard_normal(x.shape[1:], dtype=np.float32) for rng in rngs])
+    return x + np.float32(sigma) * noise
+
+
+def _shot_noise(x: np.ndarray, photons: float, scale: float, rngs: Rngs) -> np.ndarray:
+    return np.stack([rng.poisson(xi * photons) for xi, rng in zip(x, rngs)]).astype(np.float32) / np.float32(photons)
 
 
 def _gaussian_kernel_1d(sigma: float) -> np.ndarray:
@@ -81,24 +84,6 @@ def _gaussian_kernel_1d(sigma: float) -> np.ndarray:
     t = np.arange(-radius, radius + 1, dtype=np.float64)
     k = np.exp(-0.5 * (t / max(sigma, 1e-6)) ** 2)
     return k / k.sum()
-
-
-def _convolve(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """``x`` (H, W, 3) convolved with a 2-D ``kernel``, the border mirrored."""
-    import cv2
-
-    return cv2.filter2D(x.astype(np.float32), -1, kernel.astype(np.float32), borderType=cv2.BORDER_REFLECT_101)
-
-
-def _defocus_blur(x: np.ndarray, radius_sigma: tuple[float, float], scale: float,
-                  rng: np.random.Generator) -> np.ndarray:
-    radius, sigma = radius_sigma[0] * scale, radius_sigma[1] * scale
-    r = math.ceil(radius)
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    disk = (xx**2 + yy**2 <= radius**2).astype(np.float64)
-    g = _gaussian_kernel_1d(sigma)
-    kernel = _full_convolve(disk / disk.sum(), np.outer(g, g))
-    return _convolve(x, kernel)
 
 
 def _full_convolve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -109,49 +94,80 @@ def _full_convolve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _motion_blur(x: np.ndarray, length_sigma: tuple[float, float], scale: float,
-                 rng: np.random.Generator) -> np.ndarray:
-    length, sigma = length_sigma[0] * scale, length_sigma[1] * scale
-    angle = math.radians(rng.uniform(-45.0, 45.0))
-    steps = np.arange(0, math.ceil(length) + 1, dtype=np.float64)
-    weights = np.exp(-0.5 * (steps / max(sigma, 1e-6)) ** 2)
+def _filter(x: np.ndarray, kernels: list[np.ndarray]) -> np.ndarray:
+    """Each image of ``x`` convolved with its kernel (one kernel: the same for all), the border mirrored."""
+    import cv2
+
+    out = np.empty_like(x)
+    for i in range(len(x)):
+        k = kernels[i if len(kernels) > 1 else 0].astype(np.float32)
+        out[i] = cv2.filter2D(x[i], -1, k, borderType=cv2.BORDER_REFLECT_101).reshape(x.shape[1:])
+    return out
+
+
+def _defocus_blur(x: np.ndarray, radius_sigma: tuple[float, float], scale: float, rngs: Rngs) -> np.ndarray:
+    radius, sigma = radius_sigma[0] * scale, radius_sigma[1] * scale
+    r = math.ceil(radius)
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    disk = (xx**2 + yy**2 <= radius**2).astype(np.float64)
+    g = _gaussian_kernel_1d(sigma)
+    return _filter(x, [_full_convolve(disk / disk.sum(), np.outer(g, g))])
+
+
+def motion_kernel(length: float, sigma: float, angle_deg: float) -> np.ndarray:
+    """A one-sided line of ``length`` pixels at ``angle_deg`` (counter-clockwise from the x axis) with Gaussian
+    weights of ``sigma`` pixels along it, normalised: each pixel becomes the weighted mean of the pixels behind
+    it along the motion."""
+    angle = math.radians(angle_deg)
     r = math.ceil(length)
+    steps = np.arange(0, r + 1, dtype=np.float64)
+    weights = np.exp(-0.5 * (steps / max(sigma, 1e-6)) ** 2)
     kernel = np.zeros((2 * r + 1, 2 * r + 1))
-    # one-sided: the image is smeared from each pixel back along the direction of motion
     cols = np.rint(r + steps * math.cos(angle)).astype(int)
     rows = np.rint(r - steps * math.sin(angle)).astype(int)
     np.add.at(kernel, (rows, cols), weights)
-    return _convolve(x, kernel / kernel.sum())
+    return kernel / kernel.sum()
 
 
-def _jpeg(x: np.ndarray, quality: int, scale: float, rng: np.random.Generator) -> np.ndarray:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(_to_uint8(x)).save(buf, format="JPEG", quality=int(quality))
-    buf.seek(0)
-    with Image.open(buf) as im:
-        return np.asarray(im.convert("RGB"), np.float64) / 255.0
+def _motion_blur(x: np.ndarray, length_sigma: tuple[float, float], scale: float, rngs: Rngs) -> np.ndarray:
+    length, sigma = length_sigma[0] * scale, length_sigma[1] * scale
+    return _filter(x, [motion_kernel(length, sigma, rng.uniform(-45.0, 45.0)) for rng in rngs])
 
 
-def _contrast(x: np.ndarray, c: float, scale: float, rng: np.random.Generator) -> np.ndarray:
-    mean = x.mean()
-    return (x - mean) * c + mean
+def _jpeg(x: np.ndarray, quality: int, scale: float, rngs: Rngs) -> np.ndarray:
+    import cv2
+
+    out = np.empty_like(x)
+    for i, image in enumerate(_to_uint8(x)):
+        ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY,
+                                                                                    int(quality)])
+        if not ok:
+            raise RuntimeError("JPEG encoding failed")
+        out[i] = cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1].astype(np.float32) / 255.0
+    return out
 
 
-def _brightness(x: np.ndarray, b: float, scale: float, rng: np.random.Generator) -> np.ndarray:
-    value = x.max(axis=2, keepdims=True)  # HSV's V; H and S stay when every channel is scaled by V' / V
-    raised = np.minimum(value + b, 1.0)
+def _contrast(x: np.ndarray, c: float, scale: float, rngs: Rngs) -> np.ndarray:
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    return (x - mean) * np.float32(c) + mean
+
+
+def _brightness(x: np.ndarray, b: float, scale: float, rngs: Rngs) -> np.ndarray:
+    value = x.max(axis=3, keepdims=True)  # HSV's V; H and S stay when every channel is scaled by V' / V
+    raised = np.minimum(value + np.float32(b), np.float32(1.0))
     ratio = np.divide(raised, value, out=np.zeros_like(value), where=value > 0)
     return np.where(value > 0, x * ratio, raised)
 
 
-def _pixelate(x: np.ndarray, share: float, scale: float, rng: np.random.Generator) -> np.ndarray:
+def _pixelate(x: np.ndarray, share: float, scale: float, rngs: Rngs) -> np.ndarray:
     import cv2
 
-    h, w = x.shape[:2]
-    small = resize_image(x.astype(np.float32), (max(1, int(h * share)), max(1, int(w * share))))
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST).reshape(h, w, -1)
+    n, h, w = x.shape[:3]
+    small = (max(1, int(h * share)), max(1, int(w * share)))
+    out = np.empty_like(x)
+    for i in range(n):
+        out[i] = cv2.resize(resize_image(x[i], small), (w, h), interpolation=cv2.INTER_NEAREST).reshape(h, w, -1)
+    return out
 
 
 #: the families, by name, in the report's order
@@ -169,7 +185,7 @@ CORRUPTIONS: dict[str, Corruption] = {c.name: c for c in (
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(np.asarray(x, np.float64) * 255.0), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(x * np.float32(255.0)), 0, 255).astype(np.uint8)
 
 
 def image_key(image: np.ndarray) -> int:
@@ -178,23 +194,23 @@ def image_key(image: np.ndarray) -> int:
     return zlib.crc32(a.tobytes(), zlib.crc32(repr(a.shape).encode()))
 
 
-def corrupt(image: np.ndarray, family: str, severity: int, seed: int) -> np.ndarray:
-    """``image`` (``(H, W, 3)`` uint8 RGB) with ``family`` at ``severity`` (1 to 5), deterministic in the
-    pixels, ``family``, ``severity`` and ``seed``; the same shape and dtype."""
+def corrupt_batch(images: np.ndarray, family: str, severity: int, seed: int) -> np.ndarray:
+    """``images`` (``(N, H, W, 3)`` uint8 RGB, one size) with ``family`` at ``severity`` (1 to 5), each image
+    deterministic in its pixels, ``family``, ``severity`` and ``seed`` (not in its neighbours or position)."""
     spec = CORRUPTIONS[family]
     if int(severity) not in SEVERITIES:
         raise ValueError(f"severity {severity!r}; expected one of {SEVERITIES}")
+    if not len(images):
+        return images.copy()
     index = list(CORRUPTIONS).index(family)
-    rng = np.random.default_rng([CORRUPTION_STREAM, int(seed), index, int(severity), image_key(image)])
-    scale = min(image.shape[:2]) / REFERENCE_SIZE
-    x = image.astype(np.float64) / 255.0
-    out = spec.apply(x, spec.parameter(severity), scale, rng)
-    return _to_uint8(np.asarray(out).reshape(image.shape))
+    rngs = [np.random.default_rng([CORRUPTION_STREAM, int(seed), index, int(severity), image_key(im)])
+            for im in images]
+    scale = min(images.shape[1:3]) / REFERENCE_SIZE
+    x = images.astype(np.float32) / np.float32(255.0)
+    out = spec.apply(x, spec.parameter(severity), scale, rngs)
+    return _to_uint8(np.asarray(out, np.float32).reshape(images.shape))
 
 
-def corrupt_batch(images: np.ndarray, family: str, severity: int, seed: int) -> np.ndarray:
-    """:func:`corrupt` over ``(N, H, W, 3)`` uint8 images."""
-    out = np.empty_like(images)
-    for i in range(len(images)):
-        out[i] = corrupt(images[i], family, severity, seed)
-    return out
+def corrupt(image: np.ndarray, family: str, severity: int, seed: int) -> np.ndarray:
+    """One ``(H, W, 3)`` uint8 RGB image corrupted as :func:`corrupt_batch` corrupts it in any batch."""
+    return corrupt_batch(image[None], family, severity, seed)[0]

@@ -663,3 +663,39 @@ def axis_study_blocks(model: ReportModel, plots: bool = True) -> tuple[list[str]
         heads.append(headline(study))
         blocks += study_section(study, study_plots(study) if plots else [])
     return heads, blocks
+
+
+def _crossover_text(study: AxisStudy, result: CurveResult) -> str:
+    c = result.crossover
+    missing = [f for f in ("deep", "classical") if not any(result.best[f])]
+    if missing:
+        return f"none (no {missing[0]} pipeline)"
+    if c.position is None:
+        return f"none ({c.last} ahead throughout)"
+    return f"{c.last} overtakes at {_where(study, result)}".replace("**", "")
+
+
+def compare_studies(a: ReportModel, b: ReportModel) -> list[str]:
+    """Markdown lines comparing the crossovers of the studies two runs share (by axis, task and base data set,
+    curve by curve): each run's crossover with its interval, and "moved" when both have one and their intervals
+    do not overlap."""
+    studies_a = {(s.axis_name, s.task, s.base_dataset): s for s in build_axis_studies(a)}
+    studies_b = {(s.axis_name, s.task, s.base_dataset): s for s in build_axis_studies(b)}
+    lines = []
+    for key in sorted(set(studies_a) | set(studies_b)):
+        sa, sb = studies_a.get(key), studies_b.get(key)
+        for curve in dict.fromkeys([*(sa.results if sa else {}), *(sb.results if sb else {})]):
+            ra = sa.results.get(curve) if sa else None
+            rb = sb.results.get(curve) if sb else None
+            name = f"{key[0]} on {key[2]} ({key[1]})" + (f", {(sa or sb).curve_title(curve)}" if curve else "")
+            text_a = _crossover_text(sa, ra) if sa and ra and ra.points else "absent"
+            text_b = _crossover_text(sb, rb) if sb and rb and rb.points else "absent"
+            flag = ""
+            if ra and rb and ra.crossover.lo is not None and rb.crossover.lo is not None:
+                ca, cb = ra.crossover, rb.crossover
+                apart = ca.hi < cb.lo or cb.hi < ca.lo  # type: ignore[operator]
+                flag = " **moved** (the intervals do not overlap)" if apart else " (the intervals overlap)"
+            elif ra and rb and (ra.crossover.position is None) != (rb.crossover.position is None):
+                flag = " **changed** (a crossover in one run only)"
+            lines.append(f"- {name}: A {text_a}; B {text_b}{flag}")
+    return lines

@@ -202,6 +202,10 @@ AXES: PluginGroup[Axis] = PluginGroup(ENTRY_POINT_GROUP, "study axis", _check)
 
 def get_axis(name: str) -> Axis:
     """The axis registered as ``name``; an unknown or broken one is a ConfigError naming the known axes."""
+    entry = AXES.discover().get(name)
+    if entry is None:
+        raise ConfigError(f"unknown study axis {name!r}; known axes: {', '.join(AXES.names()) or 'none'} (the "
+                          f"entry-point group {ENTRY_POINT_GROUP})")
     return AXES.get(name)
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from benchsuite.report.document import Block, Figures, Heading, Para, Table, fmt_metric
 from benchsuite.report.model import Estimate, ReportModel, Row, Summary, evidence_path, summarise
-from benchsuite.report.plots import FAMILY_COLOURS, Plot, _figure, _png, _series_colours
+from benchsuite.report.plots import FAMILY_COLOURS, Plot, _figure, _plain_log_ticks, _png, _series_colours
 from benchsuite.report.tables import fmt_auto
 from benchsuite.results.evidence import load_evidence
 from benchsuite.studies.axes import AXES, Axis, Point
@@ -518,11 +518,14 @@ def cost_figure(study: AxisStudy) -> Plot | None:
     axes = fig.subplots(1, 2)
     colours = _curve_colours(curves)
     for ax, (attr, title) in zip(axes, (("fit_s", "fit seconds"), ("images_per_s", "images per second"))):
+        drawn: list[float] = []
         for c in curves:
             xs, ys = _by_position(c, attr)
             if xs:
                 ax.plot(xs, ys, "o-", color=colours[c.pipeline], lw=1.5, ms=4, label=c.pipeline)
+                drawn += ys
         ax.set_yscale("log")
+        _plain_log_ticks(ax.yaxis, drawn)
         ax.set_ylabel(f"{title} (log scale)")
         _set_x(ax, study, points)
         ax.set_xlabel(study.axis.title if study.axis is not None else study.axis_name, fontsize=8)

@@ -156,9 +156,10 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
     for i in broken:
         print(f"broken plugin {i.id} ({i.ref}, from {i.distribution}): {i.error}", file=sys.stderr)
     from benchsuite.data.datasets import FORMATS
+    from benchsuite.studies.axes import AXES
     from benchsuite.tasks.registry import TASKS
 
-    others = [(what, p) for what, group in (("task", TASKS), ("data set format", FORMATS))
+    others = [(what, p) for what, group in (("task", TASKS), ("data set format", FORMATS), ("study axis", AXES))
               for p in group.entries(include_broken=True) if not p.ok]
     for what, p in others:
         print(f"broken {what} plugin {p.name} ({p.ref}, from {p.distribution}): {p.error}", file=sys.stderr)

@@ -115,19 +115,31 @@ def plan_study(cfg: RunConfig, work: Work) -> None:
     if not 0 <= study.work_floor <= 1:
         raise ConfigError(f"--work-floor must be between 0 (epochs per point) and 1 (equal steps), got "
                           f"{study.work_floor}")
-    for task in work.tasks:
+    for task in list(work.tasks):
         missing = sorted(get_task(task).needs - axis.supports)
-        if missing:
+        if not missing:
+            continue
+        if cfg.tasks is not None:
             raise ConfigError(f"the {axis.name} axis cannot derive data for task {task} (it needs "
                               f"{', '.join(missing)}; the axis derives {', '.join(sorted(axis.supports))}); leave "
                               f"the task out (--tasks)")
+        log.info("study %s: leaving task %s out (it needs %s, which the axis does not derive)", axis.name, task,
+                 ", ".join(missing))
+        work.tasks.remove(task)
     if axis.changes_pixels:
         readers = sorted(pid for pid, cls in work.classes.items() if tuple(getattr(cls, "consumes", ())))
-        if readers:
+        if readers and cfg.pipelines:
             raise ConfigError(f"the {axis.name} axis changes the images in memory, but {', '.join(readers)} "
                               f"read{'s' if len(readers) == 1 else ''} another pipeline's output cached by image "
                               f"file (Pipeline.consumes), which would be of the unchanged images; leave "
                               f"{'it' if len(readers) == 1 else 'them'} out (--exclude)")
+        if readers:
+            log.info("study %s: leaving %s out (they read another pipeline's output cached by image file, which "
+                     "would be of the unchanged images)", axis.name, ", ".join(readers))
+            for task in work.tasks:
+                work.pipelines[task] = [p for p in work.pipelines[task] if p.id not in readers]
+    if not any(work.pipelines.get(t) for t in work.tasks):
+        raise ConfigError(f"study {axis.name}: nothing to run: no task and pipeline the axis can derive data for")
     plan = Study(axis, points, float(study.work_floor))
     groups = [points] if axis.one_fit else [[p] for p in points]
     for task in work.tasks:

@@ -138,7 +138,8 @@ def plan_study(cfg: RunConfig, work: Work) -> None:
                      "would be of the unchanged images)", axis.name, ", ".join(readers))
             for task in work.tasks:
                 work.pipelines[task] = [p for p in work.pipelines[task] if p.id not in readers]
-    if not any(work.pipelines.get(t) for t in work.tasks):
+    work.tasks = [t for t in work.tasks if work.pipelines.get(t)]
+    if not work.tasks:
         raise ConfigError(f"study {axis.name}: nothing to run: no task and pipeline the axis can derive data for")
     plan = Study(axis, points, float(study.work_floor))
     groups = [points] if axis.one_fit else [[p] for p in points]

@@ -259,8 +259,9 @@ def _curve_result(study: AxisStudy, curve: str, curves: list[PipelineCurve]) -> 
         env = envelope(values, study.higher_is_better) if len(members) else np.full(len(points), np.nan)
         env_draws = _envelope_draws(values, draws, study.higher_is_better)
         envelopes[family] = (env, env_draws)
-        best[family] = (_best_at(members, values, 0, study.higher_is_better),
-                        _best_at(members, values, len(points) - 1, study.higher_is_better))
+        have = [j for j in range(len(points)) if np.isfinite(values[:, j]).any()] if len(members) else []
+        best[family] = ((_best_at(members, values, have[0], study.higher_is_better),
+                         _best_at(members, values, have[-1], study.higher_is_better)) if have else (None, None))
     (deep, deep_draws), (classical, classical_draws) = envelopes["deep"], envelopes["classical"]
     result = crossover(x, deep, classical, study.higher_is_better, study.x_scale, deep_draws, classical_draws)
     return CurveResult(curve, result, best, points)

@@ -4,8 +4,8 @@ by its ``pyproject.toml``, as a third party registers one).
 - ``train-size``: nested, stratified subsets of the training split (per seed; each smaller subset inside every
   larger one, :mod:`benchsuite.studies.subsets`), as fractions (``1%``, ``0.01``, ``1.0``) or counts (``500``);
   val and test unchanged. A detection split is subset by image. Work per point: the pipeline's own epochs, with a
-  floor on optimiser steps (:func:`benchsuite.studies.axes.scaled_epochs`), and no refit on train + val
-  (``refit_on_trainval`` off, where a pipeline takes it): a point trains on its images only.
+  floor on the training done, epochs x images (:func:`benchsuite.studies.axes.scaled_epochs`), and no refit on
+  train + val (``refit_on_trainval`` off, where a pipeline takes it): a point trains on its images only.
 - ``resolution``: every image of every split resampled by a factor (``0.5``, ``x0.5``) or to a longest side in
   pixels (``16px``), anti-aliased (area averaging) when shrinking, bilinear when growing
   (:func:`benchsuite.ops.windows.resize_image`); boxes scaled with their image.

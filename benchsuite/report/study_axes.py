@@ -221,6 +221,17 @@ def _fill_curves(study: AxisStudy, rows: list[Row], run_dir: Path, resamples: in
     named = sorted({c for c, _ in points if c})
     curves = (study.axis.curve_order(named) if study.axis is not None else named) or [""]
     shared = {t: p for (c, t), p in points.items() if not c}  # a one-fit axis's clean point: in every curve
+    stats: dict[tuple[str, str, str], PointStats | None] = {}  # the shared point's, computed once
+
+    def point_stats(key: tuple[str, str, str], p: Point) -> PointStats | None:
+        if key not in stats:
+            rs = by[key]
+            summaries = summarise(rs, study.metric, study.higher_is_better)
+            ok = [r for r in rs if r.ok]
+            stats[key] = (PointStats(p, summaries[0], {k: _mean([r.metric(k) for r in ok]) for k, _ in SIZE_METRICS},
+                                     _draws(ok, run_dir, study.metric, resamples)) if summaries else None)
+        return stats[key]
+
     for curve in curves:
         members = {t: p for (c, t), p in points.items() if c == curve} | (shared if curve else {})
         pipelines: dict[str, PipelineCurve] = {}
@@ -229,15 +240,13 @@ def _fill_curves(study: AxisStudy, rows: list[Row], run_dir: Path, resamples: in
             for (c, t, pipeline), rs in sorted(by.items()):
                 if c != key_curve or t != text:
                     continue
-                summaries = summarise(rs, study.metric, study.higher_is_better)
-                if not summaries:
+                got = point_stats((c, t, pipeline), p)
+                if got is None:
                     continue
-                ok = [r for r in rs if r.ok]
-                stats = PointStats(p, summaries[0], {k: _mean([r.metric(k) for r in ok]) for k, _ in SIZE_METRICS},
-                                   _draws(ok, run_dir, study.metric, resamples))
-                pc = pipelines.setdefault(pipeline, PipelineCurve(pipeline, ok[0].family,
-                                                                   ok[0].pretrained_reference, []))
-                pc.points.append(stats)
+                first = next(r for r in rs if r.ok)
+                pc = pipelines.setdefault(pipeline, PipelineCurve(pipeline, first.family, first.pretrained_reference,
+                                                                   []))
+                pc.points.append(got)
         study.curves[curve] = sorted(pipelines.values(), key=lambda c: (c.family != "classical", c.pipeline))
 
 

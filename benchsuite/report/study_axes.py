@@ -71,6 +71,8 @@ class CurveResult:
     crossover: Crossover
     best: dict[str, tuple[str | None, str | None]]  # family -> (best at the first point, at the last)
     points: list[Point]
+    #: the first and last points where both families have a value (the span the crossover is searched over)
+    span: tuple[Point, Point] | None = None
 
 
 @dataclass
@@ -273,7 +275,9 @@ def _curve_result(study: AxisStudy, curve: str, curves: list[PipelineCurve]) -> 
                          _best_at(members, values, have[-1], study.higher_is_better)) if have else (None, None))
     (deep, deep_draws), (classical, classical_draws) = envelopes["deep"], envelopes["classical"]
     result = crossover(x, deep, classical, study.higher_is_better, study.x_scale, deep_draws, classical_draws)
-    return CurveResult(curve, result, best, points)
+    both = np.flatnonzero(np.isfinite(deep) & np.isfinite(classical))
+    span = (points[both[0]], points[both[-1]]) if len(both) else None
+    return CurveResult(curve, result, best, points, span)
 
 
 def _envelope_draws(values: np.ndarray, draws: list[list[np.ndarray | None]], higher: bool) -> np.ndarray | None:
@@ -321,11 +325,13 @@ def _where(study: AxisStudy, result: CurveResult) -> str:
     if c.lo is None or c.hi is None:
         return f"**{pos}**"
 
+    first, last = result.span or (result.points[0], result.points[-1])
+
     def end(v: float) -> str:
         if v == -math.inf:
-            return f"below {result.points[0].label}"
+            return f"below {first.label}"
         if v == math.inf:
-            return f"beyond {result.points[-1].label}"
+            return f"beyond {last.label}"
         return study.position_text(v, result.points)
 
     return f"**{pos}** (95% interval {end(c.lo)} to {end(c.hi)})"
@@ -356,11 +362,13 @@ def _lead_gap(study: AxisStudy, result: CurveResult, j: int) -> str:
 
 def _single_curve_sentence(study: AxisStudy, result: CurveResult) -> str:
     c = result.crossover
-    first, last = result.points[0].label, result.points[-1].label
+    first, last = (p.label for p in (result.span or (result.points[0], result.points[-1])))
     if not result.best["deep"][1] and not result.best["deep"][0]:
         return "only classical pipelines ran: no crossover to find"
     if not result.best["classical"][1] and not result.best["classical"][0]:
         return "only deep pipelines ran: no crossover to find"
+    if result.span is None:
+        return "no point has a record of both families: no crossover to find"
     if c.position is None:
         lead = c.last if c.last != "tie" else c.first
         name = result.best.get(lead, (None, None))[1] if lead in ("deep", "classical") else None

@@ -123,3 +123,16 @@ def test_corruption_curves_share_the_clean_point_and_one_sentence_names_the_fami
     assert "at clean, `cnn` (deep) leads `hog-svm` (classical) by 20.0 points" in text
     assert "the best classical pipeline overtakes the best deep one under Gaussian noise at **severity" in text
     assert "deep stays ahead under JPEG compression and contrast, up to severity 5" in text
+
+
+def test_the_headline_names_only_the_points_both_families_reached(tmp_path):
+    # cnn's jobs at 1% and 100% failed (no record): the sentence spans 10%..30%, the points both families have
+    folder = _write(tmp_path / "d", "train-size", "1%,10%,30%,100%",
+                    {"hog-svm": ("classical", [0.40, 0.50, 0.55, 0.58]), "cnn": ("deep", [0.3, 0.60, 0.70, 0.9])})
+    records = [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines()]
+    kept = [r for r in records if not (r["pipeline"] == "cnn" and r["study"]["label"] in ("1%", "100%"))]
+    (folder / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    (study,) = build_axis_studies(build_model(folder))
+    assert [p.label for p in study.results[""].span] == ["10%", "30%"]
+    assert headline(study).endswith("no crossover between 10% and 30%: deep (`cnn`) ahead at every point; the lead "
+                                    "changes in 0% of the bootstrap resamples.")

@@ -1,4 +1,4 @@
-"""The ``benchsuite`` command line: ``run``, ``list``, ``check``, ``report``, ``compare``, ``export``.
+"""The ``benchsuite`` command line: ``run``, ``study``, ``list``, ``check``, ``report``, ``compare``, ``export``.
 
 Exit status: 0 when all went well; 1 when a check failed (``check``, ``list --strict``, ``compare
 --fail-on-regression``); 2 for a bad option, a configuration error or a file system failure (one line on stderr);
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -27,6 +28,17 @@ EXIT_JOBS_FAILED = 3
 
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _share(value: str) -> float:
+    """``--work-floor``: a number from 0 to 1."""
+    try:
+        share = float(value)
+    except ValueError:
+        share = math.nan
+    if not 0 <= share <= 1:
+        raise ConfigError(f"--work-floor must be a number from 0 (epochs per point) to 1 (equal steps), got {value!r}")
+    return share
 
 
 def _arg(check: Any, *args: Any) -> Any:
@@ -147,6 +159,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
         _warn_about_environment()
         config = config_from_args(args, argv)
+        if getattr(args, "axis", None):  # `benchsuite study AXIS`: the same run over a study's derived data sets
+            from benchsuite.studies.axes import StudyPlan
+
+            config.study = StudyPlan(args.axis, args.values, args.work_floor)
         starting.check("while starting, before any job started; nothing was run")
         result = run(config)
     failed = sum(r.get("status") != "ok" for r in result.records)
@@ -180,9 +196,10 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
     for i in broken:
         print(f"broken plugin {i.id} ({i.ref}, from {i.distribution}): {i.error}", file=sys.stderr)
     from benchsuite.data.datasets import FORMATS
+    from benchsuite.studies.axes import AXES
     from benchsuite.tasks.registry import TASKS
 
-    others = [(what, p) for what, group in (("task", TASKS), ("data set format", FORMATS))
+    others = [(what, p) for what, group in (("task", TASKS), ("data set format", FORMATS), ("study axis", AXES))
               for p in group.entries(include_broken=True) if not p.ok]
     for what, p in others:
         print(f"broken {what} plugin {p.name} ({p.ref}, from {p.distribution}): {p.error}", file=sys.stderr)
@@ -362,6 +379,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run the benchmark and write records and a report", formatter_class=_RunHelp)
+    add_run_arguments(p)
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("study", help="sweep a data axis (train-size, resolution, corruption): every point a job, "
+                                     "the report's curves and crossover",
+                       description="Run the benchmark at every point of a data axis: each point is a data set "
+                                   "derived from each --datasets one (a training subset, resampled or corrupted "
+                                   "images) and its jobs are ordinary jobs (own process, record, --resume, --jobs, "
+                                   "--executor ray). Axes: train-size (fractions 1%,10%,100% or counts 500), "
+                                   "resolution (factors 0.25,0.5,1 or longest sides 16px), corruption (severities "
+                                   "1,3,5, or FAMILY-SEVERITY). The report draws the metric and the cost against "
+                                   "the axis and names the crossover of the best deep and classical pipelines.")
+    p.add_argument("axis", help="the axis to sweep: train-size, resolution, corruption (or a plugin's)")
+    p.add_argument("--values", help="comma-separated points (default: the axis's for the profile)")
+    p.add_argument("--work-floor", type=_share, default=0.25,
+                   help="train-size: a point trains at least this share of the full split's training, epochs x "
+                        "images (the pipeline's own epochs otherwise; 0: epochs per point, 1: the same training at "
+                        "every point; default 0.25)")
     add_run_arguments(p)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("list", help="list the installed pipelines (and name broken task and format plugins)")

@@ -45,7 +45,9 @@ class DatasetInfo:
     """Provenance of one opened data set (JSON-serialisable through ``asdict``).
 
     ``annotations`` lists what the data set provides (:data:`IMAGE_LABELS`, :data:`BOXES`, :data:`MASKS`, ...):
-    the tasks that need no more than that run on it.
+    the tasks that need no more than that run on it. ``derived_from`` is set on a study's derived data set
+    (:mod:`benchsuite.studies.derived`): the base data set's name, fingerprint and description, the axis, the
+    points and the seed.
     """
 
     name: str
@@ -59,6 +61,7 @@ class DatasetInfo:
     split_fingerprints: dict[str, str]
     description: str
     notes: list[str] = field(default_factory=list)
+    derived_from: dict[str, Any] | None = None
 
     @property
     def split_fingerprint(self) -> str:

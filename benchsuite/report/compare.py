@@ -30,6 +30,7 @@ from pathlib import Path
 
 from benchsuite.report.document import fmt_interval, fmt_metric, fmt_ratio
 from benchsuite.report.model import Estimate, Group, ReportModel, Row, Summary, build_model, intervals_apart, summarise
+from benchsuite.report.study_axes import compare_studies
 from benchsuite.report.tables import fmt_auto, markdown_table
 
 DEFAULT_TIME_RATIO = 1.5
@@ -256,7 +257,11 @@ def compare_markdown(a: ReportModel, b: ReportModel, changes: list[Change], time
                   f"{'; '.join(c.flags)}" for c in flagged]
     else:
         lines.append("- nothing flagged: no change beyond the intervals or the timing ratio")
-    lines += ["", f"{len(regressions)} regression(s).", "", "## All pipelines", ""]
+    lines += ["", f"{len(regressions)} regression(s).", ""]
+    crossings = compare_studies(a, b)
+    if crossings:  # study runs (benchsuite study): their crossovers side by side; the points compare row by row below
+        lines += ["## Study crossovers", "", *crossings, ""]
+    lines += ["## All pipelines", ""]
     header = ["task", "data set", "split", "pipeline", "family", "metric", "A", "A 95% CI", "B", "B 95% CI",
               "Δ", "fit s A→B", "images/s A→B", "status A→B", "flags"]
     rows = []

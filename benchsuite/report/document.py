@@ -119,9 +119,36 @@ def headline_text(g: Group, h: Headline) -> str:
 # ------------------------------------------------------------------------------------------------ provenance
 
 
-def dataset_lines(run: dict[str, Any]) -> list[str]:
+def derived_lines(datasets: list[dict[str, Any]]) -> list[str]:
+    """One line per study axis and base data set for a study's derived data sets (``derived_from``): the base,
+    and each derived data set's name, counts and fingerprint."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for ds in datasets:
+        d = ds["derived_from"]
+        groups.setdefault((str(d.get("name")), str(d.get("axis"))), []).append(ds)
     lines = []
+    for (base, axis), members in groups.items():
+        d = members[0]["derived_from"]
+        counts = " / ".join(f"{k} {v:,}" for k, v in (d.get("split_counts") or {}).items())
+        origin = "**SYNTHETIC stand-in**" if members[0].get("origin") == "synthetic" else "real"
+        base_counts = d.get("split_counts") or {}
+        parts = []
+        for m in members:
+            changed = {k: v for k, v in (m.get("split_counts") or {}).items() if base_counts.get(k) != v
+                       and "." not in k}
+            sizes = "".join(f", {k} {v:,}" for k, v in changed.items())
+            parts.append(f"`{m.get('name')}` (seed {m['derived_from'].get('seed')}{sizes}, fingerprint "
+                         f"`{m.get('fingerprint')}`)")
+        lines.append(f"Study data sets derived from `{base}` ({origin}; {d.get('description', '')}; splits {counts}; "
+                     f"fingerprint `{d.get('fingerprint')}`) by the **{axis}** axis: " + "; ".join(parts) + ".")
+    return lines
+
+
+def dataset_lines(run: dict[str, Any]) -> list[str]:
+    lines = derived_lines([ds for ds in run.get("datasets", []) if isinstance(ds.get("derived_from"), dict)])
     for ds in run.get("datasets", []):
+        if isinstance(ds.get("derived_from"), dict):
+            continue
         counts = " / ".join(f"{k} {v:,}" for k, v in ds.get("split_counts", {}).items())
         if ds.get("origin") == "synthetic":
             origin = "**SYNTHETIC stand-in**"
@@ -290,10 +317,15 @@ def study_blocks(study: Study) -> list[Block]:
 
 
 def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Plot]],
-                   sections: dict[tuple[str, str, str], list[Section]] | None = None) -> list[Block]:
+                   sections: dict[tuple[str, str, str], list[Section]] | None = None,
+                   axis_studies: tuple[list[str], list[Block]] | None = None) -> list[Block]:
     """The report's blocks: banners, the headline, provenance, a table per group with its plots and its task's
-    sections, the studies, the failed jobs and the notes."""
+    sections, the studies, the failed jobs and the notes. ``axis_studies``: the headlines and sections of the
+    run's studies over a data axis (:mod:`benchsuite.report.study_axes`); their points' groups are shown there,
+    not as tables of their own."""
     sections = sections or {}
+    study_heads, study_sections = axis_studies or ([], [])
+    groups = [g for g in model.groups if not (g.rows and all(isinstance(r.record.get("study"), dict) for r in g.rows))]
     doc: list[Block] = [Heading(1, f"benchsuite report: run {model.run_id}")]
     synthetic = model.synthetic_names
     if synthetic:
@@ -324,9 +356,9 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
                     f"{len(model.failures)} failed."))
 
     doc.append(Heading(2, "Headline", "headline"))
-    heads = [headline_text(g, g.headline) for g in model.groups if g.headline]
+    heads = [*study_heads, *(headline_text(g, g.headline) for g in groups if g.headline)]
     doc.append(Bullets(heads) if heads else Para("No successful records yet."))
-    if heads:
+    if len(heads) > len(study_heads):
         doc.append(Para("Gap: best deep minus best classical (seed means), in points of the metric ×100; cost "
                         "ratios are deep over classical. Pretrained references are left out of the comparison.",
                         "note"))
@@ -344,7 +376,8 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
     doc.append(Bullets(lines))
     doc.append(Bullets(run_lines(model.run, model.rows())))
 
-    for g in model.groups:
+    doc += study_sections
+    for g in groups:
         doc.append(Heading(2, f"{g.task}: {g.dataset}, {g.split} split", g.slug))
         banner = contention_banner(g.rows)
         if banner:

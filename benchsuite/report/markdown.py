@@ -26,12 +26,13 @@ def write_report(run_dir: Path | str, html: bool = True, plots: bool = True) -> 
     """Build the model once and write ``report.md`` and (with ``html``) ``report.html`` into ``run_dir``."""
     from benchsuite.report.plots import all_plots
     from benchsuite.report.sections import all_sections
+    from benchsuite.report.study_axes import axis_study_blocks
 
     run_dir = Path(run_dir)
     model = build_model(run_dir)
     figs = all_plots(model) if plots else {}
     sections = all_sections(model) if plots else {}
-    blocks = build_document(model, figs, sections)
+    blocks = build_document(model, figs, sections, axis_study_blocks(model, plots))
     md = run_dir / "report.md"
     atomic_write_text(md, to_markdown(blocks, run_dir / ASSETS, ASSETS))
     page = None

@@ -181,6 +181,34 @@ class Consumed(TypedDict, total=False):
     declared: bool
 
 
+class StudyPoint(TypedDict, total=False):
+    """``study``: the point of a study (``benchsuite study AXIS``, :mod:`benchsuite.studies`) a record scores.
+
+    Attributes:
+        axis: the axis (``"train-size"``, ``"resolution"``, ``"corruption"``).
+        text, value, label, slug: the point's value as written, as a number or name, as the report names it,
+            as data set and split names carry it (``"0.1"``, 0.1, ``"10%"``, ``"10pct"``).
+        position: its place on the axis (the report's x); curve: the curve it belongs to ("" or a family).
+        seed: the job's seed (the subset or noise it drew); base_dataset: the data set it was derived from;
+            fingerprint: the derived data set's fingerprint (base, axis and points).
+        work_floor: the run's ``--work-floor``; work: what the axis's work rule changed in the pipeline's
+            parameters at this point (``{"rule": ..., "epochs": [profile's, this point's]}``), when anything.
+    """
+
+    axis: str
+    text: str
+    value: float | int | str
+    label: str
+    slug: str
+    position: float
+    curve: str
+    seed: int
+    base_dataset: str
+    fingerprint: str
+    work_floor: float | None
+    work: dict[str, Any]
+
+
 class _RecordKeys(TypedDict):
     schema_version: int
     run_id: str
@@ -223,6 +251,7 @@ class Record(_RecordKeys, total=False):
         artifacts: files of the job (predictions, confusion matrix, ...), relative to the run folder;
             log: the job's log file; started_at, finished_at: ISO times.
         node, executor: the host the job ran on, and what ran it (``{"name": "local" or "ray", ...}``).
+        study: the study point the record scores (:class:`StudyPoint`); None outside a study.
     """
 
     dataset_fingerprint: str | None
@@ -245,6 +274,7 @@ class Record(_RecordKeys, total=False):
     finished_at: str | None
     node: str | None
     executor: dict[str, Any] | None
+    study: StudyPoint | None
 
 
 # ------------------------------------------------------------------------------------------------ validation

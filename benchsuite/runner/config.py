@@ -11,6 +11,7 @@ from typing import Any
 
 from benchsuite.errors import ConfigError
 from benchsuite.runner.execute import MEMORY_FLOOR_MB
+from benchsuite.studies.axes import StudyPlan
 
 #: the executors a run may use: worker processes on this machine, or tasks on a Ray cluster
 EXECUTORS = ("local", "ray")
@@ -57,6 +58,7 @@ class RunConfig:
     argv: list[str] = field(default_factory=list)
     executor: str = "local"  # "local" (worker processes on this machine) or "ray" (tasks on a Ray cluster)
     ray_address: str | None = None  # --ray-address; None: $RAY_ADDRESS, else a local Ray started for the run
+    study: StudyPlan | None = None  # `benchsuite study AXIS`: the sweep (benchsuite.studies); None: an ordinary run
 
 
 def check_choices(values: list[str], allowed: tuple[str, ...], what: str) -> None:

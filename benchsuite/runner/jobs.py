@@ -99,6 +99,9 @@ class JobSpec:
     #: on the same data set, which finishes before this one starts, or None when the run has none
     consumes: dict[str, str | None] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: a study's job (``benchsuite study``): its axis, its point (its data set's name carries it too) and what the
+    #: axis's work rule changed in its parameters; None for an ordinary job
+    study: dict[str, Any] | None = None
 
     @property
     def path(self) -> Path:

@@ -15,7 +15,7 @@ import inspect
 import logging
 import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from benchsuite.registry import PipelineInfo, list_pipelines, resolve
 from benchsuite.runner.config import RunConfig, check_choices, check_options
 from benchsuite.runner.dependencies import check_consumed, order_jobs, producer_jobs
 from benchsuite.runner.jobs import JobSpec, check_unique_job_ids, make_job_id, unique_dataset_names
+from benchsuite.studies.axes import Axis, Point, get_axis
 from benchsuite.tasks.registry import get_task, task_names
 
 if TYPE_CHECKING:
@@ -50,13 +51,26 @@ class Plan:
 
 
 @dataclass
+class Study:
+    """A study run's sweep: its axis and points, and for each derived data set spec the base data set spec it
+    derives, its points and the one seed its jobs run (:mod:`benchsuite.studies.derived`)."""
+
+    axis: Axis
+    points: list[Point]
+    work_floor: float
+    derived: dict[str, tuple[str, list[Point], int]] = field(default_factory=dict)
+
+
+@dataclass
 class Work:
-    """What a run covers: its tasks, each task's pipelines and data set specs, and the pipeline classes."""
+    """What a run covers: its tasks, each task's pipelines and data set specs, and the pipeline classes (a study
+    run's specs are the derived data sets of :attr:`study`)."""
 
     tasks: list[str]
     pipelines: dict[str, list[PipelineInfo]]
     specs: dict[str, list[str]]
     classes: dict[str, type]
+    study: Study | None = None
 
 
 def choose_work(cfg: RunConfig) -> Work:
@@ -82,7 +96,63 @@ def choose_work(cfg: RunConfig) -> Work:
     classes = {p.id: registry.load_ref(p.ref) for p in chosen}
     check_consumed({pid: tuple(getattr(cls, "consumes", ())) for pid, cls in classes.items()},
                    {p.id for p in list_pipelines()})
-    return Work(tasks, {t: pipelines[t] for t in tasks}, {t: specs[t] for t in tasks}, classes)
+    work = Work(tasks, {t: pipelines[t] for t in tasks}, {t: specs[t] for t in tasks}, classes)
+    if cfg.study is not None:
+        plan_study(cfg, work)
+    return work
+
+
+def plan_study(cfg: RunConfig, work: Work) -> None:
+    """Turn ``work`` into a study's: check that the axis can derive every task's data and that no pipeline reads
+    files the axis does not change, then replace each data set spec by its derived specs (one per point and
+    seed; one per seed for an axis that fits once), points in order, then seeds."""
+    from benchsuite.studies.derived import make_spec
+
+    study = cfg.study
+    assert study is not None
+    axis = get_axis(study.axis)
+    points = axis.points(study.values if study.values is not None else axis.default_values(cfg.profile))
+    if not 0 <= study.work_floor <= 1:
+        raise ConfigError(f"--work-floor must be between 0 (epochs per point) and 1 (equal steps), got "
+                          f"{study.work_floor}")
+    for task in list(work.tasks):
+        missing = sorted(get_task(task).needs - axis.supports)
+        if not missing:
+            continue
+        if cfg.tasks is not None:
+            raise ConfigError(f"the {axis.name} axis cannot derive data for task {task} (it needs "
+                              f"{', '.join(missing)}; the axis derives {', '.join(sorted(axis.supports))}); leave "
+                              f"the task out (--tasks)")
+        log.info("study %s: leaving task %s out (it needs %s, which the axis does not derive)", axis.name, task,
+                 ", ".join(missing))
+        work.tasks.remove(task)
+    if axis.changes_pixels:
+        readers = sorted(pid for pid, cls in work.classes.items() if tuple(getattr(cls, "consumes", ())))
+        if readers and cfg.pipelines:
+            raise ConfigError(f"the {axis.name} axis changes the images in memory, but {', '.join(readers)} "
+                              f"read{'s' if len(readers) == 1 else ''} another pipeline's output cached by image "
+                              f"file (Pipeline.consumes), which would be of the unchanged images; leave "
+                              f"{'it' if len(readers) == 1 else 'them'} out (--exclude)")
+        if readers:
+            log.info("study %s: leaving %s out (they read another pipeline's output cached by image file, which "
+                     "would be of the unchanged images)", axis.name, ", ".join(readers))
+            for task in work.tasks:
+                work.pipelines[task] = [p for p in work.pipelines[task] if p.id not in readers]
+    work.tasks = [t for t in work.tasks if work.pipelines.get(t)]
+    if not work.tasks:
+        raise ConfigError(f"study {axis.name}: nothing to run: no task and pipeline the axis can derive data for")
+    plan = Study(axis, points, float(study.work_floor))
+    groups = [points] if axis.one_fit else [[p] for p in points]
+    for task in work.tasks:
+        derived = []
+        for base in work.specs[task]:
+            for group in groups:
+                for seed in cfg.seeds:
+                    spec = make_spec(axis.name, group, seed, base)
+                    plan.derived[spec] = (base, group, seed)
+                    derived.append(spec)
+        work.specs[task] = derived
+    work.study = plan
 
 
 def _pipelines(cfg: RunConfig, tasks: list[str]) -> dict[str, list[PipelineInfo]]:
@@ -108,14 +178,24 @@ def _dataset_specs(specs: list[str] | None, tasks: list[str], data_root: Path | 
 
 
 def open_datasets(cfg: RunConfig, work: Work, synthetic_only: bool) -> dict[str, Dataset]:
-    """Each data set spec of the run, opened once (``synthetic_only``: the profile's stand-ins)."""
+    """Each data set spec of the run, opened once (``synthetic_only``: the profile's stand-ins); a study's derived
+    data sets share their base, opened once."""
+    from benchsuite.studies.derived import derive
+
     datasets: dict[str, Dataset] = {}
+    bases: dict[str, Dataset] = {}
     for task in work.tasks:
         for spec in work.specs[task]:
-            if spec not in datasets:
-                log.info("opening data set %s", spec)
-                datasets[spec] = open_dataset(spec, cfg.data_root, cfg.cache_dir, force_synthetic=synthetic_only,
-                                              download=cfg.download)
+            if spec in datasets:
+                continue
+            derived = work.study.derived.get(spec) if work.study is not None else None
+            base_spec = derived[0] if derived else spec
+            if base_spec not in bases:
+                log.info("opening data set %s", base_spec)
+                bases[base_spec] = open_dataset(base_spec, cfg.data_root, cfg.cache_dir,
+                                                force_synthetic=synthetic_only, download=cfg.download)
+            datasets[spec] = (derive(bases[base_spec], base_spec, work.study.axis, derived[1], derived[2])
+                              if derived and work.study is not None else bases[base_spec])
     return datasets
 
 
@@ -148,9 +228,17 @@ def make_jobs(cfg: RunConfig, work: Work, datasets: dict[str, Dataset], profile:
             budget = replace(budget, train_time_s=float(cfg.time_budget_s))
         for spec in work.specs[task]:
             info = datasets[spec].info
+            derived = work.study.derived.get(spec) if work.study is not None else None
+            seeds = [derived[2]] if derived else cfg.seeds
+            eval_splits = (datasets[spec].eval_splits(list(cfg.eval_splits))  # type: ignore[attr-defined]
+                           if derived else list(cfg.eval_splits))
             for p in work.pipelines[task]:
                 params = {**profile_params(p, profile.name), **cfg.params.get(p.id, {})}
-                for seed in cfg.seeds:
+                study: dict[str, Any] | None = None
+                if derived and work.study is not None:
+                    params, study = study_work(work, work.classes[p.id], params, derived[1], budget.max_train_images,
+                                               datasets[spec])
+                for seed in seeds:
                     job_id = make_job_id(task, info.name, p.id, seed)
                     ids.append((job_id, f"{task} {p.id} seed {seed} on data set {spec!r} ({info.root})"))
                     jobs.append(JobSpec(
@@ -159,12 +247,12 @@ def make_jobs(cfg: RunConfig, work: Work, datasets: dict[str, Dataset], profile:
                         pipeline_ref=p.ref, family=p.family, pretrained_reference=p.pretrained_reference,
                         seed=seed, device=device_for_pipeline(device, p.devices), profile=profile.name,
                         budget={**budget.__dict__, "extra": dict(budget.extra)}, params=dict(params),
-                        eval_splits=list(cfg.eval_splits), data_root=str(cfg.data_root),
+                        eval_splits=list(eval_splits), data_root=str(cfg.data_root),
                         cache_dir=str(cfg.cache_dir), job_dir=str(jobs_root / job_id), num_threads=threads,
                         latency_images=profile.latency_images, latency_warmup=profile.latency_warmup,
                         time_limit_s=cfg.time_limit_s or budget.time_limit_s, memory_limit_mb=memory_limit,
                         shared_machine=cfg.jobs > 1, weights=cfg.weights, download=cfg.download,
-                        progress=cfg.jobs == 1 and sys.stderr.isatty(),
+                        progress=cfg.jobs == 1 and sys.stderr.isatty(), study=study,
                     ))
     check_unique_job_ids(ids)
     for job in jobs:
@@ -172,6 +260,25 @@ def make_jobs(cfg: RunConfig, work: Work, datasets: dict[str, Dataset], profile:
         if consumes:
             job.consumes = producer_jobs(job, consumes, jobs)
     return order_jobs(jobs)
+
+
+def study_work(work: Work, cls: type, params: dict[str, Any], points: list[Point], max_train_images: int | None,
+               dataset: Dataset) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A study job's parameters (the axis's work rule at its point, :meth:`benchsuite.studies.axes.Axis.work`) and
+    its ``study`` block: the axis, the point (none for an axis that fits once: each split is a point) and what
+    the work rule changed."""
+    from benchsuite.params import constructor_parameters
+
+    assert work.study is not None
+    axis = work.study.axis
+    block: dict[str, Any] = {"axis": axis.name, "work_floor": work.study.work_floor}
+    if axis.one_fit:
+        return params, {**block, "points": [p.text for p in points]}
+    full = dataset.base.info.split_counts.get("train")  # type: ignore[attr-defined]  (a DerivedDataset's base)
+    if full is not None and max_train_images is not None:
+        full = min(full, max_train_images)
+    params, changed = axis.work(params, points[0], work.study.work_floor, full, constructor_parameters(cls))
+    return params, {**block, "point": points[0].text, **({"work": changed} if changed else {})}
 
 
 def checked_params(requested: dict[str, dict[str, Any]], infos: list[PipelineInfo]) -> dict[str, dict[str, Any]]:

@@ -14,6 +14,7 @@ from benchsuite.errors import BenchsuiteError
 from benchsuite.results.schema import SCHEMA_VERSION, record_problems
 from benchsuite.results.store import RunStore
 from benchsuite.runner.jobs import JobSpec
+from benchsuite.studies.records import study_block
 from benchsuite.tasks.registry import get_task
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ def build_record(run_id: str, job: JobSpec, dataset: Dataset, split: str, status
         "finished_at": result.get("finished_at"),
         "node": (result.get("executor") or {}).get("node"),  # the host the job ran on
         "executor": result.get("executor"),  # {"name": "local"|"ray", "node", "attempts", ...}
+        "study": study_block(job.study, dataset, split),  # a study's axis and point (benchsuite.studies)
     })
 
 

@@ -73,6 +73,7 @@ def run_info(cfg: RunConfig, plan: Plan, profile: str, device: str, executor: di
             "exclude": cfg.exclude, "seeds": cfg.seeds, "device_requested": cfg.device,
             "device": device, "jobs": cfg.jobs, "eval_splits": cfg.eval_splits,
             "data_root": str(cfg.data_root), "params": cfg.params, "weights": cfg.weights,
+            "study": cfg.study.as_dict() if cfg.study is not None else None,
         },
         "machine": machine_info(),
         "machine_state": machine_state(),

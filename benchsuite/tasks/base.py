@@ -33,12 +33,13 @@ __all__ = ["CheckData", "ColumnSpec", "MetricSpec", "Scored", "SplitPrediction",
 
 
 def split_cap(budget: Budget, split: str) -> int | None:
-    """The profile's cap on the number of images of ``split`` (None: the whole split)."""
+    """The profile's cap on the number of images of ``split`` (None: the whole split); a variant of a split
+    (``test.<variant>``: a study's corrupted test images) has the cap of the split it varies."""
     return {
         "train": budget.max_train_images,
         "val": budget.max_val_images,
         "test": budget.max_test_images,
-    }.get(split)
+    }.get(split.partition(".")[0])
 
 
 def timed_fit(pipeline: Pipeline, train: Any, val: Any, ctx: Context) -> dict[str, Any]:
@@ -350,4 +351,10 @@ class Task:
     # ------------------------------------------------------------------------------- report: intervals
     def intervals(self, evidence: Evidence) -> dict[str, list[float] | None]:
         """``{metric: [lo, hi] or None}`` for :attr:`interval_metrics`, from a saved evidence file only."""
+        return {}
+
+    def metric_resamples(self, evidence: Evidence, resamples: int, seed: int = 0) -> dict[str, Any]:
+        """``{metric: (resamples,) bootstrap values}`` of :attr:`interval_metrics` from a saved evidence file. The
+        same ``seed`` and number of images give the same image draws, so the draws of records scored on the same
+        images are paired (a study's crossover is bootstrapped on them). Empty: the task has none."""
         return {}

@@ -157,3 +157,6 @@ class ClassificationTask(Task):
     def intervals(self, evidence: Evidence) -> dict[str, list[float] | None]:
         iv = bs.percentile_interval(bs.accuracy_resamples(evidence["correct"]))
         return {"accuracy": list(iv) if iv else None}
+
+    def metric_resamples(self, evidence: Evidence, resamples: int, seed: int = 0) -> dict[str, np.ndarray]:
+        return {"accuracy": bs.accuracy_resamples(evidence["correct"], resamples, seed)}

@@ -3,6 +3,10 @@
 Started by the runner as ``python -m benchsuite.runner.worker JOB_JSON``. Whatever the pipeline does
 (raise, return garbage, allocate too much), the worker writes a result that says so; if the process
 dies or is killed, the runner notices the missing result and records why.
+
+The worker is the root of its job's processes: it makes itself a child subreaper, so that a process the pipeline
+starts stays in the worker's tree however it forks (a double fork with ``setsid`` included), and it ends that whole
+tree when the job is done, before it writes its result (:mod:`benchsuite.runner.proctree`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from benchsuite.measure import cache_use
 from benchsuite.measure.timing import gpu_peak_mb, peak_rss_mb
 from benchsuite.results.atomic import atomic_write_json
 from benchsuite.runner.execute import WORKER_IO_EXIT, WORKER_IO_MARKER
+from benchsuite.runner import proctree
 from benchsuite.runner.jobs import JobSpec
 from benchsuite.runner.startup import die_with_parent, when_imported
 
@@ -180,10 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stderr)
     die_with_parent()
+    proctree.become_subreaper()
     job = JobSpec.read(Path(argv[0]))
     start = time.perf_counter()
     result = run_job(job)
     result["worker_s"] = time.perf_counter() - start
+    ended = proctree.kill_tree(os.getpid(), include_root=False)  # the job is done: so are all its processes
+    if ended:
+        log.info("%s: ended %d process(es) the job left running", job.pipeline, len(ended))
+        result["ended_processes"] = len(ended)
     try:
         atomic_write_json(Path(job.job_dir) / "result.json", result)
     except OSError as exc:  # a full or read-only disk: say so on stderr, which the runner keeps in memory

@@ -323,4 +323,5 @@ def test_a_worker_io_failure_names_its_cause():
     tail = f"some log\n{WORKER_IO_MARKER}cannot write /x/result.json: No space left on device\n"
     kind, message = describe_exit(WorkerExit(WORKER_IO_EXIT, None, 1.0, 10.0, tail), 60, None)
     assert kind == "io" and message == ("worker could not write its files: cannot write /x/result.json: "
-                                        "No space left on device")
+                                        "No space left on device; fix the cause, then run the same command with "
+                                        "--resume --retry-failed to run it again")

@@ -57,6 +57,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out (or the latest under --results-root), skipping recorded jobs")
     p.add_argument("--retry-failed", action="store_true", help="with --resume: run failed jobs again")
+    p.add_argument("--allow-changed", action="store_true",
+                   help="with --resume: continue although the configuration differs from the run's (params, splits, "
+                        "code, versions...); the change is recorded in run.json and on the new records")
     p.add_argument("--data-root", type=Path,
                    help="folder with cifar-10-batches-py/ and VOCdevkit/ (default: $BENCHSUITE_DATA or ./data)")
     p.add_argument("--cache-dir", type=Path, help="cache for synthetic data and proposals "
@@ -93,6 +96,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> Any:
         profile=args.profile, tasks=args.tasks, datasets=args.datasets, pipelines=args.pipelines,
         exclude=args.exclude, seeds=args.seeds, device=args.device, jobs=args.jobs, out=args.out,
         results_root=args.results_root, resume=args.resume, retry_failed=args.retry_failed,
+        allow_changed=args.allow_changed,
         data_root=data_root, data_root_explicit=args.data_root is not None or env_root is not None,
         cache_dir=args.cache_dir or default_cache_dir(), download=args.download, eval_splits=args.splits,
         time_limit_s=args.time_limit, time_budget_s=args.time_budget, memory_limit_mb=args.memory_limit_mb,

@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from benchsuite.api import Pipeline, check_pipeline_class
-from benchsuite.plugins import PluginGroup, PluginProblem, load_ref
+from benchsuite.plugins import PluginGroup, PluginProblem, load_ref, name_problem
 from benchsuite.tasks.registry import TASKS
 
-__all__ = ["PIPELINES", "PipelineInfo", "discover", "get_pipeline_class", "list_pipelines", "load_ref",
-           "pipeline_problems", "resolve"]
+__all__ = ["PIPELINES", "PipelineInfo", "discover", "distribution_version", "get_pipeline_class", "list_pipelines",
+           "load_ref", "pipeline_problems", "pipeline_provenance", "resolve"]
 
 ENTRY_POINT_GROUP = "benchsuite.pipelines"
 log = logging.getLogger(__name__)
@@ -37,10 +37,32 @@ class PipelineInfo:
     pretrained_reference: bool = False
     description: str = ""
     error: str = ""
+    overrides: str = ""  # the built-in's "module:Class" this plugin replaces on request (BENCHSUITE_OVERRIDE)
 
     @property
     def ok(self) -> bool:
         return not self.error
+
+
+def distribution_version(distribution: str | None) -> str | None:
+    """The installed version of ``distribution`` (None when unknown)."""
+    from importlib import metadata
+
+    if not distribution or distribution == "?":
+        return None
+    try:
+        return metadata.version(distribution)
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+
+
+def pipeline_provenance(info: PipelineInfo) -> dict[str, Any]:
+    """What ``run.json`` and each record say about the class registered under ``info.id``: its module and class
+    name, the distribution that registered it and that distribution's version, and the built-in it replaces on the
+    user's request (``overrides``, None when none)."""
+    module, _, qualname = info.ref.partition(":")
+    return {"module": module, "qualname": qualname, "distribution": info.distribution or None,
+            "version": distribution_version(info.distribution), "overrides": info.overrides or None}
 
 
 def pipeline_problems(cls: Any) -> list[str]:
@@ -50,6 +72,8 @@ def pipeline_problems(cls: Any) -> list[str]:
     problems = check_pipeline_class(cls)
     if not (isinstance(cls, type) and issubclass(cls, Pipeline)):
         return problems
+    if isinstance(cls.id, str) and cls.id and name_problem(cls.id, "pipeline"):
+        problems.append(f"{cls.__name__}.id: {name_problem(cls.id, 'pipeline')}")
     task = TASKS.find(cls.task) if isinstance(cls.task, str) else None
     if task is None:
         problems.append(f"{cls.__name__}.task must be one of {TASKS.names()}, got {cls.task!r}")
@@ -89,7 +113,7 @@ def discover() -> dict[str, PipelineInfo]:
     out = {}
     for entry in PIPELINES.discover().values():
         info = entry.obj if entry.ok else PipelineInfo(entry.name, "", "", error=entry.error)
-        out[entry.name] = replace(info, ref=entry.ref, distribution=entry.distribution)
+        out[entry.name] = replace(info, ref=entry.ref, distribution=entry.distribution, overrides=entry.overrides)
     return out
 
 

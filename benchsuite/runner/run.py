@@ -77,10 +77,7 @@ class Runner:
         store = RunStore(run_dir)
         name_datasets(datasets, store.read_run_info().get("datasets", []) if cfg.resume else [])
         jobs = make_jobs(cfg, work, datasets, self.profile, self.device, run_id, run_dir / "jobs")
-        plan = Plan(run_dir, run_id, datasets, jobs, [])
-        if cfg.resume:
-            resume.skip_recorded(plan, store, cfg.retry_failed)
-        return plan
+        return Plan(run_dir, run_id, datasets, jobs, [])  # what --resume skips: once the folder is locked
 
     def run(self) -> RunResult:
         """Plan, then run every job and record it, then write the summary and the report."""
@@ -111,14 +108,20 @@ class Runner:
 
     def _run_locked(self, plan: Plan, store: RunStore, interrupt: DeferredInterrupt) -> RunResult:
         """:meth:`run` once this process holds the run folder's lock."""
-        store.repair()
+        store.repair()  # before the records are read: what --resume skips is what stays
         executor = self.cluster.info() if self.cluster is not None else local_executor_info()
-        if self.config.resume:  # another session may have recorded jobs since the plan was made
+        session = run_info(self.config, plan, self.profile.name, self.device, executor)
+        changed: list[str] | None = None
+        if self.config.resume:
+            old = store.read_run_info()
+            changed = resume.check_resume(store, old, session, self.config.allow_changed) or None
+            if changed:
+                log.warning("resume with %s: this session differs from the run (%s); recorded in run.json and on "
+                            "this session's records", resume.ALLOW_CHANGED, "; ".join(changed))
             resume.skip_recorded(plan, store, self.config.retry_failed)
-            resume.check_resume(store, plan, self.profile.name)
-            store.write_run_info(resumed_run_info(store.read_run_info(), plan, executor))
+            store.write_run_info(resumed_run_info(old, plan, executor, session, changed))
         else:
-            store.write_run_info(run_info(self.config, plan, self.profile.name, self.device, executor))
+            store.write_run_info(session)
         for ds in plan.datasets.values():
             ds.write_manifest(plan.run_dir / "splits")
         for ds in plan.datasets.values():
@@ -128,7 +131,7 @@ class Runner:
         log.info("run %s: %d job(s) -> %s", plan.run_id, len(plan.jobs), plan.run_dir)
 
         def finish(job: JobSpec, result: dict[str, Any]) -> None:
-            record_job(plan.run_id, plan.datasets[job.dataset_spec], store, job, result)
+            record_job(plan.run_id, plan.datasets[job.dataset_spec], store, job, result, config_changed=changed)
 
         execute_plan(plan, store, self.config, self.cluster, finish, interrupt.signal_name)
         store.write_summary()

@@ -128,6 +128,8 @@ def run_job(job: JobSpec) -> dict[str, Any]:
         if dataset.info.fingerprint != job.dataset_fingerprint:
             raise DataMismatch(_mismatch_message(job, dataset.info.fingerprint))
         pipeline_class = load_ref(job.pipeline_ref)
+        result["pipeline_class"] = {"module": str(getattr(pipeline_class, "__module__", "")),
+                                    "qualname": str(getattr(pipeline_class, "__qualname__", ""))}
         result["harness_floor"] = bool(getattr(pipeline_class, "harness_floor", False))
         pipeline = pipeline_class(**job.params)
         ctx = Context(

@@ -87,7 +87,7 @@ def check_pickle(raw: bytes, path: Path) -> None:
 
     count = 0
     try:
-        for opcode, arg, pos in pickletools.genops(io.BytesIO(raw)):
+        for opcode, _arg, pos in pickletools.genops(io.BytesIO(raw)):
             count += 1
             if count > MAX_PICKLE_OPCODES:
                 raise DataError(f"{path}: more than {MAX_PICKLE_OPCODES:,} pickle opcodes; refused (a CIFAR-10 "
@@ -153,9 +153,9 @@ def _label_values(value: object, count: int, path: Path) -> np.ndarray:
         bad = next((v for v in value if isinstance(v, bool) or not isinstance(v, (int, float, np.integer,
                                                                                   np.floating))), None)
         if bad is not None:
-            raise DataError(f"{path}: 'labels' holds a {type(bad).__name__} ({short_repr(bad, 40)}), expected whole numbers "
-                            f"0..9")
-        if any(isinstance(v, int) and not -2**62 < v < 2**62 for v in value):
+            raise DataError(f"{path}: 'labels' holds a {type(bad).__name__} ({short_repr(bad, 40)}), expected whole "
+                            f"numbers 0..9")
+        if any(isinstance(v, int) and not -(2**62) < v < 2**62 for v in value):
             raise DataError(f"{path}: 'labels' holds a number out of range; expected whole numbers 0..9")
         labels = np.asarray(value)
     else:

@@ -65,7 +65,8 @@ def short_repr(value: object, limit: int = 60) -> str:
     if isinstance(value, (str, bytes, bytearray)):
         text = repr(value[: limit + 1])
     elif value is None or isinstance(value, (bool, int, float)):
-        text = repr(value) if not isinstance(value, int) or abs(value) < 10**limit else f"<int of {value.bit_length()} bits>"
+        big = isinstance(value, int) and abs(value) >= 10**limit
+        text = f"<int of {value.bit_length()} bits>" if big else repr(value)
     else:
         size = len(value) if hasattr(value, "__len__") else None  # type: ignore[arg-type]
         text = f"<{type(value).__name__}" + (f" of {size}>" if size is not None else ">")
@@ -76,8 +77,8 @@ def check_component(part: object, what: str = "name") -> str:
     """``part`` when it is one plain path component (a non-empty string without ``/``, ``\\`` or NUL, not ``.``
     or ``..``); otherwise :class:`UnsafePathError` naming it."""
     if not isinstance(part, str) or not part or part in (".", "..") or any(c in part for c in "/\\\0"):
-        raise UnsafePathError(f"{what} {short_repr(part, 120)} is not a plain file name (it could reach outside its folder); "
-                              f"expected a name without '/', '\\' or '..'")
+        raise UnsafePathError(f"{what} {short_repr(part, 120)} is not a plain file name (it could reach outside its "
+                              f"folder); expected a name without '/', '\\' or '..'")
     return part
 
 
@@ -99,8 +100,8 @@ def relative_inside(root: Path | str, relative: object, what: str = "path") -> P
         raise UnsafePathError(f"{what} {short_repr(relative, 120)} is not a relative path inside {root}")
     rel = Path(relative)
     if rel.is_absolute() or relative.startswith(("/", "\\")) or ".." in rel.parts or "\\" in relative:
-        raise UnsafePathError(f"{what} {short_repr(relative, 120)} reaches outside {root} (absolute or with '..'); expected a "
-                              f"path relative to it")
+        raise UnsafePathError(f"{what} {short_repr(relative, 120)} reaches outside {root} (absolute or with '..'); "
+                              f"expected a path relative to it")
     path = Path(root) / rel
     _check_below(root, path, what)
     return path

@@ -11,9 +11,9 @@ from typing import Any
 from benchsuite.api import Budget
 from benchsuite.data.datasets import Dataset
 from benchsuite.errors import BenchsuiteError
-from benchsuite.results.schema import SCHEMA_VERSION, record_problems
 from benchsuite.measure.timing import peak_rss_mb
 from benchsuite.results.safe_paths import inside
+from benchsuite.results.schema import SCHEMA_VERSION, record_problems
 from benchsuite.results.store import RunStore
 from benchsuite.runner.execute import RETRY_HINT
 from benchsuite.runner.jobs import JobSpec

@@ -28,8 +28,8 @@ from benchsuite.errors import OutputValidationError
 from benchsuite.measure import cache_use
 from benchsuite.measure.timing import gpu_peak_mb, peak_rss_mb
 from benchsuite.results.atomic import atomic_write_json
-from benchsuite.runner.execute import WORKER_IO_EXIT, WORKER_IO_MARKER
 from benchsuite.runner import proctree
+from benchsuite.runner.execute import WORKER_IO_EXIT, WORKER_IO_MARKER
 from benchsuite.runner.jobs import JobSpec
 from benchsuite.runner.startup import die_with_parent, when_imported
 

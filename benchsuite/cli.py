@@ -150,7 +150,12 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
               for p in group.entries(include_broken=True) if not p.ok]
     for what, p in others:
         print(f"broken {what} plugin {p.name} ({p.ref}, from {p.distribution}): {p.error}", file=sys.stderr)
-    return 1 if (broken or others) and getattr(args, "strict", False) else 0
+    from benchsuite.registry import PIPELINES
+
+    refused = [p for group in (PIPELINES, TASKS, FORMATS) for p in group.refused()]
+    for p in refused:  # a plugin that claims a name another distribution (the suite itself) holds
+        print(f"refused plugin {p.name} ({p.ref}, from {p.distribution}): {p.error}", file=sys.stderr)
+    return 1 if (broken or others or refused) and getattr(args, "strict", False) else 0
 
 
 def _check_target(target: str) -> tuple[type, str | None]:

@@ -285,7 +285,7 @@ def _check_layout(folder: Path) -> Path:
         if not (folder / sub).is_dir():
             raise DataError(f"{folder / sub}: missing; expected {LAYOUT}")
     main = folder / "ImageSets" / "Main"
-    if not any((main / f"{s}.txt").is_file() for s in SPLITS):
+    if not any(os.path.lexists(main / f"{s}.txt") for s in SPLITS):
         raise DataError(f"{main}: no split file; expected at least test.txt and train.txt, val.txt or "
                         f"trainval.txt (one image id per line)")
     return main
@@ -301,7 +301,8 @@ def read_voc(folder: Path, classes: Sequence[str] | None = None) -> VocFolder:
     """
     folder = Path(folder)
     main = _check_layout(folder)
-    image_sets_ids = {s: _read_image_set(main / f"{s}.txt") for s in SPLITS if (main / f"{s}.txt").is_file()}
+    # every split file there is read (a special file in its place is refused, never skipped or blocked on)
+    image_sets_ids = {s: _read_image_set(main / f"{s}.txt") for s in SPLITS if os.path.lexists(main / f"{s}.txt")}
     all_ids = sorted(set().union(*image_sets_ids.values()))
     problems = ProblemLog()
     h = hashlib.sha256()

@@ -352,12 +352,24 @@ def compute_intervals(run_dir: Path, records: list[dict[str, Any]]
     if missing:
         log.warning("report: %d record(s) of %s have no evidence file (written before tasks saved evidence): "
                     "their bootstrap intervals are unavailable", len(missing), run_dir)
-    if fresh != cache:
+    if fresh != cache or _on_disk(cache_path) != fresh:  # a damaged cache is written again, whole
         try:
             atomic_write_json(cache_path, fresh)
         except OSError as exc:  # a read-only run folder still gets a report on stdout
             log.warning("report: cannot write %s (%s)", cache_path, exc)
     return fresh, missing
+
+
+def _on_disk(path: Path) -> Any:
+    """The JSON value of the file at ``path`` as it is (None when it is missing or not JSON)."""
+    import json
+
+    from benchsuite.results.safe_paths import read_limited
+
+    try:
+        return json.loads(read_limited(path, 64 * 2**20, "interval cache"))
+    except (OSError, ValueError, RecursionError, BenchsuiteError):
+        return None
 
 
 # ------------------------------------------------------------------------------------------------ building

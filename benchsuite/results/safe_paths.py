@@ -73,6 +73,13 @@ def short_repr(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def show_path(path: object) -> str:
+    """A path for a one-line message: as it is when it is printable, else its ``repr`` (a file name may hold a line
+    break or a control character)."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
 def check_component(part: object, what: str = "name") -> str:
     """``part`` when it is one plain path component (a non-empty string without ``/``, ``\\`` or NUL, not ``.``
     or ``..``); otherwise :class:`UnsafePathError` naming it."""
@@ -97,10 +104,11 @@ def relative_inside(root: Path | str, relative: object, what: str = "path") -> P
     """``root / relative`` for a relative path read from a file (a record's ``artifacts``, ``log``): refused when
     it is not a string, is absolute, has a ``..`` component, or resolves (through symlinks) outside ``root``."""
     if not isinstance(relative, str) or not relative or "\0" in relative:
-        raise UnsafePathError(f"{what} {short_repr(relative, 120)} is not a relative path inside {root}")
+        raise UnsafePathError(f"{what} {short_repr(relative, 120)} is not a relative path inside {show_path(root)}")
     rel = Path(relative)
     if rel.is_absolute() or relative.startswith(("/", "\\")) or ".." in rel.parts or "\\" in relative:
-        raise UnsafePathError(f"{what} {short_repr(relative, 120)} reaches outside {root} (absolute or with '..'); "
+        raise UnsafePathError(f"{what} {short_repr(relative, 120)} reaches outside {show_path(root)} (absolute or with "
+                              f"'..'); "
                               f"expected a path relative to it")
     path = Path(root) / rel
     _check_below(root, path, what)
@@ -111,7 +119,8 @@ def _check_below(root: Path | str, path: Path, what: str) -> None:
     real_root = os.path.realpath(root)
     real = os.path.realpath(path)
     if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
-        raise UnsafePathError(f"{what} {path} resolves to {real}, outside {real_root}; refused")
+        raise UnsafePathError(f"{what} {show_path(path)} resolves to {show_path(real)}, outside "
+                              f"{show_path(real_root)}; refused")
 
 
 # ------------------------------------------------------------------------------------------------ data files
@@ -135,20 +144,21 @@ def open_regular(path: Path | str, max_bytes: int | None = None, what: str = "da
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected a regular {what}") from None
+        raise DataError(f"{show_path(path)}: is a folder, expected a regular {what}") from None
     except OSError as exc:
         if exc.errno in (errno.ENXIO, errno.EWOULDBLOCK):  # a socket or a device that will not open
-            raise DataError(f"{path}: not a regular file ({exc.strerror}); expected a {what}") from None
+            raise DataError(f"{show_path(path)}: not a regular file ({exc.strerror}); expected a {what}") from None
         raise
     try:
         info = os.fstat(fd)
         kind = special_kind(info.st_mode)
         if kind is not None:
-            raise DataError(f"{path}: is {kind}, not a regular file; refused (reading it could block the run); "
+            raise DataError(f"{show_path(path)}: is {kind}, not a regular file; refused (reading it could block the "
+                            f"run); "
                             f"expected a {what}")
         if max_bytes is not None and info.st_size > max_bytes:
-            raise DataError(f"{path}: {info.st_size:,} bytes, over the {max_bytes:,} a {what} may have; refused "
-                            f"before reading it")
+            raise DataError(f"{show_path(path)}: {info.st_size:,} bytes, over the {max_bytes:,} a {what} may have; "
+                            f"refused before reading it")
         import fcntl
 
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
@@ -166,5 +176,5 @@ def read_limited(path: Path | str, max_bytes: int, what: str = "data file") -> b
     with open_regular(path, max_bytes, what) as f:
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise DataError(f"{path}: over the {max_bytes:,} bytes a {what} may have; refused")
+        raise DataError(f"{show_path(path)}: over the {max_bytes:,} bytes a {what} may have; refused")
     return data

@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from benchsuite.device import resolve_device
+from benchsuite.errors import BenchsuiteError
 from benchsuite.profiles import get_profile
 from benchsuite.results.store import RunLock, RunStore, StorageError, storage_error
 from benchsuite.runner import resume
 from benchsuite.runner.config import RunConfig, default_cache_dir
+from benchsuite.runner.data_checks import check_run_data
 from benchsuite.runner.dispatch import execute_plan
 from benchsuite.runner.execute import DeferredInterrupt, local_executor_info
 from benchsuite.runner.jobs import JobSpec
@@ -61,6 +63,7 @@ class Runner:
         self.device = resolve_device(config.device) if config.executor != "ray" else config.device
         self.cluster: Any = None  # the RayCluster of an --executor ray run, connected by plan()
         self._signal_name: str | None = None  # a signal that came while the run folder was set up
+        self.data_findings: list[str] = []  # the data warnings found at planning (benchsuite.data.sanity)
 
     def plan(self) -> Plan:
         """Check the options, choose the work, open the data sets and plan the jobs in order (an
@@ -77,6 +80,8 @@ class Runner:
         store = RunStore(run_dir)
         name_datasets(datasets, store.read_run_info().get("datasets", []) if cfg.resume else [])
         jobs = make_jobs(cfg, work, datasets, self.profile, self.device, run_id, run_dir / "jobs")
+        # before any job starts: data that would fail every job or mislead the report (benchsuite.data.sanity)
+        self.data_findings = check_run_data(jobs, datasets, self.profile, cfg.eval_splits, cfg.cache_dir)
         return Plan(run_dir, run_id, datasets, jobs, [])  # what --resume skips: once the folder is locked
 
     def run(self) -> RunResult:
@@ -111,6 +116,7 @@ class Runner:
         store.repair()  # before the records are read: what --resume skips is what stays
         executor = self.cluster.info() if self.cluster is not None else local_executor_info()
         session = run_info(self.config, plan, self.profile.name, self.device, executor)
+        session["data_findings"] = list(self.data_findings)
         changed: list[str] | None = None
         if self.config.resume:
             old = store.read_run_info()
@@ -147,6 +153,12 @@ class Runner:
         try:
             paths = write_report(run_dir)
             return paths.markdown, paths.html
+        except OSError as exc:  # a full or read-only disk: the run's rule, one line and exit status 2
+            err = storage_error(exc, where=run_dir)
+            raise StorageError(f"{err}; the records are kept in {run_dir / 'records.jsonl'}; free space, then write "
+                               f"the report with `benchsuite report {run_dir}`") from None
+        except BenchsuiteError:  # a run folder changed under the run (one line, exit status 2)
+            raise
         except Exception:  # the records are safe; the report can be rewritten with `benchsuite report`
             log.exception("writing the report failed; rerun `benchsuite report %s`", run_dir)
             return None, None

@@ -131,6 +131,9 @@ def resumed_run_info(info: dict[str, Any], plan: Plan, executor: dict[str, Any],
             params.setdefault(pid, values)
         config["params"] = params
         info["config"] = config
+        found = [*info.get("data_findings", []), *session.get("data_findings", [])]
+        if found:
+            info["data_findings"] = list(dict.fromkeys(found))
     if differences:
         info["changes"] = [*info.get("changes", []), {"at": now, "differences": list(differences)}]
     return info

@@ -551,8 +551,10 @@ def tail_lines(text: str, lines: int = 15) -> str:
 def log_tail(path: Path, lines: int = 15) -> str:
     """The last ``lines`` non-blank lines of the file at ``path`` ("" when it does not exist)."""
     try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
+        with open(path, "rb") as f:  # the end of the log only: a plugin may have printed gigabytes
+            f.seek(max(0, os.fstat(f.fileno()).st_size - TAIL_BYTES))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:  # missing, or its folder gone or replaced
         return ""
     return tail_lines(text, lines)
 

@@ -128,7 +128,8 @@ def resumed_run_info(info: dict[str, Any], plan: Plan, executor: dict[str, Any],
         config = dict(info.get("config") or {})
         params = dict(config.get("params") or {})
         for pid, values in ((session.get("config") or {}).get("params") or {}).items():
-            params.setdefault(pid, values)
+            if pid in new:  # a pipeline new to the run brings its own parameters; the others keep the run's
+                params.setdefault(pid, values)
         config["params"] = params
         info["config"] = config
         found = [*info.get("data_findings", []), *session.get("data_findings", [])]

@@ -606,3 +606,31 @@ def test_check_ends_a_pipeline_that_hangs_and_ignores_sigterm(tmp_path, monkeypa
 def _ps(pids: list[int]) -> str:
     return subprocess.run(["ps", "-o", "pid,ppid,stat,cmd", "-p", ",".join(map(str, pids))], capture_output=True,
                           text=True).stdout
+
+
+@pytest.mark.fault("22.8 a job whose folder was removed mid-run gets a cause")
+def test_a_job_folder_removed_before_its_result_was_read_is_the_named_cause(tmp_path, monkeypatch):
+    import shutil
+    from types import SimpleNamespace
+
+    from benchsuite.runner import execute
+
+    job_dir = tmp_path / "jobs" / "j"
+
+    def write() -> None:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / "job.json").write_text("{}")
+
+    job = SimpleNamespace(job_dir=str(job_dir), job_id="j", num_threads=1, time_limit_s=10.0, memory_limit_mb=None,
+                          path=job_dir / "job.json", write=write)
+
+    def worker_whose_folder_goes(*args, **kwargs):
+        shutil.rmtree(job_dir)  # a clean-up script, while the job ran
+        return execute.WorkerExit(1, None, 0.1, 10.0, "FileNotFoundError: job.json")
+
+    monkeypatch.setattr(execute, "run_worker", worker_whose_folder_goes)
+    result = execute.run_job_dir(job)
+    assert result["failure"] == "io"
+    assert result["error"] == (f"the job folder {job_dir} was removed while the job ran, so its result was lost; "
+                               f"fix the cause, then run the same command with --resume --retry-failed to run it "
+                               f"again")

@@ -246,3 +246,55 @@ def test_a_fifo_annotation_stops_the_run_at_once_with_one_line(tmp_path, cache_d
     assert code == 2 and f"{xml}: is a FIFO (named pipe), not a regular file" in err[-1], err[-2:]
     assert time.monotonic() - start < 120
 
+
+
+# ============================================================================ 22.1 confinement, 22.4 bounded outputs
+
+
+@pytest.mark.fault("22.1 confinement: a class name with a path writes nothing outside the run folder")
+def test_a_class_name_that_is_a_path_writes_nothing_outside_the_run_folder(tmp_path, cache_dir):
+    import uuid
+
+    from benchsuite.data.synthetic_voc import ensure_synthetic_voc
+
+    folder = tmp_path / "data" / "shapes"
+    shutil.copytree(ensure_synthetic_voc(cache_dir), folder)
+    target = Path("/tmp") / f"PWNED_voc_{uuid.uuid4().hex[:8]}"
+    hostile = f"x/../../../../../../../../..{target}"
+    for xml in (folder / "Annotations").iterdir():
+        xml.write_text(xml.read_text().replace("<name>car</name>", f"<name>{hostile}</name>"))
+    out = tmp_path / "run"
+    code = main(["run", "--profile", "smoke", "--tasks", "detection", "--pipelines", "mean-box", "--datasets",
+                 f"voc:{folder}", "--out", str(out), "--cache-dir", str(cache_dir)])
+    assert code == 0
+    assert not list(Path("/tmp").glob(target.name + "*")), "a file was written outside the run folder"
+    [export] = list(out.glob("jobs/*/export-test/voc"))
+    files = json.loads((export / "classes.json").read_text())
+    assert (export / files[hostile]).is_file() and "/" not in files[hostile]
+    assert all(os.path.realpath(p).startswith(os.path.realpath(out)) for p in out.rglob("*"))
+
+
+@pytest.mark.fault("22.4 bounded outputs: 200,000 boxes per image fail the job, the runner stays small")
+def test_two_hundred_thousand_boxes_per_image_fail_the_job_and_the_runner_stays_under_1_gb(tmp_path, cache_dir,
+                                                                                           hostile_dist):
+    import psutil
+
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "benchsuite", "run", "--profile", "smoke", "--tasks", "detection", "--pipelines",
+            "test-many-boxes", "--out", str(out), "--cache-dir", str(cache_dir), "--no-report",
+            "--memory-limit-mb", "1500"]
+    runner = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = 0.0
+    proc = psutil.Process(runner.pid)
+    while runner.poll() is None:
+        try:
+            peak = max(peak, proc.memory_info().rss / 2**20)  # the runner itself, not its worker
+        except psutil.Error:
+            break
+        time.sleep(0.1)
+    assert runner.wait(timeout=600) == 0, runner.stderr.read()
+    [rec] = _lines(out)
+    assert rec["failure"] == "invalid-output"
+    assert "returned 200,000 detections, more than the 5,000 per image the detection task scores" in rec["error"]
+    assert peak < 1024, f"the runner reached {peak:.0f} MB"
+    assert sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) < 50 * 2**20  # no huge predictions file

@@ -634,3 +634,21 @@ def test_a_job_folder_removed_before_its_result_was_read_is_the_named_cause(tmp_
     assert result["error"] == (f"the job folder {job_dir} was removed while the job ran, so its result was lost; "
                                f"fix the cause, then run the same command with --resume --retry-failed to run it "
                                f"again")
+
+
+@pytest.mark.fault("22.1 confinement: names and paths from data, plugins and records")
+@PROPERTY
+@given(st.lists(HOSTILE_TEXT, min_size=1, max_size=4, unique=True))
+def test_figure_files_named_from_records_stay_in_the_assets_folder(tmp_path_factory, names):
+    from benchsuite.report.document import Figures
+    from benchsuite.report.plots import Plot
+    from benchsuite.report.render import figure_file, to_markdown
+
+    root = tmp_path_factory.mktemp("report")
+    assets = root / "report_files"
+    md = to_markdown([Figures([Plot(n, n, "caption", b"png") for n in names])], assets)
+    written = sorted(p.name for p in assets.iterdir())
+    assert written == sorted({figure_file(n) for n in names}) and len(written) == len(names)
+    assert [p for p in root.rglob("*") if p.is_file()] == [assets / w for w in written] or \
+        sorted(p for p in root.rglob("*") if p.is_file()) == sorted(assets / w for w in written)
+    assert not _unescaped_markup(md)

@@ -33,20 +33,17 @@ class GitInfo(TypedDict, total=False):
     diff_sha256: str | None
 
 
-class DatasetEntry(TypedDict, total=False):
-    """One of ``datasets``: an opened data set's provenance (:class:`benchsuite.data.datasets.DatasetInfo`)."""
+def _dataset_entry() -> Any:
+    """One of ``datasets``: an opened data set's provenance, the fields of
+    :class:`benchsuite.data.datasets.DatasetInfo` (each optional in a file)."""
+    from typing import get_type_hints
 
-    name: str
-    annotations: list[str]
-    origin: str
-    canonical: bool | None
-    fingerprint: str
-    root: str
-    classes: list[str]
-    split_counts: dict[str, int]
-    split_fingerprints: dict[str, str]
-    description: str
-    notes: list[str]
+    from benchsuite.data.datasets import DatasetInfo
+
+    return TypedDict("DatasetEntry", get_type_hints(DatasetInfo), total=False)  # type: ignore[operator]
+
+
+DatasetEntry = _dataset_entry()
 
 
 class ConfigInfo(TypedDict, total=False):

@@ -23,7 +23,6 @@ from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPredictio
 from benchsuite.tasks.checks import PerImageChecks
 from benchsuite.tasks.per_image import load_ragged, run_over_images, save_ragged, single_image_latency
 
-
 #: the most detections one image may have after validation (clipping): the built-in detectors keep at most 100
 #: per class and image; more is a detector that skipped its non-maximum suppression, and would make the scoring
 #: process's memory grow with it (the job fails with a message that says so)

@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 
 from benchsuite.cli import main
 from benchsuite.data import cifar10, voc
-from benchsuite.data.synthetic_cifar import write_cifar_layout
 from benchsuite.errors import BenchsuiteError, DataError
 from benchsuite.plugins import NAME_PATTERN, name_problem
 from benchsuite.report import markup
@@ -35,6 +34,7 @@ from benchsuite.results.schema import SCHEMA_VERSION
 from benchsuite.results.store import RunStore
 from benchsuite.runner import proctree
 from benchsuite.runner.resume import config_differences
+from tests.unit.test_faults_units import _cifar
 from tests.unit.test_voc import _obj, make_voc, simple_images
 
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -332,14 +332,6 @@ def test_a_predictions_file_with_broken_offsets_or_ids_is_refused(tmp_path):
 
 
 # ============================================================================ 22.5 every reader total
-
-
-def _cifar(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    folder = tmp_path / cifar10.FOLDER
-    write_cifar_layout(folder, rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8), np.arange(20) % 10,
-                       rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8), np.arange(10) % 10, cifar10.CLASSES)
-    return folder
 
 
 @pytest.mark.fault("22.5 every reader total: CIFAR pickles")

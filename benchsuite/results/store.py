@@ -151,12 +151,13 @@ class RunStore:
             if problem:
                 log.warning("%s:%d: skipping a malformed record line (%s)", self.records_path, number, problem)
                 continue
+            rec = upgrade_record(rec)  # an older record in the current shape first: then its fields are checked
             fields = present_field_problems(rec)
             if fields:
                 more = f" (and {len(fields) - 1} more)" if len(fields) > 1 else ""
                 raise RecordError(f"{self.records_path}:{number}: {fields[0]}{more}; the record is not as the runner "
                                   f"writes it (was the file edited?): fix or remove that line")
-            out.append(upgrade_record(rec))
+            out.append(rec)
         if not latest_only:
             return out
         latest: dict[tuple[str, str], dict[str, Any]] = {}

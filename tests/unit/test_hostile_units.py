@@ -647,3 +647,22 @@ def test_figure_files_named_from_records_stay_in_the_assets_folder(tmp_path_fact
     assert [p for p in root.rglob("*") if p.is_file()] == [assets / w for w in written] or \
         sorted(p for p in root.rglob("*") if p.is_file()) == sorted(assets / w for w in written)
     assert not _unescaped_markup(md)
+
+
+@pytest.mark.fault("22.1 confinement: untrusted text is text in report.md and report.html")
+def test_text_from_plugins_and_records_is_escaped_in_both_reports(tmp_path):
+    from benchsuite.report.markdown import write_report
+
+    evil = "<img src=x onerror=alert(1)>\n# head | cell **b** `c` [l](http://x)"
+    records = [_record(fit_info={"weights": evil, "report_group": evil, "report_note": evil},
+                       shortcuts=[{"what": evil, "asked": 2, "done": 1, "reason": evil}], shortened=True),
+               _record(job_id="classification--d--q--s0", pipeline="q", status="failed", failure=evil, error=evil,
+                       metrics={})]
+    run = _folder(tmp_path / "run", records, {"run_id": evil, "profile": evil, "argv": [evil],
+                                              "machine": {"cpu": evil}, "datasets": [{"name": evil, "notes": [evil]}]})
+    paths = write_report(run)
+    md, page = paths.markdown.read_text(), paths.html.read_text()
+    assert "\n# head" not in md and "\n#" not in md.split("## Headline")[0].split("\n", 1)[1]
+    assert not _unescaped_markup(md)  # every < and & escaped, or inside a code span (never parsed as HTML)
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "href=\"http" not in page  # no link made of the text (the page links only to its own sections)

@@ -159,7 +159,7 @@ def compare_markdown(a: ReportModel, b: ReportModel, changes: list[Change], time
         mach = m.run.get("machine", {}) or {}
         commit = str((m.run.get("git") or {}).get("commit") or "unknown")[:10]
         seeds = sorted({r.seed for r in m.rows()})
-        return (f"run {code(m.run_id)} ({lit(m.run_dir)}): profile {lit(m.run.get('profile'))}, seeds {seeds}, "
+        return (f"run {code(m.run_id)} ({code(m.run_dir, 400)}): profile {lit(m.run.get('profile'))}, seeds {seeds}, "
                 f"{lit(mach.get('cpu'))}, device {lit((m.run.get('config') or {}).get('device'))}, "
                 f"commit {code(commit)}")
 

@@ -78,6 +78,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out (or the latest under --results-root), skipping recorded jobs")
     p.add_argument("--retry-failed", action="store_true", help="with --resume: run failed jobs again")
+    p.add_argument("--allow-changed", action="store_true",
+                   help="with --resume: continue although the configuration differs from the run's (params, splits, "
+                        "code, versions...); the change is recorded in run.json and on the new records")
     p.add_argument("--data-root", type=Path,
                    help="folder with cifar-10-batches-py/ and VOCdevkit/ (default: $BENCHSUITE_DATA or ./data)")
     p.add_argument("--cache-dir", type=Path, help="cache for synthetic data and proposals "
@@ -140,6 +143,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> Any:
         profile=args.profile, tasks=args.tasks, datasets=args.datasets, pipelines=args.pipelines,
         exclude=args.exclude, seeds=args.seeds, device=args.device, jobs=args.jobs, out=args.out,
         results_root=args.results_root, resume=args.resume, retry_failed=args.retry_failed,
+        allow_changed=args.allow_changed,
         data_root=data_root, data_root_explicit=args.data_root is not None or env_root is not None,
         cache_dir=args.cache_dir or default_cache_dir(), download=args.download, eval_splits=args.splits,
         time_limit_s=args.time_limit, time_budget_s=args.time_budget, memory_limit_mb=args.memory_limit_mb,
@@ -203,8 +207,13 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
               for p in group.entries(include_broken=True) if not p.ok]
     for what, p in others:
         print(f"broken {what} plugin {p.name} ({p.ref}, from {p.distribution}): {p.error}", file=sys.stderr)
+    from benchsuite.registry import PIPELINES
+
+    refused = [p for group in (PIPELINES, TASKS, FORMATS) for p in group.refused()]
+    for p in refused:  # a plugin that claims a name another distribution (the suite itself) holds
+        print(f"refused plugin {p.name} ({p.ref}, from {p.distribution}): {p.error}", file=sys.stderr)
     opencv = _warn_about_environment(show=True)
-    return 1 if (broken or others or opencv) and getattr(args, "strict", False) else 0
+    return 1 if (broken or others or refused or opencv) and getattr(args, "strict", False) else 0
 
 
 def _warn_about_environment(show: bool = False) -> str | None:
@@ -253,9 +262,125 @@ def _check_target(target: str) -> tuple[type, str | None]:
     return cls, (target if info.ok else None)
 
 
+#: the default of ``benchsuite check --time-limit``: the checks run in seconds on tiny data; this only ends a hang
+CHECK_TIME_LIMIT_S = 600.0
+
+
 def cmd_check(args: argparse.Namespace, argv: list[str]) -> int:
-    """Conformance checks of one pipeline class, in this process (benchsuite.testing); ``--run`` also runs it
-    once through a worker on the smoke data."""
+    """Conformance checks of one pipeline class (benchsuite.testing), in a child process under ``--time-limit``
+    (a pipeline that hangs, even one that ignores SIGTERM, is ended with every process it started); ``--run``
+    also runs it once through a worker on the smoke data."""
+    cls, pid = _check_target(args.target)  # here: the child forked below finds the class (and the registry) loaded
+    code = _checks_in_child(args, argv)
+    if code != 0 or not args.run:
+        return code
+    return _check_run(cls, pid, args, _check_overrides(args))
+
+
+def _check_overrides(args: argparse.Namespace) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for item in args.param:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ConfigError(f"--param {item!r}: expected NAME=VALUE, for example k=3")
+        overrides[key.strip()] = raw.strip()
+    return overrides
+
+
+def _checks_in_child(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run the checks (without ``--run``) in a child process forked from this one, ended with its whole tree after
+    ``--time-limit`` seconds (a FAIL line says so); its exit status, 1 when it ran out of time. The child's output
+    is copied to this process's stdout and stderr as it comes."""
+    import time
+
+    from benchsuite.runner import proctree
+
+    limit = args.time_limit
+    if not (limit > 0 and limit < float("inf")):
+        raise ConfigError(f"--time-limit must be a finite number of seconds above 0, got {limit}")
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: the checks, in a session of its own, as a subreaper of whatever they start
+        code = 1
+        try:
+            os.setsid()
+            os.close(out_r)
+            os.close(err_r)
+            sys.stdout = os.fdopen(out_w, "w", buffering=1)
+            sys.stderr = os.fdopen(err_w, "w", buffering=1)
+            for handler in logging.getLogger().handlers:
+                if isinstance(handler, logging.StreamHandler):
+                    handler.setStream(sys.stderr)
+            proctree.become_subreaper()
+            try:
+                code = _check_here(args)
+            except BenchsuiteError as exc:
+                print(f"benchsuite: error: {exc}", file=sys.stderr)
+                code = 2
+            finally:
+                proctree.kill_tree(os.getpid(), include_root=False)  # nothing the checks started outlives them
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+    os.close(out_w)
+    os.close(err_w)
+    pumps = [_relay(out_r, sys.stdout), _relay(err_r, sys.stderr)]
+    deadline = time.monotonic() + limit
+    code = None
+    try:
+        while code is None:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                code = os.waitstatus_to_exitcode(status)
+                code = code if code >= 0 else 1
+            elif time.monotonic() > deadline:
+                proctree.kill_tree(pid)
+                os.waitpid(pid, 0)
+                print(f"  FAIL  time limit: the checks of {args.target} were still running after {limit:g} s and "
+                      f"were ended with every process they started (a hang in fit, predict or a check; raise "
+                      f"--time-limit if they only need longer)", flush=True)
+                code = 1
+            else:
+                time.sleep(0.05)
+    except BaseException:
+        proctree.kill_tree(pid)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        raise
+    finally:
+        for pump in pumps:
+            pump.join(timeout=5)
+    return code
+
+
+def _relay(fd: int, target: Any) -> Any:
+    """A started thread copying the lines read from ``fd`` (the child's output) to ``target`` (this process's stdout
+    or stderr, whatever they are now), until end of file."""
+    import threading
+
+    def copy() -> None:
+        with os.fdopen(fd, "rb") as source:
+            for raw in iter(source.readline, b""):
+                with contextlib.suppress(Exception):
+                    target.write(raw.decode("utf-8", "replace"))
+                    target.flush()
+
+    thread = threading.Thread(target=copy, daemon=True, name="check-relay")
+    thread.start()
+    return thread
+
+
+def _check_here(args: argparse.Namespace) -> int:
+    """The conformance checks, in this process: one line per check, exit 1 on a failure."""
     import time
 
     from benchsuite.params import check_params
@@ -266,14 +391,9 @@ def cmd_check(args: argparse.Namespace, argv: list[str]) -> int:
     # small operations made a tiny L-BFGS fit take minutes
     when_imported("torch", lambda torch: torch.set_num_threads(1))
     when_imported("cv2", lambda cv2: cv2.setNumThreads(1))
-    cls, pid = _check_target(args.target)
+    cls, _ = _check_target(args.target)
     name = getattr(cls, "id", "") or args.target
-    overrides: dict[str, str] = {}
-    for item in args.param:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise ConfigError(f"--param {item!r}: expected NAME=VALUE, for example k=3")
-        overrides[key.strip()] = raw.strip()
+    overrides = _check_overrides(args)
     params = check_params(name, cls, overrides) if overrides else {}
     print(f"checking {name} ({cls.__module__}:{cls.__qualname__}, task {getattr(cls, 'task', '?')}, "
           f"profile {args.profile} sizes)")
@@ -285,11 +405,7 @@ def cmd_check(args: argparse.Namespace, argv: list[str]) -> int:
     failed = [r for r in results if r.failed]
     print(f"{len(results) - len(failed)} of {len(results)} checks passed or skipped, {len(failed)} failed "
           f"({time.perf_counter() - start:.1f} s)")
-    if failed:
-        return 1
-    if args.run:
-        return _check_run(cls, pid, args, overrides)
-    return 0
+    return 1 if failed else 0
 
 
 def _check_run(cls: type, pid: str | None, args: argparse.Namespace, overrides: dict[str, str]) -> int:
@@ -414,6 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run it once through a worker on the smoke data (benchsuite run --profile smoke)")
     p.add_argument("--cache-dir", type=Path, help="cache for the smoke data (default: $BENCHSUITE_CACHE or "
                                                   "~/.cache/benchsuite)")
+    p.add_argument("--time-limit", type=float, default=CHECK_TIME_LIMIT_S,
+                   help=f"seconds the checks may take before they are ended (default {CHECK_TIME_LIMIT_S:g})")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("report", help="write report.md and report.html for a run folder")
     p.add_argument("run_dir")

@@ -10,6 +10,14 @@ with one line, worded the same for every group::
     unknown task 'segmentation'; known tasks: classification, detection, proposals
     pipeline 'test-broken' (plugin_pipelines:NotAPipeline, from benchsuite-test-plugins) cannot be used: ...
 
+Names are restricted (:data:`NAME_PATTERN`: letters, digits, ``.``, ``_`` and ``-``, starting with a letter or a
+digit, at most 64 characters), since they become parts of job ids, file names and reports: an entry with another
+name is listed as broken with that reason. A name registered by two distributions is never resolved silently:
+the suite's own entry (distribution ``benchsuite``) keeps its name and a plugin's claim on it is refused (listed by
+``benchsuite list``), unless the user asks for the plugin with ``BENCHSUITE_OVERRIDE=name`` (or ``name=DISTRIBUTION``
+to choose between two plugins; several separated by commas); two plugins claiming one name are both refused without
+it.
+
 This module imports nothing of the suite but :mod:`benchsuite.errors`: every layer may build a group on it.
 """
 
@@ -17,6 +25,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +37,34 @@ from benchsuite.errors import ConfigError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+
+#: what a plugin's name (a pipeline id, a task name, a data-set format's prefix) may be
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: the distribution of the suite's own (built-in) entries
+BUILTIN_DISTRIBUTION = "benchsuite"
+#: the environment variable that lets a plugin replace a built-in entry (or chooses between two plugins):
+#: ``name`` or ``name=distribution``, several separated by commas
+OVERRIDE_ENV = "BENCHSUITE_OVERRIDE"
+
+
+def name_problem(name: object, noun: str = "plugin") -> str | None:
+    """Why ``name`` cannot be a plugin's name (None when it can): see :data:`NAME_PATTERN`."""
+    if isinstance(name, str) and NAME_PATTERN.fullmatch(name):
+        return None
+    shown = repr(name[:60]) + ("..." if len(name) > 60 else "") if isinstance(name, str) else type(name).__name__
+    return (f"{noun} name {shown} is not allowed: a name is 1 to 64 letters, digits, '.', '_' or '-', starting with a "
+            f"letter or a digit (it becomes part of job ids, file names and reports)")
+
+
+def overrides_asked() -> dict[str, str]:
+    """``BENCHSUITE_OVERRIDE`` as ``{name: distribution}`` (``""``: the one plugin that claims the name)."""
+    out = {}
+    for item in os.environ.get(OVERRIDE_ENV, "").split(","):
+        name, _, dist = item.strip().partition("=")
+        if name:
+            out[name] = dist.strip()
+    return out
 
 
 class PluginProblem(Exception):
@@ -52,6 +90,8 @@ class Plugin(Generic[T]):
         distribution: the installed distribution that registered it.
         obj: what the group's ``check`` returned for the loaded object; None when the entry is broken.
         error: why the entry cannot be used ("" when it can).
+        overrides: for a plugin that replaces a built-in entry on the user's request (``BENCHSUITE_OVERRIDE``), the
+            built-in's ``ref``; "" otherwise.
     """
 
     name: str
@@ -59,6 +99,7 @@ class Plugin(Generic[T]):
     distribution: str
     obj: T | None = None
     error: str = ""
+    overrides: str = ""
 
     @property
     def ok(self) -> bool:
@@ -83,11 +124,15 @@ class PluginGroup(Generic[T]):
         self._check = check
         self._order = order
         self._cache: dict[tuple[str, ...], dict[str, Plugin[T]]] = {}
+        self._refused: dict[tuple[str, ...], list[Plugin[T]]] = {}
 
     def __repr__(self) -> str:
         return f"PluginGroup({self.group!r})"
 
     def _entry(self, name: str, ref: str, distribution: str) -> Plugin[T]:
+        problem = name_problem(name, self.noun)
+        if problem:
+            return Plugin(name, ref, distribution, error=problem)
         try:
             loaded = load_ref(ref)
         except Exception as exc:  # a broken plugin is reported, not fatal
@@ -102,42 +147,102 @@ class PluginGroup(Generic[T]):
     def discover(self, refresh: bool = False) -> dict[str, Plugin[T]]:
         """Every entry of the group by name, broken ones included (``error`` set), working ones first.
 
-        Read once per ``sys.path`` (installing a distribution into the running process changes it); ``refresh``
-        reads the group again. A name registered twice keeps its first entry, with a warning.
+        Read once per ``sys.path`` and ``BENCHSUITE_OVERRIDE`` (installing a distribution into the running process
+        changes the path); ``refresh`` reads the group again. A name registered by two distributions follows the
+        module docstring's rule (:meth:`refused` lists the claims that lost); one distribution that registers a
+        name twice (stale metadata) keeps its first entry, with a warning.
         """
-        key = tuple(sys.path)
+        key = (*sys.path, "\0override", os.environ.get(OVERRIDE_ENV, ""))
         if not refresh and key in self._cache:
             return self._cache[key]
-        found: dict[str, Plugin[T]] = {}
+        claims: dict[str, list[tuple[str, str]]] = {}
         for ep in entry_points(group=self.group):
             dist = ep.dist.name if ep.dist is not None else "?"
-            if ep.name in found:
-                if found[ep.name].ref != ep.value:
-                    log.warning("%s %r is registered twice in %s (%s and %s); keeping the first", self.noun, ep.name,
-                                self.group, found[ep.name].ref, ep.value)
+            mine = claims.setdefault(ep.name, [])
+            same_dist = [ref for ref, d in mine if d == dist]
+            if same_dist:
+                if ep.value not in same_dist:
+                    log.warning("%s %r is registered twice in %s by %s (%s and %s); keeping the first", self.noun,
+                                ep.name, self.group, dist, same_dist[0], ep.value)
                 continue
-            found[ep.name] = self._entry(ep.name, ep.value, dist)
+            mine.append((ep.value, dist))
+        found: dict[str, Plugin[T]] = {}
+        refused: list[Plugin[T]] = []
+        asked = overrides_asked()
+        for name, entries in claims.items():
+            chosen, lost, problem = self._choose(name, entries, asked)
+            if problem:
+                found[name] = Plugin(name, entries[0][0], entries[0][1], error=problem)
+            else:
+                ref, dist = chosen
+                builtin = next((r for r, d in entries if d == BUILTIN_DISTRIBUTION and r != ref), "")
+                entry = self._entry(name, ref, dist)
+                found[name] = Plugin(entry.name, entry.ref, entry.distribution, entry.obj, entry.error, builtin)
+            refused += lost
         order = self._order or (lambda p: p.name)
         working = sorted((p for p in found.values() if p.ok), key=order)
         broken = sorted((p for p in found.values() if not p.ok), key=lambda p: p.name)
         out = {p.name: p for p in [*working, *broken]}
         self._cache[key] = out
+        self._refused[key] = refused
+        for p in refused:
+            log.warning("%s", p.error)
         return out
 
     def entry(self, name: str) -> Plugin[T] | None:
-        """The entry registered under ``name`` (None when there is none), loading that entry only: the quick way to
-        one plugin (``benchsuite check ID``) without importing every other one. The first registration wins, as in
-        :meth:`discover`."""
-        key = tuple(sys.path)
+        """The entry registered under ``name`` (None when there is none), loading that entry only when one
+        distribution registers it: the quick way to one plugin (``benchsuite check ID``) without importing every
+        other one. A name claimed more than once is resolved as :meth:`discover` resolves it (built-in first,
+        ``BENCHSUITE_OVERRIDE``)."""
+        key = (*sys.path, "\0override", os.environ.get(OVERRIDE_ENV, ""))
         if key in self._cache:
             return self._cache[key].get(name)
-        for ep in entry_points(group=self.group, name=name):
-            return self._entry(ep.name, ep.value, ep.dist.name if ep.dist is not None else "?")
+        claims = [ep for ep in entry_points(group=self.group, name=name)]
+        if len({(ep.value, ep.dist.name if ep.dist is not None else "?") for ep in claims}) > 1:
+            return self.discover().get(name)
+        for ep in claims:
+            entry = self._entry(ep.name, ep.value, ep.dist.name if ep.dist is not None else "?")
+            return entry
         return None
 
     def registered_names(self) -> list[str]:
         """The names registered in the group, in order, without loading any entry."""
         return sorted({ep.name for ep in entry_points(group=self.group)})
+
+    def _choose(self, name: str, entries: list[tuple[str, str]], asked: dict[str, str]
+                ) -> tuple[tuple[str, str], list[Plugin[T]], str]:
+        """Which of the ``(ref, distribution)`` entries registered under ``name`` stands for it: ``(chosen, the
+        refused claims, "")``, or ``(_, [], problem)`` when none may (two plugins and no choice)."""
+        if len(entries) == 1:
+            return entries[0], [], ""
+        listed = ", ".join(f"{ref} from {dist}" for ref, dist in entries)
+        builtin = [e for e in entries if e[1] == BUILTIN_DISTRIBUTION]
+        plugins = [e for e in entries if e[1] != BUILTIN_DISTRIBUTION]
+        if name in asked:
+            wanted = asked[name]
+            picked = [e for e in plugins if not wanted or e[1] == wanted]
+            if len(picked) == 1:
+                lost = [Plugin(name, ref, dist, error=f"{self.noun} {name!r} ({ref}, from {dist}) is not used: "
+                               f"{OVERRIDE_ENV} chose {picked[0][0]} from {picked[0][1]}")
+                        for ref, dist in entries if (ref, dist) != picked[0]]
+                return picked[0], lost, ""
+            return entries[0], [], (f"{self.noun} {name!r} is registered by {listed}; {OVERRIDE_ENV}={name}"
+                                    f"{'=' + wanted if wanted else ''} matches {len(picked)} of them: name one "
+                                    f"distribution ({OVERRIDE_ENV}={name}=DISTRIBUTION)")
+        if builtin:
+            lost = [Plugin(name, ref, dist, error=f"{self.noun} {name!r} ({ref}, from {dist}) claims the built-in "
+                           f"{self.noun} {name!r} ({builtin[0][0]}) and is refused; the built-in is used. To run the "
+                           f"plugin instead, ask for it: {OVERRIDE_ENV}={name}")
+                    for ref, dist in plugins]
+            return builtin[0], lost, ""
+        return entries[0], [], (f"{self.noun} {name!r} is registered by {listed}: ambiguous, neither is used; "
+                                f"uninstall one or choose with {OVERRIDE_ENV}={name}=DISTRIBUTION")
+
+    def refused(self) -> list[Plugin[T]]:
+        """The entries whose claim on a name lost (a plugin claiming a built-in's name, unasked), with why."""
+        self.discover()
+        key = (*sys.path, "\0override", os.environ.get(OVERRIDE_ENV, ""))
+        return list(self._refused.get(key, []))
 
     def entries(self, include_broken: bool = False) -> list[Plugin[T]]:
         """The entries in order (working ones only unless ``include_broken``)."""

@@ -23,11 +23,12 @@ from typing import Any
 
 from benchsuite.api import Pipeline, check_pipeline_class
 from benchsuite.errors import ConfigError
-from benchsuite.plugins import PluginGroup, PluginProblem, load_ref, near_miss_groups
+from benchsuite.plugins import PluginGroup, PluginProblem, load_ref, name_problem, near_miss_groups
 from benchsuite.tasks.registry import TASKS
 
-__all__ = ["PIPELINES", "PipelineInfo", "discover", "discovery_hints", "find_pipeline", "get_pipeline_class",
-           "list_pipelines", "load_ref", "pipeline_problems", "ref_info", "resolve"]
+__all__ = ["PIPELINES", "PipelineInfo", "discover", "discovery_hints", "distribution_version", "find_pipeline",
+           "get_pipeline_class", "list_pipelines", "load_ref", "pipeline_problems", "pipeline_provenance", "ref_info",
+           "resolve"]
 
 ENTRY_POINT_GROUP = "benchsuite.pipelines"
 log = logging.getLogger(__name__)
@@ -46,10 +47,32 @@ class PipelineInfo:
     pretrained_reference: bool = False
     description: str = ""
     error: str = ""
+    overrides: str = ""  # the built-in's "module:Class" this plugin replaces on request (BENCHSUITE_OVERRIDE)
 
     @property
     def ok(self) -> bool:
         return not self.error
+
+
+def distribution_version(distribution: str | None) -> str | None:
+    """The installed version of ``distribution`` (None when unknown)."""
+    from importlib import metadata
+
+    if not distribution or distribution == "?":
+        return None
+    try:
+        return metadata.version(distribution)
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+
+
+def pipeline_provenance(info: PipelineInfo) -> dict[str, Any]:
+    """What ``run.json`` and each record say about the class registered under ``info.id``: its module and class
+    name, the distribution that registered it and that distribution's version, and the built-in it replaces on the
+    user's request (``overrides``, None when none)."""
+    module, _, qualname = info.ref.partition(":")
+    return {"module": module, "qualname": qualname, "distribution": info.distribution or None,
+            "version": distribution_version(info.distribution), "overrides": info.overrides or None}
 
 
 def pipeline_problems(cls: Any) -> list[str]:
@@ -59,6 +82,8 @@ def pipeline_problems(cls: Any) -> list[str]:
     problems = check_pipeline_class(cls)
     if not (isinstance(cls, type) and issubclass(cls, Pipeline)):
         return problems
+    if isinstance(cls.id, str) and cls.id and name_problem(cls.id, "pipeline"):
+        problems.append(f"{cls.__name__}.id: {name_problem(cls.id, 'pipeline')}")
     task = TASKS.find(cls.task) if isinstance(cls.task, str) else None
     if task is None:
         problems.append(f"{cls.__name__}.task must be one of {TASKS.names()}, got {cls.task!r}")
@@ -95,7 +120,7 @@ PIPELINES: PluginGroup[PipelineInfo] = PluginGroup(ENTRY_POINT_GROUP, "pipeline"
 
 def _info(entry: Any) -> PipelineInfo:
     info = entry.obj if entry.ok else PipelineInfo(entry.name, "", "", error=entry.error)
-    return replace(info, ref=entry.ref, distribution=entry.distribution)
+    return replace(info, ref=entry.ref, distribution=entry.distribution, overrides=entry.overrides)
 
 
 def find_pipeline(pipeline_id: str) -> PipelineInfo | None:

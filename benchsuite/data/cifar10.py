@@ -5,8 +5,13 @@ official 10,000 test images) and ``batches.meta`` (the class names). Each batch 
 ``data`` (N x 3072 uint8: the red plane, then green, then blue, each 32 x 32 row-major) and ``labels``.
 Files pickled by Python 2 have byte-string keys, files pickled by Python 3 have str keys: both are read.
 
-Pickles are loaded with an allow-list unpickler that only rebuilds numpy arrays, lists, dicts and
-strings, so a hostile file cannot run code.
+Pickles are untrusted input. A batch file is read only when it is a regular file of at most
+:data:`MAX_PICKLE_BYTES` (a FIFO or a device is refused before it is opened for reading); its opcodes are scanned
+first (:func:`check_pickle`), so that an object that declares more bytes than the file holds (a "1 TiB" bytes
+object) is refused before anything is allocated; then an allow-list unpickler rebuilds only numpy arrays, lists,
+dicts and strings, so a hostile file cannot run code; and each entry is checked for its type and size (``data`` a
+uint8 array of whole images, ``labels`` a flat list or array of whole numbers, one per image) before it is turned
+into an array. Every refusal is one :class:`~benchsuite.errors.DataError` line naming the file and the entry.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +62,15 @@ _ALLOWED_GLOBALS = {
 }
 
 
+#: the largest batch file read (the official ones are about 31 MB; the meta file a few hundred bytes)
+MAX_PICKLE_BYTES = 512 * 2**20
+#: the most opcodes a batch pickle may hold (the official ones: about 40,000)
+MAX_PICKLE_OPCODES = 2_000_000
+#: the opcodes whose argument is a length-prefixed string or bytes object read from the file
+_SIZED_OPCODES = frozenset({"BINBYTES", "BINBYTES8", "SHORT_BINBYTES", "BINUNICODE", "BINUNICODE8",
+                            "SHORT_BINUNICODE", "BINSTRING", "SHORT_BINSTRING", "BYTEARRAY8"})
+
+
 class _ArrayUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in _ALLOWED_GLOBALS:
@@ -63,20 +78,91 @@ class _ArrayUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _load_pickle(path: Path) -> dict[str, object]:
+def check_pickle(raw: bytes, path: Path) -> None:
+    """Scan the opcodes of the pickle ``raw`` without building anything: every length-prefixed object must fit in
+    the bytes that remain (``pickletools`` reads at most what is there, so a declared length of 1 TiB costs
+    nothing), the opcode count must stay under :data:`MAX_PICKLE_OPCODES`, and out-of-band buffers are refused.
+    A problem is a DataError naming the file and the byte offset."""
+    import pickletools
+
+    count = 0
     try:
-        raw = path.read_bytes()
+        for opcode, _arg, pos in pickletools.genops(io.BytesIO(raw)):
+            count += 1
+            if count > MAX_PICKLE_OPCODES:
+                raise DataError(f"{path}: more than {MAX_PICKLE_OPCODES:,} pickle opcodes; refused (a CIFAR-10 "
+                                f"batch has about 40,000)")
+            if opcode.name in ("NEXT_BUFFER", "READONLY_BUFFER", "EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID"):
+                raise DataError(f"{path}: pickle opcode {opcode.name} at byte {pos} is not used by CIFAR-10 "
+                                f"batches; refused")
+    except DataError:
+        raise
+    except (ValueError, EOFError, pickle.UnpicklingError, UnicodeDecodeError) as exc:
+        # pickletools says "expected N bytes in a bytes8, but only M remain" for a declared length past the end
+        raise DataError(f"{path}: truncated or not a pickle ({exc}); expected a CIFAR-10 batch file in the official "
+                        f"python layout") from None
+
+
+def _load_pickle(path: Path) -> dict[str, object]:
+    from benchsuite.results.safe_paths import read_limited
+
+    try:
+        raw = read_limited(path, MAX_PICKLE_BYTES, "CIFAR-10 batch file")
     except FileNotFoundError:
         raise DataError(f"{path}: missing; expected a CIFAR-10 batch file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: unreadable ({exc.strerror or exc}); expected a CIFAR-10 batch file") from None
+    check_pickle(raw, path)
     try:
         obj = _ArrayUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError) as exc:
+    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            MemoryError, OverflowError, RecursionError, UnicodeDecodeError) as exc:
         kind = "truncated" if isinstance(exc, EOFError) or "truncated" in str(exc) else "unreadable"
-        raise DataError(f"{path}: {kind} ({type(exc).__name__}: {exc}); expected a CIFAR-10 pickle "
+        raise DataError(f"{path}: {kind} ({type(exc).__name__}: {str(exc)[:200]}); expected a CIFAR-10 pickle "
                         f"in the official python layout") from None
     if not isinstance(obj, dict):
         raise DataError(f"{path}: holds a {type(obj).__name__}, expected the dict of a CIFAR-10 batch")
     return {k.decode("latin1") if isinstance(k, bytes) else str(k): v for k, v in obj.items()}
+
+
+def _image_bytes(value: object, path: Path) -> np.ndarray:
+    """The ``data`` entry as a ``(N, 3072)`` uint8 array, checked before any conversion."""
+    if isinstance(value, (bytes, bytearray)):
+        value = np.frombuffer(bytes(value), np.uint8)
+        if value.size % IMAGE_BYTES:
+            raise DataError(f"{path}: 'data' holds {value.size} bytes, not a whole number of {IMAGE_BYTES}-byte images")
+        value = value.reshape(-1, IMAGE_BYTES)
+    if not isinstance(value, np.ndarray):
+        raise DataError(f"{path}: 'data' is a {type(value).__name__}, expected a uint8 array (N, {IMAGE_BYTES})")
+    if value.dtype != np.uint8 or value.ndim != 2 or value.shape[1] != IMAGE_BYTES:
+        raise DataError(f"{path}: 'data' is {value.dtype} {value.shape}, expected uint8 (N, {IMAGE_BYTES})")
+    return value
+
+
+def _label_values(value: object, count: int, path: Path) -> np.ndarray:
+    """The ``labels`` entry as a ``(count,)`` array: a flat list (or tuple) of numbers, or a 1-D numeric array,
+    checked before it is converted (a nested list could declare a huge array)."""
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1 or value.dtype.kind not in "iuf":
+            raise DataError(f"{path}: 'labels' is a {value.dtype} array of shape {value.shape}, expected {count} "
+                            f"whole numbers 0..9")
+        labels = value
+    elif isinstance(value, (list, tuple)):
+        from benchsuite.results.safe_paths import short_repr
+
+        bad = next((v for v in value if isinstance(v, bool) or not isinstance(v, (int, float, np.integer,
+                                                                                  np.floating))), None)
+        if bad is not None:
+            raise DataError(f"{path}: 'labels' holds a {type(bad).__name__} ({short_repr(bad, 40)}), expected whole "
+                            f"numbers 0..9")
+        if any(isinstance(v, int) and not -(2**62) < v < 2**62 for v in value):
+            raise DataError(f"{path}: 'labels' holds a number out of range; expected whole numbers 0..9")
+        labels = np.asarray(value)
+    else:
+        raise DataError(f"{path}: 'labels' is a {type(value).__name__}, expected a list of whole numbers 0..9")
+    if labels.shape != (count,):
+        raise DataError(f"{path}: {labels.size} labels for {count} images")
+    return labels
 
 
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -86,12 +172,8 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if missing:
         raise DataError(f"{path}: no {' or '.join(repr(k) for k in missing)} entry; "
                         f"expected a CIFAR-10 batch with 'data' and 'labels'")
-    data = np.asarray(batch["data"])
-    labels = np.asarray(batch["labels"])
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
-        raise DataError(f"{path}: 'data' is {data.dtype} {data.shape}, expected uint8 (N, {IMAGE_BYTES})")
-    if labels.shape != (len(data),):
-        raise DataError(f"{path}: {labels.size} labels for {len(data)} images")
+    data = _image_bytes(batch["data"], path)
+    labels = _label_values(batch["labels"], len(data), path)
     if labels.dtype.kind not in "iu":
         whole = labels.dtype.kind == "f" and bool(np.all(np.isfinite(labels))) and bool(
             np.all(labels == np.round(labels)))
@@ -111,6 +193,9 @@ def read_class_names(path: Path) -> tuple[str, ...]:
     names = meta.get("label_names")
     if not isinstance(names, list) or len(names) != len(CLASSES):
         raise DataError(f"{path}: 'label_names' should list 10 class names")
+    if not all(isinstance(n, (bytes, str)) and len(n) <= MAX_CLASS_NAME for n in names):
+        raise DataError(f"{path}: 'label_names' should hold 10 names of text, each at most {MAX_CLASS_NAME} "
+                        f"characters")
     out = tuple((n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)).strip() for n in names)
     if not all(out):
         raise DataError(f"{path}: 'label_names' has an empty class name; expected 10 distinct names")
@@ -121,9 +206,15 @@ def read_class_names(path: Path) -> tuple[str, ...]:
     return out
 
 
+#: the longest class name accepted (file names and report cells are built from class names)
+MAX_CLASS_NAME = 200
+
+
 def md5_of(path: Path) -> str:
+    from benchsuite.results.safe_paths import open_regular
+
     h = hashlib.md5()
-    with open(path, "rb") as f:
+    with open_regular(path, MAX_PICKLE_BYTES, "CIFAR-10 batch file") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
@@ -161,7 +252,7 @@ def file_digests(folder: Path) -> dict[str, str]:
     digests = {}
     for name in (*TRAIN_FILES, TEST_FILE, META_FILE):
         path = folder / name
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise DataError(f"{path}: missing; a CIFAR-10 folder needs {', '.join(CANONICAL_MD5)}")
         digests[name] = md5_of(path)
     return digests

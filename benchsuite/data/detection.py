@@ -25,6 +25,7 @@ from PIL import Image
 
 from benchsuite.data.sample_sets import SampleSequence
 from benchsuite.errors import DataError
+from benchsuite.results.safe_paths import open_regular
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,13 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
 def read_rgb(path: Path) -> np.ndarray:
     """Decode an image file to ``(H, W, 3)`` uint8 RGB (no EXIF rotation).
 
-    A file that is missing, truncated or not an image is a :class:`DataError` naming the file.
+    A file that is missing, truncated or not an image is a :class:`DataError` naming the file, and so is a special
+    file (a FIFO, a device: refused before it is read, :func:`benchsuite.results.safe_paths.open_regular`).
     """
     path = Path(path)
     start = time.perf_counter()
     try:
-        with Image.open(path) as img:
+        with open_regular(path, what="image file") as f, Image.open(f) as img:
             img.load()
             array = _to_rgb_array(img)
     except FileNotFoundError:
@@ -85,7 +87,7 @@ def image_size(path: Path) -> tuple[int, int]:
     """
     path = Path(path)
     try:
-        with Image.open(path) as img:
+        with open_regular(path, what="image file") as f, Image.open(f) as img:
             return int(img.width), int(img.height)
     except FileNotFoundError:
         raise DataError(f"{path}: missing; expected an image file") from None

@@ -54,6 +54,7 @@ from benchsuite.data.detection import DetectionSample, DetectionSet, image_size
 from benchsuite.data.splits import SPLIT_SEED, stratified_choice
 from benchsuite.errors import ConfigError, DataError
 from benchsuite.results.atomic import atomic_write_json
+from benchsuite.results.safe_paths import read_limited, special_kind
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,11 @@ PROBLEMS = {
     "unknown class": "object(s) of a class not in the class list: dropped",
 }
 MAX_EXAMPLES = 3
+#: the largest annotation XML and split list read (refused before reading: a VOC annotation is a few kilobytes)
+MAX_ANNOTATION_BYTES = 16 * 2**20
+MAX_LIST_BYTES = 256 * 2**20
+#: the longest class name accepted (file names, report cells and plots are built from class names)
+MAX_CLASS_NAME = 200
 
 
 @dataclass
@@ -92,14 +98,17 @@ class ProblemLog:
 
     counts: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)  # the first example's reason, by kind
 
-    def add(self, kind: str, file: str, n: int = 1) -> None:
+    def add(self, kind: str, file: str, n: int = 1, reason: str | None = None) -> None:
         if kind not in PROBLEMS:
             raise ValueError(f"unknown problem kind {kind!r}")
         self.counts[kind] = self.counts.get(kind, 0) + n
         ex = self.examples.setdefault(kind, [])
         if len(ex) < MAX_EXAMPLES and file not in ex:
             ex.append(file)
+        if reason and kind not in self.reasons:
+            self.reasons[kind] = f"{file}: {reason}"
 
     def __bool__(self) -> bool:
         return bool(self.counts)
@@ -110,7 +119,8 @@ class ProblemLog:
         for kind, text in PROBLEMS.items():
             if self.counts.get(kind):
                 more = ", ..." if self.counts[kind] > len(self.examples[kind]) else ""
-                out.append(f"{self.counts[kind]} {text} (e.g. {', '.join(self.examples[kind])}{more})")
+                why = f": {self.reasons[kind]}" if kind in self.reasons else ""
+                out.append(f"{self.counts[kind]} {text} (e.g. {', '.join(self.examples[kind])}{more}){why}")
         return out
 
 
@@ -170,13 +180,20 @@ def _text(el: ET.Element, tag: str) -> str | None:
 
 
 def _flag(el: ET.Element, tag: str) -> bool:
+    """A 0/1 flag (``<difficult>``, ``<truncated>``): a number (non-zero is set) or true/yes/false/no; anything
+    else, a non-finite number included, is malformed."""
     text = _text(el, tag)
     if text is None:
         return False
-    try:
-        return int(float(text)) != 0
-    except ValueError:
+    if text.lower() in ("true", "yes", "false", "no"):
         return text.lower() in ("true", "yes")
+    try:
+        value = float(text)
+    except ValueError:
+        raise _Malformed(f"<{tag}> is {text[:40]!r}, expected 0 or 1") from None
+    if not np.isfinite(value):
+        raise _Malformed(f"<{tag}> is {text[:40]!r}, expected 0 or 1")
+    return value != 0
 
 
 def _number(el: ET.Element, tag: str) -> float:
@@ -186,9 +203,9 @@ def _number(el: ET.Element, tag: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise _Malformed(f"<{tag}> is {text!r}, not a number") from None
+        raise _Malformed(f"<{tag}> is {text[:40]!r}, not a number") from None
     if not np.isfinite(value):
-        raise _Malformed(f"<{tag}> is {text!r}")
+        raise _Malformed(f"<{tag}> is {text[:40]!r}, not a finite number")
     return value
 
 
@@ -205,7 +222,7 @@ def parse_annotation(data: bytes, image_id: str) -> _RawAnnotation:
     if size_el is not None:
         try:
             w, h = int(_number(size_el, "width")), int(_number(size_el, "height"))
-            size = (w, h) if w > 0 and h > 0 else None
+            size = (w, h) if 0 < w < 2**31 and 0 < h < 2**31 else None
         except _Malformed:
             size = None
     objects = []
@@ -213,6 +230,9 @@ def parse_annotation(data: bytes, image_id: str) -> _RawAnnotation:
         name = _text(obj, "name")
         if name is None:
             raise _Malformed(f"<object> {i + 1} has no <name>")
+        if len(name) > MAX_CLASS_NAME or any(ord(c) < 32 for c in name):
+            raise _Malformed(f"<object> {i + 1} has a <name> of {len(name)} characters or with control characters; "
+                             f"expected a class name of at most {MAX_CLASS_NAME} printable characters")
         bb = obj.find("bndbox")
         if bb is None:
             raise _Malformed(f"<object> {i + 1} ({name}) has no <bndbox>")
@@ -225,7 +245,7 @@ def parse_annotation(data: bytes, image_id: str) -> _RawAnnotation:
 def _read_image_set(path: Path) -> list[str]:
     """Ids of one ImageSets file (first token of each non-empty line, duplicates removed, order kept)."""
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = read_limited(path, MAX_LIST_BYTES, "split list").decode("utf-8", "replace").splitlines()
     except OSError as exc:
         raise DataError(f"{path}: unreadable ({exc}); expected one image id per line") from None
     ids = [line.split()[0] for line in lines if line.strip()]
@@ -240,11 +260,21 @@ def _read_image_set(path: Path) -> list[str]:
 
 
 def _find_image(images: Path, ann: _RawAnnotation) -> Path | None:
+    """The image file of ``ann`` (its ``<filename>``, else ``<id>.<suffix>``), None when there is none; a special
+    file (a FIFO, a device) in its place is a DataError naming it (opening it could block the run)."""
     candidates = [images / ann.filename] if ann.filename else []
     candidates += [images / f"{ann.image_id}{suffix}" for suffix in IMAGE_SUFFIXES]
     for path in candidates:
-        if path.is_file():
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue
+        kind = special_kind(mode)
+        if kind is None:
             return path
+        if kind != "a folder":
+            raise DataError(f"{path}: is {kind}, not a regular file; refused (reading it could block the run); "
+                            f"expected an image file")
     return None
 
 
@@ -255,7 +285,7 @@ def _check_layout(folder: Path) -> Path:
         if not (folder / sub).is_dir():
             raise DataError(f"{folder / sub}: missing; expected {LAYOUT}")
     main = folder / "ImageSets" / "Main"
-    if not any((main / f"{s}.txt").is_file() for s in SPLITS):
+    if not any(os.path.lexists(main / f"{s}.txt") for s in SPLITS):
         raise DataError(f"{main}: no split file; expected at least test.txt and train.txt, val.txt or "
                         f"trainval.txt (one image id per line)")
     return main
@@ -271,7 +301,8 @@ def read_voc(folder: Path, classes: Sequence[str] | None = None) -> VocFolder:
     """
     folder = Path(folder)
     main = _check_layout(folder)
-    image_sets_ids = {s: _read_image_set(main / f"{s}.txt") for s in SPLITS if (main / f"{s}.txt").is_file()}
+    # every split file there is read (a special file in its place is refused, never skipped or blocked on)
+    image_sets_ids = {s: _read_image_set(main / f"{s}.txt") for s in SPLITS if os.path.lexists(main / f"{s}.txt")}
     all_ids = sorted(set().union(*image_sets_ids.values()))
     problems = ProblemLog()
     h = hashlib.sha256()
@@ -281,7 +312,7 @@ def read_voc(folder: Path, classes: Sequence[str] | None = None) -> VocFolder:
         xml_path = folder / "Annotations" / f"{image_id}.xml"
         h.update(f"\0id:{image_id}\0".encode())
         try:
-            data = xml_path.read_bytes()
+            data = read_limited(xml_path, MAX_ANNOTATION_BYTES, "annotation XML")
         except FileNotFoundError:
             problems.add("missing annotation", xml_path.name)
             h.update(b"no-xml")
@@ -293,7 +324,7 @@ def read_voc(folder: Path, classes: Sequence[str] | None = None) -> VocFolder:
             ann = parse_annotation(data, image_id)
         except _Malformed as exc:
             log.debug("%s: %s", xml_path, exc)
-            problems.add("malformed annotation", xml_path.name)
+            problems.add("malformed annotation", xml_path.name, reason=str(exc))
             continue
         path = _find_image(images, ann)
         if path is None:

@@ -1,6 +1,7 @@
 """Write detections (and ground truth) in the official tools' formats, so numbers can be checked there.
 
-- :func:`write_voc_results`: one ``<prefix><class>.txt`` per class, as the Pascal VOC devkit reads them.
+- :func:`write_voc_results`: one ``<prefix><class>.txt`` per class, as the Pascal VOC devkit reads them (a class
+  name that is not a plain file name gets a safe one, listed in ``classes.json`` beside the files).
 - :func:`write_coco_json`: a COCO ground-truth file and a COCO results file for pycocotools' ``COCOeval``.
 
 Boxes come in the suite's convention (``x1, y1, x2, y2`` pixels, no "+1"; see :mod:`benchsuite.ops.boxes`).
@@ -17,6 +18,7 @@ import numpy as np
 
 from benchsuite.ops.boxes import as_boxes
 from benchsuite.results.atomic import atomic_write_text
+from benchsuite.results.safe_paths import inside, safe_name
 
 
 def _number(value: float) -> str:
@@ -39,6 +41,10 @@ def write_voc_results(
     Each line is ``image_id score xmin ymin xmax ymax`` with VOC's 1-based inclusive coordinates:
     ``xmin = x1 + 1, ymin = y1 + 1, xmax = x2, ymax = y2``. Numbers are written at full precision (a
     class without detections gets an empty file, which the devkit reads as "no detections").
+
+    Class names come from the data: a name that is not a plain file name (a ``/``, ``..``, a very long name) is
+    made safe (:func:`benchsuite.results.safe_paths.safe_name`: a slug and a short hash) and every file stays inside
+    ``folder``; when any name was changed, ``classes.json`` in ``folder`` maps each class name to its file.
 
     Args:
         folder: where the files go (created if needed).
@@ -63,10 +69,15 @@ def write_voc_results(
             lines[label].append(" ".join([str(image_id), _number(score), *(_number(v) for v in box)]))
     folder = Path(folder)
     paths = []
+    files = {}
     for name, rows in zip(class_names, lines):
-        path = folder / f"{prefix}{name}.txt"
+        file = safe_name(f"{prefix}{name}", 240) + ".txt"
+        files[str(name)] = file
+        path = inside(folder, file, what="detection file") if folder.is_dir() else folder / file
         atomic_write_text(path, "".join(row + "\n" for row in rows))
         paths.append(path)
+    if any(file != f"{prefix}{name}.txt" for name, file in files.items()):
+        atomic_write_text(folder / "classes.json", json.dumps(files, indent=2, sort_keys=True) + "\n")
     return paths
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchsuite.report.document import fmt_interval, fmt_metric, fmt_ratio
+from benchsuite.report.markup import code, lit
 from benchsuite.report.model import Estimate, Group, ReportModel, Row, Summary, build_model, intervals_apart, summarise
 from benchsuite.report.study_axes import compare_studies
 from benchsuite.report.tables import fmt_auto, markdown_table
@@ -210,14 +211,15 @@ def _est(s: Summary | None) -> Estimate | None:
 
 def compare_markdown(a: ReportModel, b: ReportModel, changes: list[Change], time_ratio: float,
                      min_seconds: float, force: bool = False) -> str:
-    def who(m: ReportModel) -> str:
+    def who(m: ReportModel) -> str:  # every value from the run folders goes in as text (markup.lit, markup.code)
         mach = m.run.get("machine", {}) or {}
-        commit = ((m.run.get("git") or {}).get("commit") or "unknown")[:10]
+        commit = str((m.run.get("git") or {}).get("commit") or "unknown")[:10]
         seeds = sorted({r.seed for r in m.rows()})
-        return (f"run `{m.run_id}` ({m.run_dir}): profile {m.run.get('profile')}, seeds {seeds}, "
-                f"{mach.get('cpu')}, device {(m.run.get('config') or {}).get('device')}, commit `{commit}`")
+        return (f"run {code(m.run_id)} ({code(m.run_dir, 400)}): profile {lit(m.run.get('profile'))}, seeds {seeds}, "
+                f"{lit(mach.get('cpu'))}, device {lit((m.run.get('config') or {}).get('device'))}, "
+                f"commit {code(commit)}")
 
-    lines = [f"# benchsuite compare: {a.run_id} → {b.run_id}", "", f"- A: {who(a)}", f"- B: {who(b)}", ""]
+    lines = [f"# benchsuite compare: {lit(a.run_id)} → {lit(b.run_id)}", "", f"- A: {who(a)}", f"- B: {who(b)}", ""]
     if a.synthetic or b.synthetic:
         lines += ["> **SYNTHETIC DATA** in at least one run: numbers check the machinery only.", ""]
     lines += [f"Rules: a quality change is flagged only when the 95% bootstrap intervals of A and B do not "
@@ -228,8 +230,9 @@ def compare_markdown(a: ReportModel, b: ReportModel, changes: list[Change], time
               ""]
     kind_a, kind_b = machine_kind(a), machine_kind(b)
     if kind_a != kind_b:
-        lines += [f"> **Different machines**: A ran on {_describe_kind(kind_a)}, B on {_describe_kind(kind_b)}; "
-                  f"timing changes are " + ("called anyway (--force)." if force else "not called.") , ""]
+        lines += [f"> **Different machines**: A ran on {lit(_describe_kind(kind_a))}, B on "
+                  f"{lit(_describe_kind(kind_b))}; timing changes are "
+                  + ("called anyway (--force)." if force else "not called."), ""]
     contended = [name for name, m in (("A", a), ("B", b)) if any(r.ok and r.contended for r in m.rows())]
     if contended:
         lines += [f"> **Contention**: records of {' and '.join(contended)} were timed while other processes "
@@ -253,8 +256,8 @@ def compare_markdown(a: ReportModel, b: ReportModel, changes: list[Change], time
     flagged = [c for c in changes if c.flags]
     lines += ["## Flags", ""]
     if flagged:
-        lines += [f"- {'**REGRESSION** ' if c.regression else ''}`{c.pipeline}` ({c.task}, {c.dataset}, {c.split}): "
-                  f"{'; '.join(c.flags)}" for c in flagged]
+        lines += [f"- {'**REGRESSION** ' if c.regression else ''}{code(c.pipeline)} ({lit(c.task)}, {lit(c.dataset)}, "
+                  f"{lit(c.split)}): {'; '.join(lit(f) for f in c.flags)}" for c in flagged]
     else:
         lines.append("- nothing flagged: no change beyond the intervals or the timing ratio")
     lines += ["", f"{len(regressions)} regression(s).", ""]
@@ -267,14 +270,14 @@ def compare_markdown(a: ReportModel, b: ReportModel, changes: list[Change], time
     rows = []
     for c in changes:
         rows.append([
-            c.task, c.dataset, c.split, c.pipeline, c.family, c.metric_title,
+            *(lit(v) for v in (c.task, c.dataset, c.split, c.pipeline, c.family, c.metric_title)),
             fmt_metric(c.a.primary.value if c.a else None), fmt_interval(_est(c.a)),
             fmt_metric(c.b.primary.value if c.b else None), fmt_interval(_est(c.b)),
             "–" if c.delta is None else f"{c.delta:+.3f}",
             f"{fmt_auto(c.a.fit_s if c.a else None)} → {fmt_auto(c.b.fit_s if c.b else None)}"
             + (f" ({fmt_ratio(c.b.fit_s / c.a.fit_s)})" if c.a and c.b and c.a.fit_s and c.b.fit_s else ""),
             f"{fmt_auto(c.a.images_per_s if c.a else None)} → {fmt_auto(c.b.images_per_s if c.b else None)}",
-            f"{c.status_a} → {c.status_b}", "; ".join(c.flags) or "–",
+            f"{c.status_a} → {c.status_b}", "; ".join(lit(f) for f in c.flags) or "–",
         ])
     lines += [markdown_table(header, rows), ""]
     return "\n".join(lines)

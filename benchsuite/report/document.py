@@ -1,18 +1,24 @@
 """The report as a list of neutral blocks (headings, paragraphs, lists, tables, figures).
 
 :func:`build_document` turns a :class:`ReportModel` and its plots into blocks once; ``render`` writes the
-same blocks as Markdown and as HTML. Text uses two inline marks only: ``**bold**`` and ```code```.
+same blocks as Markdown and as HTML. Text uses two inline marks only: ``**bold**`` and ```code```; every piece of
+text that comes from the run folder (records, ``run.json``: what pipelines, plugins and data sets wrote) goes in
+through :func:`~benchsuite.report.markup.lit` or :func:`~benchsuite.report.markup.code`, so it shows as text in both
+outputs, never as markup. Values of the record's free-form blocks are checked for their type where they are used.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchsuite.report.markup import code, lit
 from benchsuite.report.model import Estimate, Group, Headline, ReportModel, Row, Study, Summary
 from benchsuite.report.plots import Plot
 from benchsuite.report.sections import Section
 from benchsuite.report.tables import fmt_auto
+from benchsuite.results.safe_paths import safe_name
 
 
 @dataclass
@@ -86,7 +92,7 @@ def _seeds(s: Summary) -> str:
 
 
 def headline_text(g: Group, h: Headline) -> str:
-    where = f"**{g.task}, {g.dataset} ({g.split})**, {g.metric_title}"
+    where = f"**{lit(g.task)}, {lit(g.dataset)} ({lit(g.split)})**, {lit(g.metric_title)}"
     if h.classical and h.deep:
         c, d = h.classical, h.deep
         deep_better = h.gap > 0 if g.higher_is_better else h.gap < 0  # by the metric's direction
@@ -96,27 +102,38 @@ def headline_text(g: Group, h: Headline) -> str:
         verdict += (" (the 95% intervals do not overlap)" if h.gap_clear
                     else " (the 95% intervals overlap: not a clear difference)"
                     if c.primary.has_interval and d.primary.has_interval else "")
-        cost = (f"Cost: `{d.pipeline}` fits in {fmt_auto(d.fit_s)} s vs {fmt_auto(c.fit_s)} s "
+        cost = (f"Cost: {code(d.pipeline)} fits in {fmt_auto(d.fit_s)} s vs {fmt_auto(c.fit_s)} s "
                 f"(**{fmt_ratio(h.fit_ratio)}**) and runs {fmt_auto(d.images_per_s)} vs "
                 f"{fmt_auto(c.images_per_s)} images/s (**{fmt_ratio(h.speed_ratio)}** the classical speed).")
-        text = (f"{where}: best deep `{d.pipeline}` {_with_ci(d)}{_seeds(d)} vs best classical "
-                f"`{c.pipeline}` {_with_ci(c)}{_seeds(c)}: {verdict}. {cost}")
+        text = (f"{where}: best deep {code(d.pipeline)} {_with_ci(d)}{_seeds(d)} vs best classical "
+                f"{code(c.pipeline)} {_with_ci(c)}{_seeds(c)}: {verdict}. {cost}")
     else:
         only = h.classical or h.deep
-        text = (f"{where}: only {only.family} pipelines ran; best `{only.pipeline}` {_with_ci(only)}{_seeds(only)}."
+        text = (f"{where}: only {lit(only.family)} pipelines ran; best {code(only.pipeline)} {_with_ci(only)}"
+                f"{_seeds(only)}."
                 if only else f"{where}: no trained pipeline succeeded.")
     if h.reference:
-        text += (f" Pretrained reference `{h.reference.pipeline}` (not trained here): "
+        text += (f" Pretrained reference {code(h.reference.pipeline)} (not trained here): "
                  f"{_with_ci(h.reference)}.")
     cut = [s for s in (h.classical, h.deep) if s is not None and s.shortened]
     if cut:
         detail = "; ".join(shortened_lines([r for r in g.rows if r.pipeline in {s.pipeline for s in cut}]))
-        text += (f" **Not comparable: {', '.join(f'`{s.pipeline}`' for s in cut)} did less work than the profile "
+        text += (f" **Not comparable: {', '.join(code(s.pipeline) for s in cut)} did less work than the profile "
                  f"asked** ({detail}).")
     return text
 
 
 # ------------------------------------------------------------------------------------------------ provenance
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is a dict, else an empty one (a free-form block of an untrusted file)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    """``value`` when it is a list, else an empty one."""
+    return value if isinstance(value, list) else []
 
 
 def derived_lines(datasets: list[dict[str, Any]]) -> list[str]:
@@ -129,27 +146,30 @@ def derived_lines(datasets: list[dict[str, Any]]) -> list[str]:
     lines = []
     for (base, axis), members in groups.items():
         d = members[0]["derived_from"]
-        counts = " / ".join(f"{k} {v:,}" for k, v in (d.get("split_counts") or {}).items())
+        counts = " / ".join(f"{lit(k)} {v:,}" for k, v in _dict(d.get("split_counts")).items() if isinstance(v, int))
         origin = "**SYNTHETIC stand-in**" if members[0].get("origin") == "synthetic" else "real"
-        base_counts = d.get("split_counts") or {}
+        base_counts = _dict(d.get("split_counts"))
         parts = []
         for m in members:
-            changed = {k: v for k, v in (m.get("split_counts") or {}).items() if base_counts.get(k) != v
-                       and "." not in k}
-            sizes = "".join(f", {k} {v:,}" for k, v in changed.items())
-            parts.append(f"`{m.get('name')}` (seed {m['derived_from'].get('seed')}{sizes}, fingerprint "
-                         f"`{m.get('fingerprint')}`)")
-        lines.append(f"Study data sets derived from `{base}` ({origin}; {d.get('description', '')}; splits {counts}; "
-                     f"fingerprint `{d.get('fingerprint')}`) by the **{axis}** axis: " + "; ".join(parts) + ".")
+            changed = {k: v for k, v in _dict(m.get("split_counts")).items() if base_counts.get(k) != v
+                       and "." not in k and isinstance(v, int)}
+            sizes = "".join(f", {lit(k)} {v:,}" for k, v in changed.items())
+            parts.append(f"{code(m.get('name'))} (seed {lit(_dict(m['derived_from']).get('seed'))}{sizes}, "
+                         f"fingerprint {code(m.get('fingerprint'))})")
+        lines.append(f"Study data sets derived from {code(base)} ({origin}; {lit(d.get('description', ''))}; splits "
+                     f"{counts}; fingerprint {code(d.get('fingerprint'))}) by the **{lit(axis)}** axis: "
+                     + "; ".join(parts) + ".")
     return lines
 
 
 def dataset_lines(run: dict[str, Any]) -> list[str]:
-    lines = derived_lines([ds for ds in run.get("datasets", []) if isinstance(ds.get("derived_from"), dict)])
-    for ds in run.get("datasets", []):
+    datasets = [_dict(ds) for ds in _list(run.get("datasets"))]
+    lines = derived_lines([ds for ds in datasets if isinstance(ds.get("derived_from"), dict)])
+    for ds in datasets:
         if isinstance(ds.get("derived_from"), dict):
             continue
-        counts = " / ".join(f"{k} {v:,}" for k, v in ds.get("split_counts", {}).items())
+        counts = " / ".join(f"{lit(k)} {v:,}" for k, v in _dict(ds.get("split_counts")).items()
+                            if isinstance(v, int))
         if ds.get("origin") == "synthetic":
             origin = "**SYNTHETIC stand-in**"
         elif ds.get("canonical"):
@@ -158,36 +178,53 @@ def dataset_lines(run: dict[str, Any]) -> list[str]:
             origin = "real (no canonical release to check against)"
         else:
             origin = "real, **not canonical**: JPEG-derived or otherwise re-encoded, or a different split"
-        fps = ", ".join(f"{k} `{v}`" for k, v in sorted((ds.get("split_fingerprints") or {}).items()))
-        text = (f"`{ds.get('name')}` ({origin}): {ds.get('description', '')}. Splits: {counts}. "
-                f"Fingerprint `{ds.get('fingerprint')}`; split fingerprints {fps}. Root `{ds.get('root')}`.")
-        notes = ds.get("notes") or []
+        fps = ", ".join(f"{lit(k)} {code(v)}" for k, v in sorted(_dict(ds.get("split_fingerprints")).items()))
+        text = (f"{code(ds.get('name'))} ({origin}): {lit(ds.get('description', ''))}. Splits: {counts}. "
+                f"Fingerprint {code(ds.get('fingerprint'))}; split fingerprints {fps}. "
+                f"Root {code(ds.get('root'), 400)}.")
+        notes = _list(ds.get("notes"))
         if notes:
-            text += " Notes: " + "; ".join(notes) + "."
+            text += " Notes: " + "; ".join(lit(n) for n in notes) + "."
         lines.append(text)
     return lines
 
 
 def run_lines(run: dict[str, Any], rows: list[Row]) -> list[str]:
-    m = run.get("machine", {}) or {}
+    m = _dict(run.get("machine"))
     gpu = m.get("gpu")
-    gpu_text = f", GPU {gpu.get('name')} ({gpu.get('memory_gb')} GB)" if isinstance(gpu, dict) else ", no GPU"
-    git = run.get("git", {}) or {}
-    commit = (git.get("commit") or "unknown")[:10] + (" (uncommitted changes)" if git.get("dirty") else "")
-    v = run.get("versions", {}) or {}
-    cfg = run.get("config", {}) or {}
-    seeds = sorted({r.seed for r in rows}) or cfg.get("seeds")
-    versions = ", ".join(f"{k} {val}" for k, val in v.items() if val)
+    gpu_text = (f", GPU {lit(gpu.get('name'))} ({lit(gpu.get('memory_gb'))} GB)" if isinstance(gpu, dict)
+                else ", no GPU")
+    git = _dict(run.get("git"))
+    commit = code(str(git.get("commit") or "unknown")[:10]) + (" (uncommitted changes)" if git.get("dirty") else "")
+    v = _dict(run.get("versions"))
+    cfg = _dict(run.get("config"))
+    seeds = sorted({r.seed for r in rows}) or _list(cfg.get("seeds"))
+    versions = ", ".join(f"{lit(k)} {lit(val)}" for k, val in v.items() if val)
+    argv = " ".join(str(a) for a in _list(run.get("argv")))
     return [
-        f"Profile **{run.get('profile')}**; device {cfg.get('device')} (asked: {cfg.get('device_requested')}); "
-        f"{cfg.get('jobs')} job(s) at a time; seeds {', '.join(str(s) for s in seeds or [])}; "
-        f"scored splits {', '.join(cfg.get('eval_splits') or [])}.",
-        f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gb')} GB RAM{gpu_text} "
-        f"({m.get('platform')}).",
+        f"Profile **{lit(run.get('profile'))}**; device {lit(cfg.get('device'))} (asked: "
+        f"{lit(cfg.get('device_requested'))}); {lit(cfg.get('jobs'))} job(s) at a time; seeds "
+        f"{', '.join(lit(s) for s in seeds or [])}; scored splits "
+        f"{', '.join(lit(x) for x in _list(cfg.get('eval_splits')))}.",
+        f"Machine: {lit(m.get('cpu'))}, {lit(m.get('cores'))} cores, {lit(m.get('memory_gb'))} GB RAM{gpu_text} "
+        f"({lit(m.get('platform'))}).",
         f"Versions: {versions}.",
-        f"Commit `{commit}`; created {run.get('created_at')}; command `{' '.join(run.get('argv') or [])}`.",
+        f"Commit {commit}; created "
+        f"{lit(run.get('created_at'))}; command {code(argv, 1000)}.",
         *machine_state_lines(run),
+        *changed_config_lines(run),
     ]
+
+
+def changed_config_lines(run: dict[str, Any]) -> list[str]:
+    """One line per session resumed with ``--allow-changed`` (``run.json``'s ``changes``): what differed."""
+    out = []
+    for change in _list(run.get("changes")):
+        change = _dict(change)
+        what = "; ".join(lit(d) for d in _list(change.get("differences")))
+        out.append(f"**Resumed with a changed configuration** ({code('--allow-changed')}) at {lit(change.get('at'))}: "
+                   f"{what}. The records of that session are marked (`config_changed`).")
+    return out
 
 
 def machine_state_lines(run: dict[str, Any]) -> list[str]:
@@ -195,31 +232,32 @@ def machine_state_lines(run: dict[str, Any]) -> list[str]:
     state = run.get("machine_state")
     if not isinstance(state, dict):
         return []
-    loads = state.get("load_average") or []
-    busy = ", ".join(f"{p.get('name')} {p.get('cpu_percent')}%" for p in state.get("busiest_processes") or []
-                     if isinstance(p, dict))
-    return [f"Machine state at the start: load average {' / '.join(str(v) for v in loads) or '?'} (1/5/15 min), "
-            f"{state.get('busy_cores', '?')} of {state.get('cores', '?')} cores busy"
+    loads = _list(state.get("load_average"))
+    busy = ", ".join(f"{lit(p.get('name'))} {lit(p.get('cpu_percent'))}%"
+                     for p in _list(state.get("busiest_processes")) if isinstance(p, dict))
+    return [f"Machine state at the start: load average {' / '.join(lit(v) for v in loads) or '?'} (1/5/15 min), "
+            f"{lit(state.get('busy_cores', '?'))} of {lit(state.get('cores', '?'))} cores busy"
             + (f" (busiest other processes: {busy})" if busy else "") + ". Per record, `timing.contended` follows "
-            f"the rule: {state.get('contention_rule', '?')}."]
+            f"the rule: {lit(state.get('contention_rule', '?'))}."]
 
 
 # ------------------------------------------------------------------------------------------------ tables
 
 
 def _pipeline_cell(r: Row) -> str:
-    return (r.pipeline + (" (pretrained ref.)" if r.pretrained_reference else "")
-            + (" (harness floor)" if r.harness_floor else "") + (" (shortened)" if r.shortened else ""))
+    return (lit(r.pipeline) + (" (pretrained ref.)" if r.pretrained_reference else "")
+            + (" (harness floor)" if r.harness_floor else "") + (" (shortened)" if r.shortened else "")
+            + (" (changed config)" if r.record.get("config_changed") else ""))
 
 
 def shortcut_text(c: dict[str, Any]) -> str:
     """One shortcut of a record as text: ``epochs 1 of 9 (--time-budget 60 s)``."""
-    return f"{c.get('what')} {c.get('done')} of {c.get('asked')} ({c.get('reason')})"
+    return f"{lit(c.get('what'))} {lit(c.get('done'))} of {lit(c.get('asked'))} ({lit(c.get('reason'))})"
 
 
 def shortened_lines(rows: list[Row]) -> list[str]:
     """One line per record that did less than its profile asked, naming each shortcut."""
-    return [f"`{r.pipeline}` (seed {r.seed}): " + "; ".join(shortcut_text(c) for c in r.shortcuts)
+    return [f"{code(r.pipeline)} (seed {r.seed}): " + "; ".join(shortcut_text(c) for c in r.shortcuts)
             for r in rows if r.shortened]
 
 
@@ -228,7 +266,7 @@ def contention_banner(rows: list[Row]) -> str | None:
     hit = [r for r in rows if r.contended]
     if not hit:
         return None
-    names = ", ".join(f"`{r.pipeline}`" + (f" (seed {r.seed})" if r.seed else "") for r in hit)
+    names = ", ".join(code(r.pipeline) + (f" (seed {r.seed})" if r.seed else "") for r in hit)
     return (f"**Timings measured under contention**: while {names} ran, other processes took the cores they "
             f"wanted (`timing.contended`; `timing.fit` and `timing.predict` give the share of time the job's threads "
             f"waited for a CPU, the other processes' cores and the load). Their fit s, images/s and latencies are "
@@ -242,14 +280,14 @@ def harness_floor_line(rows: list[Row]) -> str | None:
         return None
     r = floors[0]
     t = r.record.get("timing") or {}
-    return (f"Harness floor (`{r.pipeline}`, a pipeline that does no work): fit {fmt_auto(r.fit_s)} s, predict "
-            f"{fmt_auto(t.get('predict_s'))} s for {t.get('images', '?')} images, job wall "
+    return (f"Harness floor ({code(r.pipeline)}, a pipeline that does no work): fit {fmt_auto(r.fit_s)} s, predict "
+            f"{fmt_auto(t.get('predict_s'))} s for {lit(t.get('images', '?'))} images, job wall "
             f"{fmt_auto(t.get('wall_s'))} s (worker start, data loading, validation and saving): the cost every "
             f"other row's job carries on top of its own work.")
 
 
 def _status_cell(r: Row) -> str:
-    return "ok" if r.ok else f"failed ({r.failure})"
+    return "ok" if r.ok else f"failed ({lit(r.failure)})"
 
 
 def task_columns(g: Group) -> list[tuple[str, Any]]:
@@ -267,17 +305,17 @@ def task_columns(g: Group) -> list[tuple[str, Any]]:
     if task is None:  # a task no longer installed: the cost columns only
         return []
     shows = {"value": m, "interval": ci, "auto": auto}
-    return [(c.title, shows.get(c.show, m)(c.metric)) for c in task.columns
+    return [(lit(c.title), shows.get(c.show, m)(c.metric)) for c in task.columns
             if not c.optional or any(r.metric(c.metric) is not None for r in g.rows)]
 
 
 def group_table(g: Group) -> Table:
-    cols = [("pipeline", _pipeline_cell), ("family", lambda r: r.family), ("seed", lambda r: str(r.seed)),
+    cols = [("pipeline", _pipeline_cell), ("family", lambda r: lit(r.family)), ("seed", lambda r: str(r.seed)),
             *task_columns(g),
             ("fit s", lambda r: fmt_auto(r.fit_s)), ("images/s", lambda r: fmt_auto(r.images_per_s)),
             ("latency p50 ms", lambda r: fmt_auto(r.latency_p50_ms)),
             ("latency p95 ms", lambda r: fmt_auto(r.latency_p95_ms)),
-            ("peak RSS MB", lambda r: fmt_auto(r.peak_mb)), ("weights", lambda r: r.weights),
+            ("peak RSS MB", lambda r: fmt_auto(r.peak_mb)), ("weights", lambda r: lit(r.weights, 200)),
             ("status", _status_cell)]
     rows = [[f(r) for _, f in cols] for r in g.rows]
     kinds = [r.family if r.ok else "failed" for r in g.rows]
@@ -289,27 +327,28 @@ def variant_lines(g: Group) -> list[str]:
     value of the group's primary metric."""
     lines = []
     for r in g.rows:
-        for name, vals in ((r.record.get("metrics") or {}).get("variants") or {}).items():
+        for name, vals in _dict(_dict(r.record.get("metrics")).get("variants")).items():
             value = vals.get(g.metric) if isinstance(vals, dict) else None
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                lines.append(f"`{r.pipeline}` with {name}: {g.metric_title} {value:.3f}")
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                lines.append(f"{code(r.pipeline)} with {lit(name)}: {lit(g.metric_title)} {value:.3f}")
     return lines
 
 
 def study_blocks(study: Study) -> list[Block]:
     """A study's section: its title, a table per table group of its rows (the task's quality columns) and the
     notes its pipelines declare."""
-    blocks: list[Block] = [Heading(2, study.title, "study-" + "-".join(study.title.lower().split()))]
+    blocks: list[Block] = [Heading(2, lit(study.title), "study-" + safe_name("-".join(study.title.lower().split())))]
     for g, rows in study.parts:
         part = Group(g.task, g.dataset, g.split, g.metric, g.metric_title,
                      sorted(rows, key=lambda r: (r.pipeline, r.seed)), None, g.higher_is_better, g.metric_points)
-        cols = [("pipeline", _pipeline_cell), ("data set", lambda r: r.dataset), ("family", lambda r: r.family),
-                ("seed", lambda r: str(r.seed)), *task_columns(part), ("status", _status_cell)]
+        cols = [("pipeline", _pipeline_cell), ("data set", lambda r: lit(r.dataset)),
+                ("family", lambda r: lit(r.family)), ("seed", lambda r: str(r.seed)), *task_columns(part),
+                ("status", _status_cell)]
         if len(study.parts) > 1:
-            blocks.append(Para(f"{g.task}: {g.dataset}, {g.split} split"))
+            blocks.append(Para(f"{lit(g.task)}: {lit(g.dataset)}, {lit(g.split)} split"))
         blocks.append(Table([t for t, _ in cols], [[f(r) for _, f in cols] for r in part.rows],
                             [r.family if r.ok else "failed" for r in part.rows]))
-    blocks += [Para(note, "note") for note in study.notes]
+    blocks += [Para(lit(note, line_start=True), "note") for note in study.notes]
     return blocks
 
 
@@ -326,13 +365,14 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
     sections = sections or {}
     study_heads, study_sections = axis_studies or ([], [])
     groups = [g for g in model.groups if not (g.rows and all(isinstance(r.record.get("study"), dict) for r in g.rows))]
-    doc: list[Block] = [Heading(1, f"benchsuite report: run {model.run_id}")]
+    doc: list[Block] = [Heading(1, f"benchsuite report: run {lit(model.run_id)}")]
     synthetic = model.synthetic_names
     if synthetic:
-        doc.append(Para(f"**SYNTHETIC DATA**: this run used generated stand-ins ({', '.join(synthetic)}), not real "
-                        f"images. Its numbers check the machinery; they are not comparable with published "
+        doc.append(Para(f"**SYNTHETIC DATA**: this run used generated stand-ins ({', '.join(map(lit, synthetic))}), "
+                        f"not real images. Its numbers check the machinery; they are not comparable with published "
                         f"results.", "banner"))
-    not_canonical = [d.get("name") for d in model.datasets if d.get("origin") == "real" and d.get("canonical") is False]
+    not_canonical = [lit(d.get("name")) for d in model.datasets
+                     if isinstance(d, dict) and d.get("origin") == "real" and d.get("canonical") is False]
     if not_canonical:
         doc.append(Para(f"Real data that is **not canonical** ({', '.join(not_canonical)}): numbers can differ "
                         f"slightly from published ones.", "note"))
@@ -352,7 +392,16 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
     missing = no_evidence_text(model)
     if missing:
         doc.append(Para(missing, "note"))
-    doc.append(Para(f"Profile **{model.run.get('profile')}**, {len(model.rows())} record(s), "
+    changed = [r for r in model.rows() if r.record.get("config_changed")]
+    if changed:
+        doc.append(Para(f"**{len(changed)} record(s) come from a session resumed with a changed configuration** "
+                        f"(`--allow-changed`, marked \"changed config\" in the tables): they are not comparable with "
+                        f"the run's other records; what changed is listed under Data and run.", "banner"))
+    findings = _list(model.run.get("data_findings"))
+    if findings:
+        doc.append(Para("**Data warnings** found before the jobs ran: " + "; ".join(lit(f) for f in findings) + ".",
+                        "banner"))
+    doc.append(Para(f"Profile **{lit(model.run.get('profile'))}**, {len(model.rows())} record(s), "
                     f"{len(model.failures)} failed."))
 
     doc.append(Heading(2, "Headline", "headline"))
@@ -365,20 +414,20 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
 
     doc.append(Heading(2, "Data and run", "provenance"))
     lines = dataset_lines(model.run)
-    described = {d.get("name") for d in model.datasets}
+    described = {d.get("name") for d in model.datasets if isinstance(d, dict)}
     for name in dict.fromkeys(r.dataset for r in model.rows() if r.dataset not in described):
         rec = next(r.record for r in model.rows() if r.dataset == name)
         origin = "**SYNTHETIC stand-in**" if rec.get("data_origin") == "synthetic" else (
             "real, canonical" if rec.get("data_canonical") else "real, **not canonical**")
-        lines.append(f"`{name}` ({origin}): not described in run.json (an earlier part of a resumed run); "
-                     f"fingerprint `{rec.get('dataset_fingerprint')}`, test split `{rec.get('split_fingerprint')}` "
-                     f"(from the records).")
+        lines.append(f"{code(name)} ({origin}): not described in run.json (an earlier part of a resumed run); "
+                     f"fingerprint {code(rec.get('dataset_fingerprint'))}, test split "
+                     f"{code(rec.get('split_fingerprint'))} (from the records).")
     doc.append(Bullets(lines))
     doc.append(Bullets(run_lines(model.run, model.rows())))
 
     doc += study_sections
     for g in groups:
-        doc.append(Heading(2, f"{g.task}: {g.dataset}, {g.split} split", g.slug))
+        doc.append(Heading(2, f"{lit(g.task)}: {lit(g.dataset)}, {lit(g.split)} split", safe_name(g.slug)))
         banner = contention_banner(g.rows)
         if banner:
             doc.append(Para(banner, "banner"))
@@ -397,7 +446,7 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
         if plots.get(g.key):
             doc.append(Figures(plots[g.key]))
         for section in sections.get(g.key, []):
-            doc.append(Heading(3, section.title))
+            doc.append(Heading(3, lit(section.title)))
             if section.legend:
                 doc.append(Legend(section.legend_title, section.legend))
             doc.append(Figures(section.figures, "gallery"))
@@ -407,8 +456,8 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
 
     if model.failures:
         doc.append(Heading(2, "Failed jobs", "failed"))
-        doc.append(Bullets([f"`{r.pipeline}` ({r.task}, {r.dataset}, seed {r.seed}): {r.failure}: "
-                            f"{(r.error or '').strip()[:500]}" for r in model.failures]))
+        doc.append(Bullets([f"{code(r.pipeline)} ({lit(r.task)}, {lit(r.dataset)}, seed {r.seed}): {lit(r.failure)}: "
+                            f"{lit(str(r.error or '').strip(), 500)}" for r in model.failures]))
     if not model.rows():
         doc.append(Para("No records yet."))
     doc.append(Para(intervals_note(model) + " Timings: fit wall time, images/s over the scored split, "
@@ -419,7 +468,7 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
 def intervals_note(model: ReportModel) -> str:
     """How the intervals were drawn, per task of the report (each task says so itself)."""
     specs = [g.spec for g in model.groups if g.spec is not None and g.spec.interval_statistic]
-    parts = [f"{s.name} {s.interval_statistic}" for s in dict.fromkeys(specs)]
+    parts = [f"{lit(s.name)} {lit(s.interval_statistic)}" for s in dict.fromkeys(specs)]
     how = f" ({'; '.join(parts)})" if parts else ""
     return (f"Intervals: 95% percentile bootstrap over test images{how}, from the per-image evidence each task "
             f"saved when it scored the split.")
@@ -430,7 +479,7 @@ def no_evidence_text(model: ReportModel) -> str | None:
     rows = model.no_evidence
     if not rows:
         return None
-    names = ", ".join(dict.fromkeys(f"`{r.pipeline}`" for r in rows))
+    names = ", ".join(dict.fromkeys(code(r.pipeline) for r in rows))
     return (f"**Intervals unavailable for {len(rows)} record(s)** ({names}): their job folders hold no evidence "
             f"file (`evidence-<split>.npz`, written by the task when it scores a split; this run folder predates "
             f"it). The report never reopens the data sets; where a record carries its own interval "

@@ -15,9 +15,9 @@ lists them and the report says so.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from benchsuite.errors import BenchsuiteError
 from benchsuite.results.atomic import atomic_write_json
 from benchsuite.results.evidence import evidence_name, load_evidence
 from benchsuite.results.intervals import interval_cache_path, interval_key, read_interval_cache
+from benchsuite.results.safe_paths import inside, relative_inside
 from benchsuite.results.store import RunStore
 from benchsuite.tasks.registry import find_task
 
@@ -274,27 +276,37 @@ def make_headline(rows: list[Row], metric: str, higher_is_better: bool = True) -
 # ----------------------------------------------------------------------------------------------- intervals
 
 
-def _job_file(run_dir: Path, record: dict[str, Any], artifact: str, default: str) -> Path:
+def job_file(run_dir: Path, record: dict[str, Any], artifact: str, default: str) -> Path:
     """A file of the record's job: its ``artifacts[artifact]`` (relative to the run folder), else ``default`` in
-    the job folder."""
+    the job folder. The record is untrusted: a path that is absolute, has ``..`` or resolves outside the run
+    folder is an :class:`~benchsuite.results.safe_paths.UnsafePathError` naming it."""
     rel = (record.get("artifacts") or {}).get(artifact)
-    if isinstance(rel, str) and rel:
-        return run_dir / rel
-    return run_dir / "jobs" / str(record.get("job_id")) / default
+    if rel is not None:
+        return relative_inside(run_dir, rel, f"artifacts.{artifact}")
+    return inside(run_dir, "jobs", str(record.get("job_id")), default, what="job file")
 
 
 def evidence_path(run_dir: Path, record: dict[str, Any]) -> Path:
     """Where the evidence the record's task saved when it scored the split lies (it may be missing)."""
-    return _job_file(Path(run_dir), record, "evidence", evidence_name(str(record.get("split"))))
+    return job_file(Path(run_dir), record, "evidence", evidence_name(str(record.get("split"))))
 
 
 def _predictions_path(run_dir: Path, record: dict[str, Any]) -> Path:
-    job_dir = run_dir / "jobs" / record["job_id"]
+    """The record's predictions file: the name its job's ``result.json`` gives for the split (a plain file name in
+    the job folder), else ``predictions-<split>.npz`` there."""
+    import json
+
+    from benchsuite.results.safe_paths import is_safe_name, read_limited
+
+    job_dir = inside(run_dir, "jobs", str(record.get("job_id")), what="job folder")
+    name = f"predictions-{record.get('split')}.npz"
     try:
-        name = json.loads((job_dir / "result.json").read_text())["splits"][record["split"]]["predictions"]
-        return job_dir / name
-    except (OSError, KeyError, TypeError, json.JSONDecodeError):  # missing or malformed result.json
-        return job_dir / f"predictions-{record['split']}.npz"
+        result = json.loads(read_limited(job_dir / "result.json", 64 * 2**20, "worker result"))
+        given = result["splits"][record["split"]]["predictions"]
+        name = given if is_safe_name(given, 255) else name
+    except (OSError, ValueError, KeyError, TypeError, IndexError, BenchsuiteError):  # missing or malformed
+        pass
+    return inside(job_dir, name, what="predictions file")
 
 
 def record_intervals(record: dict[str, Any], run_dir: Path) -> dict[str, list[float] | None] | None:
@@ -304,7 +316,7 @@ def record_intervals(record: dict[str, Any], run_dir: Path) -> dict[str, list[fl
     if task is None or not task.interval_metrics:
         return {}
     path = evidence_path(Path(run_dir), record)
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
     evidence = load_evidence(path)
     if evidence.task != task.name:
@@ -340,12 +352,24 @@ def compute_intervals(run_dir: Path, records: list[dict[str, Any]]
     if missing:
         log.warning("report: %d record(s) of %s have no evidence file (written before tasks saved evidence): "
                     "their bootstrap intervals are unavailable", len(missing), run_dir)
-    if fresh != cache:
+    if fresh != cache or _on_disk(cache_path) != fresh:  # a damaged cache is written again, whole
         try:
             atomic_write_json(cache_path, fresh)
         except OSError as exc:  # a read-only run folder still gets a report on stdout
             log.warning("report: cannot write %s (%s)", cache_path, exc)
     return fresh, missing
+
+
+def _on_disk(path: Path) -> Any:
+    """The JSON value of the file at ``path`` as it is (None when it is missing or not JSON)."""
+    import json
+
+    from benchsuite.results.safe_paths import read_limited
+
+    try:
+        return json.loads(read_limited(path, 64 * 2**20, "interval cache"))
+    except (OSError, ValueError, RecursionError, BenchsuiteError):
+        return None
 
 
 # ------------------------------------------------------------------------------------------------ building

@@ -17,6 +17,7 @@ from typing import TypeVar
 import numpy as np
 
 from benchsuite.report.model import Group, ReportModel, Row
+from benchsuite.results.safe_paths import relative_inside
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -182,8 +183,10 @@ def per_class_plot(group: Group) -> Plot | None:
 
 
 def _read_confusion(path: Path) -> tuple[list[str], np.ndarray] | None:
+    from benchsuite.results.safe_paths import read_limited
+
     try:
-        lines = path.read_text().strip().splitlines()
+        lines = read_limited(path, 16 * 2**20, "confusion matrix").decode("utf-8", "replace").strip().splitlines()
     except OSError:
         return None
     classes = lines[0].split(",")[1:]
@@ -195,7 +198,7 @@ def confusion_plot(group: Group, run_dir: Path) -> Plot | None:
     mats = []
     for r in _one_per_pipeline(group):
         art = (r.record.get("artifacts") or {}).get("confusion_matrix")
-        got = _read_confusion(run_dir / art) if art else None
+        got = _read_confusion(relative_inside(run_dir, art, "artifacts.confusion_matrix")) if art else None
         if got:
             mats.append((r, *got))
     if not mats:

@@ -1,24 +1,31 @@
-"""Render report blocks as Markdown (PNG files beside it) and as one self-contained HTML page."""
+"""Render report blocks as Markdown (PNG files beside it) and as one self-contained HTML page.
+
+Block text is the report's inline Markdown (:mod:`benchsuite.report.markup`: untrusted text already made literal);
+a figure's title is plain text and its file name is made safe here (:func:`benchsuite.results.safe_paths.safe_name`:
+a name built from a pipeline id or a data set name in a record never leaves ``report_files/``).
+"""
 
 from __future__ import annotations
 
 import base64
 import html
-import re
 from pathlib import Path
 
+from benchsuite.report import markup
 from benchsuite.report.document import Block, Bullets, Figures, Heading, Legend, Para, Table
 from benchsuite.report.tables import markdown_table
 from benchsuite.results.atomic import atomic_write_bytes
-
-_BOLD = re.compile(r"\*\*(.+?)\*\*")
-_CODE = re.compile(r"`([^`]+)`")
+from benchsuite.results.safe_paths import inside, safe_name
 
 
 def inline_html(text: str) -> str:
-    out = html.escape(text, quote=False)
-    out = _CODE.sub(r"<code>\1</code>", out)
-    return _BOLD.sub(r"<strong>\1</strong>", out)
+    """A line of the report's inline Markdown as HTML (:func:`benchsuite.report.markup.to_html`)."""
+    return markup.to_html(text)
+
+
+def figure_file(name: str) -> str:
+    """The PNG file name of a figure named ``name`` inside the report's assets folder (safe, unique per name)."""
+    return safe_name(name) + ".png"
 
 
 # --------------------------------------------------------------------------------------------- Markdown
@@ -36,15 +43,16 @@ def to_markdown(blocks: list[Block], assets: Path | None, assets_rel: str = "rep
         elif isinstance(b, Bullets):
             out += [f"- {item}" for item in b.items] + [""]
         elif isinstance(b, Legend):
-            out += [f"{b.title}: " + "; ".join(f"{name}: {meaning}" for _, name, meaning in b.entries) + ".", ""]
+            out += [f"{markup.lit(b.title)}: " + "; ".join(f"{markup.lit(name)}: {markup.lit(meaning)}"
+                                                           for _, name, meaning in b.entries) + ".", ""]
         elif isinstance(b, Table):
             out += [markdown_table(b.header, b.rows), ""]
         elif isinstance(b, Figures):
             for p in b.plots:
                 if assets is not None:
-                    atomic_write_bytes(assets / f"{p.name}.png", p.png)
-                    out.append(f"![{p.title}]({assets_rel}/{p.name}.png)")
-                out += [f"*{p.title}.* {p.caption}", ""]
+                    atomic_write_bytes(inside(assets, figure_file(p.name), what="figure file"), p.png)
+                    out.append(f"![{markup.lit(p.title)}]({assets_rel}/{figure_file(p.name)})")
+                out += [f"*{markup.lit(p.title)}.* {p.caption}", ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -117,7 +125,7 @@ def to_html(blocks: list[Block], title: str) -> str:
         elif isinstance(b, Bullets):
             body.append("<ul>" + "".join(f"<li>{inline_html(i)}</li>" for i in b.items) + "</ul>")
         elif isinstance(b, Table):
-            head = "".join(f"<th>{html.escape(h)}</th>" for h in b.header)
+            head = "".join(f"<th>{inline_html(h)}</th>" for h in b.header)
             rows = []
             for k, row in enumerate(b.rows):
                 cls = f' class="{html.escape(b.row_kinds[k])}"' if k < len(b.row_kinds) else ""

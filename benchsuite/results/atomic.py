@@ -65,11 +65,13 @@ def atomic_write_npz(path: Path, arrays: Mapping[str, Any]) -> None:
 
 
 def repair_tail(path: Path) -> bytes:
-    """Cut a partial last line (bytes after the last newline) off ``path``; return the bytes cut.
+    """Cut a partial last line (bytes after the last newline that are not one whole JSON object) off ``path``;
+    return the bytes cut.
 
     A record line is written by one ``write`` call, but a full disk or a killed process can still leave a
     line without its newline. Appending after it would glue the next record onto it, so every append and
-    every run start calls this first.
+    every run start calls this first. A last line that is a whole JSON object (a record whose newline alone was
+    lost) is kept: its newline is added instead, and nothing is cut.
     """
     try:
         fd = os.open(path, os.O_RDWR)
@@ -96,9 +98,29 @@ def _repair_fd(fd: int) -> bytes:
             break
         end = start
     tail = os.pread(fd, size - keep, keep)
+    if _whole_object(tail):
+        os.pwrite(fd, b"\n", size)
+        os.fsync(fd)
+        log.warning("%s: completed a last record line that had lost its newline", _fd_name(fd))
+        return b""
     os.ftruncate(fd, keep)
     os.fsync(fd)
     return tail
+
+
+def _whole_object(data: bytes) -> bool:
+    """Whether ``data`` is one whole JSON object (a record line without its newline)."""
+    try:
+        return isinstance(json.loads(data.decode("utf-8")), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def _fd_name(fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return f"file descriptor {fd}"
 
 
 def append_line(path: Path, line: str) -> None:

@@ -58,13 +58,59 @@ def save_evidence(path: Path, task: str, arrays: Mapping[str, Any]) -> None:
     atomic_write_npz(Path(path), {_TASK: np.asarray(task), _VERSION: np.asarray(EVIDENCE_VERSION), **packed})
 
 
-def load_evidence(path: Path) -> Evidence:
-    """Read an evidence file (every array into memory). Raises OSError when it is missing and ValueError when it
-    is not an evidence file or comes from a newer format."""
+#: the most bytes the arrays of one evidence or predictions file may hold once loaded (checked from the files'
+#: headers before anything is allocated); a task's output caps keep real files far below it
+MAX_NPZ_BYTES = 2 * 2**30
+
+
+def checked_npz(path: Path, max_bytes: int = MAX_NPZ_BYTES) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """The arrays an ``npz`` file declares, ``{name: (shape, dtype)}``, read from each member's header without
+    loading it: a regular file only (never a FIFO), no object arrays, and at most ``max_bytes`` bytes in all once
+    loaded. Anything else is a ValueError naming the file (what the runner and the report refuse to load)."""
+    import zipfile
+
+    from benchsuite.errors import BenchsuiteError
+    from benchsuite.results.safe_paths import open_regular
+
+    path = Path(path)
+    out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    total = 0
+    try:
+        with open_regular(path, max_bytes, "npz file") as f, zipfile.ZipFile(f) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise ValueError(f"{path}: member {info.filename[:60]!r} is not an array")
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    reader = {(1, 0): np.lib.format.read_array_header_1_0,
+                              (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if reader is None:
+                        raise ValueError(f"{path}: member {info.filename[:60]!r} has .npy format {version}")
+                    shape, _, dtype = reader(member)
+                if dtype.hasobject:
+                    raise ValueError(f"{path}: array {info.filename[:-4][:60]!r} holds Python objects")
+                total += int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if total > max_bytes or info.file_size > max_bytes:
+                    raise ValueError(f"{path}: its arrays would take more than {max_bytes / 2**20:,.0f} MiB of memory; "
+                                     f"refused before loading them")
+                out[info.filename[:-4]] = (tuple(shape), dtype)
+    except (zipfile.BadZipFile, EOFError, OSError, BenchsuiteError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: not a readable npz file ({str(exc)[:200]})") from None
+    return out
+
+
+def load_evidence(path: Path, max_bytes: int = MAX_NPZ_BYTES) -> Evidence:
+    """Read an evidence file (every array into memory, after :func:`checked_npz`). Raises OSError when it is missing
+    and ValueError when it is not an evidence file, is too large, or comes from a newer format."""
+    checked_npz(Path(path), max_bytes)
     with np.load(Path(path), allow_pickle=False) as npz:
         arrays = {name: npz[name] for name in npz.files}
     if _TASK not in arrays or _VERSION not in arrays:
         raise ValueError(f"{path}: not an evidence file (no {_TASK} / {_VERSION} entry)")
+    if arrays[_VERSION].shape != () or arrays[_VERSION].dtype.kind not in "iu" or arrays[_TASK].shape != ():
+        raise ValueError(f"{path}: its {_TASK} / {_VERSION} entries are not a name and a whole number")
     version = int(arrays.pop(_VERSION))
     if version > EVIDENCE_VERSION:
         raise ValueError(f"{path}: evidence format {version} is newer than this benchsuite reads "
@@ -102,10 +148,36 @@ def save_ragged(path: Path, image_ids: list[str], **per_image: list[np.ndarray])
     atomic_write_npz(path, arrays)
 
 
-def load_ragged(path: Path) -> tuple[list[str], dict[str, list[np.ndarray]]]:
-    """The image ids and the per-image arrays of a file :func:`save_ragged` wrote."""
-    with np.load(path) as npz:
+def load_ragged(path: Path, max_per_image: int | None = None, max_bytes: int = MAX_NPZ_BYTES
+                ) -> tuple[list[str], dict[str, list[np.ndarray]]]:
+    """The image ids and the per-image arrays of a file :func:`save_ragged` wrote, checked before use: its size
+    (:func:`checked_npz`), ``offsets`` a non-decreasing 1-D index into every array from 0 to its length, one id
+    per image, and at most ``max_per_image`` entries per image. A file that breaks any of these (a worker's
+    predictions are not trusted: the pipeline ran in that process) is a ValueError naming it and what is wrong."""
+    declared = checked_npz(Path(path), max_bytes)
+    for name in ("offsets", "image_ids"):
+        if name not in declared:
+            raise ValueError(f"{path}: no {name!r} array; not a per-image predictions file")
+    with np.load(path, allow_pickle=False) as npz:
         offsets = npz["offsets"]
-        ids = [str(s) for s in npz["image_ids"]]
-        out = {name: unpack_ragged(npz[name], offsets) for name in npz.files if name not in ("offsets", "image_ids")}
-    return ids, out
+        if offsets.ndim != 1 or offsets.dtype.kind not in "iu" or len(offsets) < 1 or offsets[0] != 0 or \
+                np.any(np.diff(offsets) < 0):
+            raise ValueError(f"{path}: 'offsets' is not a non-decreasing index from 0")
+        ids = npz["image_ids"]
+        if ids.ndim != 1 or len(ids) != len(offsets) - 1:
+            raise ValueError(f"{path}: {len(ids)} image ids for {len(offsets) - 1} images")
+        counts = np.diff(offsets)
+        if max_per_image is not None and len(counts) and int(counts.max()) > max_per_image:
+            worst = int(np.argmax(counts))
+            raise ValueError(f"{path}: image {str(ids[worst])[:60]} has {int(counts[worst]):,} entries, more than the "
+                             f"{max_per_image:,} per image this task accepts")
+        out = {}
+        for name in npz.files:
+            if name in ("offsets", "image_ids"):
+                continue
+            values = npz[name]
+            if values.ndim < 1 or len(values) != int(offsets[-1]):
+                raise ValueError(f"{path}: {name!r} holds {len(values) if values.ndim else 0} entries, the offsets "
+                                 f"index {int(offsets[-1])}")
+            out[name] = unpack_ragged(values, offsets)
+    return [str(s) for s in ids], out

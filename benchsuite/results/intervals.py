@@ -26,10 +26,32 @@ def interval_cache_path(run_dir: Path | str) -> Path:
     return Path(run_dir) / ASSETS / INTERVAL_CACHE
 
 
-def read_interval_cache(run_dir: Path | str) -> dict[str, Any]:
-    """The cached intervals of a run folder; empty when there are none or the file is damaged."""
+#: the largest interval cache read (a few hundred bytes per record)
+MAX_CACHE_BYTES = 64 * 2**20
+
+
+def read_interval_cache(run_dir: Path | str) -> dict[str, dict[str, list[float] | None]]:
+    """The cached intervals of a run folder, entry by entry checked: ``{record key: {metric: [lo, hi] (finite,
+    lo <= hi) or None}}``. A file that is missing, damaged or not of that shape gives an empty cache, and an entry
+    of another shape is left out: the report recomputes what the cache does not hold, so it never trusts it."""
+    import math
+
+    from benchsuite.errors import BenchsuiteError
+    from benchsuite.results.safe_paths import read_limited
+
     try:
-        cache = json.loads(interval_cache_path(run_dir).read_text())
-    except (OSError, json.JSONDecodeError):
+        cache = json.loads(read_limited(interval_cache_path(run_dir), MAX_CACHE_BYTES, "interval cache"),
+                           parse_constant=lambda name: None)
+    except (OSError, ValueError, RecursionError, BenchsuiteError):
         return {}
-    return cache if isinstance(cache, dict) else {}
+    if not isinstance(cache, dict):
+        return {}
+
+    def interval(value: Any) -> bool:
+        return value is None or (isinstance(value, list) and len(value) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+            and value[0] <= value[1])
+
+    return {key: entry for key, entry in cache.items()
+            if isinstance(key, str) and isinstance(entry, dict)
+            and all(isinstance(m, str) and interval(v) for m, v in entry.items())}

@@ -36,16 +36,25 @@ def library_versions() -> dict[str, str | None]:
 
 
 def git_commit(start: Path | None = None) -> dict[str, Any]:
-    """The commit of the checkout the suite runs from (None outside a git checkout)."""
+    """The commit of the checkout the suite runs from, whether its tracked files differ from that commit, and
+    (``diff_sha256``) the sha256 of that difference (``git diff HEAD``), so that two sessions of a resumed run can
+    tell whether they ran the same code (None outside a git checkout)."""
+    import hashlib
+
     cwd = start or Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
                                capture_output=True, text=True, timeout=10).stdout.strip() != ""
-        return {"commit": sha, "dirty": dirty}
+        diff = None
+        if dirty:
+            done = subprocess.run(["git", "diff", "HEAD", "--no-color", "--no-ext-diff"], cwd=cwd,
+                                  capture_output=True, timeout=30)
+            diff = hashlib.sha256(done.stdout).hexdigest() if done.returncode == 0 else None
+        return {"commit": sha, "dirty": dirty, "diff_sha256": diff}
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        return {"commit": None, "dirty": None, "diff_sha256": None}
 
 
 def machine_info() -> dict[str, Any]:

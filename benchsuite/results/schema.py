@@ -150,12 +150,24 @@ class Timing(TypedDict, total=False):
 
 
 class Memory(TypedDict, total=False):
-    """``memory``: peaks in MiB (the worker, its largest child, its process tree, the GPU)."""
+    """``memory``: peaks in MiB (the worker, its largest child, its process tree, the GPU, and the runner's own
+    process while it scored the split: ``runner_peak_rss_mb``)."""
 
     peak_rss_mb: float | None
     peak_rss_children_mb: float | None
     peak_tree_rss_mb: float | None
     gpu_peak_mb: float | None
+    runner_peak_rss_mb: float | None
+
+
+class PipelineClass(TypedDict, total=False):
+    """``pipeline_class``: the class that ran under the record's pipeline id: its module and class name (as the
+    worker imported it) and the installed distribution that registered it, with its version."""
+
+    module: str
+    qualname: str
+    distribution: str | None
+    version: str | None
 
 
 class Consumed(TypedDict, total=False):
@@ -252,6 +264,11 @@ class Record(_RecordKeys, total=False):
             log: the job's log file; started_at, finished_at: ISO times.
         node, executor: the host the job ran on, and what ran it (``{"name": "local" or "ray", ...}``).
         study: the study point the record scores (:class:`StudyPoint`); None outside a study.
+        pipeline_class: the class that ran (:class:`PipelineClass`: module, class, distribution and version).
+        leftover_processes: processes of the job still running after its worker had exited (the orphans of a worker
+            that died before it could end them), ended by the runner.
+        config_changed: for a record of a session resumed with ``--allow-changed``, what differed from the run's
+            configuration (one line each); None otherwise.
     """
 
     dataset_fingerprint: str | None
@@ -275,6 +292,9 @@ class Record(_RecordKeys, total=False):
     node: str | None
     executor: dict[str, Any] | None
     study: StudyPoint | None
+    pipeline_class: PipelineClass | None
+    leftover_processes: int | None
+    config_changed: list[str] | None
 
 
 # ------------------------------------------------------------------------------------------------ validation
@@ -363,8 +383,12 @@ def _join(path: str, key: str) -> str:
 
 
 def _wrong(value: Any, tp: Any, path: str) -> str:
-    shown = repr(value)
-    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    items = list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else None
+    if items is not None and (len(items) > 8 or any(isinstance(v, (dict, list)) for v in items)):
+        shown = f"of {len(items)} item(s)"  # never walk a large or deep container for a message
+    else:
+        shown = repr(value[:61] if isinstance(value, str) else value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
     return f"{path or 'record'}: expected {_type_name(tp)}, got {type(value).__name__} {shown}"
 
 
@@ -372,6 +396,26 @@ def record_problems(record: Any) -> list[str]:
     """Every way ``record`` differs from :class:`Record`, one line each naming the key and the expected type
     (empty when it conforms)."""
     return _problems(record, Record, "")
+
+
+def present_field_problems(record: dict[str, Any]) -> list[str]:
+    """The problems of the keys ``record`` holds (a key the schema names but the record lacks is no problem: an
+    older record may lack it), one line each naming the key and the expected type: what a reader checks before it
+    uses a record it did not write itself."""
+    hints = _hints(Record)
+    out: list[str] = []
+    for key, value in record.items():
+        if not isinstance(key, str):
+            out.append(f"key {key!r} is not a string")
+        elif key in hints:
+            out.extend(_problems(value, hints[key], key))
+    return out
+
+
+def shape_problems(value: Any, tp: Any, path: str = "") -> list[str]:
+    """Every way ``value`` differs from the type ``tp`` (a TypedDict, a ``list[...]``, a union ...), one line each
+    naming the key under ``path``: the check :func:`record_problems` makes, for other files' shapes."""
+    return _problems(value, tp, path)
 
 
 def validate_record(record: Any) -> Record:

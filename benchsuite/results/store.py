@@ -27,7 +27,8 @@ from typing import Any
 
 from benchsuite.errors import BenchsuiteError, ConfigError
 from benchsuite.results.atomic import append_line, atomic_write_json, atomic_write_text, repair_tail, to_json_line
-from benchsuite.results.schema import upgrade_record
+from benchsuite.results.safe_paths import open_regular, read_limited
+from benchsuite.results.schema import present_field_problems, upgrade_record
 
 log = logging.getLogger(__name__)
 
@@ -78,20 +79,30 @@ class RunStore:
         atomic_write_json(self.run_path, info)
 
     def read_run_info(self) -> dict[str, Any]:
-        """``run.json`` as a dict; a missing, unreadable or corrupt file is one-line BenchsuiteError."""
+        """``run.json`` as a dict, checked field by field (:func:`benchsuite.results.run_schema.run_info_problems`); a
+        missing, unreadable, corrupt or ill-typed file is a one-line BenchsuiteError naming the file and the key."""
+        from benchsuite.results.run_schema import run_info_problems
+
         try:
-            text = self.run_path.read_text(encoding="utf-8", errors="replace")
+            data = read_limited(self.run_path, MAX_RUN_FILE_BYTES, "run.json")
         except FileNotFoundError:
             raise BenchsuiteError(f"{self.run_path}: missing; {self.run_dir} is not a benchsuite run folder") from None
         except OSError as exc:
             raise storage_error(exc, "cannot read") from None
+        except BenchsuiteError as exc:
+            raise BenchsuiteError(str(exc)) from None
         try:
-            info = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BenchsuiteError(f"{self.run_path}: corrupt ({exc}); expected the JSON object a run writes") \
-                from None
+            info = json.loads(data.decode("utf-8", "replace"), parse_constant=_no_constant)
+        except (json.JSONDecodeError, ValueError, RecursionError) as exc:
+            raise BenchsuiteError(f"{self.run_path}: corrupt ({str(exc)[:200]}); expected the JSON object a run "
+                                  f"writes") from None
         if not isinstance(info, dict):
             raise BenchsuiteError(f"{self.run_path}: holds a JSON {type(info).__name__}, expected an object")
+        problems = run_info_problems(info)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise BenchsuiteError(f"{self.run_path}: {problems[0]}{more}; the file is not as a run writes it (fix "
+                                  f"or restore it)")
         return info
 
     def repair(self) -> None:
@@ -107,27 +118,46 @@ class RunStore:
     def records(self, latest_only: bool = True) -> list[dict[str, Any]]:
         """The records, in file order, each read as the current schema version (an older record is upgraded,
         :func:`benchsuite.results.schema.upgrade_record`); with ``latest_only`` the last record of each (job,
-        split)."""
+        split).
+
+        A line that is not a record (not JSON, not an object, no text ``job_id``/``task``/...: what a crash or a
+        foreign tool leaves) is skipped with a warning naming it. A record whose fields do not have the schema's
+        types (``seed`` ``"zero"``, ``fit_info`` a list: :func:`~benchsuite.results.schema.present_field_problems`)
+        is refused: :class:`RecordError`, one line naming the file, the line and the key, since a changed record's
+        numbers cannot be trusted and dropping it would change the tables silently.
+        """
         if not self.records_path.exists():
             return []
         out = []
         try:
-            text = self.records_path.read_text(encoding="utf-8", errors="replace")
+            lines = list(_lines(self.records_path, MAX_RECORD_LINE))
         except OSError as exc:
             raise storage_error(exc, "cannot read") from None
-        for number, line in enumerate(text.splitlines(), 1):
+        except BenchsuiteError as exc:
+            raise RecordError(str(exc)) from None
+        for number, line in lines:
+            if line is None:
+                log.warning("%s:%d: skipping a record line over %d MiB", self.records_path, number,
+                            MAX_RECORD_LINE // 2**20)
+                continue
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
+                rec = json.loads(line, parse_constant=_no_constant)
+            except (ValueError, RecursionError):
                 log.warning("%s:%d: skipping a malformed record line (not JSON)", self.records_path, number)
                 continue
             problem = record_problem(rec)
             if problem:
                 log.warning("%s:%d: skipping a malformed record line (%s)", self.records_path, number, problem)
                 continue
-            out.append(upgrade_record(rec))
+            rec = upgrade_record(rec)  # an older record in the current shape first: then its fields are checked
+            fields = present_field_problems(rec)
+            if fields:
+                more = f" (and {len(fields) - 1} more)" if len(fields) > 1 else ""
+                raise RecordError(f"{self.records_path}:{number}: {fields[0]}{more}; the record is not as the runner "
+                                  f"writes it (was the file edited?): fix or remove that line")
+            out.append(rec)
         if not latest_only:
             return out
         latest: dict[tuple[str, str], dict[str, Any]] = {}
@@ -150,16 +180,46 @@ class RunStore:
 
 
 def record_problem(rec: Any) -> str | None:
-    """Why ``rec`` is not a usable record, or None."""
+    """Why ``rec`` is not a record at all (not an object, no text identifying keys), or None."""
     if not isinstance(rec, dict):
         return f"a JSON {type(rec).__name__}, not an object"
     bad = [k for k in REQUIRED_KEYS if not isinstance(rec.get(k), str)]
     if bad:
         return f"no text {', '.join(bad)}"
-    for block in ("metrics", "timing", "memory"):
-        if rec.get(block) is not None and not isinstance(rec[block], dict):
-            return f"{block} is not an object"
     return None
+
+
+class RecordError(BenchsuiteError):
+    """A record line whose fields do not have the schema's types: one line naming the file, the line and the key."""
+
+
+#: the largest record line read (a detection record with per-class curves is a few hundred kilobytes)
+MAX_RECORD_LINE = 64 * 2**20
+#: the largest run.json read
+MAX_RUN_FILE_BYTES = 64 * 2**20
+
+
+def _no_constant(name: str) -> Any:
+    """``json.loads``'s ``parse_constant``: NaN and Infinity are not JSON, and a run never writes them."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _lines(path: Path, limit: int) -> Any:
+    """``(line number, text)`` for each line of ``path``, reading at most ``limit`` bytes of a line into memory:
+    a longer line comes as ``(number, None)``. The file must be a regular file (never a FIFO)."""
+    with open_regular(path, what="records file") as f:
+        number = 0
+        while True:
+            raw = f.readline(limit + 1)
+            if not raw:
+                return
+            number += 1
+            if len(raw) > limit and not raw.endswith(b"\n"):
+                while raw and not raw.endswith(b"\n"):  # skip the rest of the long line
+                    raw = f.readline(1 << 20)
+                yield number, None
+                continue
+            yield number, raw.decode("utf-8", "replace")
 
 
 def rerun_on_resume(rec: dict[str, Any]) -> bool:

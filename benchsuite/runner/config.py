@@ -44,6 +44,7 @@ class RunConfig:
     run_id: str | None = None
     resume: bool = False
     retry_failed: bool = False
+    allow_changed: bool = False  # --allow-changed: resume although the configuration differs (recorded)
     data_root: Path = Path("data")
     data_root_explicit: bool = False
     cache_dir: Path = field(default_factory=default_cache_dir)
@@ -92,3 +93,19 @@ def check_options(cfg: RunConfig) -> None:
                                                 and cfg.memory_limit_mb >= MEMORY_FLOOR_MB):
         raise ConfigError(f"--memory-limit-mb must be at least {MEMORY_FLOOR_MB:.0f} MB (a small classical "
                           f"job's worker peaks at about 180 MB), got {cfg.memory_limit_mb}")
+    if cfg.allow_changed and not cfg.resume:
+        raise ConfigError("--allow-changed continues a run whose configuration changed; it needs --resume")
+    if cfg.memory_limit_mb is None and cfg.executor == "local":
+        share = default_memory_limit_mb(cfg.jobs)
+        if share < MEMORY_FLOOR_MB:
+            most = max(1, int(default_memory_limit_mb(1) // MEMORY_FLOOR_MB))
+            raise ConfigError(f"--jobs {cfg.jobs} leaves each job {share:.0f} MB (90% of this machine's memory over "
+                              f"--jobs), under the {MEMORY_FLOOR_MB:.0f} MB a worker needs; use at most --jobs {most}, "
+                              f"or give --memory-limit-mb")
+
+
+def default_memory_limit_mb(jobs: int) -> float:
+    """A job's memory limit without ``--memory-limit-mb``: 90% of this machine's memory over ``--jobs``, in MiB."""
+    import psutil
+
+    return psutil.virtual_memory().total / 2**20 * 0.9 / max(1, jobs)

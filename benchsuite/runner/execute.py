@@ -2,8 +2,13 @@
 
 A run's workers never outlive it: each leads its own process group, asks the kernel to kill it when the
 runner dies (``PR_SET_PDEATHSIG``, set at worker start-up) and is registered with the run's reaper
-(:mod:`benchsuite.runner.reaper`), which kills the registered groups when the runner is gone. The first
-SIGINT or SIGTERM stops launching jobs and ends the running workers' process trees; the second stops at once.
+(:mod:`benchsuite.runner.reaper`), which ends the registered workers' trees when the runner is gone. No process
+of a job outlives the job either (:mod:`benchsuite.runner.proctree`): the worker is a child subreaper that ends
+its descendants when the job is done; a worker ended by the runner (time or memory limit, interrupt) is ended
+with its whole tree, frozen first; and once a worker has exited, any process still carrying its job's marker
+(``BENCHSUITE_JOB``: the orphans of a worker killed by a signal) is ended and the record says how many there were.
+The first SIGINT or SIGTERM stops launching jobs and ends the running workers' process trees; the second stops at
+once.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from typing import Any
 import psutil
 
 import benchsuite
+from benchsuite.errors import BenchsuiteError
 from benchsuite.measure.conditions import omp_wait_policy
 from benchsuite.proposal_cache import THREADS_ENV
+from benchsuite.runner import proctree
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +271,7 @@ class WorkerExit:
     seconds: float
     peak_tree_rss_mb: float
     output_tail: str = ""  # the last bytes the worker printed, kept in memory (the log may be unwritable)
+    leftover_processes: int = 0  # processes of the job still running after the worker exited (ended by the runner)
 
 
 def package_root() -> Path:
@@ -271,7 +279,9 @@ def package_root() -> Path:
     return Path(benchsuite.__file__).resolve().parent.parent
 
 
-def worker_env(num_threads: int) -> dict[str, str]:
+def worker_env(num_threads: int, job_id: str = "") -> dict[str, str]:
+    """The environment of a job's worker: thread counts, the OpenMP wait policy, the suite on ``PYTHONPATH``, and
+    the markers every process of the job inherits (:data:`~benchsuite.runner.proctree.JOB_ENV`, the runner's pid)."""
     env = os.environ.copy()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", THREADS_ENV):
         env[var] = str(num_threads)  # THREADS_ENV: the default size of the proposal cache's process pool
@@ -286,7 +296,8 @@ def worker_env(num_threads: int) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONUNBUFFERED"] = "1"
     env["BENCHSUITE_WORKER"] = "1"
-    env["BENCHSUITE_RUNNER_PID"] = str(os.getpid())
+    env[proctree.RUNNER_ENV] = str(os.getpid())
+    env[proctree.JOB_ENV] = job_id
     return env
 
 
@@ -303,15 +314,22 @@ def _tree_rss_mb(proc: psutil.Process) -> float:
 
 
 def _kill_tree(popen: subprocess.Popen[bytes]) -> None:
-    try:
-        children = psutil.Process(popen.pid).children(recursive=True)
-    except psutil.Error:
-        children = []
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(popen.pid, signal.SIGKILL)
-    for child in children:
-        with contextlib.suppress(psutil.Error):
-            child.kill()
+    """SIGKILL a worker and every descendant, however they forked (frozen first: :func:`proctree.kill_tree`)."""
+    if popen.poll() is None:  # a reaped worker's pid may belong to another process by now
+        proctree.kill_tree(popen.pid)
+
+
+def end_leftovers(job_id: str) -> int:
+    """End the processes of job ``job_id`` still running after its worker exited (orphans of a worker that died
+    before it could end them: they carry the job's marker); returns how many there were."""
+    if not job_id:
+        return 0
+    left = proctree.kill_marked(os.getpid(), job_id)
+    if left:
+        proctree.wait_gone(left, 2.0)
+        log.warning("job %s left %d process(es) running after its worker ended (pids %s); ended them", job_id,
+                    len(left), ", ".join(map(str, left[:8])))
+    return len(left)
 
 
 def _pump(stream: int, log_path: Path, echo: bool, tail: collections.deque[bytes]) -> None:
@@ -354,13 +372,14 @@ def _pump(stream: int, log_path: Path, echo: bool, tail: collections.deque[bytes
 
 def run_worker(job_file: Path, log_path: Path, num_threads: int, time_limit_s: float,
                memory_limit_mb: float | None, echo: bool = False,
-               supervisor: Supervisor | None = None) -> WorkerExit:
+               supervisor: Supervisor | None = None, job_id: str = "") -> WorkerExit:
     """Run ``python -m benchsuite.runner.worker job_file`` until it exits, breaks a limit, or the
-    ``supervisor`` stops the run (reason ``"interrupted"``)."""
+    ``supervisor`` stops the run (reason ``"interrupted"``); then end whatever process of job ``job_id`` is
+    still running (:func:`end_leftovers`)."""
     cmd = [sys.executable, "-m", "benchsuite.runner.worker", str(job_file)]
     start = time.perf_counter()
     popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             env=worker_env(num_threads), start_new_session=True)
+                             env=worker_env(num_threads, job_id), start_new_session=True)
     if supervisor is not None:
         supervisor.register(popen)
     assert popen.stdout is not None
@@ -396,10 +415,11 @@ def run_worker(job_file: Path, log_path: Path, num_threads: int, time_limit_s: f
     finally:
         if supervisor is not None:
             supervisor.unregister(popen)
+        left = end_leftovers(job_id)
         pump.join(timeout=10)
         popen.stdout.close()
     text = b"".join(tail).decode("utf-8", "replace")
-    return WorkerExit(popen.returncode, reason, time.perf_counter() - start, round(peak, 1), text)
+    return WorkerExit(popen.returncode, reason, time.perf_counter() - start, round(peak, 1), text, left)
 
 
 def describe_exit(exit: WorkerExit, time_limit_s: float, memory_limit_mb: float | None) -> tuple[str, str]:
@@ -426,8 +446,22 @@ def describe_exit(exit: WorkerExit, time_limit_s: float, memory_limit_mb: float 
     if code == WORKER_IO_EXIT:
         said = [ln[len(WORKER_IO_MARKER):] for ln in exit.output_tail.splitlines() if ln.startswith(WORKER_IO_MARKER)]
         if said:
-            return "io", f"worker could not write its files: {said[-1]}"
+            return "io", f"worker could not write its files: {said[-1]}; {RETRY_HINT}"
     return "crash", f"worker exited with status {code} without writing a result"
+
+
+#: what a failure that was not the pipeline's doing (a full disk, a deleted folder) says about running it again
+RETRY_HINT = "fix the cause, then run the same command with --resume --retry-failed to run it again"
+
+
+def lost_job_folder(job_dir: Path) -> str | None:
+    """Why a job's folder cannot hold its result (it or its ``job.json`` was removed while the job ran), or None."""
+    if not job_dir.is_dir():
+        return f"the job folder {job_dir} was removed while the job ran, so its result was lost; {RETRY_HINT}"
+    if not (job_dir / "job.json").is_file():
+        return (f"the job folder {job_dir} was emptied while the job ran (job.json is gone), so its result was lost; "
+                f"{RETRY_HINT}")
+    return None
 
 
 def run_job_dir(job: Any, echo: bool = False, supervisor: Supervisor | None = None) -> dict[str, Any]:
@@ -449,28 +483,64 @@ def run_job_dir(job: Any, echo: bool = False, supervisor: Supervisor | None = No
     job.write()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     exit = run_worker(job.path, job_dir / "log.txt", job.num_threads, job.time_limit_s,
-                      job.memory_limit_mb, echo=echo, supervisor=supervisor)
-    result = read_result(job_dir / "result.json")
+                      job.memory_limit_mb, echo=echo, supervisor=supervisor, job_id=job.job_id)
+    lost = lost_job_folder(job_dir)
+    result = None if lost else read_result(job_dir / "result.json")
+    if isinstance(result, str):  # a result.json that is not a worker's result: the cause is in the string
+        result = {"status": "failed", "failure": "crash", "error": result, "started_at": started}
     if result is None:
-        failure, error = describe_exit(exit, job.time_limit_s, job.memory_limit_mb)
+        failure, error = ("io", lost) if lost and exit.reason is None else \
+            describe_exit(exit, job.time_limit_s, job.memory_limit_mb)
         tail = log_tail(job_dir / "log.txt") or tail_lines(exit.output_tail)
         result = {"status": "failed", "failure": failure, "error": error, "log_tail": tail,
                   "started_at": started,
                   "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     result.setdefault("memory", {})["peak_tree_rss_mb"] = exit.peak_tree_rss_mb
     result["wall_s"] = round(exit.seconds, 3)
+    result["leftover_processes"] = exit.leftover_processes
     return result
 
 
-def read_result(path: Path) -> dict[str, Any] | None:
-    """A worker's ``result.json``, or None when it is missing, unreadable or not a JSON object."""
+#: the largest result.json read back from a worker (a worker's own result is a few kilobytes)
+MAX_RESULT_BYTES = 64 * 2**20
+
+
+def read_result(path: Path) -> dict[str, Any] | str | None:
+    """A worker's ``result.json``: the result (checked field by field, :func:`result_problems`), None when it is
+    missing or unreadable, or a one-line error (a string) when it is there but not a worker's result."""
     import json
 
+    from benchsuite.results.safe_paths import read_limited
+
     try:
-        result = json.loads(path.read_text())
-    except (OSError, ValueError):
+        result = json.loads(read_limited(path, MAX_RESULT_BYTES, "worker result"))
+    except (OSError, ValueError, BenchsuiteError):
         return None
-    return result if isinstance(result, dict) else None
+    problem = result_problems(result)
+    if problem:
+        return f"{path}: not a worker result ({problem}); the job's process wrote something else there"
+    return result
+
+
+def result_problems(result: Any) -> str | None:
+    """What makes ``result`` (a parsed ``result.json``) unusable, or None: the fields the runner reads must have
+    the worker's types, and each split's predictions must be a plain file name in the job folder."""
+    from benchsuite.results.safe_paths import is_safe_name, short_repr
+
+    if not isinstance(result, dict):
+        return f"a JSON {type(result).__name__}, not an object"
+    if result.get("status") not in ("ok", "failed"):
+        return f"status {short_repr(result.get('status'), 40)}, expected 'ok' or 'failed'"
+    for key in ("failure", "error", "traceback", "log_tail", "started_at", "finished_at"):
+        if result.get(key) is not None and not isinstance(result[key], str):
+            return f"{key} is a {type(result[key]).__name__}, expected text"
+    for key in ("timing", "memory", "fit_info", "params", "splits", "executor", "pipeline_class"):
+        if result.get(key) is not None and not isinstance(result[key], dict):
+            return f"{key} is a {type(result[key]).__name__}, expected an object"
+    for split, info in (result.get("splits") or {}).items():
+        if not isinstance(info, dict) or not is_safe_name(info.get("predictions"), 255):
+            return f"splits.{split!s:.40} does not name a predictions file in the job folder"
+    return None
 
 
 def tail_lines(text: str, lines: int = 15) -> str:
@@ -481,8 +551,10 @@ def tail_lines(text: str, lines: int = 15) -> str:
 def log_tail(path: Path, lines: int = 15) -> str:
     """The last ``lines`` non-blank lines of the file at ``path`` ("" when it does not exist)."""
     try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
+        with open(path, "rb") as f:  # the end of the log only: a plugin may have printed gigabytes
+            f.seek(max(0, os.fstat(f.fileno()).st_size - TAIL_BYTES))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:  # missing, or its folder gone or replaced
         return ""
     return tail_lines(text, lines)
 

@@ -330,7 +330,7 @@ def run_on_node(fields: dict[str, Any], board: Any, ship_proposals: bool, *propo
         result = run_job_dir(job)
         result["executor"] = {"name": "ray", **node}  # the driver adds the attempts (the board's count)
         files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-                 if p.is_file() and p.name != "job.json"}
+                 if p.is_file() and not p.is_symlink() and p.name != "job.json"}  # a link is not the job's file
         entries = new_proposals(Path(job.cache_dir), since_ns) if ship_proposals else []
         return {"result": result, "files": files, "job": asdict(job)}, entries
     finally:
@@ -601,6 +601,7 @@ def _outputs(job: JobSpec, out: dict[str, Any]) -> dict[str, Any]:
     """Write a finished task's files into the job's folder of the run folder, where the local executor's worker
     writes them (``log.txt`` appended to, the others replaced, ``result.json`` last), and return its result."""
     from benchsuite.results.atomic import atomic_write_bytes
+    from benchsuite.results.safe_paths import UnsafePathError, relative_inside
 
     job_dir = Path(job.job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
@@ -609,10 +610,11 @@ def _outputs(job: JobSpec, out: dict[str, Any]) -> dict[str, Any]:
     JobSpec(**{**out["job"], "job_dir": job.job_dir}).write()
     files: dict[str, bytes] = out["files"]
     for rel in sorted(files, key=lambda r: r == "result.json"):
-        if Path(rel).is_absolute() or ".." in Path(rel).parts:
-            log.warning("%s: ignoring an output outside the job folder: %s", job.job_id, rel)
+        try:
+            path = relative_inside(job_dir, rel, "output file")
+        except UnsafePathError:
+            log.warning("%s: ignoring an output outside the job folder: %r", job.job_id, rel)
             continue
-        path = job_dir / rel
         if rel == "log.txt":
             with open(path, "ab") as f:
                 f.write(files[rel])

@@ -11,8 +11,11 @@ from typing import Any
 from benchsuite.api import Budget
 from benchsuite.data.datasets import Dataset
 from benchsuite.errors import BenchsuiteError
+from benchsuite.measure.timing import peak_rss_mb
+from benchsuite.results.safe_paths import inside
 from benchsuite.results.schema import SCHEMA_VERSION, record_problems
 from benchsuite.results.store import RunStore
+from benchsuite.runner.execute import RETRY_HINT
 from benchsuite.runner.jobs import JobSpec
 from benchsuite.studies.records import study_block
 from benchsuite.tasks.registry import get_task
@@ -23,32 +26,51 @@ log = logging.getLogger(__name__)
 _PIPELINE_BLOCKS = {"fit_info": {}, "shortcuts": [], "params": {}, "metrics": {}, "output": {}}
 
 
-def record_job(run_id: str, dataset: Dataset, store: RunStore, job: JobSpec, result: dict[str, Any]) -> None:
+def record_job(run_id: str, dataset: Dataset, store: RunStore, job: JobSpec, result: dict[str, Any],
+               config_changed: list[str] | None = None) -> None:
     """Score each of ``job``'s evaluated splits from the predictions its worker saved (``result``: the worker's
     result), append one record per split to ``store`` and log the job's line (with the traceback's last lines
-    when it failed). A split the pipeline trained on (refit on train + val) gets no record."""
+    when it failed). A split the pipeline trained on (refit on train + val) gets no record. ``config_changed``:
+    what this session changed in the run's configuration (``--resume --allow-changed``), marked on the records.
+
+    The runner's own resident memory while it scores a split is measured (its peak, ``memory.runner_peak_rss_mb``):
+    scoring reads the worker's predictions, whose size the task's output caps bound."""
     task = get_task(job.task)
     status = result.get("status", "failed")
     for split in job.eval_splits:
         metrics: dict[str, Any] = {}
         artifacts: dict[str, str] = {}
         split_status, failure, error = status, result.get("failure"), result.get("error")
-        split_info = result.get("splits", {}).get(split, {})
+        split_info = (result.get("splits") or {}).get(split) or {}
         if status == "ok" and not split_info:
             # the worker left this split out: the pipeline trained on it (fit_info.val_not_scored says why)
             log.info("%s: %s split not scored (%s)", job.job_id, split,
                      (result.get("fit_info") or {}).get("val_not_scored", "no predictions"))
             continue
+        peak = None
         if status == "ok":
+            watch = PeakRss()
             try:
-                metrics, artifacts = task.evaluate(dataset, split, Budget(**job.budget),
-                                                   Path(job.job_dir) / split_info["predictions"], Path(job.job_dir))
+                predictions = inside(job.job_dir, str(split_info.get("predictions")), what="predictions file")
+                if not predictions.is_file():
+                    raise FileNotFoundError(predictions)
+                metrics, artifacts = task.evaluate(dataset, split, Budget(**job.budget), predictions,
+                                                   Path(job.job_dir))
+            except FileNotFoundError as exc:
+                split_status, failure = "failed", "io"
+                error = (f"the predictions file {exc.filename or exc} is gone: the job folder was changed while the "
+                         f"job ran; {RETRY_HINT}")
             except BenchsuiteError as exc:
                 split_status, failure, error = "failed", "invalid-output", f"invalid output: {exc}"
+            except MemoryError as exc:
+                split_status, failure, error = "failed", "memory", f"scoring ran out of memory: MemoryError: {exc}"
             except Exception as exc:
                 split_status, failure, error = "failed", "evaluation", f"{type(exc).__name__}: {exc}"
-        store.append(build_record(run_id, job, dataset, split, split_status, failure, error, metrics, artifacts,
-                                  result))
+            peak = watch.peak_mb()
+        record = build_record(run_id, job, dataset, split, split_status, failure, error, metrics, artifacts, result)
+        record["memory"] = {**record["memory"], "runner_peak_rss_mb": peak}
+        record["config_changed"] = list(config_changed) if config_changed else None
+        store.append(checked_record(record))
     summary = one_line(job, result)
     if status != "ok":
         summary += failure_tail(result, Path("jobs") / job.job_id / "log.txt")
@@ -70,6 +92,8 @@ def build_record(run_id: str, job: JobSpec, dataset: Dataset, split: str, status
     fit_info = result.get("fit_info", {})
     shortcuts = list(fit_info.get("shortcuts") or []) if isinstance(fit_info, dict) else []
     rel = Path("jobs") / job.job_id
+    ran = result.get("pipeline_class") if isinstance(result.get("pipeline_class"), dict) else {}
+    registered = job_pipeline_class(job)
     return checked_record({
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -108,7 +132,42 @@ def build_record(run_id: str, job: JobSpec, dataset: Dataset, split: str, status
         "node": (result.get("executor") or {}).get("node"),  # the host the job ran on
         "executor": result.get("executor"),  # {"name": "local"|"ray", "node", "attempts", ...}
         "study": study_block(job.study, dataset, split),  # a study's axis and point (benchsuite.studies)
+        # the class that ran: as the worker imported it, with the distribution that registered it
+        "pipeline_class": {**registered, **{k: v for k, v in ran.items() if k in ("module", "qualname")}},
+        "leftover_processes": result.get("leftover_processes"),
     })
+
+
+def job_pipeline_class(job: JobSpec) -> dict[str, Any]:
+    """The record's ``pipeline_class`` as the plan knows it: the job's ``module:Class`` and the distribution (and
+    version) that registers the job's pipeline id with that class (None where the registry says otherwise)."""
+    from benchsuite.registry import discover, pipeline_provenance
+
+    module, _, qualname = job.pipeline_ref.partition(":")
+    info = discover().get(job.pipeline)
+    if info is not None and info.ref == job.pipeline_ref:
+        entry = pipeline_provenance(info)
+        return {"module": module, "qualname": qualname, "distribution": entry["distribution"],
+                "version": entry["version"]}
+    return {"module": module, "qualname": qualname, "distribution": None, "version": None}
+
+
+class PeakRss:
+    """The peak resident memory of this process from now on, in MiB: the kernel's high-water mark is reset at the
+    start (``/proc/self/clear_refs``, Linux) and read at the end; elsewhere the process's lifetime peak."""
+
+    def __init__(self) -> None:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
+    def peak_mb(self) -> float | None:
+        try:
+            return peak_rss_mb()["peak_rss_mb"]
+        except Exception:
+            return None
 
 
 def checked_record(record: dict[str, Any]) -> dict[str, Any]:

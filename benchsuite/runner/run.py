@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from benchsuite.device import resolve_device
+from benchsuite.errors import BenchsuiteError
 from benchsuite.profiles import get_profile
 from benchsuite.results.store import RunLock, RunStore, StorageError, storage_error
 from benchsuite.runner import resume
 from benchsuite.runner.config import RunConfig, default_cache_dir
+from benchsuite.runner.data_checks import check_run_data
 from benchsuite.runner.dispatch import execute_plan
 from benchsuite.runner.execute import DeferredInterrupt, local_executor_info
 from benchsuite.runner.jobs import JobSpec
@@ -61,6 +63,7 @@ class Runner:
         self.device = resolve_device(config.device) if config.executor != "ray" else config.device
         self.cluster: Any = None  # the RayCluster of an --executor ray run, connected by plan()
         self._signal_name: str | None = None  # a signal that came while the run folder was set up
+        self.data_findings: list[str] = []  # the data warnings found at planning (benchsuite.data.sanity)
 
     def plan(self) -> Plan:
         """Check the options, choose the work, open the data sets and plan the jobs in order (an
@@ -77,10 +80,9 @@ class Runner:
         store = RunStore(run_dir)
         name_datasets(datasets, store.read_run_info().get("datasets", []) if cfg.resume else [])
         jobs = make_jobs(cfg, work, datasets, self.profile, self.device, run_id, run_dir / "jobs")
-        plan = Plan(run_dir, run_id, datasets, jobs, [])
-        if cfg.resume:
-            resume.skip_recorded(plan, store, cfg.retry_failed)
-        return plan
+        # before any job starts: data that would fail every job or mislead the report (benchsuite.data.sanity)
+        self.data_findings = check_run_data(jobs, datasets, self.profile, cfg.eval_splits, cfg.cache_dir)
+        return Plan(run_dir, run_id, datasets, jobs, [])  # what --resume skips: once the folder is locked
 
     def run(self) -> RunResult:
         """Plan, then run every job and record it, then write the summary and the report."""
@@ -111,14 +113,21 @@ class Runner:
 
     def _run_locked(self, plan: Plan, store: RunStore, interrupt: DeferredInterrupt) -> RunResult:
         """:meth:`run` once this process holds the run folder's lock."""
-        store.repair()
+        store.repair()  # before the records are read: what --resume skips is what stays
         executor = self.cluster.info() if self.cluster is not None else local_executor_info()
-        if self.config.resume:  # another session may have recorded jobs since the plan was made
+        session = run_info(self.config, plan, self.profile.name, self.device, executor)
+        session["data_findings"] = list(self.data_findings)
+        changed: list[str] | None = None
+        if self.config.resume:
+            old = store.read_run_info()
+            changed = resume.check_resume(store, old, session, self.config.allow_changed) or None
+            if changed:
+                log.warning("resume with %s: this session differs from the run (%s); recorded in run.json and on "
+                            "this session's records", resume.ALLOW_CHANGED, "; ".join(changed))
             resume.skip_recorded(plan, store, self.config.retry_failed)
-            resume.check_resume(store, plan, self.profile.name)
-            store.write_run_info(resumed_run_info(store.read_run_info(), plan, executor))
+            store.write_run_info(resumed_run_info(old, plan, executor, session, changed))
         else:
-            store.write_run_info(run_info(self.config, plan, self.profile.name, self.device, executor))
+            store.write_run_info(session)
         for ds in plan.datasets.values():
             ds.write_manifest(plan.run_dir / "splits")
         for ds in plan.datasets.values():
@@ -128,7 +137,7 @@ class Runner:
         log.info("run %s: %d job(s) -> %s", plan.run_id, len(plan.jobs), plan.run_dir)
 
         def finish(job: JobSpec, result: dict[str, Any]) -> None:
-            record_job(plan.run_id, plan.datasets[job.dataset_spec], store, job, result)
+            record_job(plan.run_id, plan.datasets[job.dataset_spec], store, job, result, config_changed=changed)
 
         execute_plan(plan, store, self.config, self.cluster, finish, interrupt.signal_name)
         store.write_summary()
@@ -144,6 +153,12 @@ class Runner:
         try:
             paths = write_report(run_dir)
             return paths.markdown, paths.html
+        except OSError as exc:  # a full or read-only disk: the run's rule, one line and exit status 2
+            err = storage_error(exc, where=run_dir)
+            raise StorageError(f"{err}; the records are kept in {run_dir / 'records.jsonl'}; free space, then write "
+                               f"the report with `benchsuite report {run_dir}`") from None
+        except BenchsuiteError:  # a run folder changed under the run (one line, exit status 2)
+            raise
         except Exception:  # the records are safe; the report can be rewritten with `benchsuite report`
             log.exception("writing the report failed; rerun `benchsuite report %s`", run_dir)
             return None, None

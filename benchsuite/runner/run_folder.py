@@ -60,9 +60,30 @@ def choose_run_folder(cfg: RunConfig) -> tuple[Path, str]:
     return run_dir, cfg.run_id or run_dir.name
 
 
+def pipeline_classes(plan: Plan) -> dict[str, dict[str, Any]]:
+    """``run.json``'s ``pipelines``: for each pipeline id of ``plan``, the class registered under it (module, class,
+    distribution and version, :func:`benchsuite.registry.pipeline_provenance`)."""
+    from benchsuite.registry import discover, pipeline_provenance
+
+    known = discover()
+    out = {}
+    for job in plan.jobs:
+        if job.pipeline in out:
+            continue
+        info = known.get(job.pipeline)
+        if info is not None and info.ref == job.pipeline_ref:
+            out[job.pipeline] = pipeline_provenance(info)
+        else:
+            module, _, qualname = job.pipeline_ref.partition(":")
+            out[job.pipeline] = {"module": module, "qualname": qualname, "distribution": None, "version": None,
+                                 "overrides": None}
+    return out
+
+
 def run_info(cfg: RunConfig, plan: Plan, profile: str, device: str, executor: dict[str, Any]) -> dict[str, Any]:
     """``run.json`` of a new run: the configuration, the machine and its state, library versions, the git
-    commit, the data sets (with fingerprints) and ``executor`` (what runs the jobs, and where)."""
+    commit, the pipelines' classes, the data sets (with fingerprints) and ``executor`` (what runs the jobs, and
+    where)."""
     return {
         "run_id": plan.run_id,
         "created_at": now_iso(),
@@ -74,7 +95,9 @@ def run_info(cfg: RunConfig, plan: Plan, profile: str, device: str, executor: di
             "device": device, "jobs": cfg.jobs, "eval_splits": cfg.eval_splits,
             "data_root": str(cfg.data_root), "params": cfg.params, "weights": cfg.weights,
             "study": cfg.study.as_dict() if cfg.study is not None else None,
+            "download": cfg.download,
         },
+        "pipelines": pipeline_classes(plan),
         "machine": machine_info(),
         "machine_state": machine_state(),
         "time_budget_s": cfg.time_budget_s,
@@ -86,13 +109,35 @@ def run_info(cfg: RunConfig, plan: Plan, profile: str, device: str, executor: di
     }
 
 
-def resumed_run_info(info: dict[str, Any], plan: Plan, executor: dict[str, Any]) -> dict[str, Any]:
+def resumed_run_info(info: dict[str, Any], plan: Plan, executor: dict[str, Any], session: dict[str, Any] | None = None,
+                     differences: list[str] | None = None) -> dict[str, Any]:
     """``run.json`` (``info``) after one more session: its time in ``resumed_at``, its executor in
-    ``resumed_executors`` (one per ``resumed_at``), and the data sets of every session."""
+    ``resumed_executors`` (one per ``resumed_at``), the data sets of every session, the parameters and classes of
+    the pipelines new to the run (from ``session``, this session's :func:`run_info`), and, when the session was
+    allowed to differ (``--allow-changed``), what differed in ``changes``. The run's own settings stay as they
+    were: the change is recorded beside them."""
     info = dict(info)
-    info["resumed_at"] = [*info.get("resumed_at", []), now_iso()]
+    now = now_iso()
+    info["resumed_at"] = [*info.get("resumed_at", []), now]
     merged = {d["name"]: d for d in info.get("datasets", [])}  # keep the data sets of earlier jobs
-    merged.update({ds.info.name: ds.info.as_dict() for ds in plan.datasets.values()})
+    for ds in plan.datasets.values():
+        merged.setdefault(ds.info.name, ds.info.as_dict())
     info["datasets"] = list(merged.values())
     info["resumed_executors"] = [*info.get("resumed_executors", []), executor]
+    if session is not None:
+        classes = dict(info.get("pipelines") or {})
+        new = {pid: c for pid, c in (session.get("pipelines") or {}).items() if pid not in classes}
+        info["pipelines"] = {**classes, **new}
+        config = dict(info.get("config") or {})
+        params = dict(config.get("params") or {})
+        for pid, values in ((session.get("config") or {}).get("params") or {}).items():
+            if pid in new:  # a pipeline new to the run brings its own parameters; the others keep the run's
+                params.setdefault(pid, values)
+        config["params"] = params
+        info["config"] = config
+        found = [*info.get("data_findings", []), *session.get("data_findings", [])]
+        if found:
+            info["data_findings"] = list(dict.fromkeys(found))
+    if differences:
+        info["changes"] = [*info.get("changes", []), {"at": now, "differences": list(differences)}]
     return info

@@ -55,6 +55,9 @@ def _watch_parent(parent: int, poll_s: float) -> None:
     while os.getppid() == parent:
         time.sleep(poll_s)
     try:
+        from benchsuite.runner import proctree
+
+        proctree.kill_tree(os.getpid(), include_root=False)  # every descendant, in this group or not
         os.killpg(os.getpgid(0), signal.SIGKILL)
     finally:
         os._exit(1)

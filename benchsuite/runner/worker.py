@@ -3,6 +3,10 @@
 Started by the runner as ``python -m benchsuite.runner.worker JOB_JSON``. Whatever the pipeline does
 (raise, return garbage, allocate too much), the worker writes a result that says so; if the process
 dies or is killed, the runner notices the missing result and records why.
+
+The worker is the root of its job's processes: it makes itself a child subreaper, so that a process the pipeline
+starts stays in the worker's tree however it forks (a double fork with ``setsid`` included), and it ends that whole
+tree when the job is done, before it writes its result (:mod:`benchsuite.runner.proctree`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from benchsuite.measure import cache_use
 from benchsuite.measure.timing import gpu_peak_mb, peak_rss_mb
 from benchsuite.params import passed_params
 from benchsuite.results.atomic import atomic_write_json
+from benchsuite.runner import proctree
 from benchsuite.runner.execute import WORKER_IO_EXIT, WORKER_IO_MARKER
 from benchsuite.runner.jobs import JobSpec
 from benchsuite.runner.startup import die_with_parent, when_imported
@@ -129,6 +134,8 @@ def run_job(job: JobSpec) -> dict[str, Any]:
         if dataset.info.fingerprint != job.dataset_fingerprint:
             raise DataMismatch(_mismatch_message(job, dataset.info.fingerprint))
         pipeline_class = load_ref(job.pipeline_ref)
+        result["pipeline_class"] = {"module": str(getattr(pipeline_class, "__module__", "")),
+                                    "qualname": str(getattr(pipeline_class, "__qualname__", ""))}
         result["harness_floor"] = bool(getattr(pipeline_class, "harness_floor", False))
         # typed as the constructor's annotations say (JSON made tuples lists), as `benchsuite check` passes them
         pipeline = pipeline_class(**passed_params(job.pipeline, pipeline_class, job.params))
@@ -220,10 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stderr)
     die_with_parent()
+    proctree.become_subreaper()
     job = JobSpec.read(Path(argv[0]))
     start = time.perf_counter()
     result = run_job(job)
     result["worker_s"] = time.perf_counter() - start
+    ended = proctree.kill_tree(os.getpid(), include_root=False)  # the job is done: so are all its processes
+    if ended:
+        log.info("%s: ended %d process(es) the job left running", job.pipeline, len(ended))
+        result["ended_processes"] = len(ended)
     try:
         atomic_write_json(Path(job.job_dir) / "result.json", result)
     except OSError as exc:  # a full or read-only disk: say so on stderr, which the runner keeps in memory

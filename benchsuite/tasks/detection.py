@@ -23,13 +23,19 @@ from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPredictio
 from benchsuite.tasks.checks import PerImageChecks, detection_parts
 from benchsuite.tasks.per_image import load_ragged, run_over_images, save_ragged, single_image_latency
 
+#: the most detections one image may have after validation (clipping): the built-in detectors keep at most 100
+#: per class and image; more is a detector that skipped its non-maximum suppression, and would make the scoring
+#: process's memory grow with it (the job fails with a message that says so)
+MAX_DETECTIONS_PER_IMAGE = 5000
+
 
 def validate_detections(out: Any, width: int, height: int, num_classes: int, where: str
                         ) -> tuple[Detections, int, int]:
     """Check one image's output and clip it to the image.
 
     Returns ``(detections, boxes_clipped, boxes_dropped)``: boxes reaching outside the image are
-    clipped; boxes left with no area by the clipping (entirely outside) are dropped and counted.
+    clipped; boxes left with no area by the clipping (entirely outside) are dropped and counted. More than
+    :data:`MAX_DETECTIONS_PER_IMAGE` detections left is an :class:`OutputValidationError`.
     """
     if isinstance(out, Detections):
         boxes, scores, labels = out.boxes, out.scores, out.labels
@@ -44,6 +50,9 @@ def validate_detections(out: Any, width: int, height: int, num_classes: int, whe
         if not (isinstance(value, np.ndarray) or hasattr(value, "detach")):
             raise OutputValidationError(f"{where}: detect() returned {name} as a {type(value).__name__}; expected "
                                         f"a numpy array (boxes (N, 4), scores (N,), labels (N,))")
+    count = int(np.prod(getattr(scores, "shape", (0,)) or (1,)))
+    if count > 4 * MAX_DETECTIONS_PER_IMAGE:  # far too many: refused before any copy or check of them
+        raise OutputValidationError(_too_many(where, count))
     boxes, scores, labels = (v.detach().cpu().numpy() if hasattr(v, "detach") else v for v in (boxes, scores, labels))
     problems = check_detections(boxes, scores, labels, num_classes)
     if problems:
@@ -55,7 +64,15 @@ def validate_detections(out: Any, width: int, height: int, num_classes: int, whe
     clipped = clip_boxes(boxes, width, height)
     keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
     n_clipped = int((np.any(clipped != boxes, axis=1) & keep).sum())  # dropped boxes are counted apart
+    if int(keep.sum()) > MAX_DETECTIONS_PER_IMAGE:
+        raise OutputValidationError(_too_many(where, int(keep.sum())))
     return Detections(clipped[keep], scores[keep], labels[keep]), n_clipped, int((~keep).sum())
+
+
+def _too_many(where: str, count: int) -> str:
+    return (f"{where}: detect() returned {count:,} detections, more than the {MAX_DETECTIONS_PER_IMAGE:,} per image "
+            f"the detection task scores (MAX_DETECTIONS_PER_IMAGE); keep the best ones before returning them "
+            f"(non-maximum suppression, a score threshold, the top ones by score)")
 
 
 #: test images whose pixels the evidence keeps for the report's gallery of detections
@@ -134,7 +151,10 @@ class DetectionTask(Task):
         return single_image_latency(pipeline.detect, data, count, warmup, device)
 
     def score(self, data: DetectionSet, predictions: Path, job_dir: Path, split: str) -> Scored:
-        ids, pred = load_ragged(predictions)
+        try:  # the worker's file is checked before it is loaded: the pipeline ran in that process
+            ids, pred = load_ragged(predictions, max_per_image=MAX_DETECTIONS_PER_IMAGE)
+        except ValueError as exc:
+            raise OutputValidationError(str(exc)) from None
         if ids != data.image_ids:
             raise OutputValidationError(f"{predictions.name}: images differ from the {split} split")
         classes = list(data.classes)

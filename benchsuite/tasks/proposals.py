@@ -22,7 +22,8 @@ from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPredictio
 from benchsuite.tasks.checks import PerImageChecks
 from benchsuite.tasks.per_image import load_ragged, run_over_images, save_ragged, single_image_latency
 
-#: proposals kept per image for scoring (the largest budget scored is 2,000)
+#: proposals kept per image for scoring (the largest budget scored is 2,000): the best ones, in the proposer's
+#: order; how many were past it is the record's ``output.proposals_beyond_cap``
 MAX_STORED = 5000
 
 
@@ -81,14 +82,17 @@ class ProposalTask(Task):
         with Stopwatch(ctx.device, ctx.num_threads) as phase:
             raw, seconds = run_over_images(pipeline.propose_batch, data, batch_size, ctx.device, ctx.progress,
                                            f"propose {split}")
-        kept, dropped, returned = [], 0, 0
+        kept, dropped, returned, beyond = [], 0, 0, 0
         for sample, out in zip(data, raw):
             boxes, d = validate_proposals(out, sample.width, sample.height, f"image {sample.image_id}")
-            returned += len(np.asarray(out).reshape(-1, 4)) if np.asarray(out).size else 0
+            n = len(np.asarray(out).reshape(-1, 4)) if np.asarray(out).size else 0
+            returned += n
+            beyond += n - d - len(boxes)  # valid proposals past the MAX_STORED best: not scored
             kept.append(boxes)
             dropped += d
         return SplitPrediction(kept, seconds, phase.conditions,
-                               {"proposals_returned": returned, "boxes_dropped_outside_image": dropped})
+                               {"proposals_returned": returned, "boxes_dropped_outside_image": dropped,
+                                "proposals_beyond_cap": beyond, "proposals_cap": MAX_STORED})
 
     def save_split(self, path: Path, data: DetectionSet, outputs: list[np.ndarray]) -> None:
         save_ragged(path, data.image_ids, boxes=outputs)
@@ -98,7 +102,10 @@ class ProposalTask(Task):
         return single_image_latency(pipeline.propose, data, count, warmup, device)
 
     def score(self, data: DetectionSet, predictions: Path, job_dir: Path, split: str) -> Scored:
-        ids, pred = load_ragged(predictions)
+        try:  # the worker's file is checked before it is loaded: the pipeline ran in that process
+            ids, pred = load_ragged(predictions, max_per_image=MAX_STORED)
+        except ValueError as exc:
+            raise OutputValidationError(str(exc)) from None
         if ids != data.image_ids:
             raise OutputValidationError(f"{predictions.name}: images differ from the {split} split")
         gt_boxes, gt_labels = [s.boxes for s in data], [s.labels for s in data]

@@ -232,7 +232,8 @@ def test_workers_die_with_their_runner(tmp_path, cache_dir, plugin_dist, wait_fo
     # the dead runner's lock is stale: the resumed run takes it over and runs the job again
     assert (out / LOCK_FILE).exists()
     pids.unlink()
-    done = subprocess.run([*argv, "--resume", "--time-limit", "3"], capture_output=True, text=True, timeout=120)
+    # the limit must outlast the worker's start-up on a busy machine, so that the plugin writes its pid file
+    done = subprocess.run([*argv, "--resume", "--time-limit", "20"], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert "taking over a stale lock" in done.stderr
     [rec] = _record_lines(out)

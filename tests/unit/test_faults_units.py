@@ -21,7 +21,7 @@ from benchsuite import params
 from benchsuite.cli import main
 from benchsuite.data import cifar10
 from benchsuite.data.synthetic_cifar import write_cifar_layout
-from benchsuite.errors import ConfigError, DataError
+from benchsuite.errors import BenchsuiteError, ConfigError, DataError
 from benchsuite.results import atomic
 from benchsuite.results.atomic import append_line, repair_tail
 from benchsuite.results.schema import SCHEMA_VERSION
@@ -163,10 +163,14 @@ def test_malformed_record_lines_are_skipped_with_a_line(tmp_path, caplog):
     good = {"job_id": "j", "task": "classification", "dataset": "d", "pipeline": "p", "split": "test",
             "status": "failed", "metrics": {}, "timing": {}, "memory": {}}
     run = _run_folder(tmp_path / "run", ["[1,2,3]", '"text"', "{not json", json.dumps({"job_id": 3}),
-                                         json.dumps({**good, "metrics": [1]}), json.dumps(good)])
+                                         '{"job_id": NaN}', json.dumps(good)])
     assert RunStore(run).records() == [{**good, "schema_version": SCHEMA_VERSION}]  # read as the current version
     for number in (1, 2, 3, 4, 5):
         assert f"records.jsonl:{number}: skipping a malformed record line" in caplog.text
+    # a record whose fields have other types was changed after the runner wrote it: refused, naming the field
+    (run / "records.jsonl").write_text(json.dumps(good) + "\n" + json.dumps({**good, "metrics": [1]}) + "\n")
+    with pytest.raises(BenchsuiteError, match=r"records\.jsonl:2: metrics: expected an object"):
+        RunStore(run).records()
 
 
 @pytest.mark.fault("7 report on malformed lines and files")
@@ -323,4 +327,5 @@ def test_a_worker_io_failure_names_its_cause():
     tail = f"some log\n{WORKER_IO_MARKER}cannot write /x/result.json: No space left on device\n"
     kind, message = describe_exit(WorkerExit(WORKER_IO_EXIT, None, 1.0, 10.0, tail), 60, None)
     assert kind == "io" and message == ("worker could not write its files: cannot write /x/result.json: "
-                                        "No space left on device")
+                                        "No space left on device; fix the cause, then run the same command with "
+                                        "--resume --retry-failed to run it again")

@@ -9,7 +9,7 @@ background`) as people:
   about 60 to about 10 pixels per face, neighbours touching, back rows half hidden by the heads and shoulders in
   front), *groups* (one or two rows of 2-7 people, faces 22-110 px), *portraits* (one or two faces 80-200 px)
   and *scattered* people (faces 8-120 px anywhere). So one image can span a 10x range of face sizes;
-- **pose and look**: mirrored (half), rotated in the image plane by up to 12 degrees (most), lit (gain, offset
+- **pose and look**: mirrored (half), rotated in the image plane by up to 15 degrees (most), lit (gain, offset
   and a linear gradient across the face), blurred (some) and tinted to a skin tone (below); an elliptical mask
   with a soft edge, hair behind the head and a neck and shoulders below it, so a face is not a grey square;
 - **occlusion**: heads and shoulders of the rows in front, hands and objects over some faces, and people seen
@@ -59,11 +59,11 @@ FACE_POOLS: dict[str, tuple[int, int]] = {"train": (0, 60), "val": (60, 75), "te
 #: ... and the non-face distractors 100-199, split the same way
 DISTRACTOR_POOLS: dict[str, tuple[int, int]] = {"train": (100, 160), "val": (160, 175), "test": (175, 200)}
 #: scene kinds and their probabilities
-SCENES: dict[str, float] = {"crowd": 0.15, "group": 0.3, "portrait": 0.1, "scattered": 0.45}
+SCENES: dict[str, float] = {"crowd": 0.2, "group": 0.3, "portrait": 0.1, "scattered": 0.4}
 IMAGE_WIDTH = (400, 640)  # pixels, uniform
 IMAGE_HEIGHT = (300, 480)
 FACE_HEIGHT = (8.0, 200.0)  # the smallest and largest face heights drawn, pixels
-MAX_ROTATION = 12.0  # in-plane rotation of a face, degrees
+MAX_ROTATION = 15.0  # in-plane rotation of a face, degrees
 MIN_INSIDE = 0.4  # a face less than this share inside the image is not drawn
 OWNER_NONE = -1  # the owner map: background ...
 OWNER_OTHER = -2  # ... and anything drawn that is not a face (hair, bodies, occluders, distractors)

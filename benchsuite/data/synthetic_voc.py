@@ -423,9 +423,9 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             "grey images: single-channel (8-bit greyscale) JPEGs, 1-4 pedestrians 40-150 px high per image",
             channels=1),
     Variant("faces", 6, ("face",), {"train": 160, "val": 40, "test": 100},
-            "faces in crowds: LFW face patches 8-200 px high, 1-90 per image (crowds, groups, portraits, scattered "
-            "people), lit, blurred, rotated, tinted and partly occluded, LFW non-face patches as distractors; train, "
-            "val and test faces are different patches (benchsuite.data.synthetic_faces)"),
+            "faces in crowds: LFW face patches 8-200 px high, 1 to about 140 per image (crowds, groups, portraits, "
+            "scattered people), lit, blurred, rotated, tinted and partly occluded, LFW non-face patches as "
+            "distractors; train, val and test faces are different patches (benchsuite.data.synthetic_faces)"),
 )}
 #: crop variant: crop heights (pixels, log-uniform) and the window-sized background's fixed size (w, h)
 CROP_HEIGHT = (72.0, 128.0)

@@ -16,7 +16,11 @@ background`) as people:
 - **occlusion**: heads and shoulders of the rows in front, hands and objects over some faces, and people seen
   from behind (hair only, no face: not annotated);
 - **distractors**: the 100 non-face patches, scaled, lit and tinted the same way (skin tones included), pasted
-  into the background and sometimes over people; never annotated.
+  into the background and sometimes over people; never annotated;
+- **real texture**: crops of scikit-image's bundled photographs that show no person (:data:`TEXTURES`: brick,
+  grass, gravel, print, coins, a cup, a rocket, a cat, ...) as walls and objects behind the people and as the
+  pattern of half of their clothes, so the clutter around small faces has the edges of real scenes, not only the
+  smooth noise and flat shapes of the suite's synthetic backgrounds.
 
 Colour: the backgrounds are colour and the faces grey, so each face (and half of the distractors) is tinted by a
 random skin tone whose luma is 1 (the grey value of a tinted pixel is the patch's, so a grey-scale detector sees
@@ -71,6 +75,9 @@ MAX_ROTATION = 15.0  # in-plane rotation of a face, degrees
 MIN_INSIDE = 0.4  # a face less than this share inside the image is not drawn
 OWNER_NONE = -1  # the owner map: background ...
 OWNER_OTHER = -2  # ... and anything drawn that is not a face (hair, bodies, occluders, distractors)
+#: scikit-image's bundled photographs with no person in them: real texture for the clutter (a cat's face is one)
+TEXTURES = ("brick", "coffee", "coins", "grass", "gravel", "page", "rocket", "text", "hubble_deep_field", "chelsea",
+            "clock", "immunohistochemistry", "moon", "cell")
 #: hair colours (RGB), scaled by 0.7-1.3 per person
 HAIR = ((25, 20, 18), (60, 40, 25), (100, 70, 40), (175, 145, 90), (150, 150, 150), (120, 45, 25))
 
@@ -122,6 +129,37 @@ class FaceScene:
     distractors: list[tuple[int, tuple[int, int, int, int]]] = field(default_factory=list)
     owner: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int32))
     kind: str = ""
+
+
+@functools.cache
+def texture_photos() -> tuple[np.ndarray, ...]:
+    """scikit-image's bundled photographs without people in them (:data:`TEXTURES`), ``(H, W, 3)`` float32 RGB
+    0..255 each (grey ones repeated over three channels). Read-only."""
+    out = []
+    for name in TEXTURES:
+        a = np.asarray(getattr(skimage_data, name)(), dtype=np.float32)
+        a = np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a[..., :3]
+        a.setflags(write=False)
+        out.append(a)
+    return tuple(out)
+
+
+def photo_texture(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    """``(h, w, 3)`` float32 0..255: a crop of one of :func:`texture_photos` (0.5-2 times the output's size,
+    mirrored or not) resized to ``w x h``, lit (gain 0.6-1.3, offset +-30) and, one time in two, tinted."""
+    photo = texture_photos()[int(rng.integers(len(TEXTURES)))]
+    ph, pw = photo.shape[:2]
+    f = rng.uniform(0.5, 2.0)
+    ch, cw = max(2, min(ph, round(h * f))), max(2, min(pw, round(w * f)))
+    y, x = int(rng.integers(0, ph - ch + 1)), int(rng.integers(0, pw - cw + 1))
+    crop = photo[y:y + ch, x:x + cw]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    out = cv2.resize(np.ascontiguousarray(crop), (w, h), interpolation=cv2.INTER_AREA if ch >= h else cv2.INTER_LINEAR)
+    out = out * rng.uniform(0.6, 1.3) + rng.uniform(-30, 30)
+    if rng.random() < 0.5:
+        out = out * colour_tint(rng)[None, None, :]
+    return np.clip(out, 0, 255).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------ rendering
@@ -201,12 +239,14 @@ class _Canvas:
         self.owner[region][mask[sub]] = owner
         return int(mask[sub].sum()), int(mask.sum())
 
-    def fill_ellipse(self, cx: float, cy: float, rx: float, ry: float, colour: np.ndarray) -> None:
-        """A soft ellipse of one colour (hair, shoulders), owned by nobody in particular (:data:`OWNER_OTHER`)."""
+    def fill_ellipse(self, cx: float, cy: float, rx: float, ry: float, colour: np.ndarray,
+                     texture: np.ndarray | None = None) -> None:
+        """A soft ellipse of one colour (hair, shoulders), or filled with ``texture`` (``(h, w, 3)`` float32 of
+        the ellipse's box, :func:`photo_texture`), owned by nobody in particular (:data:`OWNER_OTHER`)."""
         w, h = max(2, round(2 * rx)), max(2, round(2 * ry))
         alpha = soft_mask(w, h, 1.0)
-        self.paste(round(cx - w / 2), round(cy - h / 2), alpha[..., None] * colour[None, None, :], alpha,
-                   OWNER_OTHER)
+        fill = colour[None, None, :] if texture is None else texture[:h, :w]
+        self.paste(round(cx - w / 2), round(cy - h / 2), alpha[..., None] * fill, alpha, OWNER_OTHER)
 
     def fill_rect(self, x0: float, y0: float, w: float, h: float, colour: np.ndarray) -> None:
         alpha = np.ones((max(1, round(h)), max(1, round(w))), np.float32)
@@ -237,7 +277,10 @@ def _draw_person(canvas: _Canvas, p: _Person, rng: np.random.Generator, pool: tu
     if p.body:
         shoulders = rng.uniform(0.8, 1.3) * s
         clothes = 0.5 * np.array(random_colour(rng, 20, 200), np.float32) + 0.5 * rng.uniform(40, 160)
-        canvas.fill_ellipse(cx, y0 + 1.05 * s + shoulders, rng.uniform(1.0, 1.5) * s, shoulders, clothes)
+        rx = rng.uniform(1.0, 1.5) * s
+        pattern = photo_texture(rng, max(2, round(2 * rx)), max(2, round(2 * shoulders))) if rng.random() < 0.5 \
+            else None  # patterned clothes
+        canvas.fill_ellipse(cx, y0 + 1.05 * s + shoulders, rx, shoulders, clothes, pattern)
         canvas.fill_rect(cx - 0.18 * s, y0 + 0.75 * s, 0.36 * s, 0.4 * s, skin)
     if not p.facing:  # seen from behind: hair over the whole head
         canvas.fill_ellipse(cx, y0 + 0.48 * s, 0.55 * s, 0.56 * s, hair)
@@ -377,6 +420,11 @@ def face_scene(rng: np.random.Generator, role: str) -> FaceScene:
     W = int(rng.integers(IMAGE_WIDTH[0], IMAGE_WIDTH[1] + 1))
     H = int(rng.integers(IMAGE_HEIGHT[0], IMAGE_HEIGHT[1] + 1))
     canvas = _Canvas(background(rng, W, H))
+    for _ in range(int(rng.integers(2, 7))):  # real texture: walls, ground, print, objects
+        tw, th = round(rng.uniform(40, 0.7 * W)), round(rng.uniform(30, 0.7 * H))
+        alpha = np.ones((th, tw), np.float32) if rng.random() < 0.6 else soft_mask(tw, th, 2.0, rng.uniform(2, 6))
+        canvas.paste(int(rng.integers(-tw // 4, W - tw // 2)), int(rng.integers(-th // 4, H - th // 2)),
+                     photo_texture(rng, tw, th) * alpha[..., None], alpha, OWNER_OTHER)
     kind = str(rng.choice(list(SCENES), p=np.array(list(SCENES.values())) / sum(SCENES.values())))
     people = _LAYOUTS[kind](rng, W, H)
     distractors: list[tuple[int, tuple[int, int, int, int]]] = []

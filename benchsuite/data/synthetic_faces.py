@@ -9,8 +9,10 @@ background`) as people:
   about 60 to about 10 pixels per face, neighbours touching, back rows half hidden by the heads and shoulders in
   front), *groups* (one or two rows of 2-7 people, faces 22-110 px), *portraits* (one or two faces 80-200 px)
   and *scattered* people (faces 8-120 px anywhere). So one image can span a 10x range of face sizes;
-- **pose and look**: mirrored (half), rotated in the image plane by up to 15 degrees (most), lit (gain, offset
-  and a linear gradient across the face), blurred (some) and tinted to a skin tone (below); a soft-edged mask
+- **pose and look**: mirrored (half), rotated in the image plane by up to 15 degrees (most), turned (a projective
+  squeeze of one side, up to roughly 25 degrees of yaw, most) and framed a little differently in its box (zoom,
+  offset), boxes 0.8-1 times as wide as high, lit (gain, offset and a linear gradient across the face), blurred
+  (some) and tinted to a skin tone (below); a soft-edged mask
   between an ellipse and a rounded square (a superellipse of power 2-4, so no one outline marks a face), hair
   behind the head (most) and a neck and shoulders below it (most), so a face is not a grey square;
 - **occlusion**: heads and shoulders of the rows in front, hands and objects over some faces, and people seen
@@ -45,6 +47,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -98,13 +101,13 @@ def lfw_patches() -> np.ndarray:
 @dataclass
 class PastedFace:
     """Where one face patch went: ``patch`` index into :func:`lfw_patches`, ``rect`` ``(x0, y0, w, h)`` pixels
-    of the pasted (unclipped) square, ``flip`` (mirrored), ``angle`` (degrees, counter-clockwise), ``owner``
-    its index in the scene's owner map, ``power`` its mask's superellipse exponent (:func:`soft_mask`)."""
+    of the pasted (unclipped) box, ``flip`` (mirrored), ``pose`` (:class:`Pose`), ``owner`` its index in the
+    scene's owner map, ``power`` its mask's superellipse exponent (:func:`soft_mask`)."""
 
     patch: int
     rect: tuple[int, int, int, int]
     flip: bool
-    angle: float
+    pose: Pose
     owner: int
     power: float = 2.0
 
@@ -163,6 +166,17 @@ def photo_texture(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ rendering
+def posed_patch(patch: np.ndarray, w: int, h: int, flip: bool = False, pose: Pose | None = None) -> np.ndarray:
+    """``(h, w)`` float32: a grey patch mirrored (``flip``), resized to ``w x h`` (area averaging when shrinking,
+    bicubic when growing) and posed (``pose``, borders reflected); before lighting and colour."""
+    g = patch[:, ::-1] if flip else patch
+    shrink = w <= g.shape[1] and h <= g.shape[0]
+    g = cv2.resize(np.ascontiguousarray(g), (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    if pose is not None and pose != Pose():
+        g = cv2.warpPerspective(g, pose.matrix(w, h), (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return g.astype(np.float32)
+
+
 def soft_mask(w: int, h: int, feather: float = 1.0, power: float = 2.0) -> np.ndarray:
     """``(h, w)`` float32 alpha of the superellipse ``|x|^p + |y|^p <= 1`` inscribed in a ``w x h`` box (``power``
     p = 2: an ellipse; larger: towards a rounded rectangle), 0.5 on its outline and a linear ramp ``feather``
@@ -189,19 +203,46 @@ def colour_tint(rng: np.random.Generator) -> np.ndarray:
     return (tone / (0.299 * tone[0] + 0.587 * tone[1] + 0.114 * tone[2])).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Pose:
+    """How a face patch is turned inside its box: ``angle`` in-plane rotation (degrees, counter-clockwise),
+    ``zoom`` (> 1: the face fills more than its box, chin and forehead cut), ``yaw`` (a projective squeeze of one
+    side, as a head turned by roughly ``yaw * 100`` degrees; > 0 turns the right side away), ``shift`` (the
+    face's offset in its box, fractions of the box's half-width and half-height)."""
+
+    angle: float = 0.0
+    zoom: float = 1.0
+    yaw: float = 0.0
+    shift: tuple[float, float] = (0.0, 0.0)
+
+    def matrix(self, w: int, h: int) -> np.ndarray:
+        """``(3, 3)`` float64 homography from the patch resized to ``w x h`` to its posed image (pixel
+        coordinates, for :func:`cv2.warpPerspective`), built in box coordinates normalised to ``[-1, 1]``."""
+        to_unit = np.array([[2 / w, 0, -(w - 1) / w], [0, 2 / h, -(h - 1) / h], [0, 0, 1]], np.float64)
+        a = math.radians(self.angle)
+        aspect = h / w  # rotate in square pixels, not in the box's normalised units
+        rotate = np.array([[math.cos(a), math.sin(a) * aspect, 0], [-math.sin(a) / aspect, math.cos(a), 0], [0, 0, 1]])
+        squeeze = np.array([[1, 0, 0], [0, 1, 0], [self.yaw, 0, 1]], np.float64)
+        place = np.array([[self.zoom, 0, self.shift[0]], [0, self.zoom, self.shift[1]], [0, 0, 1]], np.float64)
+        return np.linalg.inv(to_unit) @ place @ rotate @ squeeze @ to_unit
+
+
+def random_pose(rng: np.random.Generator) -> Pose:
+    """Most faces rotated by up to :data:`MAX_ROTATION` degrees, most turned (``yaw`` up to 0.25) and framed a
+    little differently (zoom 1-1.15 beyond what the turn needs, offsets up to 6% of the box)."""
+    angle = float(rng.uniform(-MAX_ROTATION, MAX_ROTATION)) if rng.random() < 0.7 else 0.0
+    yaw = float(rng.uniform(-0.25, 0.25)) if rng.random() < 0.6 else 0.0
+    zoom = float(rng.uniform(1.0, 1.15) * (1 + 0.5 * abs(yaw)))
+    return Pose(angle, zoom, yaw, (float(rng.uniform(-0.06, 0.06)), float(rng.uniform(-0.06, 0.06))))
+
+
 def render_patch(patch: np.ndarray, w: int, h: int, rng: np.random.Generator, tone: np.ndarray, flip: bool = False,
-                 angle: float = 0.0, power: float | None = 2.0) -> tuple[np.ndarray, np.ndarray]:
-    """A grey patch made ``w x h`` pixels: mirrored, rotated by ``angle`` degrees about its centre (borders
-    reflected), lit (gain 0.55-1.3, offset +-30 grey levels, a gradient of up to +-30% across it), blurred in
-    four cases of ten and tinted by ``tone``. Returns ``(premultiplied RGB (h, w, 3) float32 0..255, alpha (h, w)
-    float32)``, the alpha an inscribed soft superellipse of ``power`` (:func:`soft_mask`) or, with None, the
-    whole square."""
-    g = patch[:, ::-1] if flip else patch
-    shrink = w <= g.shape[1] and h <= g.shape[0]
-    g = cv2.resize(np.ascontiguousarray(g), (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-    if angle:
-        m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)
-        g = cv2.warpAffine(g, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+                 pose: Pose | None = None, power: float | None = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """A grey patch made ``w x h`` pixels: mirrored, posed (:class:`Pose`, borders reflected), lit (gain
+    0.55-1.3, offset +-30 grey levels, a gradient of up to +-30% across it), blurred in four cases of ten and
+    tinted by ``tone``. Returns ``(premultiplied RGB (h, w, 3) float32 0..255, alpha (h, w) float32)``, the alpha
+    an inscribed soft superellipse of ``power`` (:func:`soft_mask`) or, with None, the whole square."""
+    g = posed_patch(patch, w, h, flip, pose)
     yy = (np.arange(h, dtype=np.float32)[:, None] + 0.5) / h - 0.5
     xx = (np.arange(w, dtype=np.float32)[None, :] + 0.5) / w - 0.5
     gx, gy = rng.uniform(-0.6, 0.6, 2)
@@ -267,10 +308,12 @@ class _Person:
 
 def _draw_person(canvas: _Canvas, p: _Person, rng: np.random.Generator, pool: tuple[int, int],
                  faces: list[PastedFace]) -> None:
-    """Shoulders, neck, hair and the face (or the back of the head) of one person, back to front."""
+    """Shoulders, neck, hair and the face (or the back of the head) of one person, back to front. The face is
+    ``p.size`` pixels high and 0.8-1 times that wide."""
     s = round(p.size)
-    x0, y0 = round(p.x0), round(p.y0)
-    cx = x0 + s / 2
+    fw = max(2, round(s * rng.uniform(0.8, 1.0)))
+    x0, y0 = round(p.x0 + (s - fw) / 2), round(p.y0)
+    cx = x0 + fw / 2
     tone = skin_tone(rng)
     skin = 150 * tone * rng.uniform(0.6, 1.2)
     hair = np.array(HAIR[int(rng.integers(len(HAIR)))], np.float32) * rng.uniform(0.7, 1.3)
@@ -289,22 +332,22 @@ def _draw_person(canvas: _Canvas, p: _Person, rng: np.random.Generator, pool: tu
         canvas.fill_ellipse(cx, y0 + rng.uniform(0.2, 0.35) * s, rng.uniform(0.5, 0.6) * s, rng.uniform(0.42, 0.55) * s,
                             hair)
     H, W = canvas.owner.shape
-    inside = (min(x0 + s, W) - max(x0, 0)) * (min(y0 + s, H) - max(y0, 0))
-    if min(x0 + s, W) <= max(x0, 0) or min(y0 + s, H) <= max(y0, 0) or inside < MIN_INSIDE * s * s:
+    inside = (min(x0 + fw, W) - max(x0, 0)) * (min(y0 + s, H) - max(y0, 0))
+    if min(x0 + fw, W) <= max(x0, 0) or min(y0 + s, H) <= max(y0, 0) or inside < MIN_INSIDE * fw * s:
         return
     patch = int(rng.integers(*pool))
     flip = bool(rng.random() < 0.5)
-    angle = float(rng.uniform(-MAX_ROTATION, MAX_ROTATION)) if rng.random() < 0.7 else 0.0
+    pose = random_pose(rng)
     power = float(rng.uniform(2.0, 4.0))
-    rgb, alpha = render_patch(lfw_patches()[patch], s, s, rng, tone, flip, angle, power)
+    rgb, alpha = render_patch(lfw_patches()[patch], fw, s, rng, tone, flip, pose, power)
     owner = len(canvas.area_in_image)
     n_inside, n_all = canvas.paste(x0, y0, rgb, alpha, owner)
     canvas.area_in_image.append(n_inside)
     canvas.full_area.append(n_all)
-    faces.append(PastedFace(patch, (x0, y0, s, s), flip, angle, owner, power))
+    faces.append(PastedFace(patch, (x0, y0, fw, s), flip, pose, owner, power))
     if rng.random() < 0.12:  # a hand, a microphone, a sign over part of the face
-        ow, oh = rng.uniform(0.3, 0.9) * s, rng.uniform(0.2, 0.7) * s
-        ox, oy = x0 + rng.uniform(-0.2, 0.9) * s - ow / 2, y0 + rng.uniform(0.1, 1.0) * s - oh / 2
+        ow, oh = rng.uniform(0.3, 0.9) * fw, rng.uniform(0.2, 0.7) * s
+        ox, oy = x0 + rng.uniform(-0.2, 0.9) * fw - ow / 2, y0 + rng.uniform(0.1, 1.0) * s - oh / 2
         colour = skin * rng.uniform(0.8, 1.1) if rng.random() < 0.5 else np.array(random_colour(rng), np.float32)
         if rng.random() < 0.5:
             canvas.fill_rect(ox, oy, ow, oh, colour)
@@ -397,8 +440,9 @@ def _distractor(canvas: _Canvas, rng: np.random.Generator, pool: tuple[int, int]
     s = round(log_uniform(rng, 10.0, 120.0))
     patch = int(rng.integers(*pool))
     tone = skin_tone(rng) if rng.random() < 0.5 else colour_tint(rng)
-    rgb, alpha = render_patch(lfw_patches()[patch], s, s, rng, tone, bool(rng.random() < 0.5),
-                              float(rng.uniform(-20, 20)), None if rng.random() < 0.5 else float(rng.uniform(2, 4)))
+    flip, pose = bool(rng.random() < 0.5), Pose(float(rng.uniform(-20, 20)))
+    power = None if rng.random() < 0.5 else float(rng.uniform(2, 4))
+    rgb, alpha = render_patch(lfw_patches()[patch], s, s, rng, tone, flip, pose, power)
     x0, y0 = int(rng.integers(-s // 3, W - 2 * s // 3)), int(rng.integers(-s // 3, H - 2 * s // 3))
     canvas.paste(x0, y0, rgb, alpha, OWNER_OTHER)
     out.append((patch, (x0, y0, s, s)))

@@ -36,29 +36,28 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _inner(a: np.ndarray) -> np.ndarray:
-    """The central 60% of a square crop (inside the face's elliptical mask, away from its soft edge)."""
-    s = a.shape[0]
-    lo, hi = round(0.2 * s), round(0.8 * s)
-    return a[lo:hi, lo:hi]
+    """The central 60% of a crop (inside the face's mask, away from its soft edge)."""
+    h, w = a.shape[:2]
+    return a[round(0.2 * h):round(0.8 * h), round(0.2 * w):round(0.8 * w)]
 
 
-def _mask_area(size: int, power: float) -> float:
-    """Pixels of the superellipse ``|x|^p + |y|^p <= 1`` inscribed in a ``size``-pixel square (closed form)."""
-    return size * size * math.gamma(1 + 1 / power) ** 2 / math.gamma(1 + 2 / power)
+def _mask_area(w: int, h: int, power: float) -> float:
+    """Pixels of the superellipse ``|x|^p + |y|^p <= 1`` inscribed in a ``w x h`` box (closed form)."""
+    return w * h * math.gamma(1 + 1 / power) ** 2 / math.gamma(1 + 2 / power)
 
 
 def _clean_faces(scene: sf.FaceScene, min_size: int = 28) -> list[sf.PastedFace]:
-    """Unrotated faces at least ``min_size`` px, wholly inside the image, nine tenths visible and the four points
-    where their mask meets the pasted square's sides visible."""
-    h, w = scene.owner.shape
+    """Faces at least ``min_size`` px high, wholly inside the image, nine tenths visible and the four points where
+    their mask meets the pasted box's sides visible."""
+    height, width = scene.owner.shape
     out = []
     for f in scene.faces:
-        x0, y0, s, _ = f.rect
-        if f.angle or s < min_size or x0 < 0 or y0 < 0 or x0 + s > w or y0 + s > h:
+        x0, y0, w, h = f.rect
+        if h < min_size or x0 < 0 or y0 < 0 or x0 + w > width or y0 + h > height:
             continue
-        edges = [(y0, x0 + s // 2), (y0 + s - 1, x0 + s // 2), (y0 + s // 2, x0), (y0 + s // 2, x0 + s - 1)]
+        edges = [(y0, x0 + w // 2), (y0 + h - 1, x0 + w // 2), (y0 + h // 2, x0), (y0 + h // 2, x0 + w - 1)]
         if all(scene.owner[p] == f.owner for p in edges) and (scene.owner == f.owner).sum() >= 0.9 * _mask_area(
-                s, f.power):  # the mask touches the square's sides at their midpoints: all four seen
+                w, h, f.power):  # the mask touches the box's sides at their midpoints: all four seen
             out.append(f)
     return out
 
@@ -97,20 +96,20 @@ def test_scenes_are_deterministic(scenes):
 
 
 def test_boxes_are_the_pasted_faces(scenes):
-    """An unhidden face's box is its pasted square, and the pixels in the box are the LFW patch (normalised
-    cross-correlation with the source patch, mirrored as it was; a box shifted by a third of its size is not)."""
+    """An unhidden face's box is its pasted box, and the pixels in the box are the LFW patch (normalised
+    cross-correlation with the source patch, mirrored and posed as it was; a box shifted by a third of its width
+    is not)."""
     at_box, shifted = [], []
     for scene in (s for role in ROLES for s in scenes[role]):
         boxes = {o.box: o for o in scene.objects}
         grey = cv2.cvtColor(scene.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
         for f in _clean_faces(scene):
-            x0, y0, s, _ = f.rect
-            assert (x0, y0, x0 + s, y0 + s) in boxes  # geometry: the box is the pasted square
-            patch = sf.lfw_patches()[f.patch][:, ::-1] if f.flip else sf.lfw_patches()[f.patch]
-            ref = _inner(cv2.resize(patch, (s, s), interpolation=cv2.INTER_AREA))
-            at_box.append(_ncc(_inner(grey[y0:y0 + s, x0:x0 + s]), ref))
-            dx = s // 3 if x0 + s + s // 3 <= grey.shape[1] else -(s // 3)
-            shifted.append(_ncc(_inner(grey[y0:y0 + s, x0 + dx:x0 + dx + s]), ref))
+            x0, y0, w, h = f.rect
+            assert (x0, y0, x0 + w, y0 + h) in boxes  # geometry: the box is the pasted one
+            ref = _inner(sf.posed_patch(sf.lfw_patches()[f.patch], w, h, f.flip, f.pose))
+            at_box.append(_ncc(_inner(grey[y0:y0 + h, x0:x0 + w]), ref))
+            dx = w // 3 if x0 + w + w // 3 <= grey.shape[1] else -(w // 3)
+            shifted.append(_ncc(_inner(grey[y0:y0 + h, x0 + dx:x0 + dx + w]), ref))
     assert len(at_box) >= 10
     assert np.median(at_box) > 0.7 and np.median(shifted) < 0.4, (np.median(at_box), np.median(shifted))
 
@@ -130,10 +129,10 @@ def test_difficult_means_small_or_half_hidden(scenes):
             if max(bw, bh) < sf.FACE_TINY:
                 assert o.difficult
                 continue
-            x0, y0, s, _ = f.rect
-            if x0 < 0 or y0 < 0 or x0 + s > w or y0 + s > h or s < 12:
+            x0, y0, fw, fh = f.rect
+            if x0 < 0 or y0 < 0 or x0 + fw > w or y0 + fh > h or fh < 12:
                 continue
-            hidden = 1 - visible[owner] / _mask_area(s, f.power)
+            hidden = 1 - visible[owner] / _mask_area(fw, fh, f.power)
             if abs(hidden - OCCLUDED) > 0.08:
                 assert o.difficult == (hidden > OCCLUDED), (o, hidden)
                 checked += 1
@@ -152,19 +151,21 @@ def test_no_face_patch_is_shared_between_splits(scenes):
         assert used[role] and all(lo <= p < hi for p in used[role])
         dlo, dhi = sf.DISTRACTOR_POOLS[role]
         assert all(dlo <= p < dhi for s in scenes[role] for p, _ in s.distractors)
-    # an independent look: each clean val or test face correlates best with a patch of its own pool, of all 100
-    faces = sf.lfw_patches()[:100]
+    # an independent look: clean val and test faces correlate best with a patch of their own pool, of all 100
+    # (each candidate posed as the face was: the question is who, not how). Chance is 15-25%; a few look-alikes
+    # across pools (patches 18, 31 and 91, 93 correlate at 0.82-0.84 unposed) keep it below 100%.
     in_own_pool = []
     for role in ("val", "test"):
         lo, hi = sf.FACE_POOLS[role]
         for s in scenes[role]:
             grey = cv2.cvtColor(s.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-            for f in _clean_faces(s, 20):
-                x0, y0, size, _ = f.rect
-                crop = _inner(cv2.resize(grey[y0:y0 + size, x0:x0 + size], (25, 25), interpolation=cv2.INTER_AREA))
-                scores = [max(_ncc(crop, _inner(p)), _ncc(crop, _inner(p[:, ::-1]))) for p in faces]
+            for f in _clean_faces(s, 32):
+                x0, y0, w, h = f.rect
+                crop = _inner(grey[y0:y0 + h, x0:x0 + w])
+                scores = [max(_ncc(crop, _inner(sf.posed_patch(p, w, h, flip, f.pose))) for flip in (False, True))
+                          for p in sf.lfw_patches()[:100]]
                 in_own_pool.append(lo <= int(np.argmax(scores)) < hi)
-    assert len(in_own_pool) >= 10 and np.mean(in_own_pool) >= 0.9, in_own_pool
+    assert len(in_own_pool) >= 20 and np.mean(in_own_pool) >= 0.75, in_own_pool
 
 
 def test_distractors_are_never_annotated(scenes):

@@ -252,3 +252,18 @@ def test_harness_floor_rows_are_shown_apart_and_never_headline(tmp_path):
     md = write_report(run_dir, html=False, plots=False).markdown.read_text()
     assert "Harness floor (`null-classifier`" in md and "job wall 1.30 s" in md
     assert "| null-classifier (harness floor) |" in md
+
+
+def test_a_non_result_is_marked_beside_its_row_with_its_reason(tmp_path):
+    reason = "mAP50 0.102 is below the mean-box floor's 0.173 (gain's 95% interval -0.120 to -0.020)"
+    floor = {"pipeline": "mean-box", "map50": 0.173, "gain": -0.071, "gain_ci95": [-0.12, -0.02], "is_floor": False,
+             "non_result": True, "reason": reason}
+    records = [_record("hog-det", "classical", task="detection", metrics={**_det(0.102), "floor": floor}),
+               _record("mean-box", "classical", task="detection",
+                       metrics={**_det(0.173), "floor": {**floor, "non_result": True, "is_floor": True}}),
+               _record("frcnn", "deep", task="detection",
+                       metrics={**_det(0.6), "floor": {**floor, "non_result": False, "reason": None}})]
+    md = write_report(write_run(tmp_path / "flagged", records)).markdown.read_text()
+    assert "| hog-det (non-result) |" in md
+    assert f"`hog-det` (seed 0): {reason}" in md
+    assert "mean-box (non-result)" not in md and "frcnn (non-result)" not in md  # the floor itself, a result

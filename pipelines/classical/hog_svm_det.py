@@ -12,7 +12,8 @@ Training, for every class of the training split (one model each, nothing specifi
    hold fewer than asked, all of them (``fit_info.negative_source`` gives the counts). A class without
    any background window is skipped; with none for any class, or an SVM with all-zero weights, ``fit``
    raises :class:`benchsuite.errors.EmptyModelError`. Objects much smaller than the window shrink it
-   (down to ``min_base_size``) and the pyramid starts upsampled (up to ``max_upscale``) to reach them;
+   (its shorter side down to ``min_template_cells`` HOG cells, a floor that keeps enough features) and the
+   pyramid starts upsampled (up to ``max_upscale``) to reach them;
 3. HOG of each crop (8-pixel cells, 2 x 2-cell blocks, 9 unsigned bins, L2-Hys; one cell of margin
    around the window so the window's cells see the same pixels as on a whole image) and a linear SVM
    (:class:`benchsuite.ops.linear_svm.LinearSVM`, squared hinge);
@@ -28,7 +29,17 @@ level, never a classifier call per window). Window hits above a score threshold 
 window's object part, mapped back through the level's scale), NMS per class. Scores are SVM margins.
 
 The SVM's C, the pyramid step, the window stride, the NMS IoU threshold and the score threshold are chosen
-by AP50 on the validation split (never on test) and recorded in ``fit_info``.
+by AP50 on the validation split (never on test) and recorded in ``fit_info``; then, per class, the largest
+pyramid scale its model scans (its upsampling, among ``upscale_caps`` and the scale its objects need) by the
+class's val AP50. ``fit_info.reach`` gives per class the smallest object height the model can find and the
+train and val objects below it, per size band (:data:`SIZE_BANDS`).
+
+Cost is bounded by budgets, not by time: positives (``max_positives`` windows per class, the objects shared
+equally between size bands, at most ``positives_per_image`` per image, ``fit_info.positive_budget``),
+random negatives (``max_negatives``, ``negatives_per_image``; spread over images and pyramid levels) and hard
+negatives (``hard_per_image`` and ``hard_per_round`` per class and round). Every phase writes a progress line
+to the job's log at least every 30 s (:mod:`benchsuite.measure.progress`: windows collected, images scanned
+in round k of n, val scans) and a line per SVM fit.
 """
 
 from __future__ import annotations

@@ -466,7 +466,8 @@ class HogSvmDetector(Detector):
         labels = sorted(windows)
         pos: dict[int, list[np.ndarray]] = {k: [] for k in labels}
         neg: dict[int, list[np.ndarray]] = {k: [] for k in labels}
-        plans = {k: self._positive_plan(train, k, rng) for k in labels}
+        plan_rng = ctx.rng(13)  # its own stream: the negatives and jitter draw as they did before the budgets
+        plans = {k: self._positive_plan(train, k, plan_rng) for k in labels}
         want = min(self.max_negatives, self.negatives_per_image * max(1, len(train)))
         t = time.perf_counter()
         sampled = {k: sources[k].sample_boxes(want, rng) for k in labels}

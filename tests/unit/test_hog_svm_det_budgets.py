@@ -145,6 +145,7 @@ def test_progress_lines_at_least_every_interval(caplog):
     assert [r.getMessage().split(",")[0] for r in caplog.records] == ["quick: 5/5"]  # the last line only
 
 
+@pytest.mark.slow
 def test_fit_records_budgets_reach_and_choices(tmp_path):
     # the planted set of test_hog_svm_det: training and the record
     from tests.unit.test_hog_svm_det import SMALL, _planted_set

@@ -1,6 +1,6 @@
 """Run every detector on every data-shape variant of the synthetic VOC set and print the table.
 
-The variants (``synthetic-voc:crop``, ``:tiny``, ``:crowd``, ``:wide``, ``:grey``; see
+The variants (``synthetic-voc:crop``, ``:tiny``, ``:crowd``, ``:wide``, ``:grey``, ``:faces``; see
 ``benchsuite.data.synthetic_voc.VARIANTS``) are generated once into the cache folder. One run of the suite's
 runner holds every (variant, detector) job; the table gives, per cell, the test mAP50 and the detection seconds
 per test image (``timing.seconds_per_image``), or the failure.

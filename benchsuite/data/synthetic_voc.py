@@ -40,7 +40,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from benchsuite.data import synthetic_faces
 from benchsuite.data.detection import DetectionSample, DetectionSet
+from benchsuite.data.synthetic_scene import OCCLUDED as OCCLUDED  # re-exported: the annotation rule's constants
+from benchsuite.data.synthetic_scene import TINY, SyntheticObject, visible_objects
+from benchsuite.data.synthetic_scene import background as _background
+from benchsuite.data.synthetic_scene import finish as _finish
+from benchsuite.data.synthetic_scene import log_uniform as _log_uniform
+from benchsuite.data.synthetic_scene import random_colour as _colour
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +59,6 @@ FOLDER_NAME = "SyntheticVOC"
 MARKER = "SYNTHETIC.json"  # written last: its presence means the folder is complete
 SS = 3  # supersampling factor of the object renderer
 JPEG_QUALITY = 92
-TINY = 16  # objects whose visible box is shorter than this on its longer side are difficult
-OCCLUDED = 0.5  # ... and so are objects with more than this fraction of their pixels hidden
 MAX_OCCLUSION = 0.7  # a placement that would hide more of an earlier object is rejected
 # width / height ranges per class
 ASPECT = {"car": (1.7, 2.3), "pedestrian": (0.34, 0.46), "sign": (0.92, 1.08)}
@@ -63,22 +68,7 @@ SIZE_BUCKET_P = (0.3, 0.45, 0.25)
 OBJECTS_PER_IMAGE_P = (0.08, 0.2, 0.22, 0.2, 0.14, 0.1, 0.06)  # 0..6
 
 
-@dataclass
-class SyntheticObject:
-    """One drawn object: ``box`` is ``(x1, y1, x2, y2)`` integer pixel edges of its visible pixels."""
-
-    name: str
-    box: tuple[int, int, int, int]
-    difficult: bool
-    truncated: bool
-
-
 # ---------------------------------------------------------------------- colours
-def _colour(rng: np.random.Generator, lo: int = 0, hi: int = 256) -> tuple[int, int, int]:
-    c = rng.integers(lo, hi, 3)
-    return int(c[0]), int(c[1]), int(c[2])
-
-
 def _vivid(rng: np.random.Generator) -> tuple[int, int, int]:
     """A saturated colour: one channel high, one low, one anywhere."""
     c = np.array([rng.integers(170, 256), rng.integers(0, 70), rng.integers(0, 256)])
@@ -214,50 +204,6 @@ class _WhiteDraw:
         return paint
 
 
-# ---------------------------------------------------------------------- backgrounds
-def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
-    """``(h, w, 3)`` float32 textured, cluttered background, 0..255."""
-    horizon = rng.uniform(0.3, 0.7) * h
-    yy = np.arange(h, dtype=np.float32)[:, None, None]
-    top0, top1 = rng.uniform(60, 230, (2, 3)).astype(np.float32)
-    bot0, bot1 = rng.uniform(30, 200, (2, 3)).astype(np.float32)
-    t_top = np.clip(yy / max(horizon, 1), 0, 1)
-    t_bot = np.clip((yy - horizon) / max(h - horizon, 1), 0, 1)
-    img = np.where(yy < horizon, top0 + (top1 - top0) * t_top, bot0 + (bot1 - bot0) * t_bot)
-    img = np.broadcast_to(img, (h, w, 3)).astype(np.float32)
-    gx = rng.uniform(-30, 30, 3).astype(np.float32)
-    img = img + gx * (np.arange(w, dtype=np.float32)[None, :, None] / w - 0.5)
-    coarse = rng.normal(0, rng.uniform(8, 22), (h // 24 + 2, w // 24 + 2, 3)).astype(np.float32)
-    low = np.stack([np.asarray(Image.fromarray(coarse[..., c]).resize((w, h), Image.Resampling.BICUBIC))
-                    for c in range(3)], axis=-1)
-    img = np.clip(img + low, 0, 255).astype(np.uint8)
-    pil = Image.fromarray(img)
-    d = ImageDraw.Draw(pil)
-    for _ in range(int(rng.integers(5, 16))):
-        kind = rng.random()
-        c = _colour(rng)
-        x, y = rng.uniform(0, w), rng.uniform(0, h)
-        if kind < 0.35:  # line
-            d.line([(x, y), (x + rng.uniform(-0.5, 0.5) * w, y + rng.uniform(-0.5, 0.5) * h)], fill=c,
-                   width=int(rng.integers(1, 5)))
-        elif kind < 0.55:  # box, filled or outlined (windows, crates)
-            bw, bh = rng.uniform(8, 0.35 * w), rng.uniform(8, 0.35 * h)
-            if rng.random() < 0.5:
-                d.rectangle([x, y, x + bw, y + bh], fill=c)
-            else:
-                d.rectangle([x, y, x + bw, y + bh], outline=c, width=int(rng.integers(1, 4)))
-        elif kind < 0.75:  # blob
-            r = rng.uniform(3, 22)
-            d.ellipse([x - r, y - r * rng.uniform(0.5, 1.5), x + r, y + r], fill=c)
-        elif kind < 0.88:  # pole: a thin vertical bar (a hard negative for tall objects)
-            pw = rng.uniform(2, 7)
-            d.rectangle([x, y, x + pw, y + rng.uniform(30, 0.8 * h)], fill=c)
-        else:  # irregular polygon
-            pts = [(x + rng.uniform(-25, 25), y + rng.uniform(-25, 25)) for _ in range(int(rng.integers(3, 6)))]
-            d.polygon(pts, fill=c)
-    return np.asarray(pil, dtype=np.float32)
-
-
 # ---------------------------------------------------------------------- one image
 def _object_size(name: str, rng: np.random.Generator, w: int, h: int) -> tuple[int, int]:
     aspect = rng.uniform(*ASPECT[name])
@@ -327,17 +273,7 @@ def generate_image(index: int, seed: int = SEED) -> tuple[np.ndarray, list[Synth
             break
     noise = rng.standard_normal((h, w, 3), dtype=np.float32) * rng.uniform(2, 7)
     image = np.clip(np.rint(img + noise), 0, 255).astype(np.uint8)
-    objects = []
-    for i, name in enumerate(names):
-        ys, xs = np.nonzero(top == i)
-        if len(xs) == 0:
-            continue
-        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-        occlusion = 1 - len(xs) / area_in_image[i]
-        truncated = area_in_image[i] < 0.98 * full_area[i]
-        tiny = max(box[2] - box[0], box[3] - box[1]) < TINY
-        objects.append(SyntheticObject(name, box, bool(tiny or occlusion > OCCLUDED), bool(truncated)))
-    return image, objects
+    return image, visible_objects(top, area_in_image, full_area, names)
 
 
 # ---------------------------------------------------------------------- VOC writing
@@ -521,6 +457,10 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("grey", 5, ("pedestrian",), {"train": 48, "val": 12, "test": 24},
             "grey images: single-channel (8-bit greyscale) JPEGs, 1-4 pedestrians 40-150 px high per image",
             channels=1),
+    Variant("faces", 6, ("face",), {"train": 160, "val": 40, "test": 100},
+            "faces in crowds: LFW face patches 8-200 px high, 1 to about 140 per image (crowds, groups, portraits, "
+            "scattered people), lit, blurred, rotated, tinted and partly occluded, LFW non-face patches as "
+            "distractors; train, val and test faces are different patches (benchsuite.data.synthetic_faces)"),
 )}
 #: crop variant: crop heights (pixels, log-uniform) and the window-sized background's fixed size (w, h)
 CROP_HEIGHT = (72.0, 128.0)
@@ -576,21 +516,7 @@ def _place_objects(img: np.ndarray, name: str, n_wanted: int, size: Callable[[],
             area_in_image.append(inside)
             full_area.append(total)
             break
-    objects = []
-    for i in range(len(area_in_image)):
-        ys, xs = np.nonzero(top == i)
-        if len(xs) == 0:
-            continue
-        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-        occlusion = 1 - len(xs) / area_in_image[i]
-        small = max(box[2] - box[0], box[3] - box[1]) < tiny
-        objects.append(SyntheticObject(name, box, bool(small or occlusion > OCCLUDED),
-                                       bool(area_in_image[i] < 0.98 * full_area[i])))
-    return objects
-
-
-def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    return visible_objects(top, area_in_image, full_area, name, tiny)
 
 
 def _sizer(rng: np.random.Generator, height: tuple[float, float], aspect: tuple[float, float]
@@ -604,25 +530,22 @@ def _sizer(rng: np.random.Generator, height: tuple[float, float], aspect: tuple[
     return size
 
 
-def _finish(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Pixel noise and rounding: float ``(H, W, 3)`` -> uint8."""
-    noise = rng.standard_normal(img.shape, dtype=np.float32) * rng.uniform(2, 7)
-    return np.clip(np.rint(img + noise), 0, 255).astype(np.uint8)
-
-
 def _scene(rng: np.random.Generator, w: tuple[int, int], h: tuple[int, int]) -> np.ndarray:
     return _background(rng, int(rng.integers(w[0], w[1] + 1)), int(rng.integers(h[0], h[1] + 1)))
 
 
 def generate_variant_image(variant: str, index: int, role: str, seed: int = SEED
                            ) -> tuple[np.ndarray, list[SyntheticObject]]:
-    """Image ``index`` of a variant's ``role`` (``"trainval"`` or ``"test"``): ``(uint8 image, objects)``.
+    """Image ``index`` of a variant's ``role`` (``"train"``, ``"val"`` or ``"test"``; ``"trainval"`` counts as
+    ``"train"``; only ``faces`` draws train and val images differently): ``(uint8 image, objects)``.
 
     The image is ``(H, W, 3)`` RGB, or ``(H, W)`` for single-channel variants; it depends only on
     ``(seed, variant, role, index)``.
     """
     v = VARIANTS[variant]
     rng = np.random.default_rng([seed, 1000 + v.code, int(role == "test"), index])
+    if variant == "faces":
+        return synthetic_faces.generate_face_image(rng, role)
     name = v.classes[0]
     if variant == "crop":
         if role == "test":
@@ -694,8 +617,9 @@ def write_variant(folder: Path, variant: str, counts: dict[str, int] | None = No
              "max_objects_per_image": 0}
     present: dict[str, dict[str, int]] = {}
     database = f"benchsuite synthetic VOC variant {variant} v{VARIANT_VERSION}"
+    val_pos = set(np.random.default_rng([seed, 10**6, v.code]).permutation(n_trainval)[: counts["val"]].tolist())
     for i, image_id in enumerate(ids):
-        role, index = ("trainval", i) if i < n_trainval else ("test", i - n_trainval)
+        role, index = ("val" if i in val_pos else "train", i) if i < n_trainval else ("test", i - n_trainval)
         image, objects = generate_variant_image(variant, index, role, seed)
         Image.fromarray(image).save(folder / "JPEGImages" / f"{image_id}.jpg", quality=JPEG_QUALITY)
         (folder / "Annotations" / f"{image_id}.xml").write_bytes(
@@ -711,7 +635,6 @@ def write_variant(folder: Path, variant: str, counts: dict[str, int] | None = No
             flags[o.name] = max(flags.get(o.name, 0), int(not o.difficult))
         present[image_id] = flags
     trainval = ids[:n_trainval]
-    val_pos = set(np.random.default_rng([seed, 10**6, v.code]).permutation(n_trainval)[: counts["val"]].tolist())
     splits = {
         "train": [x for j, x in enumerate(trainval) if j not in val_pos],
         "val": [x for j, x in enumerate(trainval) if j in val_pos],

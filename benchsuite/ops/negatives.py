@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from benchsuite.measure.progress import ProgressLog
 from benchsuite.ops.boxes import as_boxes
 from benchsuite.ops.windows import (
     WindowSize,
@@ -296,7 +297,9 @@ class NegativeSource:
         """``(N,)`` int64 background windows per image (computed once, from sizes and boxes only)."""
         if self._capacity is None:
             cap = np.zeros(len(self), np.int64)
+            progress = ProgressLog(log, "negatives: images whose background windows are counted", len(self))
             for i in range(len(self)):
+                progress.update(i, windows=int(cap.sum()))
                 h, w = (int(v) for v in self.sizes[i])
                 fits = bool(pyramid_scales(h, w, self.window, self.step, self.start_scale, max_levels=1))
                 self._small[i] = not fits
@@ -330,7 +333,9 @@ class NegativeSource:
         cap = self.capacity()
         take = water_fill(cap, int(count))
         boxes, index = [], []
-        for i in np.flatnonzero(take):
+        progress = ProgressLog(log, "negatives: images sampled", int((take > 0).sum()))
+        for done, i in enumerate(np.flatnonzero(take)):
+            progress.update(done, windows=sum(map(len, boxes)))
             b, lev = self.windows(int(i))
             n = int(take[i])
             if n < len(b):

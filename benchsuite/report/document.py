@@ -247,7 +247,23 @@ def machine_state_lines(run: dict[str, Any]) -> list[str]:
 def _pipeline_cell(r: Row) -> str:
     return (lit(r.pipeline) + (" (pretrained ref.)" if r.pretrained_reference else "")
             + (" (harness floor)" if r.harness_floor else "") + (" (shortened)" if r.shortened else "")
-            + (" (changed config)" if r.record.get("config_changed") else ""))
+            + (" (changed config)" if r.record.get("config_changed") else "")
+            + (" (non-result)" if non_result(r) else ""))
+
+
+def non_result(r: Row) -> dict[str, Any] | None:
+    """The record's comparison with its task's floor (``metrics.floor``) when it flags the row as a non-result
+    (a score not distinguishable from a pipeline that ignores the pixels); the floor's own row is never one."""
+    floor = (r.record.get("metrics") or {}).get("floor")
+    if r.ok and isinstance(floor, dict) and floor.get("non_result") and floor.get("pipeline") != r.pipeline:
+        return floor
+    return None
+
+
+def non_result_lines(rows: list[Row]) -> list[str]:
+    """One line per record flagged a non-result, with the reason its task gave."""
+    return [f"{code(r.pipeline)} (seed {lit(r.seed)}): {lit(non_result(r).get('reason'))}" for r in rows
+            if non_result(r)]
 
 
 def shortcut_text(c: dict[str, Any]) -> str:
@@ -435,6 +451,10 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
         cut = shortened_lines(g.rows)
         if cut:
             doc += [Para("Shortened records (less work than the profile asked; not comparable):"), Bullets(cut)]
+        flagged = non_result_lines(g.rows)
+        if flagged:
+            doc += [Para("Non-results (not distinguishable from the floor, a detector that ignores the pixels: "
+                         "the model has not learned; \"non-result\" in the table):"), Bullets(flagged)]
         floor = harness_floor_line(g.rows)
         if floor:
             doc.append(Para(floor, "note"))

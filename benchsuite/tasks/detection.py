@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from benchsuite.api import Context, Detections, Detector
+from benchsuite.api import Budget, Context, Detections, Detector
 from benchsuite.data import synthetic_voc
 from benchsuite.data.datasets import BOXES
 from benchsuite.data.detection import DetectionSet
@@ -19,7 +19,7 @@ from benchsuite.metrics.detection import Matches, match, summarize
 from benchsuite.metrics.export import write_coco_json, write_voc_results
 from benchsuite.ops.boxes import check_detections, clip_boxes
 from benchsuite.results.evidence import Evidence, pack_ragged
-from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPrediction, Task
+from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPrediction, Task, split_cap
 from benchsuite.tasks.checks import PerImageChecks, detection_parts
 from benchsuite.tasks.per_image import load_ragged, run_over_images, save_ragged, single_image_latency
 
@@ -75,6 +75,59 @@ def _too_many(where: str, count: int) -> str:
             f"(non-maximum suppression, a score threshold, the top ones by score)")
 
 
+#: the floor a detector must beat to be a result: the registered pipeline that ignores the pixels and predicts
+#: where the class's training boxes usually are (``mean-box``)
+FLOOR_PIPELINE = "mean-box"
+
+
+def floor_detections(train: DetectionSet, data: DetectionSet, seed: int = 0) -> list[Detections] | None:
+    """The :data:`FLOOR_PIPELINE`'s detections on every image of ``data`` after its fit on ``train`` (boxes only:
+    it reads the image's size, never its pixels); None when that pipeline is not installed."""
+    from benchsuite.registry import PIPELINES, load_ref  # the registry's rules (built-ins first, overrides)
+
+    entry = PIPELINES.entry(FLOOR_PIPELINE)
+    if entry is None or not entry.ok:
+        return None
+    floor = load_ref(entry.ref)().fit(train, train, Context(seed=seed))
+    blank = np.zeros((1, 1, 3), np.uint8)
+    return [floor.detect(np.broadcast_to(blank, (s.height, s.width, 3))) for s in data]
+
+
+def floor_comparison(data: DetectionSet, ours: list[Detections], floor: list[Detections], resamples: int,
+                     seed: int = 0) -> dict[str, Any]:
+    """A detector's detections ``ours`` on ``data`` against the floor's on the same images.
+
+    The gain is the detector's mAP50 minus the floor's, bootstrapped over images with the same draws for both
+    (paired: ``resamples`` resamples, 95% percentile interval). The detector is a ``non_result`` when that
+    interval reaches zero or below: its mAP50 is not distinguishable from (or is under) that of a detector that
+    ignores the pixels. Detections identical to the floor's are the floor itself (``is_floor``), never flagged.
+    """
+    classes = list(data.classes)
+    gt = ([s.boxes for s in data], [s.labels for s in data], [s.difficult for s in data])
+
+    def matched(dets: list[Detections]) -> Matches:
+        return match(*gt, [d.boxes for d in dets], [d.scores for d in dets], [d.labels for d in dets], len(classes))
+
+    m_ours, m_floor = matched(ours), matched(floor)
+    ours_map = float(summarize(m_ours, classes, ("voc",))["map50"] or 0.0)
+    floor_map = float(summarize(m_floor, classes, ("voc",))["map50"] or 0.0)
+    is_floor = all(np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores)
+                   and np.array_equal(a.labels, b.labels) for a, b in zip(ours, floor))
+    ev_ours, ev_floor = bs.detection_evidence(m_ours), bs.detection_evidence(m_floor)
+    gains = [bs.map50_for_weights(ev_ours, w) - bs.map50_for_weights(ev_floor, w)
+             for w in bs.resample_weights(len(data), resamples, seed)] if len(data) else []
+    iv = bs.percentile_interval(np.concatenate(gains)) if gains else None
+    non_result = not is_floor and (iv is None or iv[0] <= 0.0)
+    reason = None
+    if non_result:
+        where = "below" if ours_map < floor_map else "not distinguishable from"
+        reason = (f"mAP50 {ours_map:.3f} is {where} the {FLOOR_PIPELINE} floor's {floor_map:.3f} (gain's 95% "
+                  f"interval {iv[0]:+.3f} to {iv[1]:+.3f})" if iv else f"no images to compare with {FLOOR_PIPELINE}")
+    return {"pipeline": FLOOR_PIPELINE, "map50": round(floor_map, 4), "gain": round(ours_map - floor_map, 4),
+            "gain_ci95": [round(v, 4) for v in iv] if iv else None, "is_floor": bool(is_floor),
+            "non_result": bool(non_result), "reason": reason}
+
+
 #: test images whose pixels the evidence keeps for the report's gallery of detections
 GALLERY_IMAGES = 3
 
@@ -125,6 +178,20 @@ class DetectionTask(Task):
 
     def per_class(self, metrics: Mapping[str, Any]) -> dict[str, float | None]:
         return {k: v.get("ap50") for k, v in (metrics.get("per_class") or {}).items()}
+
+    def evaluate(self, dataset: Any, split: str, budget: Budget, predictions: Path, job_dir: Path
+                 ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The shared template's metrics, plus ``metrics["floor"]``: the detector against the ``mean-box`` floor
+        fitted on the same training images (:func:`floor_comparison`; ``non_result`` flags a detector that has
+        not learned, and the report says so beside its row)."""
+        metrics, artifacts = super().evaluate(dataset, split, budget, predictions, job_dir)
+        data = dataset.load(split, split_cap(budget, split))
+        floor = floor_detections(dataset.load("train", split_cap(budget, "train")), data)
+        if floor is not None:
+            _, pred = load_ragged(predictions)
+            ours = [Detections(b, s, lab) for b, s, lab in zip(pred["boxes"], pred["scores"], pred["labels"])]
+            metrics["floor"] = floor_comparison(data, ours, floor, bs.DETECTION_RESAMPLES)
+        return metrics, artifacts
 
     def predict_split(self, pipeline: Detector, data: DetectionSet, ctx: Context, batch_size: int, split: str
                       ) -> SplitPrediction:

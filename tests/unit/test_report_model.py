@@ -297,3 +297,18 @@ def test_compare_of_two_runs_of_one_commit_on_one_machine_checks_the_reruns(tmp_
     (b / "run.json").write_text(json.dumps(info))
     _, changes = compare_runs(a, b)
     assert not any(c.reproducibility for c in changes)
+
+
+def test_a_non_result_is_marked_beside_its_row_with_its_reason(tmp_path):
+    reason = "mAP50 0.102 is below the mean-box floor's 0.173 (gain's 95% interval -0.120 to -0.020)"
+    floor = {"pipeline": "mean-box", "map50": 0.173, "gain": -0.071, "gain_ci95": [-0.12, -0.02], "is_floor": False,
+             "non_result": True, "reason": reason}
+    records = [_record("hog-det", "classical", task="detection", metrics={**_det(0.102), "floor": floor}),
+               _record("mean-box", "classical", task="detection",
+                       metrics={**_det(0.173), "floor": {**floor, "non_result": True, "is_floor": True}}),
+               _record("frcnn", "deep", task="detection",
+                       metrics={**_det(0.6), "floor": {**floor, "non_result": False, "reason": None}})]
+    md = write_report(write_run(tmp_path / "flagged", records)).markdown.read_text()
+    assert "| hog-det (non-result) |" in md
+    assert f"`hog-det` (seed 0): {reason}" in md
+    assert "mean-box (non-result)" not in md and "frcnn (non-result)" not in md  # the floor itself, a result

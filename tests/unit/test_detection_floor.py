@@ -1,0 +1,80 @@
+"""The detection task's non-result flag: a detector against the ``mean-box`` floor on the same images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from benchsuite.api import Detections
+from benchsuite.data.detection import DetectionSample, DetectionSet
+from benchsuite.metrics.detection import match, summarize
+from benchsuite.tasks.detection import floor_comparison, floor_detections
+
+
+def _scenes(n: int, seed: int) -> DetectionSet:
+    """``n`` 200 x 200 images (no pixels needed) with one to three boxes of one class at random places."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for i in range(n):
+        k = int(rng.integers(1, 4))
+        xy = rng.uniform(0, 150, size=(k, 2))
+        wh = rng.uniform(20, 50, size=(k, 2))
+        boxes = np.concatenate([xy, np.minimum(xy + wh, 200)], axis=1).astype(np.float32)
+        samples.append(DetectionSample(f"i{i}", Path(f"i{i}.png"), 200, 200, boxes, np.zeros(k, np.int64),
+                                       np.zeros(k, bool), np.zeros(k, bool)))
+    return DetectionSet(samples, ("thing",), "scenes")
+
+
+def _perfect(data: DetectionSet) -> list[Detections]:
+    return [Detections(s.boxes.copy(), np.linspace(1, 0.5, len(s.boxes)).astype(np.float32), s.labels.copy())
+            for s in data]
+
+
+def _blind(data: DetectionSet, seed: int) -> list[Detections]:
+    """Five random boxes per image, random scores: a detector that has not learned."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in data:
+        xy = rng.uniform(0, 150, size=(5, 2))
+        out.append(Detections(np.concatenate([xy, xy + 40], axis=1).astype(np.float32),
+                              rng.uniform(size=5).astype(np.float32), np.zeros(5, np.int64)))
+    return out
+
+
+def test_floor_is_mean_box_fitted_on_train():
+    train, test = _scenes(40, 0), _scenes(30, 1)
+    floor = floor_detections(train, test)
+    assert floor is not None and len(floor) == len(test)
+    assert all(len(d) and (d.labels == 0).all() for d in floor)
+    # the floor ignores the pixels: every image of the same size gets the same boxes
+    assert all(np.array_equal(d.boxes, floor[0].boxes) for d in floor)
+
+
+def test_a_detector_that_finds_the_objects_is_a_result():
+    train, test = _scenes(40, 0), _scenes(30, 1)
+    out = floor_comparison(test, _perfect(test), floor_detections(train, test), resamples=100)
+    assert not out["non_result"] and out["reason"] is None and not out["is_floor"]
+    assert out["gain_ci95"][0] > 0
+    # the gain is the difference of the two mAP50s, each as the matching core scores it
+    floor = floor_detections(train, test)
+    gt = ([s.boxes for s in test], [s.labels for s in test], [s.difficult for s in test])
+    floor_map = summarize(match(*gt, [d.boxes for d in floor], [d.scores for d in floor], [d.labels for d in floor],
+                                1), ["thing"], ("voc",))["map50"]
+    assert np.isclose(out["map50"], floor_map, atol=1e-4)
+    assert np.isclose(out["gain"], 1.0 - floor_map, atol=1e-4)
+
+
+def test_a_blind_detector_is_a_non_result_with_its_reason():
+    train, test = _scenes(40, 0), _scenes(30, 1)
+    out = floor_comparison(test, _blind(test, 5), floor_detections(train, test), resamples=100)
+    assert out["non_result"]
+    assert out["gain_ci95"][0] <= 0
+    assert "mean-box" in out["reason"] and "interval" in out["reason"]
+
+
+def test_the_floor_itself_is_not_flagged():
+    train, test = _scenes(40, 0), _scenes(30, 1)
+    floor = floor_detections(train, test)
+    out = floor_comparison(test, floor, floor, resamples=50)
+    assert out["is_floor"] and not out["non_result"] and out["gain"] == 0

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from benchsuite import registry
-from benchsuite.data.datasets import Dataset, check_data_root, open_dataset
+from benchsuite.data.datasets import Dataset, check_data_root, dataset_key, open_dataset
 from benchsuite.device import device_for_pipeline
 from benchsuite.errors import ConfigError
 from benchsuite.registry import PipelineInfo, list_pipelines, resolve
@@ -108,14 +108,18 @@ def _dataset_specs(specs: list[str] | None, tasks: list[str], data_root: Path | 
 
 
 def open_datasets(cfg: RunConfig, work: Work, synthetic_only: bool) -> dict[str, Dataset]:
-    """Each data set spec of the run, opened once (``synthetic_only``: the profile's stand-ins)."""
+    """Each data set spec of the run, opened once for the annotations its tasks need (``synthetic_only``: the
+    profile's stand-ins), by :func:`benchsuite.data.datasets.dataset_key` (a VOC folder's boxes and masks are
+    two data sets)."""
     datasets: dict[str, Dataset] = {}
     for task in work.tasks:
+        needs = get_task(task).needs
         for spec in work.specs[task]:
-            if spec not in datasets:
-                log.info("opening data set %s", spec)
-                datasets[spec] = open_dataset(spec, cfg.data_root, cfg.cache_dir, force_synthetic=synthetic_only,
-                                              download=cfg.download)
+            key = dataset_key(spec, needs)
+            if key not in datasets:
+                log.info("opening data set %s", key)
+                datasets[key] = open_dataset(spec, cfg.data_root, cfg.cache_dir, force_synthetic=synthetic_only,
+                                             download=cfg.download, needs=needs)
     return datasets
 
 
@@ -147,7 +151,7 @@ def make_jobs(cfg: RunConfig, work: Work, datasets: dict[str, Dataset], profile:
         if cfg.time_budget_s is not None:  # opt-in time-boxed training: shortened records say so
             budget = replace(budget, train_time_s=float(cfg.time_budget_s))
         for spec in work.specs[task]:
-            info = datasets[spec].info
+            info = datasets[dataset_key(spec, get_task(task).needs)].info
             for p in work.pipelines[task]:
                 params = {**profile_params(p, profile.name), **cfg.params.get(p.id, {})}
                 for seed in cfg.seeds:

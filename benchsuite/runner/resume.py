@@ -3,6 +3,7 @@ that run at all (the same profile, the same data)."""
 
 from __future__ import annotations
 
+from benchsuite.data.datasets import dataset_key
 from benchsuite.errors import ConfigError
 from benchsuite.results.store import RunStore
 from benchsuite.runner.plan import Plan
@@ -24,9 +25,9 @@ def check_resume(store: RunStore, plan: Plan, profile: str) -> None:
     """Refuse to continue the run in ``store`` with a different profile or with a data set whose fingerprint
     changed (its records would mix two configurations)."""
     old = store.read_run_info()
-    old_fp = {d["name"]: d["fingerprint"] for d in old.get("datasets", [])}
+    old_fp = {dataset_key(d["name"], d.get("annotations") or ()): d["fingerprint"] for d in old.get("datasets", [])}
     for ds in plan.datasets.values():
-        fp = old_fp.get(ds.info.name)
+        fp = old_fp.get(dataset_key(ds.info.name, ds.info.annotations))
         if fp is not None and fp != ds.info.fingerprint:
             raise ConfigError(f"cannot resume {store.run_dir}: data set {ds.info.name} changed "
                               f"(fingerprint {ds.info.fingerprint}, the run used {fp})")

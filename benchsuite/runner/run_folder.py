@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchsuite.data.datasets import dataset_key
 from benchsuite.errors import ConfigError
 from benchsuite.measure.conditions import machine_state
 from benchsuite.results.provenance import git_commit, library_versions, machine_info
@@ -88,8 +89,9 @@ def resumed_run_info(info: dict[str, Any], plan: Plan, executor: dict[str, Any])
     ``resumed_executors`` (one per ``resumed_at``), and the data sets of every session."""
     info = dict(info)
     info["resumed_at"] = [*info.get("resumed_at", []), now_iso()]
-    merged = {d["name"]: d for d in info.get("datasets", [])}  # keep the data sets of earlier jobs
-    merged.update({ds.info.name: ds.info.as_dict() for ds in plan.datasets.values()})
+    # keep the data sets of earlier jobs (one per name and annotations: a VOC folder's boxes and masks are two)
+    merged = {dataset_key(d["name"], d.get("annotations") or ()): d for d in info.get("datasets", [])}
+    merged.update({dataset_key(ds.info.name, ds.info.annotations): ds.info.as_dict() for ds in plan.datasets.values()})
     info["datasets"] = list(merged.values())
     info["resumed_executors"] = [*info.get("resumed_executors", []), executor]
     return info

@@ -1,0 +1,199 @@
+"""``superpixel-svm``: the classical segmenter, a region classifier over superpixels.
+
+Each image is cut into superpixels (SLIC by default, or Felzenszwalb–Huttenlocher), every region is described by
+its colour in CIE Lab (means, spreads, histograms), its texture (local binary patterns, Gaussian-derivative
+histograms), the HOG of its enlarged box, its position and size and its neighbours' colour and texture
+(:func:`benchsuite.ops.superpixels.featurise`), and a linear SVM per class (:mod:`benchsuite.ops.linear_svm`, one
+shared L-BFGS run for the whole grid of C) scores it; each training region takes its majority class from the
+mask, weighted by its pixel count (mean IU counts pixels, not regions). The class scores are then smoothed over
+the region adjacency graph, or not: ``average`` (label propagation with contrast-sensitive edges,
+:func:`~benchsuite.ops.superpixels.smooth_scores`) or ``potts`` (a Potts model on the graph solved by iterated
+conditional modes, :func:`~benchsuite.ops.superpixels.potts_icm`). C and the smoothing are chosen together on the
+val split by mean IU; the model is fitted on the train split only (as the deep segmenters are).
+
+Images larger than ``max_side`` on their longer side (0: no limit) are shrunk before the superpixels are cut,
+and the region labels are painted back at the image's full size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+
+from benchsuite.api import Context
+from benchsuite.data.voc_segmentation import SegmentationSet
+from benchsuite.errors import EmptyModelError
+from benchsuite.metrics.segmentation import confusion_matrix, fcn_scores
+from benchsuite.ops import superpixels as sp
+from benchsuite.ops.linear_svm import LinearSVM, fit_svms
+from benchsuite.tasks.segmentation import Segmenter
+
+SMOOTHINGS = ("none", "average", "potts")
+#: the score of a class that no training region had (never chosen)
+ABSENT = -1e3
+
+
+@dataclass
+class Regions:
+    """One image as regions: ``labels`` ``(h, w)`` int64 at the working size, the region features ``(R, D)``,
+    the region graph, the regions' mean Lab colour ``(R, 3)`` and the image's full ``shape`` ``(H, W)``."""
+
+    labels: np.ndarray
+    features: np.ndarray
+    graph: sp.RegionGraph
+    lab: np.ndarray
+    shape: tuple[int, int]
+
+
+def working_size(shape: tuple[int, ...], max_side: int) -> tuple[int, int] | None:
+    """``(width, height)`` to shrink an image of ``shape`` to so its longer side is ``max_side``; None to keep it."""
+    h, w = shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return None
+    scale = max_side / max(h, w)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def choose(selection: dict[str, Any], ctx: Context) -> None:
+    """Record the choice made on val in the record's one shape (``fit_info.selection``)."""
+    ctx.record_selection(**selection)
+
+
+class SuperpixelSVM(Segmenter):
+    """Superpixels, region features, a linear SVM per class with C chosen on val, smoothing over the region graph
+    (``none``, ``average`` or ``potts``) chosen on val.
+
+    Parameters:
+        method: ``"slic"`` or ``"felzenszwalb"``; n_segments, compactness: SLIC's region count and compactness.
+        max_side: the longer side images are shrunk to before the superpixels (0: full size).
+        c_grid: the values of C tried; smoothings: the smoothings tried (a subset of :data:`SMOOTHINGS`).
+        alpha: the neighbours' weight in ``average``; beta: the Potts weight per pixel of shared boundary.
+        contrast_sigma: the Lab distance (0..1 units) over which an edge stops passing scores on.
+        weight_by_area: weigh each training region by its pixels (else every region counts once).
+        class_weight: None, or ``"balanced"`` (each class's regions weigh as much in all, per one-vs-rest problem).
+        max_iter: L-BFGS iterations of the SVM grid.
+    """
+
+    id: ClassVar[str] = "superpixel-svm"
+    family: ClassVar[str] = "classical"
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    profile_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"n_segments": 120, "c_grid": (0.1, 1.0)},
+    }
+
+    def __init__(self, method: str = "slic", n_segments: int = 300, compactness: float = 10.0, max_side: int = 0,
+                 c_grid: tuple[float, ...] = (0.01, 0.1, 1.0), smoothings: tuple[str, ...] = SMOOTHINGS,
+                 alpha: float = 0.5, beta: float = 0.05, contrast_sigma: float = 0.05, weight_by_area: bool = True,
+                 class_weight: str | None = None, max_iter: int = 300):
+        self.method = method
+        self.n_segments = n_segments
+        self.compactness = compactness
+        self.max_side = max_side
+        self.c_grid = c_grid
+        self.smoothings = smoothings
+        self.alpha = alpha
+        self.beta = beta
+        self.contrast_sigma = contrast_sigma
+        self.weight_by_area = weight_by_area
+        self.class_weight = class_weight
+        self.max_iter = max_iter
+
+    # ------------------------------------------------------------------------------------------ regions
+    def _regions(self, image: np.ndarray) -> Regions:
+        im = np.asarray(image)
+        if im.ndim == 2:
+            im = np.repeat(im[..., None], 3, axis=2)
+        size = working_size(im.shape, int(self.max_side))
+        work = cv2.resize(im, size, interpolation=cv2.INTER_AREA) if size else im
+        one = sp.featurise(np.ascontiguousarray(work, np.uint8), self.method, int(self.n_segments),
+                           float(self.compactness))
+        feats = one.features
+        return Regions(one.labels, feats.features, one.graph, feats.features[:, feats.groups["lab"]][:, :3],
+                       (int(im.shape[0]), int(im.shape[1])))
+
+    def _scores(self, svm: LinearSVM, regions: Regions) -> np.ndarray:
+        """``(R, C)`` class scores of the regions (:data:`ABSENT` for classes no training region had)."""
+        x = (regions.features - self.mean_) / self.scale_
+        margins = svm.decision_function(x)
+        scores = np.full((len(x), self.num_classes_), ABSENT, np.float64)
+        if margins.ndim == 1:
+            scores[:, svm.classes_[0]], scores[:, svm.classes_[1]] = -margins, margins
+        else:
+            scores[:, svm.classes_] = margins
+        return scores
+
+    def _labels(self, scores: np.ndarray, regions: Regions, smoothing: str) -> np.ndarray:
+        """The ``(H, W)`` uint8 label map at the image's full size."""
+        factors = sp.contrast_factors(regions.graph, regions.lab, float(self.contrast_sigma))
+        if smoothing == "average":
+            region_class = sp.smooth_scores(scores, regions.graph, float(self.alpha), 10, factors).argmax(1)
+        elif smoothing == "potts":
+            region_class = sp.potts_icm(-scores, regions.graph, float(self.beta), factors)
+        else:
+            region_class = scores.argmax(1)
+        small = sp.paint(regions.labels, region_class.astype(np.uint8))
+        h, w = regions.shape
+        return small if small.shape == (h, w) else cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+
+    # ------------------------------------------------------------------------------------------ fit
+    def fit(self, train: SegmentationSet, val: SegmentationSet, ctx: Context) -> SuperpixelSVM:
+        unknown = [s for s in self.smoothings if s not in SMOOTHINGS]
+        if unknown or not self.smoothings or not self.c_grid:
+            raise ValueError(f"{self.id}: smoothings {tuple(self.smoothings)} and c_grid {tuple(self.c_grid)}: "
+                             f"expected some of {SMOOTHINGS} and at least one C")
+        self.num_classes_ = train.num_classes
+        xs, ys, ws = [], [], []
+        for i in ctx.progress(range(len(train)), desc=f"{self.id} train regions", total=len(train)):
+            regions = self._regions(train.load_image(i))
+            mask = train.load_mask(i)
+            h, w = regions.labels.shape
+            if mask.shape != (h, w):
+                mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+            classes, _ = sp.region_labels(regions.labels, mask, train.num_classes)
+            keep = classes >= 0
+            xs.append(regions.features[keep])
+            ys.append(classes[keep])
+            ws.append(np.bincount(regions.labels.ravel(), minlength=len(classes))[keep].astype(np.float64))
+        x = np.concatenate(xs) if xs else np.zeros((0, 0), np.float32)
+        y = np.concatenate(ys) if ys else np.zeros(0, np.int64)
+        if len(np.unique(y)) < 2:
+            raise EmptyModelError(f"{self.id}: the training regions hold {len(np.unique(y))} class(es); a classifier "
+                                  f"needs regions of at least two classes")
+        self.mean_ = x.mean(axis=0)
+        self.scale_ = np.maximum(x.std(axis=0), 1e-6)
+        weights = np.concatenate(ws)
+        weights = weights / weights.mean() if self.weight_by_area else None
+        svms = fit_svms((x - self.mean_) / self.scale_, y, list(self.c_grid), max_iter=int(self.max_iter),
+                        class_weight=self.class_weight, sample_weight=weights)
+        grid, scores = self._select(svms, val, ctx)
+        best = int(np.nanargmax(scores)) if np.isfinite(scores).any() else 0
+        self.svm_, self.smoothing_ = svms[best // len(self.smoothings)], grid[best]["smoothing"]
+        choose({"metric": "val_mean_iou", "grid": grid, "scores": scores, "chosen": grid[best]}, ctx)
+        ctx.record(trained_on="train", train_regions=len(y), regions_per_image=round(len(y) / max(len(train), 1), 1),
+                   feature_dim=int(x.shape[1]), svm_iterations=int(self.svm_.n_iter_), val_mean_iou=scores[best],
+                   superpixels=self.method, max_side=int(self.max_side))
+        return self
+
+    def _select(self, svms: list[LinearSVM], val: SegmentationSet, ctx: Context
+                ) -> tuple[list[dict[str, Any]], list[float]]:
+        """Every (C, smoothing) of the grid scored by val mean IU (one featurisation of val serves them all)."""
+        grid = [{"C": float(svm.C), "smoothing": s} for svm in svms for s in self.smoothings]
+        total = np.zeros((len(grid), self.num_classes_, self.num_classes_), np.int64)
+        for i in ctx.progress(range(len(val)), desc=f"{self.id} val", total=len(val)):
+            regions, truth = self._regions(val.load_image(i)), val.load_mask(i)
+            for c, svm in enumerate(svms):
+                scores = self._scores(svm, regions)
+                for k, smoothing in enumerate(self.smoothings):
+                    pred = self._labels(scores, regions, smoothing)
+                    total[c * len(self.smoothings) + k] += confusion_matrix(truth, pred, self.num_classes_)
+        if not len(val):
+            return grid, [float("nan")] * len(grid)
+        return grid, [float(v) for v in fcn_scores(total)["mean_iou"]]
+
+    # ------------------------------------------------------------------------------------------ predict
+    def segment(self, image: np.ndarray) -> np.ndarray:
+        regions = self._regions(image)
+        return self._labels(self._scores(self.svm_, regions), regions, self.smoothing_)

@@ -57,11 +57,6 @@ def working_size(shape: tuple[int, ...], max_side: int) -> tuple[int, int] | Non
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
-def choose(selection: dict[str, Any], ctx: Context) -> None:
-    """Record the choice made on val in the record's one shape (``fit_info.selection``)."""
-    ctx.record_selection(**selection)
-
-
 class SuperpixelSVM(Segmenter):
     """Superpixels, region features, a linear SVM per class with C chosen on val, smoothing over the region graph
     (``none``, ``average`` or ``potts``) chosen on val.
@@ -69,6 +64,7 @@ class SuperpixelSVM(Segmenter):
     Parameters:
         method: ``"slic"`` or ``"felzenszwalb"``; n_segments, compactness: SLIC's region count and compactness.
         max_side: the longer side images are shrunk to before the superpixels (0: full size).
+        hog_context: the HOG feature's box is the region's box enlarged this many times about its centre.
         c_grid: the values of C tried; smoothings: the smoothings tried (a subset of :data:`SMOOTHINGS`).
         alpha: the neighbours' weight in ``average``; beta: the Potts weight per pixel of shared boundary.
         contrast_sigma: the Lab distance (0..1 units) over which an edge stops passing scores on.
@@ -85,13 +81,14 @@ class SuperpixelSVM(Segmenter):
     }
 
     def __init__(self, method: str = "slic", n_segments: int = 300, compactness: float = 10.0, max_side: int = 0,
-                 c_grid: tuple[float, ...] = (0.01, 0.1, 1.0), smoothings: tuple[str, ...] = SMOOTHINGS,
+                 hog_context: float = 2.0, c_grid: tuple[float, ...] = (0.01, 0.1, 1.0), smoothings: tuple[str, ...] = SMOOTHINGS,
                  alpha: float = 0.5, beta: float = 0.05, contrast_sigma: float = 0.05, weight_by_area: bool = True,
                  class_weight: str | None = None, max_iter: int = 300):
         self.method = method
         self.n_segments = n_segments
         self.compactness = compactness
         self.max_side = max_side
+        self.hog_context = hog_context
         self.c_grid = c_grid
         self.smoothings = smoothings
         self.alpha = alpha
@@ -109,7 +106,7 @@ class SuperpixelSVM(Segmenter):
         size = working_size(im.shape, int(self.max_side))
         work = cv2.resize(im, size, interpolation=cv2.INTER_AREA) if size else im
         one = sp.featurise(np.ascontiguousarray(work, np.uint8), self.method, int(self.n_segments),
-                           float(self.compactness))
+                           float(self.compactness), config=sp.FeatureConfig(hog_context=float(self.hog_context)))
         feats = one.features
         return Regions(one.labels, feats.features, one.graph, feats.features[:, feats.groups["lab"]][:, :3],
                        (int(im.shape[0]), int(im.shape[1])))
@@ -168,20 +165,21 @@ class SuperpixelSVM(Segmenter):
         weights = weights / weights.mean() if self.weight_by_area else None
         svms = fit_svms((x - self.mean_) / self.scale_, y, list(self.c_grid), max_iter=int(self.max_iter),
                         class_weight=self.class_weight, sample_weight=weights)
-        grid, scores = self._select(svms, val, ctx)
-        best = int(np.nanargmax(scores)) if np.isfinite(scores).any() else 0
-        self.svm_, self.smoothing_ = svms[best // len(self.smoothings)], grid[best]["smoothing"]
-        choose({"metric": "val_mean_iou", "grid": grid, "scores": scores, "chosen": grid[best]}, ctx)
+        val_iou = self._val_mean_iou(svms, val, ctx)
+        by_c = {float(svm.C): svm for svm in svms}
+        grid = [{"C": c, "smoothing": s} for c in by_c for s in self.smoothings]
+        choice = ctx.select(grid, lambda g: (val_iou[(g["C"], g["smoothing"])], by_c[g["C"]]), metric="val_mean_iou")
+        self.svm_, self.smoothing_ = choice.payload, choice.settings["smoothing"]
         ctx.record(trained_on="train", train_regions=len(y), regions_per_image=round(len(y) / max(len(train), 1), 1),
-                   feature_dim=int(x.shape[1]), svm_iterations=int(self.svm_.n_iter_), val_mean_iou=scores[best],
+                   feature_dim=int(x.shape[1]), svm_iterations=int(self.svm_.n_iter_), val_mean_iou=choice.score,
                    superpixels=self.method, max_side=int(self.max_side))
         return self
 
-    def _select(self, svms: list[LinearSVM], val: SegmentationSet, ctx: Context
-                ) -> tuple[list[dict[str, Any]], list[float]]:
-        """Every (C, smoothing) of the grid scored by val mean IU (one featurisation of val serves them all)."""
-        grid = [{"C": float(svm.C), "smoothing": s} for svm in svms for s in self.smoothings]
-        total = np.zeros((len(grid), self.num_classes_, self.num_classes_), np.int64)
+    def _val_mean_iou(self, svms: list[LinearSVM], val: SegmentationSet, ctx: Context
+                      ) -> dict[tuple[float, str], float | None]:
+        """Val mean IU of every (C, smoothing) (one featurisation of val serves them all; None without val)."""
+        keys = [(float(svm.C), s) for svm in svms for s in self.smoothings]
+        total = np.zeros((len(keys), self.num_classes_, self.num_classes_), np.int64)
         for i in ctx.progress(range(len(val)), desc=f"{self.id} val", total=len(val)):
             regions, truth = self._regions(val.load_image(i)), val.load_mask(i)
             for c, svm in enumerate(svms):
@@ -189,9 +187,8 @@ class SuperpixelSVM(Segmenter):
                 for k, smoothing in enumerate(self.smoothings):
                     pred = self._labels(scores, regions, smoothing)
                     total[c * len(self.smoothings) + k] += confusion_matrix(truth, pred, self.num_classes_)
-        if not len(val):
-            return grid, [float("nan")] * len(grid)
-        return grid, [float(v) for v in fcn_scores(total)["mean_iou"]]
+        values = fcn_scores(total)["mean_iou"] if len(val) else np.full(len(keys), np.nan)
+        return {key: (float(v) if np.isfinite(v) else None) for key, v in zip(keys, values)}
 
     # ------------------------------------------------------------------------------------------ predict
     def segment(self, image: np.ndarray) -> np.ndarray:

@@ -616,7 +616,7 @@ def tiny_splits(folder: Path) -> tuple[SegmentationSet, SegmentationSet, Segment
             "tiny-seg/val"), SegmentationSet(samples[11:], encoding, "tiny-seg/test"))
 
 
-# ---------------------------------------------------------------------- openers (registered by benchsuite.data.voc_formats)
+# ---------------------------------------------------------------------- openers (benchsuite.data.voc_formats's)
 def open_synthetic_segmentation(req: OpenRequest) -> VocSegmentationDataset:
     """``synthetic-voc`` (default stand-in) or ``synthetic-voc:VARIANT`` for a segmentation variant
     (:data:`benchsuite.data.synthetic_segmentation.VARIANTS`), generated once into the cache folder."""

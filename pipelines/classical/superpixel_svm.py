@@ -81,7 +81,8 @@ class SuperpixelSVM(Segmenter):
     }
 
     def __init__(self, method: str = "slic", n_segments: int = 300, compactness: float = 10.0, max_side: int = 0,
-                 hog_context: float = 2.0, c_grid: tuple[float, ...] = (0.01, 0.1, 1.0), smoothings: tuple[str, ...] = SMOOTHINGS,
+                 hog_context: float = 2.0, c_grid: tuple[float, ...] = (0.01, 0.1, 1.0),
+                 smoothings: tuple[str, ...] = SMOOTHINGS,
                  alpha: float = 0.5, beta: float = 0.05, contrast_sigma: float = 0.05, weight_by_area: bool = True,
                  class_weight: str | None = None, max_iter: int = 300):
         self.method = method

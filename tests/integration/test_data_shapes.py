@@ -26,7 +26,7 @@ from benchsuite.runner.run import RunConfig, run
 from benchsuite.tasks.segmentation import Segmenter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-from data_shape_matrix import MATRICES, cells, run_matrices  # noqa: E402
+from data_shape_matrix import MATRICES, cells, run_matrices
 
 VARIANTS = tuple(synthetic_voc.VARIANTS)
 DETECTORS = ("hog-svm-det", "viola-jones", "ism", "ss-hog-svm", "rcnn", "faster-rcnn-mbv3-fpn")

@@ -76,7 +76,7 @@ def _object_areas(truth: np.ndarray, inst: np.ndarray) -> list[int]:
 
 
 def test_scoring_matches_brute_force_and_saves_the_gallery(tiny, tmp_path):
-    train, _, test = tiny
+    _, _, test = tiny
     task = get_task("segmentation")
     rng = np.random.default_rng(0)
     preds = []

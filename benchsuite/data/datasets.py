@@ -12,8 +12,8 @@ a plugin's own), and a task says which it needs (:attr:`benchsuite.tasks.base.Ta
 set that provides everything it needs. The opener is told what the task needs (:attr:`OpenRequest.needs`), so one
 spec may open a different reader for each kind of annotation (a VOC folder's boxes and its masks); the runner keeps
 one opened data set per spec and needs (:func:`dataset_key`). Every opened data set carries a :class:`DatasetInfo` with
-its provenance (real or synthetic, canonical or not, content fingerprint, split sizes and fingerprints, annotations), which the
-runner writes to ``run.json`` and every record.
+its provenance (real or synthetic, canonical or not, content fingerprint, split sizes and fingerprints,
+annotations), which the runner writes to ``run.json`` and every record.
 """
 
 from __future__ import annotations

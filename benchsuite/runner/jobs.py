@@ -43,13 +43,15 @@ def unique_dataset_names(datasets: Mapping[str, Any], earlier: Iterable[Mapping[
         if entry.get("name") and entry.get("root"):
             key = dataset_key(str(entry["name"]), entry.get("annotations") or ())
             earlier_roots.setdefault(key, set()).add(dataset_identity(entry["root"]))
+    def key_of(info: Any) -> str:
+        return dataset_key(info.name, getattr(info, "annotations", ()))
+
     roots_by_key: dict[str, set[str]] = {}
     for ds in datasets.values():
-        roots_by_key.setdefault(dataset_key(ds.info.name, ds.info.annotations), set()).add(
-            dataset_identity(ds.info.root))
+        roots_by_key.setdefault(key_of(ds.info), set()).add(dataset_identity(ds.info.root))
     names = {}
     for spec, ds in datasets.items():
-        name, root, key = ds.info.name, dataset_identity(ds.info.root), dataset_key(ds.info.name, ds.info.annotations)
+        name, root, key = ds.info.name, dataset_identity(ds.info.root), key_of(ds.info)
         if root in earlier_roots.get(key, set()):
             names[spec] = name
             continue

@@ -14,6 +14,12 @@ train and val regions (``refit``), as the suite's other linear-SVM pipelines do.
 
 Images larger than ``max_side`` on their longer side (0: no limit) are shrunk before the superpixels are cut,
 and the region labels are painted back at the image's full size.
+
+The defaults are the settings of the best val mean IU on Penn-Fudan (80 train, 20 val images; each setting's own
+C and smoothing chosen on val as above; test never looked at): images shrunk to 400 px (0.709 against 0.699 at full
+size, a third of the featurisation time), regions counted once rather than by their pixels (0.709 against 0.699),
+the ``layout`` prior on a 6 x 6 grid (0.713; 4 x 4: 0.705), 300 SLIC regions (500: 0.704), the HOG box twice the
+region's (three times: 0.693), no class balancing (0.672).
 """
 
 from __future__ import annotations
@@ -85,10 +91,10 @@ class SuperpixelSVM(Segmenter):
         "smoke": {"n_segments": 120, "c_grid": (0.1, 1.0)},
     }
 
-    def __init__(self, method: str = "slic", n_segments: int = 300, compactness: float = 10.0, max_side: int = 0,
-                 hog_context: float = 2.0, layout_grid: int = 0, c_grid: tuple[float, ...] = (0.01, 0.1, 1.0),
+    def __init__(self, method: str = "slic", n_segments: int = 300, compactness: float = 10.0, max_side: int = 400,
+                 hog_context: float = 2.0, layout_grid: int = 6, c_grid: tuple[float, ...] = (0.01, 0.1, 1.0),
                  smoothings: tuple[str, ...] = SMOOTHINGS,
-                 alpha: float = 0.5, beta: float = 0.05, contrast_sigma: float = 0.05, weight_by_area: bool = True,
+                 alpha: float = 0.5, beta: float = 0.05, contrast_sigma: float = 0.05, weight_by_area: bool = False,
                  class_weight: str | None = None, refit: bool = True, max_iter: int = 300):
         self.method = method
         self.n_segments = n_segments

@@ -5,7 +5,7 @@ its colour in CIE Lab (means, spreads, histograms), its texture (local binary pa
 histograms), the HOG of its enlarged box, its position and size and its neighbours' colour and texture
 (:func:`benchsuite.ops.superpixels.featurise`), and a linear SVM per class (:mod:`benchsuite.ops.linear_svm`, one
 shared L-BFGS run for the whole grid of C) scores it; each training region takes its majority class from the
-mask, weighted by its pixel count (mean IU counts pixels, not regions). The class scores are then smoothed over
+mask and counts once (``weight_by_area``: weighted by its pixel count instead). The class scores are then smoothed over
 the region adjacency graph, or not: ``average`` (label propagation with contrast-sensitive edges,
 :func:`~benchsuite.ops.superpixels.smooth_scores`) or ``potts`` (a Potts model on the graph solved by iterated
 conditional modes, :func:`~benchsuite.ops.superpixels.potts_icm`). C and the smoothing are chosen together on the

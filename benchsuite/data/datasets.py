@@ -9,9 +9,11 @@ distribution installs opens in every process.
 
 A format says which **annotations** its data sets provide (:data:`IMAGE_LABELS`, :data:`BOXES`, :data:`MASKS`, or
 a plugin's own), and a task says which it needs (:attr:`benchsuite.tasks.base.Task.needs`): a task runs on a data
-set that provides everything it needs. Every opened data set carries a :class:`DatasetInfo` with its provenance
-(real or synthetic, canonical or not, content fingerprint, split sizes and fingerprints, annotations), which the
-runner writes to ``run.json`` and every record.
+set that provides everything it needs. The opener is told what the task needs (:attr:`OpenRequest.needs`), so one
+spec may open a different reader for each kind of annotation (a VOC folder's boxes and its masks); the runner keeps
+one opened data set per spec and needs (:func:`dataset_key`). Every opened data set carries a :class:`DatasetInfo` with
+its provenance (real or synthetic, canonical or not, content fingerprint, split sizes and fingerprints,
+annotations), which the runner writes to ``run.json`` and every record.
 """
 
 from __future__ import annotations
@@ -150,13 +152,18 @@ class Cifar10Dataset:
 
 @dataclass(frozen=True)
 class OpenRequest:
-    """What an opener needs: where real data lives and what the user allows."""
+    """What an opener needs: where real data lives, what the user allows, and ``needs``: the annotations the task
+    that will read the data set needs (empty: the format's default). A format whose folders hold several kinds of
+    annotation, each with its own reader, splits and fingerprint (a VOC folder: boxes from ``Annotations/`` and
+    ``ImageSets/Main/``, masks from ``SegmentationClass/`` and ``ImageSets/Segmentation/``), opens the reader of
+    ``needs``; the runner opens a spec once per distinct ``needs`` (:func:`dataset_key`)."""
 
     spec: str
     data_root: Path
     cache_dir: Path
     force_synthetic: bool = False
     download: bool = False
+    needs: frozenset[str] = frozenset()
 
 
 Opener = Callable[[OpenRequest], Dataset]
@@ -170,9 +177,10 @@ class DatasetFormat:
         prefix: the specs it opens: ``prefix`` itself or ``prefix:ARGUMENT`` (its entry point's name).
         opener: opens a spec (:class:`OpenRequest`) as a :class:`Dataset`; unreadable data is a one-line
             :class:`~benchsuite.errors.DataError`.
-        provides: the annotations every data set of the format provides.
+        provides: the annotations every data set of the format provides (may be empty when ``probe`` says).
         probe: the further annotations a particular data set provides, found without opening it (a VOC folder
-            with ``SegmentationClass/`` also provides :data:`MASKS`); None: ``provides`` only.
+            with ``SegmentationClass/`` also provides :data:`MASKS`); None: ``provides`` only. The opener is then
+            asked for the annotations a task needs (:attr:`OpenRequest.needs`) and opens the reader that serves them.
         usage: how its specs are written, for messages (``"voc:PATH"``; default the prefix).
     """
 
@@ -203,9 +211,10 @@ def dataset_format(prefix: str, provides: Iterable[str], *, probe: Callable[[Ope
         myset = "mypkg.myset:open_myset"
     """
     annotations = frozenset(provides)
-    if not prefix or ":" in prefix or not annotations or not all(isinstance(a, str) and a for a in annotations):
+    if (not prefix or ":" in prefix or not (annotations or probe is not None)
+            or not all(isinstance(a, str) and a for a in annotations)):
         raise ValueError(f"data set format {prefix!r}: expected a prefix without ':' and the annotations it "
-                         f"provides, got {sorted(annotations)!r}")
+                         f"provides (or a probe that says), got {sorted(annotations)!r}")
 
     def deco(fn: Opener) -> DatasetFormat:
         return DatasetFormat(prefix, fn, annotations, probe, usage or prefix)
@@ -260,9 +269,18 @@ def spec_annotations(spec: str, data_root: Path | None = None, cache_dir: Path |
 
 
 def open_dataset(spec: str, data_root: Path, cache_dir: Path, force_synthetic: bool = False,
-                 download: bool = False) -> Dataset:
-    """Open the data set named by ``spec``; unknown specs and unreadable data are one-line errors."""
-    return format_of_spec(spec)(OpenRequest(spec, Path(data_root), Path(cache_dir), force_synthetic, download))
+                 download: bool = False, needs: Iterable[str] = ()) -> Dataset:
+    """Open the data set named by ``spec`` for a task that needs the annotations ``needs`` (see
+    :class:`OpenRequest`); unknown specs and unreadable data are one-line errors."""
+    return format_of_spec(spec)(OpenRequest(spec, Path(data_root), Path(cache_dir), force_synthetic, download,
+                                            frozenset(needs)))
+
+
+def dataset_key(spec: str, needs: Iterable[str] = ()) -> str:
+    """The key of the data set ``spec`` opened for a task that needs ``needs``: tasks with the same needs share one
+    opened data set, tasks with other needs get their own (a VOC folder's masks are another reader's)."""
+    wanted = sorted(set(needs))
+    return f"{spec} [{','.join(wanted)}]" if wanted else spec
 
 
 def check_data_root(data_root: Path, explicit: bool) -> None:

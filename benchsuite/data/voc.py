@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from benchsuite.data import synthetic_voc
-from benchsuite.data.datasets import BOXES, MASKS, SUBSET_SEED, DatasetInfo, OpenRequest, dataset_format
+from benchsuite.data.datasets import BOXES, SUBSET_SEED, DatasetInfo, OpenRequest
 from benchsuite.data.detection import DetectionSample, DetectionSet, image_size
 from benchsuite.data.splits import SPLIT_SEED, stratified_choice
 from benchsuite.errors import ConfigError, DataError
@@ -521,7 +521,7 @@ class VocDataset:
         counts = {s: len(v) for s, v in self.splits.items()}
         return DatasetInfo(
             name=self.name,
-            annotations=sorted(voc_annotations(d.folder)),
+            annotations=[BOXES],  # the masks are the segmentation reader's (benchsuite.data.voc_formats)
             origin=self.origin,
             canonical=canonical,
             fingerprint=d.fingerprint,
@@ -616,28 +616,15 @@ def _open_year(req: OpenRequest, year: int) -> VocDataset:
                       official=f"voc{year}")
 
 
-def voc_annotations(folder: Path | None) -> frozenset[str]:
-    """What a VOC layout folder provides: boxes, and pixel masks when it has ``SegmentationClass/``."""
-    has_masks = folder is not None and (Path(folder) / "SegmentationClass").is_dir()
-    return frozenset({BOXES, MASKS} if has_masks else {BOXES})
-
-
-def _year_annotations(req: OpenRequest, year: int) -> frozenset[str]:
-    return voc_annotations(None if req.force_synthetic else find_voc(req.data_root, year))
-
-
-@dataset_format("voc2007", provides=[BOXES], probe=lambda req: _year_annotations(req, 2007))
+# the detection readers of the VOC formats (benchsuite.data.voc_formats registers the formats: boxes or masks)
 def open_voc2007(req: OpenRequest) -> VocDataset:
     return _open_year(req, 2007)
 
 
-@dataset_format("voc2012", provides=[BOXES], probe=lambda req: _year_annotations(req, 2012))
 def open_voc2012(req: OpenRequest) -> VocDataset:
     return _open_year(req, 2012)
 
 
-@dataset_format("voc", provides=[BOXES], usage="voc:PATH",
-                probe=lambda req: voc_annotations(Path(req.spec.partition(":")[2].strip()).expanduser()))
 def open_voc_folder(req: OpenRequest) -> VocDataset:
     """``voc:PATH``: any VOC layout folder, read as given (``force_synthetic`` does not apply)."""
     _, _, path = req.spec.partition(":")
@@ -649,7 +636,6 @@ def open_voc_folder(req: OpenRequest) -> VocDataset:
     return VocDataset(folder, safe_name(folder.name))
 
 
-@dataset_format("synthetic-voc", provides=[BOXES], usage="synthetic-voc[:VARIANT]")
 def open_synthetic_voc(req: OpenRequest) -> VocDataset:
     """``synthetic-voc``: the default synthetic set; ``synthetic-voc:VARIANT``: one of the data-shape variants
     (``crop``, ``tiny``, ``crowd``, ``wide``, ``grey``; see ``synthetic_voc.VARIANTS``), generated once into the

@@ -579,7 +579,44 @@ class VocSegmentationDataset:
         return path
 
 
-# ---------------------------------------------------------------------- openers (registered by the task)
+# ---------------------------------------------------------------------- check data
+def tiny_splits(folder: Path) -> tuple[SegmentationSet, SegmentationSet, SegmentationSet]:
+    """Tiny splits for the conformance checks (:mod:`benchsuite.testing`): scenes of the default synthetic
+    segmentation variant written into ``folder`` (PNG images; grey-scale class and instance masks whose value is the
+    class index and object number), 8 train, 3 val and 3 test images; every class covers pixels in train and every
+    train image holds an object. Deterministic, in well under a second."""
+    from benchsuite.data import synthetic_segmentation as synth
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    classes = ("background", *synth.VARIANTS["default"].classes)
+    samples: list[SegmentationSample] = []
+    seen = np.zeros(len(classes), bool)
+    index = 0
+    while len(samples) < 14:
+        if index > 500:  # the generator's seed is fixed: this never happens unless the generator changed
+            raise RuntimeError("voc_segmentation.tiny_splits: cannot draw a tiny set with every class in train")
+        scene = synth.generate_scene("default", index, seed=97)
+        index += 1
+        present = np.bincount(scene.labels[scene.labels != VOID].ravel(), minlength=len(classes)) > 0
+        if len(samples) < 8 and not present[1:].any():
+            continue  # the training images all hold objects
+        if len(samples) == 7 and not (seen | present).all():
+            continue
+        if len(samples) < 8:
+            seen |= present
+        image_id = f"tiny{index:03d}"
+        paths = [folder / f"{image_id}{suffix}.png" for suffix in ("", "-class", "-object")]
+        for array, path in zip((scene.image, scene.labels, scene.instances), paths):
+            Image.fromarray(np.ascontiguousarray(array)).save(path, compress_level=1)
+        h, w = scene.labels.shape
+        samples.append(SegmentationSample(image_id, paths[0], paths[1], paths[2], w, h))
+    encoding = ClassEncoding(classes)
+    return (SegmentationSet(samples[:8], encoding, "tiny-seg/train"), SegmentationSet(samples[8:11], encoding,
+            "tiny-seg/val"), SegmentationSet(samples[11:], encoding, "tiny-seg/test"))
+
+
+# ---------------------------------------------------------------------- openers (benchsuite.data.voc_formats's)
 def open_synthetic_segmentation(req: OpenRequest) -> VocSegmentationDataset:
     """``synthetic-voc`` (default stand-in) or ``synthetic-voc:VARIANT`` for a segmentation variant
     (:data:`benchsuite.data.synthetic_segmentation.VARIANTS`), generated once into the cache folder."""

@@ -213,6 +213,18 @@ def size_bucket(area: np.ndarray, thresholds: tuple[float, float] = (AREA_SMALL,
     return (a >= thresholds[0]).astype(np.int64) + (a >= thresholds[1]).astype(np.int64)
 
 
+def smallest_objects_thresholds(areas: np.ndarray, fraction: float = 1 / 3) -> tuple[float, float]:
+    """Area bounds for :func:`size_bucket` whose small bucket holds the smallest ``fraction`` of the objects of
+    ``areas`` (the ``ceil(K * fraction)`` smallest, and any object as small as the largest of them), the rest
+    medium: ``(t, inf)``. Size buckets relative to the data, for a split whose objects are all large by COCO's bounds
+    (Penn-Fudan's people); ``(0, inf)`` (no small object) without objects."""
+    a = np.sort(np.asarray(areas, np.float64).reshape(-1))
+    if not len(a) or not 0 < fraction <= 1:
+        return 0.0, float("inf")
+    k = int(np.ceil(len(a) * fraction))
+    return float(a[k - 1]) + 1.0, float("inf")
+
+
 _EIGHT = np.ones((3, 3), bool)
 
 

@@ -18,7 +18,10 @@ search starts from); either way a contiguous ``(H, W)`` int64 label image ``0 ..
 ``position``   centroid ``x / W, y / H``, box ``x1 / W, y1 / H, x2 / W, y2 / H``, area fraction and its square
                root: 8 values;
 ``context``    the ``lab``, ``lab_hist`` and ``lbp`` groups averaged over the region's neighbours, weighted by the
-               shared boundary length (zeros for a region without neighbours).
+               shared boundary length (zeros for a region without neighbours);
+``layout``     (not a default group) the centroid's cell of a ``layout_grid`` x ``layout_grid`` grid over the image
+               and the area fraction's octave (8 bins from 2^-14), one-hot: a place and size prior that a linear
+               classifier cannot draw from ``position``'s raw coordinates.
 
 **The region graph** (:func:`region_graph`): regions are adjacent when two 4-neighbouring pixels carry their labels;
 an edge's weight is the number of such pixel pairs (the length of the shared boundary in pixels).
@@ -61,6 +64,9 @@ SUPERPIXEL_METHODS = ("slic", "felzenszwalb")
 LBP_POINTS = 8
 LBP_RADII = (1.0, 3.0)
 FEATURE_GROUPS = ("lab", "lab_hist", "lbp", "gradient", "hog", "position", "context")
+#: the groups :class:`FeatureConfig` may name: the default ones and ``layout``
+KNOWN_GROUPS = (*FEATURE_GROUPS, "layout")
+LAYOUT_SIZE_BINS = 8
 
 
 # --------------------------------------------------------------------------------------------- superpixels
@@ -125,12 +131,13 @@ class FeatureConfig:
     colour_bins: int = 8
     hog_size: int = 32
     hog_context: float = 2.0
+    layout_grid: int = 4
     groups: tuple[str, ...] = FEATURE_GROUPS
 
     def __post_init__(self) -> None:
-        unknown = [g for g in self.groups if g not in FEATURE_GROUPS]
+        unknown = [g for g in self.groups if g not in KNOWN_GROUPS]
         if unknown or not self.groups:
-            raise ValueError(f"unknown feature groups {unknown or self.groups}; expected some of {FEATURE_GROUPS}")
+            raise ValueError(f"unknown feature groups {unknown or self.groups}; expected some of {KNOWN_GROUPS}")
         if self.hog_size < 16 or self.hog_size % 8:
             raise ValueError(f"hog_size {self.hog_size}: expected a multiple of 8, at least 16 (2x2 cells of 8 px)")
 
@@ -199,12 +206,21 @@ def region_features(image: np.ndarray, labels: np.ndarray, config: FeatureConfig
     boxes = region_boxes(labels, r)
     if "hog" in need:
         parts["hog"] = _box_hog(grey, boxes, cfg)
-    if "position" in need:
+    area = sizes / (h * w)
+    if need & {"position", "layout"}:
         yy, xx = np.mgrid[0:h, 0:w]
         centroid = _region_mean(labels, np.stack([xx / w, yy / h], axis=-1), sizes)
-        area = sizes / (h * w)
+    if "position" in need:
         parts["position"] = np.concatenate([centroid, boxes / [w, h, w, h], area[:, None], np.sqrt(area)[:, None]],
                                            axis=1)
+    if "layout" in need:
+        g = int(cfg.layout_grid)
+        cell = np.minimum((centroid * g).astype(np.int64), g - 1)
+        octave = np.clip(np.floor(np.log2(np.maximum(area, 2.0**-20))) + 14, 0, LAYOUT_SIZE_BINS - 1)
+        layout = np.zeros((r, g * g + LAYOUT_SIZE_BINS))
+        layout[np.arange(r), cell[:, 1] * g + cell[:, 0]] = 1.0
+        layout[np.arange(r), g * g + octave.astype(np.int64)] = 1.0
+        parts["layout"] = layout
     if "context" in need:
         g = graph if graph is not None else region_graph(labels)
         m = g.matrix()

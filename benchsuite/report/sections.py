@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchsuite.report.gallery import COLOURS, detector_gallery
+from benchsuite.report.mask_gallery import VOID_RGB, class_colours, mask_gallery
 from benchsuite.report.model import Group, ReportModel
 from benchsuite.report.plots import Plot, contributed
 
@@ -44,8 +45,21 @@ def gallery_section(group: Group, run_dir: Path) -> Section | None:
                     (COLOURS["miss"], "amber", "missed object")])
 
 
+def mask_gallery_section(group: Group, run_dir: Path) -> Section | None:
+    """The same test images for every segmentation pipeline, its predicted classes laid over them
+    (:func:`benchsuite.report.mask_gallery.mask_gallery`); None without evidence files."""
+    figures, classes = mask_gallery(group, run_dir)
+    if not figures:
+        return None
+    legend = [(rgb, name, cls) for cls, (rgb, name) in zip(classes[1:], class_colours(len(classes)))]
+    return Section("Mask gallery: image, truth, each pipeline's classes", figures, "Classes",
+                   [*legend, (VOID_RGB, "light grey", "void (truth only)"), ((255, 255, 255), "white",
+                                                                            "truth outlines")])
+
+
 #: the sections a task may name in its ``sections``, by kind
-SECTIONS: dict[str, Callable[[Group, Path], Section | None]] = {"gallery": gallery_section}
+SECTIONS: dict[str, Callable[[Group, Path], Section | None]] = {"gallery": gallery_section,
+                                                                 "mask_gallery": mask_gallery_section}
 
 
 def group_sections(group: Group, run_dir: Path) -> list[Section]:

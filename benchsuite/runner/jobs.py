@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchsuite.data.datasets import dataset_key
 from benchsuite.errors import ConfigError
 from benchsuite.results.atomic import atomic_write_json
 
@@ -31,24 +32,30 @@ def unique_dataset_names(datasets: Mapping[str, Any], earlier: Iterable[Mapping[
     """The name each opened data set (by spec) goes by in job ids, records and split manifests.
 
     A data set keeps its own name (``cifar10``, ``voc2007``, the base name of a ``voc:PATH`` folder) unless
-    another data set of this run, or an earlier session of a resumed run (``earlier``: the ``datasets`` of
-    its ``run.json``), has that name for a different folder: then both get ``NAME-<6 hex of the folder's
-    path>``, the same in every session. A name that an earlier session gave this very folder is kept.
+    another data set of this run with the same annotations, or of an earlier session of a resumed run
+    (``earlier``: the ``datasets`` of its ``run.json``), has that name for a different folder: then both get
+    ``NAME-<6 hex of the folder's path>``, the same in every session. A name that an earlier session gave this very
+    folder is kept. Data sets of other annotations may share a name (a VOC folder's boxes and masks, or the synthetic
+    detection and segmentation stand-ins): they serve other tasks, so their job ids differ.
     """
     earlier_roots: dict[str, set[str]] = {}
     for entry in earlier:
         if entry.get("name") and entry.get("root"):
-            earlier_roots.setdefault(str(entry["name"]), set()).add(dataset_identity(entry["root"]))
-    roots_by_name: dict[str, set[str]] = {}
+            key = dataset_key(str(entry["name"]), entry.get("annotations") or ())
+            earlier_roots.setdefault(key, set()).add(dataset_identity(entry["root"]))
+    def key_of(info: Any) -> str:
+        return dataset_key(info.name, getattr(info, "annotations", ()))
+
+    roots_by_key: dict[str, set[str]] = {}
     for ds in datasets.values():
-        roots_by_name.setdefault(ds.info.name, set()).add(dataset_identity(ds.info.root))
+        roots_by_key.setdefault(key_of(ds.info), set()).add(dataset_identity(ds.info.root))
     names = {}
     for spec, ds in datasets.items():
-        name, root = ds.info.name, dataset_identity(ds.info.root)
-        if root in earlier_roots.get(name, set()):
+        name, root, key = ds.info.name, dataset_identity(ds.info.root), key_of(ds.info)
+        if root in earlier_roots.get(key, set()):
             names[spec] = name
             continue
-        clash = len(roots_by_name[name]) > 1 or bool(earlier_roots.get(name, set()) - {root})
+        clash = len(roots_by_key[key]) > 1 or bool(earlier_roots.get(key, set()) - {root})
         names[spec] = f"{name}-{hashlib.sha256(root.encode()).hexdigest()[:6]}" if clash else name
     return names
 

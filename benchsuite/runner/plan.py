@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from benchsuite import registry
-from benchsuite.data.datasets import Dataset, check_data_root, open_dataset
+from benchsuite.data.datasets import Dataset, check_data_root, dataset_key, open_dataset
 from benchsuite.device import device_for_pipeline
 from benchsuite.errors import ConfigError
 from benchsuite.registry import PipelineInfo, list_pipelines, resolve
@@ -178,24 +178,28 @@ def _dataset_specs(specs: list[str] | None, tasks: list[str], data_root: Path | 
 
 
 def open_datasets(cfg: RunConfig, work: Work, synthetic_only: bool) -> dict[str, Dataset]:
-    """Each data set spec of the run, opened once (``synthetic_only``: the profile's stand-ins); a study's derived
-    data sets share their base, opened once."""
+    """Each data set spec of the run, opened once for the annotations its tasks need (``synthetic_only``: the
+    profile's stand-ins), by :func:`benchsuite.data.datasets.dataset_key` (a VOC folder's boxes and masks are
+    two data sets); a study's derived data sets share their base, opened once."""
     from benchsuite.studies.derived import derive
 
     datasets: dict[str, Dataset] = {}
     bases: dict[str, Dataset] = {}
     for task in work.tasks:
+        needs = get_task(task).needs
         for spec in work.specs[task]:
-            if spec in datasets:
+            key = dataset_key(spec, needs)
+            if key in datasets:
                 continue
             derived = work.study.derived.get(spec) if work.study is not None else None
             base_spec = derived[0] if derived else spec
-            if base_spec not in bases:
-                log.info("opening data set %s", base_spec)
-                bases[base_spec] = open_dataset(base_spec, cfg.data_root, cfg.cache_dir,
-                                                force_synthetic=synthetic_only, download=cfg.download)
-            datasets[spec] = (derive(bases[base_spec], base_spec, work.study.axis, derived[1], derived[2])
-                              if derived and work.study is not None else bases[base_spec])
+            base_key = dataset_key(base_spec, needs)
+            if base_key not in bases:
+                log.info("opening data set %s", base_key)
+                bases[base_key] = open_dataset(base_spec, cfg.data_root, cfg.cache_dir, force_synthetic=synthetic_only,
+                                               download=cfg.download, needs=needs)
+            datasets[key] = (derive(bases[base_key], base_spec, work.study.axis, derived[1], derived[2])
+                             if derived and work.study is not None else bases[base_key])
     return datasets
 
 
@@ -227,17 +231,18 @@ def make_jobs(cfg: RunConfig, work: Work, datasets: dict[str, Dataset], profile:
         if cfg.time_budget_s is not None:  # opt-in time-boxed training: shortened records say so
             budget = replace(budget, train_time_s=float(cfg.time_budget_s))
         for spec in work.specs[task]:
-            info = datasets[spec].info
+            opened = datasets[dataset_key(spec, get_task(task).needs)]
+            info = opened.info
             derived = work.study.derived.get(spec) if work.study is not None else None
             seeds = [derived[2]] if derived else cfg.seeds
-            eval_splits = (datasets[spec].eval_splits(list(cfg.eval_splits))  # type: ignore[attr-defined]
+            eval_splits = (opened.eval_splits(list(cfg.eval_splits))  # type: ignore[attr-defined]
                            if derived else list(cfg.eval_splits))
             for p in work.pipelines[task]:
                 params = {**profile_params(p, profile.name), **cfg.params.get(p.id, {})}
                 study: dict[str, Any] | None = None
                 if derived and work.study is not None:
                     params, study = study_work(work, work.classes[p.id], params, derived[1], budget.max_train_images,
-                                               datasets[spec])
+                                               opened)
                 for seed in seeds:
                     job_id = make_job_id(task, info.name, p.id, seed)
                     ids.append((job_id, f"{task} {p.id} seed {seed} on data set {spec!r} ({info.root})"))

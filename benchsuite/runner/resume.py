@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from benchsuite.data.datasets import dataset_key
+
 from benchsuite.errors import ConfigError
 from benchsuite.results.store import RunStore
 from benchsuite.runner.plan import Plan
@@ -80,9 +82,12 @@ def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], old_pipel
     old_versions, new_versions = old.get("versions") or {}, new.get("versions") or {}
     for lib in sorted(set(old_versions) & set(new_versions)):
         add(_changed(f"{lib} version", old_versions.get(lib), new_versions.get(lib)))
-    new_sets = {d.get("name"): d for d in new.get("datasets") or []}
+    def key(d: Mapping[str, Any]) -> str:  # a VOC folder's boxes and masks are two data sets of one name
+        return dataset_key(str(d.get("name")), d.get("annotations") or ())
+
+    new_sets = {key(d): d for d in new.get("datasets") or []}
     for entry in old.get("datasets") or []:
-        now = new_sets.get(entry.get("name"))
+        now = new_sets.get(key(entry))
         if now is None:
             continue
         add(_changed(f"data set {entry.get('name')} content (fingerprint)", entry.get("fingerprint"),

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchsuite.data.datasets import dataset_key
 from benchsuite.device import resolve_device
 from benchsuite.errors import BenchsuiteError
 from benchsuite.profiles import get_profile
@@ -37,6 +38,7 @@ from benchsuite.runner.jobs import JobSpec
 from benchsuite.runner.plan import Plan, choose_work, make_jobs, name_datasets, open_datasets
 from benchsuite.runner.records import record_job
 from benchsuite.runner.run_folder import choose_run_folder, resumed_run_info, run_info
+from benchsuite.tasks.registry import get_task
 
 __all__ = ["Plan", "RunConfig", "RunResult", "Runner", "default_cache_dir", "run"]
 
@@ -137,7 +139,8 @@ class Runner:
         log.info("run %s: %d job(s) -> %s", plan.run_id, len(plan.jobs), plan.run_dir)
 
         def finish(job: JobSpec, result: dict[str, Any]) -> None:
-            record_job(plan.run_id, plan.datasets[job.dataset_spec], store, job, result, config_changed=changed)
+            key = dataset_key(job.dataset_spec, get_task(job.task).needs)
+            record_job(plan.run_id, plan.datasets[key], store, job, result, config_changed=changed)
 
         execute_plan(plan, store, self.config, self.cluster, finish, interrupt.signal_name)
         store.write_summary()

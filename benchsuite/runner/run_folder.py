@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchsuite.environment import environment_block
+from benchsuite.data.datasets import dataset_key
 from benchsuite.errors import ConfigError
 from benchsuite.measure.conditions import machine_state
 from benchsuite.results.provenance import git_commit, library_versions, machine_info
@@ -119,9 +120,10 @@ def resumed_run_info(info: dict[str, Any], plan: Plan, executor: dict[str, Any],
     info = dict(info)
     now = now_iso()
     info["resumed_at"] = [*info.get("resumed_at", []), now]
-    merged = {d["name"]: d for d in info.get("datasets", [])}  # keep the data sets of earlier jobs
+    # keep the data sets of earlier jobs (one per name and annotations: a VOC folder's boxes and masks are two)
+    merged = {dataset_key(d["name"], d.get("annotations") or ()): d for d in info.get("datasets", [])}
     for ds in plan.datasets.values():
-        merged.setdefault(ds.info.name, ds.info.as_dict())
+        merged.setdefault(dataset_key(ds.info.name, ds.info.annotations), ds.info.as_dict())
     info["datasets"] = list(merged.values())
     info["resumed_executors"] = [*info.get("resumed_executors", []), executor]
     if session is not None:

@@ -130,7 +130,7 @@ def run_job(job: JobSpec) -> dict[str, Any]:
         _seed_everything(job.seed)
         _ask_determinism()
         dataset = open_dataset(job.dataset_spec, Path(job.data_root), Path(job.cache_dir),
-                               force_synthetic=job.origin == "synthetic")
+                               force_synthetic=job.origin == "synthetic", needs=get_task(job.task).needs)
         if dataset.info.fingerprint != job.dataset_fingerprint:
             raise DataMismatch(_mismatch_message(job, dataset.info.fingerprint))
         pipeline_class = load_ref(job.pipeline_ref)

@@ -21,10 +21,13 @@ __all__ = ["load_ragged", "run_over_images", "save_ragged", "single_image_latenc
 
 
 def run_over_images(call: Callable[[list[np.ndarray]], list[Any]], data: DetectionSet, batch_size: int,
-                    device: str, progress: Callable[..., Iterable[Any]], desc: str) -> tuple[list[Any], float]:
+                    device: str, progress: Callable[..., Iterable[Any]], desc: str,
+                    each: Callable[[int, Any], Any] | None = None) -> tuple[list[Any], float]:
     """``call`` on batches of decoded images; returns the outputs and the seconds spent inside ``call``.
 
-    Decoding the image files is not the pipeline's work and stays out of the timing.
+    Decoding the image files is not the pipeline's work and stays out of the timing. ``each(i, output)``, when
+    given, replaces each output of image ``i`` as soon as its batch returns, off the clock (a task that validates
+    large outputs, such as per-pixel scores, keeps only the validated result).
     """
     outputs: list[Any] = []
     seconds = 0.0
@@ -40,7 +43,7 @@ def run_over_images(call: Callable[[list[np.ndarray]], list[Any]], data: Detecti
             from benchsuite.errors import OutputValidationError
 
             raise OutputValidationError(f"{desc}: {len(result)} results for {len(images)} images")
-        outputs.extend(result)
+        outputs.extend(result if each is None else [each(start + k, out) for k, out in enumerate(result)])
     return outputs, seconds
 
 

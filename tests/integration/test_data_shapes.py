@@ -1,4 +1,5 @@
-"""The data-shape matrix: every detector trains and scores on each variant of the synthetic VOC set.
+"""The data-shape matrix: every detector trains and scores on each variant of the synthetic VOC set, and every
+segmenter on each variant of the synthetic segmentation set (``tools/data_shape_matrix.py``'s run, at smoke size).
 
 Smoke-profile runs hold the (variant, detector) jobs (``synthetic-voc:crop`` / ``tiny`` / ``crowd`` / ``wide`` /
 ``grey``, see ``benchsuite.data.synthetic_voc.VARIANTS``; ``faster-rcnn-mbv3-fpn`` on ``DEEP_VARIANTS`` only, to
@@ -15,10 +16,17 @@ on the crop variant only; its quality per variant is the quick-size matrix's (``
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
-from benchsuite.data import synthetic_voc
+from benchsuite.data import synthetic_segmentation, synthetic_voc
 from benchsuite.runner.run import RunConfig, run
+from benchsuite.tasks.segmentation import Segmenter
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+from data_shape_matrix import MATRICES, cells, run_matrices
 
 VARIANTS = tuple(synthetic_voc.VARIANTS)
 DETECTORS = ("hog-svm-det", "viola-jones", "ism", "ss-hog-svm", "rcnn", "faster-rcnn-mbv3-fpn")
@@ -106,3 +114,35 @@ def test_deep_wrapper_pastes_crops_only_on_the_crop_variant(matrix, variant):
         assert info["tight_crops"] > 5 and info["crop_canvases_from_backgrounds"] > 3
     else:
         assert "tight_crops" not in info
+
+
+# ------------------------------------------------------------------------------------------ segmentation
+#: the segmentation variants (synthetic-voc:default / tiny / thin / grey as a task that needs masks opens them)
+SEGMENTATION_VARIANTS = tuple(synthetic_segmentation.VARIANTS)
+DEEP_SEGMENTERS = ("fcn-32s", "fcn-16s", "fcn-8s", "unet", "dilated")
+
+
+@pytest.fixture(scope="module")
+def segmentation_matrix(tmp_path_factory, cache_dir) -> dict[tuple[str, str], dict]:
+    """``{(variant, pipeline): test record}`` of a smoke run of the tool's segmentation matrix (two jobs at a time;
+    the deep segmenters at 15 steps)."""
+    root = tmp_path_factory.mktemp("segmentation-shapes")
+    records = run_matrices([MATRICES[Segmenter.task]], "smoke", out=root / "run", cache_dir=cache_dir,
+                           data_root=root / "no-data", device="cpu", jobs=2,
+                           params={p: {"steps": 15} for p in DEEP_SEGMENTERS})
+    return cells(records, Segmenter.task)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", SEGMENTATION_VARIANTS)
+def test_every_segmenter_runs_on_every_segmentation_variant(segmentation_matrix, variant):
+    for pipeline in MATRICES[Segmenter.task].pipelines:
+        r = segmentation_matrix[(variant, pipeline)]
+        assert r["status"] == "ok", f"{pipeline} on {variant}: {r.get('failure')}: {r['error']}"
+        assert r["dataset"] == f"synthetic-voc-{variant}" and r["data_origin"] == "synthetic"
+    floor = segmentation_matrix[(variant, "majority-class")]["metrics"]["mean_iou"]
+    # the region classifier finds objects of every shape (tiny signs, one-pixel-wide wires, grey pedestrians)
+    assert segmentation_matrix[(variant, "superpixel-svm")]["metrics"]["mean_iou"] > floor + 0.05
+    for pipeline in DEEP_SEGMENTERS:  # 15 smoke steps: the networks train (their quality is the quick matrix's)
+        info = segmentation_matrix[(variant, pipeline)]["fit_info"]
+        assert info["train_steps"] == 15 and info["train_loss_last"] < info["train_loss_first"], (pipeline, info)

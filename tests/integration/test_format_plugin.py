@@ -59,7 +59,8 @@ def test_annotations_follow_the_folder_and_tasks_follow_their_needs(tmp_path):
     class NeedsMasks(type(detection)):
         needs = frozenset({MASKS})
 
-    assert NeedsMasks().runs_on(f"voc:{folder}") and not NeedsMasks().runs_on("synthetic-voc")
+    assert NeedsMasks().runs_on(f"voc:{folder}") and not NeedsMasks().runs_on("synthetic-voc:crop")
+    assert NeedsMasks().runs_on("synthetic-voc")  # the synthetic segmentation stand-in
     assert not NeedsMasks().runs_on("cifar10")
 
 

@@ -30,8 +30,8 @@ def test_the_registry_lists_the_suites_tasks_and_a_plugins_and_names_a_broken_on
     assert "lacks" in broken["not-a-task"].error and "benchsuite.tasks.base.Task" in broken["not-a-task"].error
     with pytest.raises(ConfigError, match=r"task 'not-a-task' .* cannot be used: .*lacks"):
         get_task("not-a-task")
-    with pytest.raises(ConfigError, match="unknown task 'segmentation'; known tasks: classification"):
-        get_task("segmentation")
+    with pytest.raises(ConfigError, match="unknown task 'tracking'; known tasks: classification"):
+        get_task("tracking")
     from benchsuite import api
 
     with pytest.raises(AttributeError, match=r"TASKS was removed.*task_names\(\)"):
@@ -85,7 +85,7 @@ def test_a_plugin_task_without_check_data_fails_the_fit_checks_by_name(task_dist
 
 def test_without_the_plugin_its_task_is_unknown():
     assert find_task("counting") is None
-    assert set(task_names()) == {"classification", "detection", "proposals"}
+    assert set(task_names()) == {"classification", "detection", "proposals", "segmentation"}
 
 
 @pytest.mark.slow

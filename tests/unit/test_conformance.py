@@ -23,6 +23,9 @@ FASTER = {
     "rcnn": {"iterations": 4, "max_train_proposals": 100, "max_test_proposals": 50},
     **dict.fromkeys(("faster-rcnn-mbv3-fpn", "faster-rcnn-r50-fpn", "retinanet-r50-fpn", "ssdlite-mbv3",
                      "fusion-a-stages", "fusion-b-deepest", "fusion-c-fpn"), _FEW_STEPS),
+    "superpixel-svm": {"n_segments": 60, "c_grid": (1.0,), "smoothings": ("none", "potts")},
+    **{p: {"steps": 3, "batch_size": 2, "short_side": 64, "crop": 64}
+       for p in ("fcn-32s", "fcn-16s", "fcn-8s", "unet", "dilated")},
 }
 
 

@@ -329,3 +329,23 @@ def test_a_worker_io_failure_names_its_cause():
     assert kind == "io" and message == ("worker could not write its files: cannot write /x/result.json: "
                                         "No space left on device; fix the cause, then run the same command with "
                                         "--resume --retry-failed to run it again")
+
+
+def test_data_sets_of_other_annotations_share_a_name_without_a_clash(tmp_path):
+    """A VOC folder's boxes and its masks (one root), and the synthetic detection and segmentation stand-ins (two
+    roots), are data sets of their own that keep their name: they serve other tasks, whose job ids differ."""
+
+    @dataclass
+    class _Annotated:
+        name: str
+        root: str
+        annotations: list
+
+    folder = str(tmp_path / "pf")
+    datasets = {"voc:pf [boxes]": _Ds(_Annotated("pf", folder, ["boxes"])),
+                "voc:pf [masks]": _Ds(_Annotated("pf", folder, ["masks"])),
+                "synthetic-voc [boxes]": _Ds(_Annotated("synthetic-voc", str(tmp_path / "det"), ["boxes"])),
+                "synthetic-voc [masks]": _Ds(_Annotated("synthetic-voc", str(tmp_path / "seg"), ["masks"]))}
+    assert set(unique_dataset_names(datasets).values()) == {"pf", "synthetic-voc"}
+    earlier = [{"name": "synthetic-voc", "root": str(tmp_path / "det"), "annotations": ["boxes"]}]
+    assert unique_dataset_names(datasets, earlier)["synthetic-voc [masks]"] == "synthetic-voc"

@@ -96,6 +96,20 @@ def test_region_features_against_per_region_brute_force():
         sp.FeatureConfig(groups=("sift",))
 
 
+def test_layout_features_are_the_centroid_cell_and_the_area_octave():
+    im = scene()
+    labels = random_labels(5, *im.shape[:2], 9)
+    rf = sp.region_features(im, labels, sp.FeatureConfig(groups=("layout",), layout_grid=3))
+    h, w = labels.shape
+    x = rf.features
+    assert x.shape == (labels.max() + 1, 9 + sp.LAYOUT_SIZE_BINS)
+    for k in range(labels.max() + 1):
+        ys, xs = np.nonzero(labels == k)
+        cell = min(int(ys.mean() / h * 3), 2) * 3 + min(int(xs.mean() / w * 3), 2)
+        octave = min(max(int(np.floor(np.log2(len(xs) / (h * w)))) + 14, 0), sp.LAYOUT_SIZE_BINS - 1)
+        assert x[k].tolist() == [float(i in (cell, 9 + octave)) for i in range(x.shape[1])]
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), c=st.integers(1, 4), void_p=st.sampled_from([0.0, 0.3, 1.0]))
 def test_region_labels_are_void_aware_majorities(seed, c, void_p):

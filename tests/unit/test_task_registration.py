@@ -56,7 +56,7 @@ def test_the_registry_refuses_a_task_of_the_wrong_shape():
         _check("detection", NeedsNothing)
 
 
-@pytest.mark.parametrize("task", ["classification", "detection", "proposals"])
+@pytest.mark.parametrize("task", ["classification", "detection", "proposals", "segmentation"])
 def test_check_data_is_tiny_and_as_the_pipelines_take_it(task):
     data = tiny_data(task)
     assert 0 < len(data.train) <= 100 and len(data.val) and len(data.test)

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from benchsuite.data.datasets import dataset_key
-
 from benchsuite.errors import ConfigError
 from benchsuite.results.store import RunStore
 from benchsuite.runner.plan import Plan

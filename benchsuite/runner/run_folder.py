@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchsuite.environment import environment_block
 from benchsuite.data.datasets import dataset_key
+from benchsuite.environment import environment_block
 from benchsuite.errors import ConfigError
 from benchsuite.measure.conditions import machine_state
 from benchsuite.results.provenance import git_commit, library_versions, machine_info

@@ -63,9 +63,11 @@ from benchsuite.ops.windows import (
     choose_window,
     crop_windows,
     image_pyramid,
+    level_size,
     object_boxes,
     positions_to_boxes,
     positive_crops,
+    pyramid_scales,
     window_boxes,
     window_positions,
 )
@@ -184,6 +186,18 @@ def grid_positions(height: int, width: int, window: tuple[int, int], stride: int
     nx = max((width - window[1]) // stride + 1, 0)
     i = np.asarray(index, np.int64)
     return np.stack([(i // max(nx, 1)) * stride, (i % max(nx, 1)) * stride], axis=1)
+
+
+def grid_windows(shapes: list[tuple[int, ...]], window: tuple[int, int], start_scale: float, step: float,
+                 stride: int) -> int:
+    """How many windows the pyramids of images of these shapes hold at ``stride`` (no pixels touched)."""
+    total = 0
+    for shape in shapes:
+        h, w = shape[:2]
+        for sc in pyramid_scales(h, w, window, step, start_scale):
+            lh, lw = level_size(h, w, sc)
+            total += max((lh - window[0]) // stride + 1, 0) * max((lw - window[1]) // stride + 1, 0)
+    return total
 
 
 def scan(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride: int, min_std: float,
@@ -390,6 +404,11 @@ class ViolaJonesDetector(Detector):
         stage_size_false_positive_rate: a stage that reached its planned size (``stage_sizes``) stops once it
             passes at most this share of its val negatives (:func:`benchsuite.ops.boosting.train_cascade`);
             lower makes the early stages larger and more rejecting.
+        max_counted_windows: stage 1's negatives are a sample of *all* background windows of the training
+            images (counted exactly, every level with the same chance) while the images' pyramids hold at most
+            this many windows; above it (thousands of large images, upsampled) counting every window's overlap
+            costs minutes, and stage 1 instead takes random windows of images in random order (the bootstrap
+            budget per image, every level with the same chance); ``fit_info`` says which.
         negative_stride: the grid (level pixels) of the background windows negatives are drawn and
             bootstrapped from; finer than the detection stride, it gives data sets with few background images
             more (shifted) negatives; None: the detection stride.
@@ -425,7 +444,8 @@ class ViolaJonesDetector(Detector):
                  boosting: str = "discrete", stage_sizes: tuple[int, ...] | None = (2, 4, 6, 8, 10, 12, 15, 20, 25, 30),
                  negative_overlap: float = 0.3, positive_weight: float = 1.0,
                  max_features_per_window: float | None = 15.0, negative_stride: int | None = None,
-                 merge_values: tuple[str, ...] = MERGE_MODES, stage_size_false_positive_rate: float = 0.9):
+                 merge_values: tuple[str, ...] = MERGE_MODES, stage_size_false_positive_rate: float = 0.9,
+                 max_counted_windows: int = 5_000_000):
         self.base_size = base_size
         self.window_multiple = window_multiple
         self.min_window_side = min_window_side
@@ -458,6 +478,7 @@ class ViolaJonesDetector(Detector):
         self.negative_stride = negative_stride
         self.merge_values = merge_values
         self.stage_size_false_positive_rate = stage_size_false_positive_rate
+        self.max_counted_windows = max_counted_windows
 
     def scan_stride(self, window: tuple[int, int]) -> int:
         """The scan stride in level pixels: ``stride`` when set, else one twelfth of the window's narrow side
@@ -498,7 +519,13 @@ class ViolaJonesDetector(Detector):
             greys, [s.boxes[s.labels == k] for s in data.samples], model.window, max_overlap=self.negative_overlap,
             start_scale=model.start_scale, step=self.pyramid_step, stride=negative_stride)
 
+        grid = grid_windows([g.shape for g in greys], model.window, model.start_scale, self.pyramid_step,
+                            negative_stride)
+        stats["grid_windows"] = grid
+
         def first(count: int) -> np.ndarray:
+            if grid > self.max_counted_windows:
+                return first_by_scanning(count)
             neg = source.sample(count, rng)
             stats["background"] = neg.stats.as_dict()
             stats.setdefault("stage_negatives", []).append({"asked": count, "found": len(neg)})
@@ -506,6 +533,54 @@ class ViolaJonesDetector(Detector):
             return crop_samples(crops.reshape(len(crops), wh, ww), corner, self.min_std)
 
         states: dict[int, ScanState] = {}  # per training image: the windows every stage so far passed
+
+        def first_by_scanning(count: int) -> np.ndarray:
+            """Stage 1's negatives when the images hold too many windows to count the background ones: images
+            in random order, from each at most ``per_image`` random windows (every pyramid level with the same
+            chance) that overlap no box of the class."""
+            per_image = max(8, int(np.ceil(2 * count / max(len(greys), 1))))
+            seen = {"images": 0}
+
+            def scan_image(i: int, grey: np.ndarray):
+                seen["images"] += 1
+                if heartbeat is not None:
+                    heartbeat(lambda: f"stage 1 of at most {self.max_stages}: sampling negatives, image "
+                                      f"{seen['images']} of {len(greys)}")
+                parts = []
+                for level in image_pyramid(grey, model.window, self.pyramid_step, model.start_scale):
+                    h, w = level.image.shape[:2]
+                    ny, nx = (h - wh) // negative_stride + 1, (w - ww) // negative_stride + 1
+                    if ny < 1 or nx < 1:
+                        continue
+                    pick = rng.choice(ny * nx, min(ny * nx, 4 * per_image), replace=False)
+                    parts.append((level, grid_positions(h, w, model.window, negative_stride, pick)))
+                if not parts:
+                    return self._small_window(source, i, grey, Cascade(), corner, {"windows": 0, "passing": 0})
+                # as many candidates from every level: the small scales do not crowd out the large ones
+                least = min(len(p) for _, p in parts)
+                parts = [(lv, p[:least]) for lv, p in parts]
+                boxes = np.concatenate([positions_to_boxes(p, model.window, lv.scale_y, lv.scale_x) for lv, p in parts])
+                level_of = np.concatenate([np.full(len(p), j) for j, (_, p) in enumerate(parts)])
+
+                def extract(j: np.ndarray) -> np.ndarray:
+                    out = np.empty((len(j), corner.shape[0]), np.float32)
+                    for li in np.unique(level_of[j]):
+                        sel = np.flatnonzero(level_of[j] == li)
+                        lv, p = parts[li]
+                        at = p[j[sel] - np.flatnonzero(level_of == li)[0]]
+                        crops = np.stack([lv.image[r : r + wh, c : c + ww] for r, c in at])
+                        out[sel] = crop_samples(crops, corner, self.min_std).T
+                    return out
+
+                return boxes, np.zeros(len(boxes)), extract
+
+            hard = source.mine(scan_image, count, per_image=per_image, order="random", rng=rng)
+            stats["background"] = {"grid_windows": grid, "counted": False, "found": len(hard),
+                                   "requested": count, "images": len(greys), "images_used": seen["images"]}
+            stats.setdefault("stage_negatives", []).append({"asked": count, "found": len(hard)})
+            if hard.features is None or not len(hard):
+                return np.zeros((corner.shape[0], 0), np.float32)
+            return np.ascontiguousarray(hard.features.T)
 
         def bootstrap(cascade: Cascade, count: int) -> np.ndarray:
             model.cascade = cascade

@@ -409,6 +409,18 @@ class ViolaJonesDetector(Detector):
             this many windows; above it (thousands of large images, upsampled) counting every window's overlap
             costs minutes, and stage 1 instead takes random windows of images in random order (the bootstrap
             budget per image, every level with the same chance); ``fit_info`` says which.
+        images_per_stage: a stage's negatives come from at least this many training images in random order
+            (:meth:`mined_per_image`: at most ``count / images_per_stage`` per image, or twice an even share
+            over all images when that is more).
+
+    Budgets (what bounds training, recorded in ``fit_info.classes.<class>.budgets``): ``max_positives``
+    crops (with ``jitter`` copies and mirrors before the cap); per stage ``negatives_per_stage`` +
+    ``val_negatives_per_stage`` negatives, at most :meth:`mined_per_image` from one image, and of an image's
+    windows that the cascade passes only ``4 x`` that many random ones go through the overlap test; at most
+    ``max_stages`` stages of at most ``max_stumps_per_stage`` stumps over a pool of ``max_features``. A
+    re-scan of a training image runs only the new stage on the windows the earlier ones passed
+    (:class:`ScanState`). Every phase logs a progress line at least every 30 s of its work (stage k of n,
+    images and windows scanned, stumps with val detection and false-positive rates, val scans).
         negative_stride: the grid (level pixels) of the background windows negatives are drawn and
             bootstrapped from; finer than the detection stride, it gives data sets with few background images
             more (shifted) negatives; None: the detection stride.
@@ -445,7 +457,7 @@ class ViolaJonesDetector(Detector):
                  negative_overlap: float = 0.3, positive_weight: float = 1.0,
                  max_features_per_window: float | None = 15.0, negative_stride: int | None = None,
                  merge_values: tuple[str, ...] = MERGE_MODES, stage_size_false_positive_rate: float = 0.9,
-                 max_counted_windows: int = 5_000_000):
+                 max_counted_windows: int = 5_000_000, images_per_stage: int = 32):
         self.base_size = base_size
         self.window_multiple = window_multiple
         self.min_window_side = min_window_side
@@ -479,12 +491,20 @@ class ViolaJonesDetector(Detector):
         self.merge_values = merge_values
         self.stage_size_false_positive_rate = stage_size_false_positive_rate
         self.max_counted_windows = max_counted_windows
+        self.images_per_stage = images_per_stage
 
     def scan_stride(self, window: tuple[int, int]) -> int:
         """The scan stride in level pixels: ``stride`` when set, else one twelfth of the window's narrow side
         (at least 1): a window then lies at most a 24th of its side from the best placement at its scale,
         IoU >= 0.85 with it, and a 20-pixel-wide pedestrian window is scanned at every pixel."""
         return int(self.stride) if self.stride else max(1, min(window) // 12)
+
+    def mined_per_image(self, count: int, images: int) -> int:
+        """The most negatives a stage takes from one training image: twice an even share of ``count`` over the
+        images, or the share over ``images_per_stage`` images when that is more (each visited image costs a
+        pyramid, so a stage need not visit hundreds), at least 8."""
+        return max(8, int(np.ceil(2 * count / max(images, 1))),
+                   int(np.ceil(count / max(min(images, self.images_per_stage), 1))))
 
     # ------------------------------------------------------------------------------------------- training
 
@@ -538,7 +558,7 @@ class ViolaJonesDetector(Detector):
             """Stage 1's negatives when the images hold too many windows to count the background ones: images
             in random order, from each at most ``per_image`` random windows (every pyramid level with the same
             chance) that overlap no box of the class."""
-            per_image = max(8, int(np.ceil(2 * count / max(len(greys), 1))))
+            per_image = self.mined_per_image(count, len(greys))
             seen = {"images": 0}
 
             def scan_image(i: int, grey: np.ndarray):
@@ -601,9 +621,16 @@ class ViolaJonesDetector(Detector):
                                       f"{found[0]} of {count} kept")
                 where = [(li, np.flatnonzero(lv.passed == len(cascade))) for li, lv in enumerate(levels)]
                 where = [(li, ok) for li, ok in where if len(ok)]
-                if not levels:  # smaller than the window: its one upscaled window, if the source has it
+                if not n_win:  # smaller than the window: its one upscaled window, if the source has it
                     return self._small_window(source, i, grey, cascade, corner, tally)
-                tally["passing"] += sum(len(ok) for _, ok in where)
+                passing = sum(len(ok) for _, ok in where)
+                tally["passing"] += passing
+                if passing > 4 * per_image:  # the overlap test and the pick need only a random few of them
+                    pick = np.zeros(passing, bool)
+                    pick[rng.choice(passing, 4 * per_image, replace=False)] = True
+                    cuts = np.cumsum([0] + [len(ok) for _, ok in where])
+                    where = [(li, ok[pick[a:b]]) for (li, ok), a, b in zip(where, cuts[:-1], cuts[1:], strict=True)]
+                    where = [(li, ok) for li, ok in where if len(ok)]
                 if not where:
                     return np.zeros((0, 4)), np.zeros(0), lambda j: np.zeros((0, corner.shape[0]), np.float32)
                 # window boxes, as the source's background windows are defined (a window is background
@@ -625,7 +652,7 @@ class ViolaJonesDetector(Detector):
 
                 return boxes, np.zeros(len(boxes)), extract
 
-            per_image = max(8, int(np.ceil(2 * count / max(len(greys), 1))))
+            per_image = self.mined_per_image(count, len(greys))
 
             def counted(i: int, grey: np.ndarray):
                 b, sc, extract = scan_image(i, grey)
@@ -717,8 +744,9 @@ class ViolaJonesDetector(Detector):
             "budgets": {"positives": self.max_positives, "jitter_copies_per_object": self.jitter,
                         "negatives_per_stage": self.negatives_per_stage,
                         "val_negatives_per_stage": self.val_negatives_per_stage,
-                        "mined_negatives_per_image": max(8, int(np.ceil(2 * (
-                            self.negatives_per_stage + self.val_negatives_per_stage) / max(len(greys), 1)))),
+                        "mined_negatives_per_image": self.mined_per_image(
+                            self.negatives_per_stage + self.val_negatives_per_stage, len(greys)),
+                        "mined_images_per_stage_at_least": min(len(greys), self.images_per_stage),
                         "stages": self.max_stages, "stumps_per_stage": self.max_stumps_per_stage,
                         "feature_pool": self.max_features},
             "reach": scale_reach(window, start, self.context, train, val, k),

@@ -201,12 +201,14 @@ def grid_windows(shapes: list[tuple[int, ...]], window: tuple[int, int], start_s
 
 
 def scan(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride: int, min_std: float,
-         max_levels: int | None = None, state: ScanState | None = None) -> tuple[list[_Level], int, int]:
+         max_levels: int | None = None, state: ScanState | None = None,
+         beat: Callable[[], None] | None = None) -> tuple[list[_Level], int, int]:
     """Run ``model``'s cascade over every window of a grey image pyramid, with early rejection.
 
     With ``state`` (:class:`ScanState`) only the stages after ``state.stages`` run, on the windows it holds
     alive, and ``state`` is brought up to the whole cascade; the levels returned then hold those windows
-    only. Returns ``(levels, windows, features_evaluated)`` (``windows`` counts every window of the grid).
+    only. ``beat`` is called after every level (progress lines). Returns ``(levels, windows,
+    features_evaluated)`` (``windows`` counts every window of the grid).
     """
     wh, ww = model.window
     first = state.stages if state is not None else 0
@@ -253,6 +255,8 @@ def scan(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride: int, 
             ok = passed == len(model.cascade)
             alive[li] = (np.flatnonzero(ok) if index is None else index[ok]).astype(np.int32)
         levels.append(_Level(level.scale_y, level.scale_x, ii, pos, std, passed, margin, margin_sum))
+        if beat is not None:
+            beat()
     if state is not None:
         state.stages, state.alive = len(model.cascade), alive
     return levels, n_windows, n_evaluated
@@ -457,7 +461,7 @@ class ViolaJonesDetector(Detector):
                  negative_overlap: float = 0.3, positive_weight: float = 1.0,
                  max_features_per_window: float | None = 15.0, negative_stride: int | None = None,
                  merge_values: tuple[str, ...] = MERGE_MODES, stage_size_false_positive_rate: float = 0.9,
-                 max_counted_windows: int = 5_000_000, images_per_stage: int = 32):
+                 max_counted_windows: int = 5_000_000, images_per_stage: int = 16):
         self.base_size = base_size
         self.window_multiple = window_multiple
         self.min_window_side = min_window_side
@@ -609,16 +613,19 @@ class ViolaJonesDetector(Detector):
             found = [0]
 
             def scan_image(i: int, grey: np.ndarray):
+                def beat() -> None:
+                    if heartbeat is not None:
+                        heartbeat(lambda: f"stage {len(cascade) + 1} of at most {self.max_stages}: mining "
+                                          f"negatives the {len(cascade)} stages pass, image {tally['images'] + 1} "
+                                          f"(at least {min(len(greys), self.images_per_stage)} of {len(greys)}), "
+                                          f"{tally['windows']} windows, {tally['passing']} passing, "
+                                          f"{found[0]} of {count} kept")
+
                 levels, n_win, n_eval = scan(grey, model, self.pyramid_step, negative_stride, self.min_std,
-                                             state=states.setdefault(i, ScanState()))
+                                             state=states.setdefault(i, ScanState()), beat=beat)
                 tally["windows"] += n_win
                 tally["images"] += 1
                 tally["evaluated"] += n_eval
-                if heartbeat is not None:
-                    heartbeat(lambda: f"stage {len(cascade) + 1} of at most {self.max_stages}: mining negatives "
-                                      f"the {len(cascade)} stages pass, image {tally['images']} of {len(greys)}, "
-                                      f"{tally['windows']} windows, {tally['passing']} passing, "
-                                      f"{found[0]} of {count} kept")
                 where = [(li, np.flatnonzero(lv.passed == len(cascade))) for li, lv in enumerate(levels)]
                 where = [(li, ok) for li, ok in where if len(ok)]
                 if not n_win:  # smaller than the window: its one upscaled window, if the source has it
@@ -840,7 +847,8 @@ class ViolaJonesDetector(Detector):
         windows = evaluated = 0
         stride = self.scan_stride(model.window)
         for j, g in enumerate(val_greys):
-            levels, nw, ne = scan(g, model, self.pyramid_step, stride, self.min_std)
+            levels, nw, ne = scan(g, model, self.pyramid_step, stride, self.min_std,
+                                  beat=lambda j=j: beat(lambda: f"val scan: image {j + 1} of {len(val_greys)}"))
             windows += nw
             evaluated += ne
             for lv in levels:

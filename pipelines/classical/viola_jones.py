@@ -801,8 +801,13 @@ class ViolaJonesDetector(Detector):
         if not self.models_:
             why = "; ".join(f"{name}: {info.get('skipped', 'no stage')}" for name, info in per_class.items())
             raise EmptyModelError(f"viola-jones learned nothing: no class has a cascade stage ({why})")
-        self._stats = {"images": 0, "windows": 0, "features_evaluated": 0, "detect_s": 0.0}
+        self._stats = {"images": 0, "windows": 0, "features_evaluated": 0, "detect_s": 0.0,
+                       "features_per_window_target": self.max_features_per_window}
         choice = self._choose_on_val(val, val_greys, ctx) if len(val) else {}
+        if choice:
+            log.info("viola-jones: %.2f Haar features per val window (target %s); stages kept per class: %s",
+                     choice["val_features_per_window"], self.max_features_per_window,
+                     {n: (c["stages_used"], c["stages_trained"]) for n, c in choice.items() if isinstance(c, dict)})
         pool_total = sum(len(m.pool) for m in self.models_)
         ctx.record(chosen_on_val=choice,
                    stages={train.classes[m.label]: len(m.cascade) for m in self.models_},

@@ -241,3 +241,15 @@ def test_fit_info_states_budgets_and_stage_costs(crop_style):
     costs, shares = chosen["val_cost_per_stage"], chosen["val_share_reaching_stage"]
     assert shares[0] == 1.0 and shares == sorted(shares, reverse=True)
     assert np.cumsum(costs)[-1] == pytest.approx(chosen["val_features_per_window_by_stages"][-1], abs=0.02)
+
+
+def test_first_stage_by_scanning_when_windows_are_too_many_to_count(tmp_path):
+    """Above ``max_counted_windows`` stage 1's negatives come from random windows of images in random order
+    (window-sized background images still give their one window), and fit_info says they were not counted."""
+    train, val = _crop_style(tmp_path, 30, 16, 4), _crop_style(tmp_path, 8, 4, 5)
+    ctx = Context(seed=0)
+    det = ViolaJonesDetector(**{**PARAMS, "max_stages": 2, "max_counted_windows": 0}).fit(train, val, ctx)
+    info = ctx.info["classes"]["thing"]
+    bg = info["background_windows"]
+    assert bg["counted"] is False and bg["grid_windows"] > 0 and bg["found"] == info["stage_negatives_found"][0]
+    assert 10 <= bg["found"] <= 180 and len(det.models_[0].cascade) >= 1

@@ -78,16 +78,20 @@ class SortedFeatures:
     cut_ok: np.ndarray
 
     @classmethod
-    def of(cls, values: np.ndarray) -> SortedFeatures:
-        """Sort the rows of ``(F, N)`` ``values``."""
+    def of(cls, values: np.ndarray, beat: Callable[[int, int], None] | None = None) -> SortedFeatures:
+        """Sort the rows of ``(F, N)`` ``values``, a block of rows at a time (``beat(rows done, F)`` after each:
+        progress lines)."""
         values = np.asarray(values)
         f_count, n = values.shape
-        order = np.argsort(values, axis=1, kind="stable")
-        order = order.astype(np.int32) if n < 2**31 else order
+        order = np.empty((f_count, n), np.int32 if n < 2**31 else np.int64)
         cut_ok = np.empty((f_count, max(n - 1, 0)), bool)
         for start in range(0, f_count, STUMP_BLOCK):
-            v = np.take_along_axis(values[start : start + STUMP_BLOCK], order[start : start + STUMP_BLOCK], axis=1)
+            block = values[start : start + STUMP_BLOCK]
+            order[start : start + STUMP_BLOCK] = np.argsort(block, axis=1, kind="stable")
+            v = np.take_along_axis(block, order[start : start + STUMP_BLOCK], axis=1)
             np.greater(v[:, 1:], v[:, :-1], out=cut_ok[start : start + STUMP_BLOCK])
+            if beat is not None:
+                beat(min(start + STUMP_BLOCK, f_count), f_count)
         return cls(order, cut_ok)
 
 
@@ -326,7 +330,7 @@ def train_stage(values: np.ndarray, labels: np.ndarray, val_pos: np.ndarray, val
             may end above its false-positive target but never as a stage that rejects (almost) nothing
             (``max_stumps`` stays the hard limit).
         on_round: called after every boosting round with ``(stumps, val detection rate, val false-positive
-            rate)`` (progress lines).
+            rate)``, and with ``(0, 1.0, 1.0)`` while the features are sorted (progress lines).
         positive_weight: the positives' total initial weight over the negatives' (asymmetric AdaBoost,
             Viola & Jones 2002): above 1 the stumps favour keeping positives, which a stage of a few
             stumps thresholded for a detection rate near 1 needs in order to reject anything.
@@ -343,7 +347,7 @@ def train_stage(values: np.ndarray, labels: np.ndarray, val_pos: np.ndarray, val
         raise ValueError("train_stage: no validation positives")
     if boosting not in ("discrete", "real"):
         raise ValueError(f"train_stage: boosting must be 'discrete' or 'real', got {boosting!r}")
-    presorted = SortedFeatures.of(values)
+    presorted = SortedFeatures.of(values, None if on_round is None else lambda done, total: on_round(0, 1.0, 1.0))
     if not positive_weight > 0:
         raise ValueError(f"train_stage: positive_weight must be > 0, got {positive_weight}")
     share = positive_weight / (1.0 + positive_weight)  # the positives' share of the initial weight
@@ -482,8 +486,11 @@ def train_cascade(pos: np.ndarray, val_pos: np.ndarray, negatives: NegativeSourc
             cap = min(max_stumps_per_stage, int(stage_sizes[min(len(cascade), len(stage_sizes) - 1)]))
         k = len(cascade) + 1
 
-        def on_round(t: int, dr: float, fpr: float, k: int = k) -> None:
-            if heartbeat is not None:
+        def on_round(t: int, dr: float, fpr: float, k: int = k, shape: tuple = values.shape) -> None:
+            if heartbeat is not None and t == 0:
+                heartbeat(lambda: f"stage {k} of at most {max_stages}: sorting the {shape[0]} features of "
+                                  f"{shape[1]} samples")
+            elif heartbeat is not None:
                 heartbeat(lambda: f"stage {k} of at most {max_stages}: boosting, {t} stumps, val detection "
                                   f"rate {dr:.3f}, val false positives {fpr:.3f}")
 

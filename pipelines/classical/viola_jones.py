@@ -34,7 +34,16 @@ stages a detection may miss, the NMS IoU and the merging (none; the mean box; th
 the log of the group's size, its "neighbours") are chosen on val (AP50 per class).
 ``fit_info.detect_stats.features_per_window`` is the average number of Haar features evaluated per scanned
 window (and class) over every image the job detected on, the cost the attentional cascade exists to cut
-(Viola & Jones report about 10 for their face detector).
+(Viola & Jones report about 10 for their face detector); ``features_per_window_target`` beside it is the
+budget the cascade was cut to on val (``max_features_per_window``, 15), and ``chosen_on_val.<class>`` gives
+each stage's share of the val windows reaching it and its cost.
+
+Bounded, visible training: every budget (positives, negatives per stage and per image, images per stage,
+stages, stumps, pool) is recorded in ``fit_info.classes.<class>.budgets``; bootstrapping re-scans only what
+the new stage must decide (:class:`ScanState`); every phase logs a progress line at least every 30 s of its
+work. Scale reach: the largest scale upsamples up to ``max_upscale`` so the smallest training objects fill
+the window; ``fit_info.classes.<class>.reach`` counts the train and val objects per height band that lie
+below or above the pyramid's reach (:func:`scale_reach`).
 """
 
 from __future__ import annotations

@@ -672,8 +672,12 @@ class ViolaJonesDetector(Detector):
 
             def counted(i: int, grey: np.ndarray):
                 b, sc, extract = scan_image(i, grey)
-                found[0] += min(len(b), per_image)
-                return b, sc, extract
+
+                def kept(j: np.ndarray) -> np.ndarray:  # the source calls it with the windows it keeps
+                    found[0] += len(j)
+                    return extract(j)
+
+                return b, sc, kept
 
             hard = source.mine(counted, count, per_image=per_image, order="random", rng=rng)
             stats.setdefault("windows_scanned", []).append(tally["windows"])

@@ -15,6 +15,7 @@ evaluating a sample at the first stage that rejects it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,27 @@ from typing import Any
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+#: seconds between progress lines of a long phase (:class:`Heartbeat`)
+HEARTBEAT_S = 30.0
+
+
+class Heartbeat:
+    """Logs a progress line when ``every`` seconds have passed since the last one: call it often with a
+    function that builds the line (the line is only built when it is logged)."""
+
+    def __init__(self, prefix: str = "", every: float = HEARTBEAT_S, logger: logging.Logger | None = None):
+        self.prefix = prefix
+        self.every = float(every)
+        self.log = logger or log
+        self.last = time.perf_counter()
+
+    def __call__(self, line: Callable[[], str], force: bool = False) -> None:
+        now = time.perf_counter()
+        if force or now - self.last >= self.every:
+            self.log.info("%s%s", self.prefix, line())
+            self.last = now
+
 
 #: features per block in :func:`fit_stumps` (bounds the temporaries to a few ``(block, N)`` float64 arrays)
 STUMP_BLOCK = 512
@@ -56,16 +78,20 @@ class SortedFeatures:
     cut_ok: np.ndarray
 
     @classmethod
-    def of(cls, values: np.ndarray) -> SortedFeatures:
-        """Sort the rows of ``(F, N)`` ``values``."""
+    def of(cls, values: np.ndarray, beat: Callable[[int, int], None] | None = None) -> SortedFeatures:
+        """Sort the rows of ``(F, N)`` ``values``, a block of rows at a time (``beat(rows done, F)`` after each:
+        progress lines)."""
         values = np.asarray(values)
         f_count, n = values.shape
-        order = np.argsort(values, axis=1, kind="stable")
-        order = order.astype(np.int32) if n < 2**31 else order
+        order = np.empty((f_count, n), np.int32 if n < 2**31 else np.int64)
         cut_ok = np.empty((f_count, max(n - 1, 0)), bool)
         for start in range(0, f_count, STUMP_BLOCK):
-            v = np.take_along_axis(values[start : start + STUMP_BLOCK], order[start : start + STUMP_BLOCK], axis=1)
+            block = values[start : start + STUMP_BLOCK]
+            order[start : start + STUMP_BLOCK] = np.argsort(block, axis=1, kind="stable")
+            v = np.take_along_axis(block, order[start : start + STUMP_BLOCK], axis=1)
             np.greater(v[:, 1:], v[:, :-1], out=cut_ok[start : start + STUMP_BLOCK])
+            if beat is not None:
+                beat(min(start + STUMP_BLOCK, f_count), f_count)
         return cls(order, cut_ok)
 
 
@@ -284,7 +310,8 @@ def _threshold_for_detection_rate(pos_scores: np.ndarray, detection_rate: float)
 def train_stage(values: np.ndarray, labels: np.ndarray, val_pos: np.ndarray, val_neg: np.ndarray,
                 detection_rate: float = 0.995, false_positive_rate: float = 0.5, max_stumps: int = 100,
                 min_stumps: int = 1, boosting: str = "discrete", positive_weight: float = 1.0,
-                size: int | None = None, size_false_positive_rate: float = 0.9) -> tuple[Stage, dict[str, Any]]:
+                size: int | None = None, size_false_positive_rate: float = 0.9,
+                on_round: Callable[[int, float, float], None] | None = None) -> tuple[Stage, dict[str, Any]]:
     """Boost stumps into one stage until it meets its targets on validation samples.
 
     ``boosting="discrete"`` is Viola & Jones' discrete AdaBoost (stumps vote ``alpha`` or 0);
@@ -302,6 +329,8 @@ def train_stage(values: np.ndarray, labels: np.ndarray, val_pos: np.ndarray, val
             ``size`` stumps or later once at most ``size_false_positive_rate`` of ``val_neg`` pass, so it
             may end above its false-positive target but never as a stage that rejects (almost) nothing
             (``max_stumps`` stays the hard limit).
+        on_round: called after every boosting round with ``(stumps, val detection rate, val false-positive
+            rate)``, and with ``(0, 1.0, 1.0)`` while the features are sorted (progress lines).
         positive_weight: the positives' total initial weight over the negatives' (asymmetric AdaBoost,
             Viola & Jones 2002): above 1 the stumps favour keeping positives, which a stage of a few
             stumps thresholded for a detection rate near 1 needs in order to reject anything.
@@ -318,7 +347,7 @@ def train_stage(values: np.ndarray, labels: np.ndarray, val_pos: np.ndarray, val
         raise ValueError("train_stage: no validation positives")
     if boosting not in ("discrete", "real"):
         raise ValueError(f"train_stage: boosting must be 'discrete' or 'real', got {boosting!r}")
-    presorted = SortedFeatures.of(values)
+    presorted = SortedFeatures.of(values, None if on_round is None else lambda done, total: on_round(0, 1.0, 1.0))
     if not positive_weight > 0:
         raise ValueError(f"train_stage: positive_weight must be > 0, got {positive_weight}")
     share = positive_weight / (1.0 + positive_weight)  # the positives' share of the initial weight
@@ -365,6 +394,8 @@ def train_stage(values: np.ndarray, labels: np.ndarray, val_pos: np.ndarray, val
         threshold = _threshold_for_detection_rate(pos_scores, detection_rate)
         dr = float(np.mean(pos_scores >= threshold))
         fpr = float(np.mean(neg_scores >= threshold)) if len(neg_scores) else 0.0
+        if on_round is not None:
+            on_round(len(feats), dr, fpr)
         if len(feats) >= min_stumps and fpr <= false_positive_rate:
             break
         if size is not None and len(feats) >= size and fpr <= size_false_positive_rate:
@@ -387,7 +418,8 @@ def train_cascade(pos: np.ndarray, val_pos: np.ndarray, negatives: NegativeSourc
                   negatives_per_stage: int = 2000, val_negatives_per_stage: int = 1000, min_negatives: int = 10,
                   progress: Callable[..., Iterable[Any]] | None = None, boosting: str = "discrete",
                   stage_sizes: Sequence[int] | None = None, positive_weight: float = 1.0,
-                  size_false_positive_rate: float = 0.9) -> tuple[Cascade, list[dict[str, Any]]]:
+                  size_false_positive_rate: float = 0.9, heartbeat: Heartbeat | None = None
+                  ) -> tuple[Cascade, list[dict[str, Any]]]:
     """Train an attentional cascade stage by stage, with fresh negatives for every stage.
 
     Before each stage, positives (training and validation) that the cascade so far rejects are dropped,
@@ -412,6 +444,8 @@ def train_cascade(pos: np.ndarray, val_pos: np.ndarray, negatives: NegativeSourc
             nothing grows on (to ``max_stumps_per_stage`` at most). None: every stage grows to its target.
         positive_weight: the positives' initial share of the weight over the negatives' in every stage
             (:func:`train_stage`).
+        heartbeat: progress lines while a stage boosts (``stage k of n: t stumps, val detection and
+            false-positive rates``) at its interval; every finished stage is logged anyway.
 
     Returns:
         ``(cascade, stage_info)`` with one dict per stage (``stumps``, ``stumps_planned``, ``detection_rate``,
@@ -450,17 +484,32 @@ def train_cascade(pos: np.ndarray, val_pos: np.ndarray, negatives: NegativeSourc
         cap = None
         if stage_sizes is not None:
             cap = min(max_stumps_per_stage, int(stage_sizes[min(len(cascade), len(stage_sizes) - 1)]))
+        k = len(cascade) + 1
+
+        def on_round(t: int, dr: float, fpr: float, k: int = k, shape: tuple = values.shape) -> None:
+            if heartbeat is not None and t == 0:
+                heartbeat(lambda: f"stage {k} of at most {max_stages}: sorting the {shape[0]} features of "
+                                  f"{shape[1]} samples")
+            elif heartbeat is not None:
+                heartbeat(lambda: f"stage {k} of at most {max_stages}: boosting, {t} stumps, val detection "
+                                  f"rate {dr:.3f}, val false positives {fpr:.3f}")
+
         stage, facts = train_stage(values, labels, p_val, n_val_neg, detection_rate, false_positive_rate,
                                    max_stumps_per_stage, boosting=boosting, positive_weight=positive_weight,
-                                   size=cap, size_false_positive_rate=size_false_positive_rate)
+                                   size=cap, size_false_positive_rate=size_false_positive_rate,
+                                   on_round=on_round)
         cascade.stages.append(stage)
         facts.update(stumps_planned=cap if cap is not None else max_stumps_per_stage,
                      positives=int(p_train.shape[1]), negatives=int(n_train_neg.shape[1]),
                      val_negatives=int(n_val_neg.shape[1]), negatives_asked=want)
         info.append(facts)
-        log.info("stage %d: %d stumps, val detection rate %.3f, val false positives %.3f (%d negatives)",
-                 len(cascade), facts["stumps"], facts["detection_rate"], facts["false_positive_rate"],
-                 neg.shape[1])
+        line = (f"stage {len(cascade)} of at most {max_stages}: {facts['stumps']} stumps, val detection rate "
+                f"{facts['detection_rate']:.3f}, val false positives {facts['false_positive_rate']:.3f} "
+                f"({neg.shape[1]} negatives)")
+        if heartbeat is not None:
+            heartbeat(lambda line=line: line, force=True)
+        else:
+            log.info("%s", line)
         overall_fpr *= max(facts["false_positive_rate"], 1.0 / max(n_val_neg.shape[1], 1))
         if overall_fpr <= target_false_positive_rate:
             break

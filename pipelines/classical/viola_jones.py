@@ -34,7 +34,17 @@ stages a detection may miss, the NMS IoU and the merging (none; the mean box; th
 the log of the group's size, its "neighbours") are chosen on val (AP50 per class).
 ``fit_info.detect_stats.features_per_window`` is the average number of Haar features evaluated per scanned
 window (and class) over every image the job detected on, the cost the attentional cascade exists to cut
-(Viola & Jones report about 10 for their face detector).
+(Viola & Jones report about 10 for their face detector); ``features_per_window_target`` beside it is the
+budget the cascade was cut to on val (``max_features_per_window``, 40: at 15 Penn-Fudan keeps 4 of 18 stages and
+its test AP50 falls from 0.43 to 0.17, so issue 28.3's target is not met there yet), and ``chosen_on_val.<class>`` gives
+each stage's share of the val windows reaching it and its cost.
+
+Bounded, visible training: every budget (positives, negatives per stage and per image, images per stage,
+stages, stumps, pool) is recorded in ``fit_info.classes.<class>.budgets``; bootstrapping re-scans only what
+the new stage must decide (:class:`ScanState`); every phase logs a progress line at least every 30 s of its
+work. Scale reach: the largest scale upsamples up to ``max_upscale`` so the smallest training objects fill
+the window; ``fit_info.classes.<class>.reach`` counts the train and val objects per height band that lie
+below or above the pyramid's reach (:func:`scale_reach`).
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import cv2
@@ -53,7 +63,7 @@ from benchsuite.api import Choice, Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
 from benchsuite.errors import EmptyModelError
 from benchsuite.metrics.detection import score_detections
-from benchsuite.ops.boosting import Cascade, train_cascade
+from benchsuite.ops.boosting import Cascade, Heartbeat, train_cascade
 from benchsuite.ops.boosting import NegativeSource as NegativeSourceFn
 from benchsuite.ops.boxes import merge_suppressed, nms
 from benchsuite.ops.haar import HaarFeatures, count_haar_features, haar_values, sample_haar_features
@@ -63,9 +73,11 @@ from benchsuite.ops.windows import (
     choose_window,
     crop_windows,
     image_pyramid,
+    level_size,
     object_boxes,
     positions_to_boxes,
     positive_crops,
+    pyramid_scales,
     window_boxes,
     window_positions,
 )
@@ -153,23 +165,83 @@ class ClassModel:
     merge: str = "none"
 
 
+@dataclass
+class ScanState:
+    """What the cascade has already decided about one image's windows, kept between scans of the same
+    image while the cascade grows (bootstrapping scans the training images again after every stage): a
+    window an earlier stage rejected stays rejected, so a later scan runs only the new stages, and only on
+    the windows every earlier stage passed.
+
+    Attributes:
+        stages: how many stages of the cascade the windows below have passed.
+        alive: pyramid level index -> ``(M,)`` int32 indices into that level's row-major window grid of the
+            windows that passed all ``stages`` (4 bytes per surviving window).
+    """
+
+    stages: int = 0
+    alive: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def windows(self) -> int:
+        """Windows still alive."""
+        return int(sum(len(a) for a in self.alive.values()))
+
+
+def grid_positions(height: int, width: int, window: tuple[int, int], stride: int, index: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """``(K, 2)`` int64 top-left ``(row, col)`` of the windows of a level's row-major grid at ``stride``
+    (:func:`benchsuite.ops.windows.window_positions`), or of the grid cells ``index`` only."""
+    if index is None:
+        return window_positions(height, width, window, stride)
+    nx = max((width - window[1]) // stride + 1, 0)
+    i = np.asarray(index, np.int64)
+    return np.stack([(i // max(nx, 1)) * stride, (i % max(nx, 1)) * stride], axis=1)
+
+
+def grid_windows(shapes: list[tuple[int, ...]], window: tuple[int, int], start_scale: float, step: float,
+                 stride: int) -> int:
+    """How many windows the pyramids of images of these shapes hold at ``stride`` (no pixels touched)."""
+    total = 0
+    for shape in shapes:
+        h, w = shape[:2]
+        for sc in pyramid_scales(h, w, window, step, start_scale):
+            lh, lw = level_size(h, w, sc)
+            total += max((lh - window[0]) // stride + 1, 0) * max((lw - window[1]) // stride + 1, 0)
+    return total
+
+
 def scan(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride: int, min_std: float,
-         max_levels: int | None = None) -> tuple[list[_Level], int, int]:
+         max_levels: int | None = None, state: ScanState | None = None,
+         beat: Callable[[], None] | None = None) -> tuple[list[_Level], int, int]:
     """Run ``model``'s cascade over every window of a grey image pyramid, with early rejection.
 
-    Returns ``(levels, windows, features_evaluated)``.
+    With ``state`` (:class:`ScanState`) only the stages after ``state.stages`` run, on the windows it holds
+    alive, and ``state`` is brought up to the whole cascade; the levels returned then hold those windows
+    only. ``beat`` is called after every level (progress lines). Returns ``(levels, windows,
+    features_evaluated)`` (``windows`` counts every window of the grid).
     """
     wh, ww = model.window
+    first = state.stages if state is not None else 0
+    rest = Cascade(model.cascade.stages[first:])
     levels: list[_Level] = []
+    alive: dict[int, np.ndarray] = {}
     n_windows = 0
     n_evaluated = 0
-    for level in image_pyramid(grey, model.window, pyramid_step, model.start_scale, max_levels):
+    for li, level in enumerate(image_pyramid(grey, model.window, pyramid_step, model.start_scale, max_levels)):
         img = level.image
+        grid = window_positions(img.shape[0], img.shape[1], model.window, stride) if first == 0 else None
+        total = len(grid) if grid is not None else \
+            max((img.shape[0] - wh) // stride + 1, 0) * max((img.shape[1] - ww) // stride + 1, 0)
+        if not total:
+            continue
+        n_windows += total
+        index = None if first == 0 else state.alive.get(li, np.zeros(0, np.int32))  # type: ignore[union-attr]
+        if index is not None and not len(index):
+            alive[li] = index
+            continue
+        pos = grid if index is None else grid_positions(img.shape[0], img.shape[1], model.window, stride, index)
         ii = integral_image(img)
         ii2 = integral_image(img, squared=True)
-        pos = window_positions(img.shape[0], img.shape[1], model.window, stride)
-        if not len(pos):
-            continue
         _, std = window_mean_std(ii, ii2, pos[:, 0], pos[:, 1], wh, ww)
         std = np.maximum(std, min_std)
         row = ii.shape[1]
@@ -177,7 +249,7 @@ def scan(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride: int, 
         flat = ii.reshape(-1)
 
         def values(i: int, samples: np.ndarray, base=base, flat=flat, std=std, row=row) -> np.ndarray:
-            k = model.kernels[i]
+            k = model.kernels[first + i]
             off = k.dy * row + k.dx
             out = np.empty((len(k.starts), len(samples)))
             for s in range(0, len(samples), GATHER_BLOCK):
@@ -186,10 +258,17 @@ def scan(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride: int, 
                 out[:, s : s + GATHER_BLOCK] = np.add.reduceat(g, k.starts, axis=1).T / std[idx][None, :]
             return out
 
-        passed, margin, evaluated, margin_sum = model.cascade.evaluate(values, len(pos))
-        n_windows += len(pos)
+        passed, margin, evaluated, margin_sum = rest.evaluate(values, len(pos))
+        passed += first
         n_evaluated += evaluated
+        if state is not None:
+            ok = passed == len(model.cascade)
+            alive[li] = (np.flatnonzero(ok) if index is None else index[ok]).astype(np.int32)
         levels.append(_Level(level.scale_y, level.scale_x, ii, pos, std, passed, margin, margin_sum))
+        if beat is not None:
+            beat()
+    if state is not None:
+        state.stages, state.alive = len(model.cascade), alive
     return levels, n_windows, n_evaluated
 
 
@@ -204,9 +283,17 @@ def candidates(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride:
     stages reached (``"mean"``, a soft-cascade score): a window that passed more stages always ranks
     above one that passed fewer.
     """
+    levels, n_windows, n_eval = scan(grey, model, pyramid_step, stride, min_std)
+    b, s, p = level_candidates(levels, model, context, stages_missed, max_candidates, score_mode)
+    return b, s, p, n_windows, n_eval
+
+
+def level_candidates(levels: list[_Level], model: ClassModel, context: float, stages_missed: int,
+                     max_candidates: int, score_mode: str = "last") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`candidates` from the levels of one :func:`scan`: ``(boxes (K, 4), scores (K,), stages_passed (K,))``
+    (one scan serves every score mode)."""
     if score_mode not in SCORE_MODES:
         raise ValueError(f"viola-jones: score_mode must be one of {SCORE_MODES}, got {score_mode!r}")
-    levels, n_windows, n_eval = scan(grey, model, pyramid_step, stride, min_std)
     need = max(len(model.cascade) - stages_missed, 1)
     boxes, scores, passed = [], [], []
     for lv in levels:
@@ -222,12 +309,50 @@ def candidates(grey: np.ndarray, model: ClassModel, pyramid_step: float, stride:
         scores.append(lv.passed[keep] + 0.5 * (1.0 + m))
         passed.append(lv.passed[keep])
     if not boxes:
-        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), n_windows, n_eval
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64)
     b, s, p = np.concatenate(boxes), np.concatenate(scores), np.concatenate(passed)
     if len(s) > max_candidates:
         top = np.argpartition(-s, max_candidates - 1)[:max_candidates]
         b, s, p = b[top], s[top], p[top]
-    return b, s, p, n_windows, n_eval
+    return b, s, p
+
+
+#: object heights (image pixels) at which ``fit_info.classes.<class>.reach`` counts objects per band
+REACH_BANDS = (0, 10, 20, 40, 80, 160, 320)
+
+
+def scale_reach(window: tuple[int, int], start_scale: float, context: float, train: DetectionSet,
+                val: DetectionSet, k: int) -> dict[str, Any]:
+    """Which objects of class ``k`` the scanned pyramid can reach, counted per height band and split.
+
+    At the largest scale (``start_scale``, upsampling when above 1) a window covers ``window[0] /
+    start_scale`` image pixels of height; at the smallest, the whole image. An object whose window box
+    (:func:`benchsuite.ops.windows.window_boxes`) is under ``1 / sqrt(2)`` of the first, or over ``sqrt(2)``
+    times the second, has no scanned window within half its area (IoU 0.5 cannot be met): it is *below*
+    (*above*) the detector's reach. Difficult objects are counted apart (they are not scored).
+    """
+    wh, ww = window
+    smallest = wh / start_scale / np.sqrt(2.0)  # window-box heights below this are out of reach
+    out: dict[str, Any] = {"min_object_height_px": round(float(smallest / (1 + 2 * context)), 1),
+                           "bands_px": [f"{lo}-{hi}" for lo, hi in zip(REACH_BANDS, (*REACH_BANDS[1:], "inf"))]}
+    for split, data in (("train", train), ("val", val)):
+        boxes, labels, difficult, _, image = data.all_objects()
+        keep = labels == k
+        if not keep.any():
+            continue
+        b, diff, img = boxes[keep], difficult[keep], image[keep]
+        h = b[:, 3] - b[:, 1]
+        wb = window_boxes(b, window, context)
+        wb_h = wb[:, 3] - wb[:, 1]
+        sizes = np.array([(data.samples[i].height, data.samples[i].width) for i in img], np.float64)
+        largest = np.minimum(sizes[:, 0], sizes[:, 1] * wh / ww) * np.sqrt(2.0)
+        band = np.searchsorted(REACH_BANDS, h, side="right") - 1
+        counts = {}
+        for name, sel in (("objects", ~diff), ("below_reach", ~diff & (wb_h < smallest)),
+                          ("above_reach", ~diff & (wb_h > largest)), ("difficult", diff)):
+            counts[name] = np.bincount(band[sel], minlength=len(REACH_BANDS)).tolist()
+        out[split] = counts
+    return out
 
 
 def suppress(boxes: np.ndarray, scores: np.ndarray, nms_iou: float, max_detections: int, merge: str = "none"
@@ -269,8 +394,9 @@ class ViolaJonesDetector(Detector):
             the cascade (per-stage targets on validation samples, and when to stop adding stages).
         negatives_per_stage, val_negatives_per_stage: fresh negatives per stage (training / validation).
         pyramid_step, stride: detection pyramid ratio and window stride in level pixels. The defaults scan
-            densely (1.1, one pixel): with the cascade a window costs a few tens of features, and a coarse grid
-            misses the IoU 0.5 overlap on thin windows (Penn-Fudan val AP50 0.38 with 1.2 / 2 px and a
+            densely (1.1; None: a twelfth of the window's narrow side, :meth:`scan_stride`, one pixel for
+            Penn-Fudan's 20-pixel-wide window): with the cascade a window costs a few features, and a coarse
+            grid misses the IoU 0.5 overlap on thin windows (Penn-Fudan val AP50 0.38 with 1.2 / 2 px and a
             24-pixel base, 0.50 with 1.1 / 1 px and a 32-pixel base).
         scale_slack: the largest scale scanned lets the smallest training object (times this) fill the
             window; ``max_upscale`` caps it (objects smaller than the window need upsampling).
@@ -287,7 +413,28 @@ class ViolaJonesDetector(Detector):
             (asymmetric AdaBoost; above 1, a stage's few stumps favour keeping positives).
         max_features_per_window: the cascade's budget, the paper's regime: after training, only the longest
             prefix of stages whose average cost on the val images is at most this many Haar features per
-            window is kept (at least one stage); None keeps every stage.
+            window is kept (at least one stage); None keeps every stage. ``fit_info`` records every prefix's
+            val cost and each stage's share of it.
+        stage_size_false_positive_rate: a stage that reached its planned size (``stage_sizes``) stops once it
+            passes at most this share of its val negatives (:func:`benchsuite.ops.boosting.train_cascade`);
+            lower makes the early stages larger and more rejecting.
+        max_counted_windows: stage 1's negatives are a sample of *all* background windows of the training
+            images (counted exactly, every level with the same chance) while the images' pyramids hold at most
+            this many windows; above it (thousands of large images, upsampled) counting every window's overlap
+            costs minutes, and stage 1 instead takes random windows of images in random order (the bootstrap
+            budget per image, every level with the same chance); ``fit_info`` says which.
+        images_per_stage: a stage's negatives come from at least this many training images in random order
+            (:meth:`mined_per_image`: at most ``count / images_per_stage`` per image, or twice an even share
+            over all images when that is more).
+
+    Budgets (what bounds training, recorded in ``fit_info.classes.<class>.budgets``): ``max_positives``
+    crops (with ``jitter`` copies and mirrors before the cap); per stage ``negatives_per_stage`` +
+    ``val_negatives_per_stage`` negatives, at most :meth:`mined_per_image` from one image, and of an image's
+    windows that the cascade passes only ``4 x`` that many random ones go through the overlap test; at most
+    ``max_stages`` stages of at most ``max_stumps_per_stage`` stumps over a pool of ``max_features``. A
+    re-scan of a training image runs only the new stage on the windows the earlier ones passed
+    (:class:`ScanState`). Every phase logs a progress line at least every 30 s of its work (stage k of n,
+    images and windows scanned, stumps with val detection and false-positive rates, val scans).
         negative_stride: the grid (level pixels) of the background windows negatives are drawn and
             bootstrapped from; finer than the detection stride, it gives data sets with few background images
             more (shifted) negatives; None: the detection stride.
@@ -315,15 +462,16 @@ class ViolaJonesDetector(Detector):
                  max_features: int = 8000, jitter: int = 2, max_positives: int = 3000, max_stages: int = 18,
                  detection_rate: float = 0.92, false_positive_rate: float = 0.5, max_stumps_per_stage: int = 60,
                  target_false_positive_rate: float = 1e-5, negatives_per_stage: int = 1500,
-                 val_negatives_per_stage: int = 750, pyramid_step: float = 1.1, stride: int = 1,
+                 val_negatives_per_stage: int = 750, pyramid_step: float = 1.1, stride: int | None = None,
                  scale_slack: float = 0.8, max_upscale: float = 2.0, min_std: float = 1.0,
                  stages_missed_values: tuple[int, ...] = (0, 1, 2, 3, 4, 5),
                  nms_iou_values: tuple[float, ...] = (0.3, 0.5),
                  score_modes: tuple[str, ...] = SCORE_MODES, max_candidates: int = 4000, max_detections: int = 100,
                  boosting: str = "discrete", stage_sizes: tuple[int, ...] | None = (2, 4, 6, 8, 10, 12, 15, 20, 25, 30),
                  negative_overlap: float = 0.3, positive_weight: float = 1.0,
-                 max_features_per_window: float | None = 40.0, negative_stride: int | None = 1,
-                 merge_values: tuple[str, ...] = MERGE_MODES):
+                 max_features_per_window: float | None = 40.0, negative_stride: int | None = None,
+                 merge_values: tuple[str, ...] = MERGE_MODES, stage_size_false_positive_rate: float = 0.9,
+                 max_counted_windows: int = 5_000_000, images_per_stage: int = 40):
         self.base_size = base_size
         self.window_multiple = window_multiple
         self.min_window_side = min_window_side
@@ -355,6 +503,22 @@ class ViolaJonesDetector(Detector):
         self.max_features_per_window = max_features_per_window
         self.negative_stride = negative_stride
         self.merge_values = merge_values
+        self.stage_size_false_positive_rate = stage_size_false_positive_rate
+        self.max_counted_windows = max_counted_windows
+        self.images_per_stage = images_per_stage
+
+    def scan_stride(self, window: tuple[int, int]) -> int:
+        """The scan stride in level pixels: ``stride`` when set, else one twelfth of the window's narrow side
+        (at least 1): a window then lies at most a 24th of its side from the best placement at its scale,
+        IoU >= 0.85 with it, and a 20-pixel-wide pedestrian window is scanned at every pixel."""
+        return int(self.stride) if self.stride else max(1, min(window) // 12)
+
+    def mined_per_image(self, count: int, images: int) -> int:
+        """The most negatives a stage takes from one training image: twice an even share of ``count`` over the
+        images, or the share over ``images_per_stage`` images when that is more (each visited image costs a
+        pyramid, so a stage need not visit hundreds), at least 8."""
+        return max(8, int(np.ceil(2 * count / max(images, 1))),
+                   int(np.ceil(count / max(min(images, self.images_per_stage), 1))))
 
     # ------------------------------------------------------------------------------------------- training
 
@@ -369,7 +533,8 @@ class ViolaJonesDetector(Detector):
         return np.concatenate(crops) if crops else np.zeros((0, *window), np.uint8)
 
     def _negative_source(self, greys: list[np.ndarray], data: DetectionSet, k: int, model: ClassModel,
-                         rng: np.random.Generator, stats: dict[str, Any]) -> NegativeSourceFn:
+                         rng: np.random.Generator, stats: dict[str, Any], heartbeat: Heartbeat | None = None
+                         ) -> NegativeSourceFn:
         """The negatives of every stage, as ``(F, M)`` pool values (see :func:`benchsuite.ops.boosting.train_cascade`).
 
         All come from the background windows of the training images (:class:`~benchsuite.ops.negatives.
@@ -383,31 +548,106 @@ class ViolaJonesDetector(Detector):
         """
         corner = model.pool.corner_matrix()
         wh, ww = model.window
+        negative_stride = self.negative_stride or self.scan_stride(model.window)
         source = NegativeSource.from_images(
             greys, [s.boxes[s.labels == k] for s in data.samples], model.window, max_overlap=self.negative_overlap,
-            start_scale=model.start_scale, step=self.pyramid_step, stride=self.negative_stride or self.stride)
+            start_scale=model.start_scale, step=self.pyramid_step, stride=negative_stride)
+
+        grid = grid_windows([g.shape for g in greys], model.window, model.start_scale, self.pyramid_step,
+                            negative_stride)
+        stats["grid_windows"] = grid
 
         def first(count: int) -> np.ndarray:
+            if grid > self.max_counted_windows:
+                return first_by_scanning(count)
             neg = source.sample(count, rng)
             stats["background"] = neg.stats.as_dict()
             stats.setdefault("stage_negatives", []).append({"asked": count, "found": len(neg)})
             crops = neg.crops if neg.crops is not None else np.zeros((0, wh, ww), np.uint8)
             return crop_samples(crops.reshape(len(crops), wh, ww), corner, self.min_std)
 
+        states: dict[int, ScanState] = {}  # per training image: the windows every stage so far passed
+
+        def first_by_scanning(count: int) -> np.ndarray:
+            """Stage 1's negatives when the images hold too many windows to count the background ones: images
+            in random order, from each at most ``per_image`` random windows (every pyramid level with the same
+            chance) that overlap no box of the class."""
+            per_image = self.mined_per_image(count, len(greys))
+            seen = {"images": 0}
+
+            def scan_image(i: int, grey: np.ndarray):
+                seen["images"] += 1
+                if heartbeat is not None:
+                    heartbeat(lambda: f"stage 1 of at most {self.max_stages}: sampling negatives, image "
+                                      f"{seen['images']} of {len(greys)}")
+                parts = []
+                for level in image_pyramid(grey, model.window, self.pyramid_step, model.start_scale):
+                    h, w = level.image.shape[:2]
+                    ny, nx = (h - wh) // negative_stride + 1, (w - ww) // negative_stride + 1
+                    if ny < 1 or nx < 1:
+                        continue
+                    pick = rng.choice(ny * nx, min(ny * nx, 4 * per_image), replace=False)
+                    parts.append((level, grid_positions(h, w, model.window, negative_stride, pick)))
+                if not parts:
+                    return self._small_window(source, i, grey, Cascade(), corner, {"windows": 0, "passing": 0})
+                # as many candidates from every level: the small scales do not crowd out the large ones
+                least = min(len(p) for _, p in parts)
+                parts = [(lv, p[:least]) for lv, p in parts]
+                boxes = np.concatenate([positions_to_boxes(p, model.window, lv.scale_y, lv.scale_x) for lv, p in parts])
+                level_of = np.concatenate([np.full(len(p), j) for j, (_, p) in enumerate(parts)])
+
+                def extract(j: np.ndarray) -> np.ndarray:
+                    out = np.empty((len(j), corner.shape[0]), np.float32)
+                    for li in np.unique(level_of[j]):
+                        sel = np.flatnonzero(level_of[j] == li)
+                        lv, p = parts[li]
+                        at = p[j[sel] - np.flatnonzero(level_of == li)[0]]
+                        crops = np.stack([lv.image[r : r + wh, c : c + ww] for r, c in at])
+                        out[sel] = crop_samples(crops, corner, self.min_std).T
+                    return out
+
+                return boxes, np.zeros(len(boxes)), extract
+
+            hard = source.mine(scan_image, count, per_image=per_image, order="random", rng=rng)
+            stats["background"] = {"grid_windows": grid, "counted": False, "found": len(hard),
+                                   "requested": count, "images": len(greys), "images_used": seen["images"]}
+            stats.setdefault("stage_negatives", []).append({"asked": count, "found": len(hard)})
+            if hard.features is None or not len(hard):
+                return np.zeros((corner.shape[0], 0), np.float32)
+            return np.ascontiguousarray(hard.features.T)
+
         def bootstrap(cascade: Cascade, count: int) -> np.ndarray:
             model.cascade = cascade
             model.kernels = _stage_kernels(model.pool, cascade)
-            tally = {"windows": 0, "passing": 0}
+            tally = {"windows": 0, "passing": 0, "images": 0, "evaluated": 0}
+            found = [0]
 
             def scan_image(i: int, grey: np.ndarray):
-                levels, n_win, _ = scan(grey, model, self.pyramid_step, self.negative_stride or self.stride,
-                                        self.min_std)
+                def beat() -> None:
+                    if heartbeat is not None:
+                        heartbeat(lambda: f"stage {len(cascade) + 1} of at most {self.max_stages}: mining "
+                                          f"negatives the {len(cascade)} stages pass, image {tally['images'] + 1} "
+                                          f"(at least {min(len(greys), self.images_per_stage)} of {len(greys)}), "
+                                          f"{tally['windows']} windows, {tally['passing']} passing, "
+                                          f"{found[0]} of {count} kept")
+
+                levels, n_win, n_eval = scan(grey, model, self.pyramid_step, negative_stride, self.min_std,
+                                             state=states.setdefault(i, ScanState()), beat=beat)
                 tally["windows"] += n_win
+                tally["images"] += 1
+                tally["evaluated"] += n_eval
                 where = [(li, np.flatnonzero(lv.passed == len(cascade))) for li, lv in enumerate(levels)]
                 where = [(li, ok) for li, ok in where if len(ok)]
-                if not levels:  # smaller than the window: its one upscaled window, if the source has it
+                if not n_win:  # smaller than the window: its one upscaled window, if the source has it
                     return self._small_window(source, i, grey, cascade, corner, tally)
-                tally["passing"] += sum(len(ok) for _, ok in where)
+                passing = sum(len(ok) for _, ok in where)
+                tally["passing"] += passing
+                if passing > 4 * per_image:  # the overlap test and the pick need only a random few of them
+                    pick = np.zeros(passing, bool)
+                    pick[rng.choice(passing, 4 * per_image, replace=False)] = True
+                    cuts = np.cumsum([0] + [len(ok) for _, ok in where])
+                    where = [(li, ok[pick[a:b]]) for (li, ok), a, b in zip(where, cuts[:-1], cuts[1:], strict=True)]
+                    where = [(li, ok) for li, ok in where if len(ok)]
                 if not where:
                     return np.zeros((0, 4)), np.zeros(0), lambda j: np.zeros((0, corner.shape[0]), np.float32)
                 # window boxes, as the source's background windows are defined (a window is background
@@ -429,9 +669,22 @@ class ViolaJonesDetector(Detector):
 
                 return boxes, np.zeros(len(boxes)), extract
 
-            per_image = max(8, int(np.ceil(2 * count / max(len(greys), 1))))
-            hard = source.mine(scan_image, count, per_image=per_image, order="random", rng=rng)
+            per_image = self.mined_per_image(count, len(greys))
+
+            def counted(i: int, grey: np.ndarray):
+                b, sc, extract = scan_image(i, grey)
+
+                def kept(j: np.ndarray) -> np.ndarray:  # the source calls it with the windows it keeps
+                    found[0] += len(j)
+                    return extract(j)
+
+                return b, sc, kept
+
+            hard = source.mine(counted, count, per_image=per_image, order="random", rng=rng)
             stats.setdefault("windows_scanned", []).append(tally["windows"])
+            stats.setdefault("images_scanned", []).append(tally["images"])
+            stats.setdefault("mining_features_per_window", []).append(
+                round(tally["evaluated"] / max(tally["windows"], 1), 3))
             stats.setdefault("cascade_pass_rate", []).append(tally["passing"] / max(tally["windows"], 1))
             stats.setdefault("stage_negatives", []).append({"asked": count, "found": len(hard)})
             if hard.features is None or not len(hard):
@@ -489,19 +742,39 @@ class ViolaJonesDetector(Detector):
         val_pos = crop_samples(val_crops, corner, self.min_std)
         model = ClassModel(k, window, pool, Cascade(), [], start)
         stats: dict[str, Any] = {}
-        negatives = self._negative_source(greys, train, k, model, rng, stats)
+        beat = Heartbeat(f"viola-jones {name}: ")
+        beat(lambda: f"window {window[0]}x{window[1]} px, largest scale {start:.2f}, {len(pool)} Haar features, "
+                     f"{pos.shape[1]} training and {val_pos.shape[1]} val positives; sampling stage 1's "
+                     f"{self.negatives_per_stage + self.val_negatives_per_stage} negatives", force=True)
+        negatives = self._negative_source(greys, train, k, model, rng, stats, beat)
         t0 = time.perf_counter()
         cascade, stage_info = train_cascade(
             pos, val_pos, negatives, self.max_stages, self.detection_rate, self.false_positive_rate,
             self.target_false_positive_rate, self.max_stumps_per_stage, self.negatives_per_stage,
             self.val_negatives_per_stage, MIN_NEGATIVES,
             progress=lambda it, **kw: ctx.progress(it, desc=f"{name} stages"), boosting=self.boosting,
-            stage_sizes=self.stage_sizes, positive_weight=self.positive_weight)
+            stage_sizes=self.stage_sizes, positive_weight=self.positive_weight,
+            size_false_positive_rate=self.stage_size_false_positive_rate, heartbeat=beat)
         model.cascade = cascade
         model.kernels = _stage_kernels(pool, cascade)
         found = [n["found"] for n in stats.get("stage_negatives", [])]
         info: dict[str, Any] = {
-            "window_hw": list(window), "start_scale": start, "feature_pool": len(pool),
+            "window_hw": list(window), "start_scale": start, "scan_stride": self.scan_stride(window),
+            "negative_stride": self.negative_stride or self.scan_stride(window),
+            # what bounds the training work (documented in the class docstring)
+            "budgets": {"positives": self.max_positives, "jitter_copies_per_object": self.jitter,
+                        "negatives_per_stage": self.negatives_per_stage,
+                        "val_negatives_per_stage": self.val_negatives_per_stage,
+                        "mined_negatives_per_image": self.mined_per_image(
+                            self.negatives_per_stage + self.val_negatives_per_stage, len(greys)),
+                        "mined_images_per_stage_at_least": min(len(greys), self.images_per_stage),
+                        "stages": self.max_stages, "stumps_per_stage": self.max_stumps_per_stage,
+                        "feature_pool": self.max_features},
+            "reach": scale_reach(window, start, self.context, train, val, k),
+            "windows_scanned_per_stage": stats.get("windows_scanned", []),
+            "images_scanned_per_stage": stats.get("images_scanned", []),
+            "mining_features_per_window": stats.get("mining_features_per_window", []),
+            "feature_pool": len(pool),
             "feature_pool_from": f"uniform sample of the {full} Haar features of the window",
             "positives": int(pos.shape[1]), "val_positives": int(val_pos.shape[1]), "val_positives_from": source,
             "background_windows": stats.get("background", {}),
@@ -542,8 +815,13 @@ class ViolaJonesDetector(Detector):
         if not self.models_:
             why = "; ".join(f"{name}: {info.get('skipped', 'no stage')}" for name, info in per_class.items())
             raise EmptyModelError(f"viola-jones learned nothing: no class has a cascade stage ({why})")
-        self._stats = {"images": 0, "windows": 0, "features_evaluated": 0, "detect_s": 0.0}
+        self._stats = {"images": 0, "windows": 0, "features_evaluated": 0, "detect_s": 0.0,
+                       "features_per_window_target": self.max_features_per_window}
         choice = self._choose_on_val(val, val_greys, ctx) if len(val) else {}
+        if choice:
+            log.info("viola-jones: %.2f Haar features per val window (target %s); stages kept per class: %s",
+                     choice["val_features_per_window"], self.max_features_per_window,
+                     {n: (c["stages_used"], c["stages_trained"]) for n, c in choice.items() if isinstance(c, dict)})
         pool_total = sum(len(m.pool) for m in self.models_)
         ctx.record(chosen_on_val=choice,
                    stages={train.classes[m.label]: len(m.cascade) for m in self.models_},
@@ -555,45 +833,89 @@ class ViolaJonesDetector(Detector):
         return self
 
     def _choose_on_val(self, val: DetectionSet, val_greys: list[np.ndarray], ctx: Context) -> dict[str, Any]:
-        """Stages a detection may miss, the NMS IoU and merging, per class, by val AP50 (one scan per image,
-        class and score mode gives the candidates of every stages-missed value; detection is then replayed as
-        :meth:`detect` does it); each class's grid goes to ``fit_info.selection_per_class``."""
+        """Per class: the cascade prefix within the feature budget (:meth:`_truncate`), then the stages a
+        detection may miss, the NMS IoU and merging by val AP50. One scan per val image and class serves all
+        of it (a second only when the budget cut stages); detection is then replayed as :meth:`detect` does
+        it; each class's grid goes to ``fit_info.selection_per_class``."""
         tally = {"windows": 0, "evaluated": 0}
         choice: dict[str, Any] = {}
-        truncation = {val.classes[m.label]: self._truncate_on_val(m, val_greys) for m in self.models_}
         for model in self.models_:
             name = val.classes[model.label]
-            best = self._choose_class_on_val(model, val, val_greys, tally, ctx)
+            beat = Heartbeat(f"viola-jones {name}: ")
+            scans, cut = self._scan_val(model, val_greys, beat, tally, truncate=True)
+            if cut["stages_used"] < cut["stages_trained"]:
+                scans, _ = self._scan_val(model, val_greys, beat, None, truncate=False)
+            best = self._choose_class_on_val(model, val, scans, ctx)
             model.stages_missed, model.nms_iou = best.settings["stages_missed"], best.settings["nms_iou"]
             model.score_mode, model.merge = best.settings["score_mode"], best.settings["merge"]
-            choice[name] = {**best.settings, "val_ap50": -1.0 if best.score is None else best.score,
-                            **truncation[name]}
+            choice[name] = {**best.settings, "val_ap50": -1.0 if best.score is None else best.score, **cut}
         windows, evaluated = tally["windows"], tally["evaluated"]
         choice["val_features_per_window"] = evaluated / max(windows, 1)
         choice["val_windows_per_image_and_class"] = windows / max(len(val) * len(self.models_), 1)
         return choice
 
-    def _choose_class_on_val(self, model: ClassModel, val: DetectionSet, val_greys: list[np.ndarray],
-                             tally: dict[str, int], ctx: Context) -> Choice:
-        """One class's settings by its val AP50 (recorded per class); ``tally`` counts the windows scanned and the
-        features evaluated with the first score mode."""
-        name = val.classes[model.label]
+    def _scan_val(self, model: ClassModel, val_greys: list[np.ndarray], beat: Heartbeat,
+                  tally: dict[str, int] | None, truncate: bool) -> tuple[dict[str, list], dict[str, Any]]:
+        """Scan every val image once: per score mode, the candidates of every image (with the most stages
+        missed that the grid holds); with ``truncate``, also cut ``model``'s cascade to the feature budget
+        (:meth:`_truncate`, its facts returned; the candidates are then those of the whole cascade)."""
         most = max(self.stages_missed_values)
-        scans: dict[str, list] = {}  # the latest score mode -> per image (boxes, scores, stages passed)
+        scans: dict[str, list] = {mode: [] for mode in self.score_modes}
+        sizes = np.array(model.cascade.stumps_per_stage, np.float64)
+        reach = np.zeros(len(sizes))
+        windows = evaluated = 0
+        stride = self.scan_stride(model.window)
+        for j, g in enumerate(val_greys):
+            levels, nw, ne = scan(g, model, self.pyramid_step, stride, self.min_std,
+                                  beat=lambda j=j: beat(lambda: f"val scan: image {j + 1} of {len(val_greys)}"))
+            windows += nw
+            evaluated += ne
+            for lv in levels:
+                reach += np.bincount(np.minimum(lv.passed, len(sizes) - 1), minlength=len(sizes))[::-1].cumsum()[::-1]
+            for mode in self.score_modes:
+                scans[mode].append(level_candidates(levels, model, self.context, most, self.max_candidates, mode))
+            beat(lambda j=j, w=windows, e=evaluated: f"val scan: image {j + 1} of {len(val_greys)}, {w} windows, "
+                                                     f"{e / max(w, 1):.2f} features per window")
+        if tally is not None:
+            tally["windows"] += windows
+            tally["evaluated"] += evaluated
+        return scans, (self._truncate(model, sizes, reach, windows) if truncate else {})
+
+    def _truncate(self, model: ClassModel, sizes: np.ndarray, reach: np.ndarray, windows: int) -> dict[str, Any]:
+        """Keep the longest prefix of ``model``'s cascade whose average cost on the val images is at most
+        ``max_features_per_window`` Haar features per window (at least one stage); returns the facts.
+
+        One scan with the whole cascade gives every prefix's cost: a window evaluates stage ``i`` exactly
+        when it passed the ``i`` stages before it, so with ``reach[i]`` the windows that passed at least ``i``
+        stages, the prefix of ``n`` stages costs ``sum_{i < n} sizes[i] * reach[i] / windows``.
+        """
+        cost = np.cumsum(sizes * reach) / max(windows, 1)  # cost[n - 1]: the first n stages
+        keep = len(sizes)
+        if self.max_features_per_window is not None and windows:
+            keep = max(1, int(np.searchsorted(cost, self.max_features_per_window, side="right")))
+        trained = len(model.cascade)
+        if keep < trained:
+            model.cascade = Cascade(model.cascade.stages[:keep])
+            model.kernels = model.kernels[:keep]
+        return {"stages_trained": trained, "stages_used": keep,
+                "val_features_per_window_by_stages": [round(float(c), 2) for c in cost],
+                # the share of val windows that reach stage i (pass the i stages before it): what each
+                # stage costs is its size times this
+                "val_share_reaching_stage": [float(f"{r / max(windows, 1):.3g}") for r in reach],
+                "val_cost_per_stage": [round(float(c), 3) for c in sizes * reach / max(windows, 1)]}
+
+    def _truncate_on_val(self, model: ClassModel, val_greys: list[np.ndarray]) -> dict[str, Any]:
+        """:meth:`_truncate` after a scan of ``val_greys`` with the whole cascade; returns its facts."""
+        return self._scan_val(model, val_greys, Heartbeat("viola-jones: "), None, truncate=True)[1]
+
+    def _choose_class_on_val(self, model: ClassModel, val: DetectionSet, scans: dict[str, list], ctx: Context
+                             ) -> Choice:
+        """One class's settings by its val AP50 (recorded per class), from the candidates of :meth:`_scan_val`."""
+        name = val.classes[model.label]
         kept: dict[tuple, tuple[list, list]] = {}  # the latest (mode, NMS IoU, stages missed) -> passing, NMS
 
         def val_ap50(s: dict[str, Any]) -> float:
             mode, iou, missed = s["score_mode"], s["nms_iou"], s["stages_missed"]
-            if mode not in scans:  # one scan per image, class and score mode serves every other setting
-                scans.clear()
-                scans[mode] = []
-                for g in val_greys:
-                    b, sc, p, nw, ne = candidates(g, model, self.pyramid_step, self.stride, self.min_std,
-                                                  self.context, most, self.max_candidates, mode)
-                    scans[mode].append((b, sc, p))
-                    if mode == self.score_modes[0]:
-                        tally["windows"] += nw
-                        tally["evaluated"] += ne
             if (mode, iou, missed) not in kept:  # one NMS per stages-missed value serves every merge mode
                 need = max(len(model.cascade) - missed, 1)
                 passing = [(b[p >= need], sc[p >= need]) for b, sc, p in scans[mode]]
@@ -609,33 +931,6 @@ class ViolaJonesDetector(Detector):
                                                                   self.stages_missed_values, self.merge_values)]
         return ctx.select(grid, val_ap50, metric="val_ap50", for_class=name)
 
-    def _truncate_on_val(self, model: ClassModel, val_greys: list[np.ndarray]) -> dict[str, Any]:
-        """Keep the longest prefix of ``model``'s cascade whose average cost on the val images is at most
-        ``max_features_per_window`` Haar features per window (at least one stage); returns the facts.
-
-        One scan with the whole cascade gives every prefix's cost: a window evaluates stage ``i`` exactly
-        when it passed the ``i`` stages before it, so the prefix of ``n`` stages costs
-        ``sum_{i < n} size_i * #(windows that passed >= i stages)``.
-        """
-        sizes = np.array(model.cascade.stumps_per_stage, np.float64)
-        reach = np.zeros(len(sizes))
-        windows = 0
-        for g in val_greys:
-            levels, nw, _ = scan(g, model, self.pyramid_step, self.stride, self.min_std)
-            windows += nw
-            for lv in levels:
-                reach += np.bincount(np.minimum(lv.passed, len(sizes) - 1), minlength=len(sizes))[::-1].cumsum()[::-1]
-        cost = np.cumsum(sizes * reach) / max(windows, 1)  # cost[n - 1]: the first n stages
-        keep = len(sizes)
-        if self.max_features_per_window is not None and windows:
-            keep = max(1, int(np.searchsorted(cost, self.max_features_per_window, side="right")))
-        trained = len(model.cascade)
-        if keep < trained:
-            model.cascade = Cascade(model.cascade.stages[:keep])
-            model.kernels = model.kernels[:keep]
-        return {"stages_trained": trained, "stages_used": keep,
-                "val_features_per_window_by_stages": [round(float(c), 2) for c in cost]}
-
     # ------------------------------------------------------------------------------------------ detection
 
     def detect(self, image: np.ndarray) -> Detections:
@@ -643,7 +938,8 @@ class ViolaJonesDetector(Detector):
         grey = to_grey(image)
         boxes, scores, labels = [], [], []
         for model in self.models_:
-            b, s, _, nw, ne = candidates(grey, model, self.pyramid_step, self.stride, self.min_std, self.context,
+            b, s, _, nw, ne = candidates(grey, model, self.pyramid_step, self.scan_stride(model.window),
+                                         self.min_std, self.context,
                                          model.stages_missed, self.max_candidates, model.score_mode)
             kept_boxes, kept_scores = suppress(b, s, model.nms_iou, self.max_detections, model.merge)
             boxes.append(kept_boxes)

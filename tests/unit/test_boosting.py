@@ -181,3 +181,24 @@ def test_a_stage_grows_past_its_planned_size_until_it_rejects_something():
     assert 1 < n < 30 and info["false_positive_rate"] <= 0.6 and info["detection_rate"] >= 0.99
     assert passing(stage, n) == pytest.approx(info["false_positive_rate"])
     assert all(passing(stage, k) > 0.6 for k in range(1, n))  # every shorter prefix rejected too little
+
+
+def test_heartbeat_logs_at_its_interval(caplog):
+    from benchsuite.ops.boosting import Heartbeat
+
+    built = []
+
+    def line() -> str:
+        built.append(1)
+        return "busy"
+
+    with caplog.at_level("INFO", logger="benchsuite.ops.boosting"):
+        slow = Heartbeat("x: ", every=1e9)
+        for _ in range(5):
+            slow(line)
+        slow(line, force=True)
+        eager = Heartbeat("y: ", every=0.0)
+        for _ in range(3):
+            eager(line)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["x: busy", "y: busy", "y: busy", "y: busy"] and len(built) == 4  # built only when logged

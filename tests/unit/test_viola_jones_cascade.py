@@ -15,7 +15,7 @@ from benchsuite.errors import EmptyModelError
 from benchsuite.ops.boosting import Cascade
 from benchsuite.ops.integral import integral_image
 from benchsuite.ops.windows import image_pyramid, window_positions
-from pipelines.classical.viola_jones import ViolaJonesDetector, crop_samples, scan
+from pipelines.classical.viola_jones import ScanState, ViolaJonesDetector, crop_samples, scale_reach, scan
 
 PARAMS = {"base_size": 16, "max_stages": 4, "detection_rate": 0.99, "max_features": 400, "jitter": 1,
           "negatives_per_stage": 120, "val_negatives_per_stage": 60, "max_stumps_per_stage": 12,
@@ -190,3 +190,66 @@ def test_cascade_prefix_kept_within_the_feature_budget(crop_style):
     # a budget below the first stage keeps that stage
     det_budget.max_features_per_window = 0.5
     assert det_budget._truncate_on_val(model, greys)["stages_used"] == 1 and len(model.cascade) == 1
+
+
+def test_incremental_scan_matches_a_full_scan(crop_style):
+    """Bootstrapping's scan with a ScanState (each new stage only on the windows the earlier ones passed)
+    keeps exactly the windows a full scan with the whole cascade passes, for the cost of one full scan."""
+    det, _ = crop_style
+    model = det.models_[0]
+    grey, _ = _scene(9)
+    full_levels, n_windows, n_evaluated = scan(grey, model, det.pyramid_step, det.stride, det.min_std)
+    state, spent = ScanState(), 0
+    for n in range(1, len(model.cascade) + 1):
+        prefix = copy.deepcopy(model)
+        prefix.cascade, prefix.kernels = Cascade(model.cascade.stages[:n]), model.kernels[:n]
+        levels, windows, evaluated = scan(grey, prefix, det.pyramid_step, det.stride, det.min_std, state=state)
+        assert windows == n_windows and state.stages == n
+        assert all((lv.passed == n).sum() + (lv.passed < n).sum() == len(lv.passed) for lv in levels)
+        spent += evaluated
+    assert spent == n_evaluated
+    full = len(model.cascade)
+    want = [np.flatnonzero(lv.passed == full) for lv in full_levels]
+    got = [state.alive[k] for k in sorted(state.alive)]
+    assert len(got) == len(want) and all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+    assert state.windows == sum(len(w) for w in want)
+
+
+def test_scale_reach_counts_objects_per_band(tmp_path):
+    """Objects whose window box is under 1/sqrt(2) of the largest scale's window are below reach."""
+    heights = [8, 15, 18, 19, 30, 50, 90, 118]
+    boxes = np.array([[10, 10, 10 + max(2, h // 3), 10 + h] for h in heights], float)
+    sample = DetectionSample("a", tmp_path / "a.png", 200, 120, boxes, [0] * len(heights),
+                             [h == 8 for h in heights], [False] * len(heights))
+    data = DetectionSet([sample], ["thing"])
+    reach = scale_reach((32, 16), 1.0, 0.1, data, data, 0)
+    # window boxes are 1.2 x the object's height (tall objects): below reach under 32 / sqrt(2) / 1.2 = 18.9 px
+    assert reach["min_object_height_px"] == pytest.approx(32 / np.sqrt(2) / 1.2, abs=0.1)
+    brute_below = [h for h in heights if h != 8 and 1.2 * h < 32 / np.sqrt(2)]
+    assert sum(reach["train"]["below_reach"]) == len(brute_below) == 2
+    # above reach: window box over sqrt(2) x the image's height (120 px): 1.2 * 118 > 169.7 is false
+    assert sum(reach["train"]["above_reach"]) == 0
+    assert reach["train"]["objects"] == [0, 3, 1, 1, 2, 0, 0] and reach["train"]["difficult"][0] == 1
+
+
+def test_fit_info_states_budgets_and_stage_costs(crop_style):
+    _, ctx = crop_style
+    info = ctx.info["classes"]["thing"]
+    assert info["budgets"]["negatives_per_stage"] == 120 and info["budgets"]["positives"] == 3000
+    assert sum(sum(v) for v in info["reach"]["train"].values()) > 0
+    chosen = ctx.info["chosen_on_val"]["thing"]
+    costs, shares = chosen["val_cost_per_stage"], chosen["val_share_reaching_stage"]
+    assert shares[0] == 1.0 and shares == sorted(shares, reverse=True)
+    assert np.cumsum(costs)[-1] == pytest.approx(chosen["val_features_per_window_by_stages"][-1], abs=0.02)
+
+
+def test_first_stage_by_scanning_when_windows_are_too_many_to_count(tmp_path):
+    """Above ``max_counted_windows`` stage 1's negatives come from random windows of images in random order
+    (window-sized background images still give their one window), and fit_info says they were not counted."""
+    train, val = _crop_style(tmp_path, 30, 16, 4), _crop_style(tmp_path, 8, 4, 5)
+    ctx = Context(seed=0)
+    det = ViolaJonesDetector(**{**PARAMS, "max_stages": 2, "max_counted_windows": 0}).fit(train, val, ctx)
+    info = ctx.info["classes"]["thing"]
+    bg = info["background_windows"]
+    assert bg["counted"] is False and bg["grid_windows"] > 0 and bg["found"] == info["stage_negatives_found"][0]
+    assert 10 <= bg["found"] <= 180 and len(det.models_[0].cascade) >= 1

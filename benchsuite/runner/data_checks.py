@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchsuite.data.datasets import BOXES
+from benchsuite.data.datasets import BOXES, dataset_key
 from benchsuite.data.sanity import ERROR, Finding, check_dataset
 from benchsuite.errors import DataError
 from benchsuite.tasks.base import split_cap
@@ -35,7 +35,8 @@ def check_run_data(jobs: list[Any], datasets: dict[str, Any], profile: Profile, 
     """Check every data set the ``jobs`` use; raise a DataError listing the errors, return the warnings (lines)."""
     plans: dict[str, dict[str, Any]] = {}
     for job in jobs:
-        plan = plans.setdefault(job.dataset_spec, {"used": {}, "scored": {}, "boxes": False})
+        key = dataset_key(job.dataset_spec, get_task(job.task).needs)  # as the planner opened it
+        plan = plans.setdefault(key, {"used": {}, "scored": {}, "boxes": False})
         budget = profile.budget(job.task)
         for split in ("train", "val", *eval_splits):
             cap = split_cap(budget, split)

@@ -59,6 +59,8 @@ class DatasetInfo:
     split_fingerprints: dict[str, str]
     description: str
     notes: list[str] = field(default_factory=list)
+    #: how the data set was read, where a format has choices (the image size a pipeline sees, split fractions)
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def split_fingerprint(self) -> str:
@@ -154,6 +156,9 @@ class OpenRequest:
     cache_dir: Path
     force_synthetic: bool = False
     download: bool = False
+    #: open for inspection (``benchsuite data check``): a format that can collects every problem in the data set's
+    #: ``problems`` (:class:`benchsuite.data.problems.Problems`) instead of raising at the first one
+    inspect: bool = False
 
 
 Opener = Callable[[OpenRequest], Dataset]

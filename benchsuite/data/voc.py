@@ -174,9 +174,12 @@ def _flag(el: ET.Element, tag: str) -> bool:
     if text is None:
         return False
     try:
-        return int(float(text)) != 0
+        value = float(text)
     except ValueError:
         return text.lower() in ("true", "yes")
+    if not np.isfinite(value):
+        raise _Malformed(f"<{tag}> is {text!r}, not a finite number")
+    return int(value) != 0
 
 
 def _number(el: ET.Element, tag: str) -> float:

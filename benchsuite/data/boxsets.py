@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from benchsuite.data import synthetic_voc
 from benchsuite.data.confine import regular_file
 from benchsuite.data.datasets import BOXES, SUBSET_SEED, DatasetInfo
 from benchsuite.data.detection import DetectionSample, DetectionSet, image_size
@@ -81,6 +82,12 @@ class RawImage:
         return cls(path, source, split, np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(labels, np.int64),
                    np.asarray(difficult if difficult is not None else [False] * m, bool),
                    np.asarray(truncated if truncated is not None else [False] * m, bool), **kw)
+
+
+def origin_of(root: Path) -> str:
+    """``"synthetic"`` for a folder the suite's synthetic generators wrote (it holds their marker file), else
+    ``"real"``."""
+    return "synthetic" if (Path(root) / synthetic_voc.MARKER).is_file() else "real"
 
 
 def image_ids(paths: Sequence[Path], root: Path) -> list[str]:

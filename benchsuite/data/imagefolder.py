@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from benchsuite.data.boxsets import origin_of
 from benchsuite.data.confine import checked_name, real_folder, walk_files
 from benchsuite.data.datasets import IMAGE_LABELS, SUBSET_SEED, DatasetInfo, OpenRequest, dataset_format
 from benchsuite.data.detection import read_rgb
@@ -280,14 +281,14 @@ class ImageFolderDataset:
     """A folder of class folders as a benchmark data set (see the module docstring)."""
 
     def __init__(self, folder: Path, spec: str = "", cache_dir: Path | None = None, inspect: bool = False,
-                 name: str | None = None, origin: str = "real", description: str | None = None):
+                 name: str | None = None, description: str | None = None):
         parts = parse_spec(spec or f"imagefolder:{folder}", USAGE, OPTIONS)
         self.policy = SizePolicy.parse(parts)
         self.val_fraction = parts.fraction("val_fraction", VAL_FRACTION)
         self.test_fraction = parts.fraction("test_fraction", TEST_FRACTION)
         self.folder = real_folder(Path(folder), LAYOUT)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self.origin = origin
+        self.origin = origin_of(self.folder)
         self.problems = Problems(spec or f"imagefolder:{folder}")
         self.index = scan_image_folder(self.folder, self.cache_dir, self.problems)
         idx = self.index
@@ -348,9 +349,10 @@ class ImageFolderDataset:
             notes=notes, options=options)
 
     # ------------------------------------------------------------------ access
-    def labels(self, split: str) -> np.ndarray:
-        """``(n,)`` int64 labels of ``split`` (no pixels decoded)."""
-        return self.index.labels[split_indices(self.splits, split, self.name)]
+    def split_summary(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(labels (n,) int64, sizes (n, 2) int64 width, height as stored)`` of ``split``, no pixel decoded."""
+        positions = split_indices(self.splits, split, self.name)
+        return self.index.labels[positions], self.index.sizes[positions]
 
     def _pixel_cache(self) -> Path | None:
         if self.cache_dir is None:

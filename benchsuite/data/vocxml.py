@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from benchsuite.data.boxsets import TEST_FRACTION, VAL_FRACTION, BoxDataset, RawImage, build_samples
+from benchsuite.data.boxsets import TEST_FRACTION, VAL_FRACTION, BoxDataset, RawImage, build_samples, origin_of
 from benchsuite.data.confine import MAX_TEXT_BYTES, checked_name, read_limited, real_folder, walk_files
 from benchsuite.data.datasets import BOXES, OpenRequest, dataset_format
 from benchsuite.data.imagefolder import image_suffixes
@@ -120,12 +120,13 @@ def read_vocxml(root: Path, problems: Problems) -> tuple[list[RawImage], tuple[s
         digest.update(f"\0{rel}\0".encode() + hashlib.sha256(data).digest())
         found.append((xml, rel, image, ann, names))
     if not found and not problems.errors:
-        raise DataError(f"{root}: no Pascal VOC annotation (.xml with an <annotation> root) under it; expected {LAYOUT}")
+        raise DataError(f"{root}: no Pascal VOC annotation (.xml with an <annotation> root) under it; expected "
+                        f"{LAYOUT}")
     classes = tuple(sorted({n for *_, names in found for n in names}))
     position = {c: k for k, c in enumerate(classes)}
     with_split = [(_split_of(xml, root)) for xml, *_ in found]
     raws = []
-    for (xml, rel, image, ann, names), split in zip(found, with_split):
+    for (_, rel, image, ann, names), split in zip(found, with_split):
         if any(with_split) and not split:
             problems.warn("XML outside the split folders (ignored)", rel,
                           "outside the train/val/test folders beside it: ignored")
@@ -140,8 +141,7 @@ def read_vocxml(root: Path, problems: Problems) -> tuple[list[RawImage], tuple[s
     return raws, classes, digest.digest(), notes
 
 
-def open_vocxml_source(spec: str, inspect: bool = False, origin: str = "real", name: str | None = None,
-                       description: str | None = None) -> BoxDataset:
+def open_vocxml_source(spec: str, inspect: bool = False) -> BoxDataset:
     parts = parse_spec(spec, USAGE, OPTIONS)
     root = real_folder(Path(parts.path).expanduser(), LAYOUT)
     problems = Problems(spec)
@@ -150,9 +150,9 @@ def open_vocxml_source(spec: str, inspect: bool = False, origin: str = "real", n
     data.notes += notes
     options = {"boxes": "VOC 1-based inclusive: x1 = xmin - 1, y1 = ymin - 1, x2 = xmax, y2 = ymax",
                "matching": "<filename>, then its stem, then the XML's stem, nearest the XML"}
-    return BoxDataset(data, name or safe_name(root.name) or "vocxml", "vocxml", options,
+    return BoxDataset(data, safe_name(root.name) or "vocxml", "vocxml", options,
                       parts.fraction("val_fraction", VAL_FRACTION), parts.fraction("test_fraction", TEST_FRACTION),
-                      origin=origin, description=description, inspect=inspect)
+                      origin=origin_of(root), inspect=inspect)
 
 
 @dataset_format("vocxml", provides=[BOXES], usage=USAGE)

@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from benchsuite.data.boxsets import TEST_FRACTION, VAL_FRACTION, BoxDataset, RawImage, build_samples
+from benchsuite.data.boxsets import TEST_FRACTION, VAL_FRACTION, BoxDataset, RawImage, build_samples, origin_of
 from benchsuite.data.confine import (
     MAX_LABEL_LINES,
     MAX_TEXT_BYTES,
@@ -273,7 +273,7 @@ def read_yolo(source: YoloSource, problems: Problems) -> list[RawImage]:
     return raws
 
 
-def open_yolo_source(spec: str, inspect: bool = False, origin: str = "real") -> BoxDataset:
+def open_yolo_source(spec: str, inspect: bool = False) -> BoxDataset:
     problems = Problems(spec)
     source = YoloSource(spec, problems)
     raws = read_yolo(source, problems)
@@ -283,7 +283,8 @@ def open_yolo_source(spec: str, inspect: bool = False, origin: str = "real") -> 
     options = {"layout": f"data.yaml ({source.yaml.name})" if source.yaml else "images/, labels/, classes.txt",
                "boxes": "x1 = (cx - w/2) W, x2 = (cx + w/2) W, y alike (pixel edges); no difficult flag"}
     return BoxDataset(data, source.name, "yolo", options, source.parts.fraction("val_fraction", VAL_FRACTION),
-                      source.parts.fraction("test_fraction", TEST_FRACTION), origin=origin, inspect=inspect)
+                      source.parts.fraction("test_fraction", TEST_FRACTION), origin=origin_of(source.root),
+                      inspect=inspect)
 
 
 @dataset_format("yolo", provides=[BOXES], usage=USAGE)

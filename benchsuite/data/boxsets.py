@@ -160,7 +160,7 @@ def build_samples(root: Path, raws: Sequence[RawImage], classes: Sequence[str], 
         try:
             width, height = image_size(raw.path)
         except DataError as exc:
-            problems.warn("unreadable image (skipped)", raw.path.relative_to(root), f"{exc}: skipped")
+            problems.warn("unreadable image (skipped)", raw.path, str(exc).partition(": ")[2] + ": skipped")
             continue
         if raw.stated_size is not None and tuple(raw.stated_size) != (width, height):
             problems.warn("stated size differs from the file (the file's is used)", raw.source,

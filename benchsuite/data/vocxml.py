@@ -63,7 +63,6 @@ class ImageIndex:
 
     def match(self, xml: Path, filename: str | None) -> Path:
         """The image of ``xml`` (see the module docstring); a DataError naming the XML when none or several."""
-        rel = xml.relative_to(self.root).as_posix()
         tries = []
         if filename:
             tries += [("name", filename), ("stem", Path(filename).stem)]
@@ -75,11 +74,11 @@ class ImageIndex:
             nearest = self._nearest(candidates, xml)
             if len(nearest) > 1:
                 names = ", ".join(c.relative_to(self.root).as_posix() for c in nearest[:4])
-                raise DataError(f"{rel}: <filename> {filename!r} matches {len(nearest)} images equally ({names}); "
+                raise DataError(f"{xml}: <filename> {filename!r} matches {len(nearest)} images equally ({names}); "
                                 f"expected one")
             return nearest[0]
         what = f"<filename> {filename!r}" if filename else "no <filename>, and the XML's stem"
-        raise DataError(f"{rel}: {what} matches no image under {self.root} (nor does its stem {xml.stem!r}); "
+        raise DataError(f"{xml}: {what} matches no image under {self.root} (nor does its stem {xml.stem!r}); "
                         f"expected the image beside its XML")
 
 
@@ -107,13 +106,13 @@ def read_vocxml(root: Path, problems: Problems) -> tuple[list[RawImage], tuple[s
             ann = parse_annotation(data, xml.stem)
         except _Malformed as exc:
             if str(exc).startswith("root element"):
-                problems.warn("XML that is not a VOC annotation (ignored)", rel, f"{exc}: ignored")
+                problems.warn("XML that is not a VOC annotation (ignored)", xml, f"{exc}: ignored")
             else:
-                problems.error(rel, f"malformed VOC annotation: {exc}", "malformed annotation")
+                problems.error(xml, f"malformed VOC annotation: {exc}", "malformed annotation")
             continue
         try:
             image = index.match(xml, ann.filename)
-            names = [checked_name(o.name, rel) for o in ann.objects]
+            names = [checked_name(o.name, xml) for o in ann.objects]
         except DataError as exc:
             problems.add_error(exc)
             continue
@@ -126,12 +125,12 @@ def read_vocxml(root: Path, problems: Problems) -> tuple[list[RawImage], tuple[s
     position = {c: k for k, c in enumerate(classes)}
     with_split = [(_split_of(xml, root)) for xml, *_ in found]
     raws = []
-    for (_, rel, image, ann, names), split in zip(found, with_split):
+    for (xml, _, image, ann, names), split in zip(found, with_split):
         if any(with_split) and not split:
-            problems.warn("XML outside the split folders (ignored)", rel,
+            problems.warn("XML outside the split folders (ignored)", xml,
                           "outside the train/val/test folders beside it: ignored")
             continue
-        raws.append(RawImage.of(image, rel, split,
+        raws.append(RawImage.of(image, str(xml), split,
                                 [(o.box[0] - 1, o.box[1] - 1, o.box[2], o.box[3]) for o in ann.objects],
                                 [position[n] for n in names], [o.difficult for o in ann.objects],
                                 [o.truncated for o in ann.objects], stated_size=ann.size))

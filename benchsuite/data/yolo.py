@@ -196,15 +196,19 @@ class YoloSource:
 
     def _split_images(self, base: Path, entry: str, key: str) -> list[Path]:
         where = f"{self.yaml} ({key})"
+        escape: DataError | None = None
         try:
             target: Path | None = resolve_inside(base, entry, where, key)
-        except DataError:
+        except DataError as exc:
             if not entry.startswith("../"):
                 raise
-            target = None
+            target, escape = None, exc
         if (target is None or not target.exists()) and entry.startswith("../"):
-            target = resolve_inside(base, entry[3:], where, key)  # Ultralytics's rule for Roboflow's exports
-        if target is None or not target.exists():
+            stripped = resolve_inside(base, entry[3:], where, key)  # Ultralytics's rule for Roboflow's exports
+            target = stripped if stripped.exists() else target
+        if target is None:
+            raise escape or DataError(f"{where}: {entry!r} not found")
+        if not target.exists():
             raise DataError(f"{where}: {entry!r} not found under {base}; expected a folder of images or a .txt list")
         if target.is_dir():
             return list(walk_files(target, self.suffixes))
@@ -252,20 +256,21 @@ def read_yolo(source: YoloSource, problems: Problems) -> list[RawImage]:
             seen[image] = split
             label = label_path(image, source.root)
             if label is None:
-                problems.error(rel, "an image outside any images/ folder: its labels cannot be found (they are at "
+                problems.error(image, "an image outside any images/ folder: its labels cannot be found (they are at "
                                     "the image's path with images/ made labels/)", "no label folder")
                 continue
             boxes: list[tuple[float, float, float, float]] = []
             labels: list[int] = []
-            source_name = rel
+            source_name = str(image)
             if label.exists() or label.is_symlink():
-                source_name = label.relative_to(source.root).as_posix()
+                source_name = str(label)
                 try:
                     real = Path(os.path.realpath(label))
                     if not is_inside(real, source.root):
-                        raise DataError(f"{source_name}: leads outside {source.root}; refused")
+                        raise DataError(f"{label}: leads outside {source.root}; refused")
                     boxes, labels, data = read_label_file(real, len(source.classes), source_name, problems)
-                    source.digest.update(f"\0{source_name}\0".encode() + hashlib.sha256(data).digest())
+                    rel_label = label.relative_to(source.root).as_posix()
+                    source.digest.update(f"\0{rel_label}\0".encode() + hashlib.sha256(data).digest())
                 except DataError as exc:
                     problems.add_error(exc)
                     continue

@@ -251,6 +251,8 @@ class CocoSource:
         if self.images is not None and not self.images.is_dir():
             raise DataError(f"{self.images}: no such folder (the spec's images=)")
         self.name = safe_name(self.root.name) or "coco"
+        if self.images is not None:  # the data set's folder holds the annotation files and the images
+            self.root = Path(os.path.commonpath([str(self.root), str(self.images)]))
 
 
 def _file_root(path: Path) -> Path:

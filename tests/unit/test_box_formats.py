@@ -283,3 +283,25 @@ def test_vocxml_split_folders_and_images_without_xml(small_voc, converted, tmp_p
         assert any("no annotation XML" in n for n in _open(converted["vocxml"], tmp_path).info.notes)
     finally:
         extra.unlink()
+
+
+def test_coco_layouts_roboflow_folders_and_images_option(small_voc, tmp_path):
+    splits, classes = voc_splits(small_voc)
+    # Roboflow's export: <split>/_annotations.coco.json beside the split's images
+    for split, folder_name in (("train", "train"), ("val", "valid"), ("test", "test")):
+        out = write_coco({split: splits[split]}, classes, tmp_path / "rf-tmp" / folder_name)
+        target = tmp_path / "rf" / folder_name
+        target.mkdir(parents=True)
+        for image in (out / "images").iterdir():
+            image.rename(target / image.name)
+        (out / "annotations" / f"instances_{split}.json").rename(target / "_annotations.coco.json")
+    ds = _open(f"coco:{tmp_path / 'rf'}", tmp_path)
+    assert ds.info.split_counts == VocDataset(small_voc, "x").info.split_counts
+    # one file per split given in the spec, the images in a folder of their own
+    folder = write_coco(splits, classes, tmp_path / "c")
+    (folder / "images").rename(tmp_path / "pictures")
+    train = folder / "annotations" / "instances_train.json"
+    spec = f"coco:{train}?val=instances_val.json&test=instances_test.json&images={tmp_path / 'pictures'}"
+    assert _open(spec, tmp_path).info.split_counts == ds.info.split_counts
+    with pytest.raises(DataError, match="not found in"):
+        _open(f"coco:{train}", tmp_path)  # without images=, the images are not beside the file

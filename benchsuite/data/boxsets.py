@@ -38,6 +38,7 @@ from benchsuite.data.datasets import BOXES, SUBSET_SEED, DatasetInfo
 from benchsuite.data.detection import DetectionSample, DetectionSet, image_size
 from benchsuite.data.problems import Problems
 from benchsuite.data.seeded_splits import resolve_splits
+from benchsuite.data.spec_options import SpecParts
 from benchsuite.data.splits import stratified_choice
 from benchsuite.data.voc import _split_fingerprint
 from benchsuite.data.voc_splits import split_indices, split_manifest
@@ -192,20 +193,21 @@ class BoxDataset:
         name: the data set's name in records (the folder's or file's name).
         fmt: the format (``"coco"``), recorded in ``options`` and the manifest.
         options: how the data set was read, recorded in ``DatasetInfo.options``.
-        val_fraction, test_fraction: the fractions drawn where the format gave no split
-            (:mod:`benchsuite.data.seeded_splits`).
-        origin: ``"real"`` or ``"synthetic"``.
-        description: the one-line description (default: the format, folder and class count).
+        spec: the spec taken apart: its ``val_fraction`` and ``test_fraction`` (default :data:`VAL_FRACTION`,
+            :data:`TEST_FRACTION`) are drawn where the format gave no split (:mod:`benchsuite.data.seeded_splits`).
         inspect: keep going past errors (``benchsuite data check``); else the first error raises.
+
+    The origin is ``"synthetic"`` when the folder holds the synthetic generators' marker (:func:`origin_of`).
     """
 
-    def __init__(self, data: BoxCollection, name: str, fmt: str, options: dict[str, Any], val_fraction: float,
-                 test_fraction: float, origin: str = "real", description: str | None = None,
+    def __init__(self, data: BoxCollection, name: str, fmt: str, options: dict[str, Any], spec: SpecParts,
                  inspect: bool = False):
+        val_fraction = spec.fraction("val_fraction", VAL_FRACTION)
+        test_fraction = spec.fraction("test_fraction", TEST_FRACTION)
         self.data = data
         self.name = name
         self.format = fmt
-        self.origin = origin
+        self.origin = origin_of(data.root)
         self.problems = data.problems
         self.folder = data.root
         self.splits: dict[str, np.ndarray] = {}
@@ -222,12 +224,12 @@ class BoxDataset:
         if not inspect:
             data.problems.raise_errors()
         self.options = {"format": fmt, **options, "val_fraction": val_fraction, "test_fraction": test_fraction}
-        self.info = self._describe(split_notes, description)
+        self.info = self._describe(split_notes)
 
     def split_ids(self, split: str) -> list[str]:
         return [self.data.samples[i].image_id for i in split_indices(self.splits, split, self.name)]
 
-    def _describe(self, split_notes: list[str], description: str | None) -> DatasetInfo:
+    def _describe(self, split_notes: list[str]) -> DatasetInfo:
         d = self.data
         n_obj = sum(len(s) for s in d.samples)
         n_diff = sum(int(s.difficult.sum()) for s in d.samples)
@@ -238,7 +240,7 @@ class BoxDataset:
             name=self.name, annotations=[BOXES], origin=self.origin, canonical=None, fingerprint=d.fingerprint,
             root=str(d.root), classes=list(d.classes), split_counts={s: len(v) for s, v in self.splits.items()},
             split_fingerprints={s: _split_fingerprint(d.fingerprint, s, self.split_ids(s)) for s in self.splits},
-            description=description or f"{self.format} data set {self.name} ({n} class{'es' if n != 1 else ''})",
+            description=f"{self.format} data set {self.name} ({n} class{'es' if n != 1 else ''})",
             notes=notes, options=self.options)
 
     def load(self, split: str, max_images: int | None = None) -> DetectionSet:

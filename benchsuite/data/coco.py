@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from benchsuite.data.boxsets import TEST_FRACTION, VAL_FRACTION, BoxDataset, RawImage, build_samples, origin_of
+from benchsuite.data.boxsets import BoxDataset, RawImage, build_samples
 from benchsuite.data.confine import MAX_JSON_BYTES, checked_name, is_inside, read_limited, resolve_inside
 from benchsuite.data.datasets import BOXES, OpenRequest, dataset_format
 from benchsuite.data.problems import Problems
@@ -305,9 +305,7 @@ def open_coco_source(spec: str, inspect: bool = False) -> BoxDataset:
                "images": str(source.images) if source.images else "beside the annotation files",
                "bbox": "[x, y, w, h] -> x1 = x, y1 = y, x2 = x + w, y2 = y + h (pixel edges)",
                "iscrowd": "kept as difficult (ignored when scoring)"}
-    return BoxDataset(data, source.name, "coco", options, source.parts.fraction("val_fraction", VAL_FRACTION),
-                      source.parts.fraction("test_fraction", TEST_FRACTION), origin=origin_of(source.root),
-                      inspect=inspect)
+    return BoxDataset(data, source.name, "coco", options, source.parts, inspect=inspect)
 
 
 @dataset_format("coco", provides=[BOXES], usage=USAGE)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from benchsuite.data.boxsets import TEST_FRACTION, VAL_FRACTION, BoxDataset, RawImage, build_samples, origin_of
+from benchsuite.data.boxsets import BoxDataset, RawImage, build_samples
 from benchsuite.data.confine import MAX_TEXT_BYTES, checked_name, read_limited, real_folder, walk_files
 from benchsuite.data.datasets import BOXES, OpenRequest, dataset_format
 from benchsuite.data.imagefolder import image_suffixes
@@ -149,9 +149,7 @@ def open_vocxml_source(spec: str, inspect: bool = False) -> BoxDataset:
     data.notes += notes
     options = {"boxes": "VOC 1-based inclusive: x1 = xmin - 1, y1 = ymin - 1, x2 = xmax, y2 = ymax",
                "matching": "<filename>, then its stem, then the XML's stem, nearest the XML"}
-    return BoxDataset(data, safe_name(root.name) or "vocxml", "vocxml", options,
-                      parts.fraction("val_fraction", VAL_FRACTION), parts.fraction("test_fraction", TEST_FRACTION),
-                      origin=origin_of(root), inspect=inspect)
+    return BoxDataset(data, safe_name(root.name) or "vocxml", "vocxml", options, parts, inspect=inspect)
 
 
 @dataset_format("vocxml", provides=[BOXES], usage=USAGE)

@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from benchsuite.data.boxsets import TEST_FRACTION, VAL_FRACTION, BoxDataset, RawImage, build_samples, origin_of
+from benchsuite.data.boxsets import BoxDataset, RawImage, build_samples
 from benchsuite.data.confine import (
     MAX_LABEL_LINES,
     MAX_TEXT_BYTES,
@@ -287,9 +287,7 @@ def open_yolo_source(spec: str, inspect: bool = False) -> BoxDataset:
     data.notes.append(f"{n_background} image(s) without objects (no label file, or an empty one): background images")
     options = {"layout": f"data.yaml ({source.yaml.name})" if source.yaml else "images/, labels/, classes.txt",
                "boxes": "x1 = (cx - w/2) W, x2 = (cx + w/2) W, y alike (pixel edges); no difficult flag"}
-    return BoxDataset(data, source.name, "yolo", options, source.parts.fraction("val_fraction", VAL_FRACTION),
-                      source.parts.fraction("test_fraction", TEST_FRACTION), origin=origin_of(source.root),
-                      inspect=inspect)
+    return BoxDataset(data, source.name, "yolo", options, source.parts, inspect=inspect)
 
 
 @dataset_format("yolo", provides=[BOXES], usage=USAGE)

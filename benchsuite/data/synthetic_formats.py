@@ -85,7 +85,7 @@ def crop_image(label: int, width: int, height: int, rng: np.random.Generator) ->
     coord = y if label == 0 else x
     stripes = np.sin(2 * np.pi * coord / period + phase)
     ramp = (1 - x / width) if label == 0 else x / width
-    image = 110 + 45 * stripes + 60 * ramp + rng.normal(0, 12, (height, width))
+    image = 120 + 5 * stripes + 10 * ramp + rng.normal(0, 45, (height, width))
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from benchsuite.data.boxsets import BoxDataset, RawImage, build_samples
-from benchsuite.data.confine import MAX_JSON_BYTES, checked_name, is_inside, read_limited, resolve_inside
+from benchsuite.data.confine import MAX_JSON_BYTES, checked_name, confined, is_inside, read_limited, resolve_inside
 from benchsuite.data.datasets import BOXES, OpenRequest, dataset_format
 from benchsuite.data.problems import Problems
 from benchsuite.data.seeded_splits import SPLIT_NAMES
@@ -55,6 +55,13 @@ _MAX_ID = 2**63
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and -_MAX_ID < value < _MAX_ID
+
+
+def _brief(value: Any) -> str:
+    """A short description of a JSON value for a message (a container is not printed whole)."""
+    if isinstance(value, (dict, list)):
+        return f"a {'object' if isinstance(value, dict) else 'list'} of {len(value)} item(s)"
+    return repr(value[:60] if isinstance(value, str) else value)
 
 
 def _finite(value: Any) -> bool:
@@ -84,7 +91,7 @@ def read_categories(top: dict[str, Any], path: Path) -> dict[int, str]:
     out: dict[int, str] = {}
     for i, cat in enumerate(top["categories"]):
         if not isinstance(cat, dict) or not _is_int(cat.get("id")) or not isinstance(cat.get("name"), str):
-            raise DataError(f"{path}: categories[{i}] is {str(cat)[:80]!r}; expected {{\"id\": integer, \"name\": "
+            raise DataError(f"{path}: categories[{i}] is {_brief(cat)}; expected {{\"id\": integer, \"name\": "
                             f"text}}")
         name = checked_name(cat["name"], f"{path}: categories[{i}]", "category name")
         if cat["id"] in out:
@@ -135,7 +142,7 @@ def read_coco_file(path: Path, split: str, root: Path, images: Path | None, prob
     for i, img in enumerate(top["images"]):
         where = f"{path} (images[{i}])"
         if not isinstance(img, dict) or not (_is_int(img.get("id")) or isinstance(img.get("id"), str)):
-            problems.error(where, f"is {str(img)[:80]!r}; expected an object with an integer id and a file_name",
+            problems.error(where, f"is {_brief(img)}; expected an object with an integer id and a file_name",
                            "bad image entry")
             continue
         name = img.get("file_name")
@@ -186,19 +193,20 @@ def read_coco_file(path: Path, split: str, root: Path, images: Path | None, prob
 def _annotation_problem(ann: Any, categories: dict[int, str]) -> str:
     """'' when an annotation entry is well formed, else what is wrong with it."""
     if not isinstance(ann, dict):
-        return f"is {str(ann)[:80]!r}; expected an object"
+        return f"is {_brief(ann)}; expected an object"
     if not (_is_int(ann.get("image_id")) or isinstance(ann.get("image_id"), str)):
-        return f"image_id {ann.get('image_id')!r}; expected an image's id"
+        return f"image_id {_brief(ann.get('image_id'))}; expected an image's id"
     cat = ann.get("category_id")
     if not _is_int(cat) or cat not in categories:
-        return f"category_id {cat!r} is not a declared category ({', '.join(map(str, sorted(categories)))})"
+        return f"category_id {_brief(cat)} is not a declared category ({', '.join(map(str, sorted(categories)))})"
     bbox = ann.get("bbox")
     if not isinstance(bbox, list) or len(bbox) != 4 or not all(_finite(v) for v in bbox):
-        return f"bbox {str(bbox)[:80]}; expected [x, y, width, height], four finite numbers"
+        shown = bbox if isinstance(bbox, list) and len(bbox) <= 8 else _brief(bbox)
+        return f"bbox {str(shown)[:120]}; expected [x, y, width, height], four finite numbers"
     if bbox[2] < 0 or bbox[3] < 0:
         return f"bbox {bbox} has a negative width or height"
     if ann.get("iscrowd", 0) not in (0, 1, True, False):
-        return f"iscrowd {ann.get('iscrowd')!r}; expected 0 or 1"
+        return f"iscrowd {_brief(ann.get('iscrowd'))}; expected 0 or 1"
     return ""
 
 
@@ -207,6 +215,7 @@ def split_files(folder: Path) -> dict[str, Path]:
     found: dict[str, list[Path]] = {}
     for depth in ("*.json", "*/*.json", "*/*/*.json"):
         for path in sorted(folder.glob(depth)):
+            confined(path, folder, "JSON file")
             rel = path.relative_to(folder).as_posix().lower()
             tokens = {SPLIT_NAMES[m] for m in _SPLIT_TOKEN.findall(rel)}
             if len(tokens) == 1:

@@ -66,6 +66,15 @@ def resolve_inside(root: Path, relative: str, source: Path | str, what: str) -> 
     return candidate
 
 
+def confined(path: Path, root: Path, what: str) -> Path:
+    """``path`` (found in the resolved folder ``root``, possibly a symbolic link) resolved; a DataError when its
+    target lies outside ``root``."""
+    real = Path(os.path.realpath(path))
+    if not is_inside(real, root):
+        raise DataError(f"{path}: a {what} that links outside the data set folder {root} (to {real}); refused")
+    return real
+
+
 def regular_file(path: Path, what: str = "file") -> os.stat_result:
     """``os.stat`` of ``path`` (links followed) after checking it is a regular file: a FIFO, device or socket is
     refused before anything opens it (opening a FIFO would block). A missing file is a DataError too."""

@@ -50,7 +50,7 @@ import numpy as np
 from PIL import Image
 
 from benchsuite.data.boxsets import origin_of
-from benchsuite.data.confine import checked_name, real_folder, walk_files
+from benchsuite.data.confine import checked_name, confined, real_folder, walk_files
 from benchsuite.data.datasets import IMAGE_LABELS, SUBSET_SEED, DatasetInfo, OpenRequest, dataset_format
 from benchsuite.data.detection import read_rgb
 from benchsuite.data.images import ImageSet
@@ -147,15 +147,17 @@ class FolderIndex:
     problems: Problems
 
 
-def _class_folders(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _class_folders(folder: Path, root: Path) -> list[Path]:
+    """The visible sub-folders of ``folder``; one that links outside ``root`` is a DataError."""
+    subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return [confined(p, root, "folder") for p in subs]
 
 
 def _layout(root: Path) -> list[tuple[str, Path]]:
     """``(split, class folder)`` pairs; split ``""`` without split folders."""
-    top = _class_folders(root)
+    top = _class_folders(root, root)
     train = root / "train"
-    if train in top and _class_folders(train):
+    if train in top and _class_folders(train, root):
         pairs = []
         seen: dict[str, str] = {}
         for sub in top:
@@ -166,7 +168,7 @@ def _layout(root: Path) -> list[tuple[str, Path]]:
             if split in seen:
                 raise DataError(f"{sub}: a second {split} folder beside {root / seen[split]}; expected one")
             seen[split] = sub.name
-            pairs += [(split, c) for c in _class_folders(sub)]
+            pairs += [(split, c) for c in _class_folders(sub, root)]
         return pairs
     return [("", c) for c in top]
 

@@ -41,6 +41,7 @@ from benchsuite.data.confine import (
     MAX_LABEL_LINES,
     MAX_TEXT_BYTES,
     checked_name,
+    confined,
     is_inside,
     read_limited,
     real_folder,
@@ -128,6 +129,8 @@ def _names(value: Any, source: Path) -> list[str]:
         names = [value[k] for k in keys]
     else:
         raise DataError(f"{source}: names is a {type(value).__name__}; expected a list or a mapping index -> name")
+    if not all(isinstance(n, (str, int)) and not isinstance(n, bool) for n in names):
+        raise DataError(f"{source}: names holds a value that is not a name (a list, a mapping, ...); expected text")
     out = [checked_name(str(n), source) for n in names]
     if len(set(out)) != len(out):
         raise DataError(f"{source}: a class name is listed twice; expected unique names")
@@ -171,8 +174,9 @@ class YoloSource:
         if "names" not in doc:
             raise DataError(f"{self.yaml}: no names; expected the class names (a list, or index: name)")
         classes = _names(doc["names"], self.yaml)
-        if "nc" in doc and doc["nc"] != len(classes):
-            raise DataError(f"{self.yaml}: nc is {doc['nc']!r} but names lists {len(classes)} classes")
+        if "nc" in doc and (not isinstance(doc["nc"], int) or doc["nc"] != len(classes)):
+            nc = doc["nc"] if isinstance(doc["nc"], int) else f"a {type(doc['nc']).__name__}"
+            raise DataError(f"{self.yaml}: nc is {nc} but names lists {len(classes)} classes")
         base = self.root
         if isinstance(doc.get("path"), str) and doc["path"].strip():
             try:
@@ -187,8 +191,7 @@ class YoloSource:
                 continue
             entries = value if isinstance(value, list) else [value]
             if not all(isinstance(e, str) for e in entries):
-                raise DataError(f"{self.yaml}: {key} is {str(value)[:60]!r}; expected a folder or .txt list (or a list "
-                                f"of them)")
+                raise DataError(f"{self.yaml}: {key} is not a path; expected a folder or .txt list (or a list of them)")
             images[key] = [p for e in entries for p in self._split_images(base, e, key)]
         if "train" not in images:
             raise DataError(f"{self.yaml}: no train split; expected train: a folder of images")
@@ -227,7 +230,7 @@ class YoloSource:
                                        self.root / "obj.names") if p.is_file()), None)
         if names_file is None:
             raise DataError(f"{self.root}: no data.yaml and no classes.txt; expected {LAYOUT}")
-        data = read_limited(names_file, MAX_TEXT_BYTES, "class list")
+        data = read_limited(confined(names_file, self.root, "class list"), MAX_TEXT_BYTES, "class list")
         self.digest.update(data)
         lines = [ln for ln in data.decode("utf-8", errors="replace").splitlines() if ln.strip()]
         classes = _names(lines, names_file)

@@ -36,6 +36,7 @@ process and later runs read them memory-mapped instead of decoding again. A dama
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -361,9 +362,11 @@ class ImageFolderDataset:
             return None
         return self.cache_dir / "imagefolder" / f"{self.index.cache_key}-{self.width}x{self.height}.npy"
 
-    def _decode(self, positions: np.ndarray) -> np.ndarray:
-        """``(len(positions), H, W, 3)`` uint8 pixels of the files at ``positions``, at the policy's size."""
-        out = np.empty((len(positions), self.height, self.width, 3), np.uint8)
+    def _decode(self, positions: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``(len(positions), H, W, 3)`` uint8 pixels of the files at ``positions``, at the policy's size, into
+        ``out`` when given (a memory map: the cache is filled without holding every image in memory)."""
+        if out is None:
+            out = np.empty((len(positions), self.height, self.width, 3), np.uint8)
 
         def one(k: int) -> None:
             out[k] = self._read(int(positions[k]))
@@ -393,20 +396,32 @@ class ImageFolderDataset:
         return arr
 
     def _build_cache(self) -> np.ndarray:
+        """Decode every image once into the cache file (written to a temporary name, then renamed: concurrent
+        jobs never read half a cache) and return it memory-mapped; without a cache folder, in memory."""
         path = self._pixel_cache()
         start = time.perf_counter()
-        pixels = self._decode(np.arange(len(self.index.files)))
-        log.info("%s: decoded %d images at %dx%d in %.1f s", self.folder, len(pixels), self.width, self.height,
-                 time.perf_counter() - start)
+        everything = np.arange(len(self.index.files))
+        shape = (len(everything), self.height, self.width, 3)
+        pixels = None
         if path is not None:
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                with open(tmp, "wb") as fh:
-                    np.save(fh, pixels, allow_pickle=False)
+                target = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+                self._decode(everything, target)
+                target.flush()
+                del target
                 os.replace(tmp, path)
+                pixels = self._cached_pixels()
             except OSError as exc:
-                log.warning("cannot write the image cache %s (%s)", path, exc)
+                log.warning("cannot write the image cache %s (%s); decoding in memory", path, exc)
+            finally:  # a failed or interrupted decode leaves no partial file
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+        if pixels is None:
+            pixels = self._decode(everything)
+        log.info("%s: decoded %d images at %dx%d in %.1f s", self.folder, len(pixels), self.width, self.height,
+                 time.perf_counter() - start)
         return pixels
 
     def load(self, split: str, max_images: int | None = None) -> ImageSet:

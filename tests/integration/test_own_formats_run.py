@@ -41,9 +41,9 @@ def test_grey_non_square_crops_through_every_classifier(tmp_path, cache_dir, ass
 @pytest.mark.slow
 def test_loose_xml_without_split_files_through_the_detectors(tmp_path, cache_dir):
     """A representative detector of each kind of data use (box statistics, windows and negatives, proposals from
-    the cache, a torchvision model); every built-in detector and proposer ran on it by hand (the helper's note)."""
+    the cache); every built-in detector and proposer ran on it by hand (the helper's note: 20 of 20 ok)."""
     spec = ensure_synthetic_detection(cache_dir, "vocxml", split=False)
-    pipelines = ["mean-box", "hog-svm-det", "ss-hog-svm", "selective-search", "faster-rcnn-mbv3-fpn"]
+    pipelines = ["mean-box", "hog-svm-det", "ss-hog-svm", "selective-search"]
     result = run(RunConfig(profile="smoke", tasks=["detection", "proposals"], datasets=[spec], pipelines=pipelines,
                            out=tmp_path / "run", cache_dir=cache_dir, data_root=tmp_path / "no-data",
                            write_report=False))

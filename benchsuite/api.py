@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import numpy as np
 
 from benchsuite.results.schema import add_selection, make_selection
+from benchsuite.selection import Choice, choose
 
 if TYPE_CHECKING:
     from benchsuite.data.detection import DetectionSet
@@ -134,8 +135,33 @@ class Context:
         add up, the later choice wins. E.g.
         ``ctx.record_selection(metric="val_accuracy", grid=[{"k": 1}, {"k": 3}], scores=[0.31, 0.34],
         chosen={"k": 3})``. Raises :class:`benchsuite.results.schema.RecordSchemaError` on another shape.
+        Built-in pipelines choose with :meth:`select`, which calls this; a plugin that chooses by a rule of its
+        own may call it directly.
         """
         add_selection(self.info, make_selection(metric, grid, scores, chosen, score), for_class)
+
+    def select(self, grid: Sequence[Mapping[str, Any]], score: Callable[[dict[str, Any]], Any], *, metric: str,
+               for_class: str | None = None, record: bool = True) -> Choice:
+        """Choose settings on val: score every candidate of ``grid`` (with a progress bar and a log line each),
+        keep one by the suite's one rule, record the choice with :meth:`record_selection` and return it.
+
+        The rule (:mod:`benchsuite.selection`): the highest score wins, a tie goes to the candidate listed first,
+        an undefined score (None, NaN) ranks last. ``score(settings)`` returns a score, ``(score, payload)`` (the
+        payload, e.g. the fitted model, comes back with the kept candidate) or the :class:`Choice` of an inner
+        ``select(..., record=False)`` made for this candidate (its settings join the candidate's). A staged search
+        calls ``select`` once per stage with the same ``metric``; ``for_class`` records a choice made per class.
+        E.g. ``ctx.select([{"k": k} for k in (1, 3, 5)], lambda s: val_accuracy(s["k"]),
+        metric="val_accuracy").settings["k"]``.
+
+        Returns:
+            :class:`Choice`: ``settings``, ``score``, ``payload``, ``index``, and every candidate's ``grid`` and
+            ``scores``.
+        """
+        choice = choose(grid, score, metric=metric, progress=self.progress if record else None, verbose=record)
+        if record:
+            self.record_selection(metric=metric, grid=choice.grid, scores=choice.scores, chosen=choice.settings,
+                                  score=choice.score, for_class=for_class)
+        return choice
 
     def rng(self, offset: int = 0) -> np.random.Generator:
         """A numpy generator seeded from the job's seed (``offset`` gives independent streams)."""
@@ -167,6 +193,12 @@ class Pipeline:
     #: compare with) below it. Recorded in the record's ``fit_info`` (``report_group``, ``report_note``).
     report_group: ClassVar[str] = ""
     report_note: ClassVar[str] = ""
+    #: ids of the pipelines whose output this one reads (through a shared cache, such as the selective-search
+    #: proposals that ``rcnn`` classifies, :mod:`benchsuite.proposal_cache`). When a run holds a job of such a
+    #: pipeline on the same data set, the runner finishes it before this pipeline's job starts; otherwise this
+    #: pipeline computes what the cache lacks itself. Its record's ``consumed`` block counts the images read
+    #: from the cache and those computed, and the seconds spent on each.
+    consumes: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -302,6 +334,11 @@ def check_pipeline_class(cls: Any) -> list[str]:
     for attr in ("report_group", "report_note"):
         if not isinstance(getattr(cls, attr), str):
             problems.append(f"{cls.__name__}.{attr} must be a string, got {getattr(cls, attr)!r}")
+    consumes = cls.consumes
+    if not isinstance(consumes, tuple) or not all(isinstance(c, str) and c.strip() for c in consumes):
+        problems.append(f"{cls.__name__}.consumes must be a tuple of pipeline ids, got {consumes!r}")
+    elif cls.id in consumes:
+        problems.append(f"{cls.__name__}.consumes names the pipeline itself ({cls.id!r})")
     return problems
 
 

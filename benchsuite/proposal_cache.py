@@ -15,22 +15,27 @@ set whose proposals are all cached is served by a ``stat`` per image. The propos
 and its constructor parameters (except those named in its ``cache_ignored_params``, e.g. the number of
 worker processes), so a changed parameter misses the cache.
 
-Writes are atomic (temporary file, then rename), so concurrent jobs may share a cache folder.
+Writes are atomic (:mod:`benchsuite.results.atomic`), so concurrent jobs may share a cache folder.
+
+What a job took from the cache and what it computed is noted in :mod:`benchsuite.measure.cache_use` under the
+proposer's id (the record's ``consumed`` block).
 
 Parallelism: :func:`parallel_map` runs a picklable function over items in a pool of *spawned* worker
 processes (not forked: the parent may hold OpenMP or OpenCV thread pools that do not survive a fork),
 each limited to one thread. The pool is kept for the life of the process, so a proposer that calls it
-once per batch pays the start-up (about a second) once.
+once per batch pays the start-up (about a second) once. Its default size is the job's thread count
+(:data:`THREADS_ENV`, set by the runner for each job's worker), never more than the CPUs this process may use.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import multiprocessing
 import os
-import uuid
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -38,6 +43,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+
+from benchsuite.measure import cache_use
+from benchsuite.results.atomic import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
     from benchsuite.api import Proposer
@@ -47,6 +55,8 @@ log = logging.getLogger(__name__)
 
 #: bump when the stored format or the meaning of a key changes: old entries are then ignored
 CACHE_VERSION = 1
+#: the environment variable that holds the job's thread count in a worker process (the runner sets it)
+THREADS_ENV = "BENCHSUITE_NUM_THREADS"
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -90,11 +100,16 @@ def file_key(path: Path) -> str:
 # ------------------------------------------------------------------------------------------------ store
 
 
+def cache_root(cache_dir: Path) -> Path:
+    """The proposal cache's folder under a cache folder (``--cache-dir``)."""
+    return Path(cache_dir) / "proposals"
+
+
 class ProposalStore:
     """The on-disk cache of one proposer's proposals (see the module docstring for the layout)."""
 
     def __init__(self, cache_dir: Path, proposer: Proposer):
-        self.root = Path(cache_dir) / "proposals"
+        self.root = cache_root(cache_dir)
         self.key = proposer_key(proposer)
         self.folder = self.root / self.key
         self.files = self.root / "files"
@@ -115,11 +130,9 @@ class ProposalStore:
         return boxes.reshape(-1, 4).astype(np.float32, copy=False)
 
     def put(self, content_key: str, boxes: np.ndarray) -> None:
-        path = self._box_path(content_key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.npy")
-        np.save(tmp, np.asarray(boxes, np.float32).reshape(-1, 4))
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(boxes, np.float32).reshape(-1, 4))
+        atomic_write_bytes(self._box_path(content_key), buffer.getvalue())
 
     def content_key_of_file(self, path: Path) -> str | None:
         try:
@@ -128,11 +141,7 @@ class ProposalStore:
             return None
 
     def remember_file(self, path: Path, content_key: str) -> None:
-        self.files.mkdir(parents=True, exist_ok=True)
-        target = self.files / f"{file_key(path)}.txt"
-        tmp = target.with_name(f".{target.stem}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(content_key)
-        os.replace(tmp, target)
+        atomic_write_text(self.files / f"{file_key(path)}.txt", content_key)
 
 
 # --------------------------------------------------------------------------------------------- parallel
@@ -176,21 +185,19 @@ def _executor(workers: int) -> ProcessPoolExecutor:
     return ex
 
 
-def shutdown_pools() -> None:
-    """Stop the worker pools this process started (they are also stopped at interpreter exit)."""
-    for ex in _EXECUTORS.values():
-        ex.shutdown(wait=True, cancel_futures=True)
-    _EXECUTORS.clear()
-
-
 def default_workers(requested: int | None = None) -> int:
-    """``requested`` when given (at least 1), else the CPUs this process may use."""
+    """``requested`` when given (at least 1), else the job's thread count (:data:`THREADS_ENV`) capped by
+    the CPUs this process may use, else those CPUs."""
     if requested is not None:
         return max(1, int(requested))
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+        cpus = max(1, os.cpu_count() or 1)
+    try:
+        return max(1, min(cpus, int(os.environ.get(THREADS_ENV, cpus))))
+    except ValueError:
+        return cpus
 
 
 def _no_progress(iterable: Iterable[T], **_: Any) -> Iterable[T]:
@@ -263,6 +270,8 @@ def proposals_for(dataset: DetectionSet, proposer: Proposer, cache_dir: Path, wo
     store = ProposalStore(cache_dir, proposer)
     out: list[np.ndarray | None] = [None] * len(dataset)
     missing: list[int] = []
+    hits: list[str] = []
+    start = time.perf_counter()
     for i, sample in enumerate(dataset):
         key = store.content_key_of_file(sample.path)
         boxes = store.get(key) if key else None
@@ -270,8 +279,11 @@ def proposals_for(dataset: DetectionSet, proposer: Proposer, cache_dir: Path, wo
             missing.append(i)
         else:
             out[i] = boxes
+            hits.append(f"{store.key}/{key}")
+    cache_use.note_read(proposer.id, hits, time.perf_counter() - start)
     log.info("%s on %s: %d of %d images cached", store.key, dataset.name, len(dataset) - len(missing), len(dataset))
     if missing:
+        start = time.perf_counter()
         args = [(dataset[i].path, dataset[i].width, dataset[i].height) for i in missing]
         computed = parallel_map(_Call(_propose_file, proposer), args, default_workers(workers), progress,
                                 f"{desc} ({len(missing)} to compute)")
@@ -279,6 +291,8 @@ def proposals_for(dataset: DetectionSet, proposer: Proposer, cache_dir: Path, wo
             store.put(key, boxes)
             store.remember_file(dataset[i].path, key)
             out[i] = boxes
+        cache_use.note_computed(proposer.id, [f"{store.key}/{key}" for key, _ in computed],
+                                time.perf_counter() - start)
     return [b for b in out if b is not None]
 
 
@@ -287,15 +301,20 @@ def proposals_for_images(images: Sequence[np.ndarray], proposer: Proposer, cache
                          desc: str = "proposals") -> list[np.ndarray]:
     """Proposals for decoded ``(H, W, 3)`` uint8 RGB images (detect time), cached by content."""
     store = ProposalStore(cache_dir, proposer)
+    start = time.perf_counter()
     keys = [image_key(im) for im in images]
     out = [store.get(k) for k in keys]
     missing = [i for i, b in enumerate(out) if b is None]
+    cache_use.note_read(proposer.id, [f"{store.key}/{k}" for k, b in zip(keys, out) if b is not None],
+                        time.perf_counter() - start)
     if missing:
+        start = time.perf_counter()
         computed = parallel_map(_Call(_propose_image, proposer), [images[i] for i in missing],
                                 default_workers(workers), progress, desc)
         for i, boxes in zip(missing, computed):
             store.put(keys[i], boxes)
             out[i] = boxes
+        cache_use.note_computed(proposer.id, [f"{store.key}/{keys[i]}" for i in missing], time.perf_counter() - start)
     return [b for b in out if b is not None]
 
 

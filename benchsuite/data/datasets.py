@@ -261,13 +261,6 @@ def spec_annotations(spec: str, data_root: Path | None = None, cache_dir: Path |
     return format_of_spec(spec).annotations(req)
 
 
-def kind_of_spec(spec: str) -> str:
-    """Deprecated (the runner's planner, until it asks :meth:`benchsuite.tasks.base.Task.runs_on`): the
-    annotations every data set of ``spec``'s format provides, joined by ``+`` (``"boxes"``), which equals the
-    :attr:`~benchsuite.tasks.base.Task.dataset_kind` of the tasks that need exactly those."""
-    return "+".join(sorted(format_of_spec(spec).provides))
-
-
 def open_dataset(spec: str, data_root: Path, cache_dir: Path, force_synthetic: bool = False,
                  download: bool = False) -> Dataset:
     """Open the data set named by ``spec``; unknown specs and unreadable data are one-line errors."""

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ import psutil
 
 import benchsuite
 from benchsuite.measure.conditions import omp_wait_policy
+from benchsuite.proposal_cache import THREADS_ENV
 
 log = logging.getLogger(__name__)
 
@@ -173,10 +174,14 @@ class Supervisor:
 
 
 def run_jobs(jobs: Sequence[Any], parallel: int, run_one: Callable[[Any], dict[str, Any]],
-             finish: Callable[[Any, dict[str, Any]], None], supervisor: Supervisor) -> list[Any]:
-    """Run ``jobs``, at most ``parallel`` at a time, each through ``run_one(job) -> result`` in a thread;
-    ``finish(job, result)`` is called in this (the main) thread, one job at a time, in completion order.
+             finish: Callable[[Any, dict[str, Any]], None], supervisor: Supervisor,
+             after: Mapping[str, Collection[str]] | None = None) -> list[Any]:
+    """Run ``jobs`` in their order, at most ``parallel`` at a time, each through ``run_one(job) -> result`` in a
+    thread; ``finish(job, result)`` is called in this (the main) thread, one job at a time, in completion order.
 
+    ``after`` maps a job id to the ids of jobs it waits for (:func:`benchsuite.runner.dependencies.prerequisites`):
+    such a job starts only when none of those is still to run or running (the first job in order that may start
+    starts; the jobs must be in an order where waiting ends, :func:`benchsuite.runner.dependencies.order_jobs`).
     A result with ``failure == "interrupted"`` (a worker ended by the supervisor's stop, without a result)
     is not finished. Returns the jobs that were not finished: interrupted ones, then the ones never started.
     An exception in ``run_one`` stops launching, lets the running jobs end, and is raised.
@@ -194,7 +199,7 @@ def run_jobs(jobs: Sequence[Any], parallel: int, run_one: Callable[[Any], dict[s
             done.put((key, None, exc))
 
     try:
-        _schedule(pending, running, done, not_run, parallel, total, work, finish, supervisor)
+        _schedule(pending, running, done, not_run, parallel, total, work, finish, supervisor, after or {})
     except BaseException:  # a record that cannot be written, a second Ctrl-C: no worker outlives the run
         supervisor.stop.set()
         supervisor.kill_all()
@@ -202,15 +207,29 @@ def run_jobs(jobs: Sequence[Any], parallel: int, run_one: Callable[[Any], dict[s
     return [*not_run, *pending]
 
 
+def _next_ready(pending: collections.deque[Any], running: dict[int, Any],
+                after: Mapping[str, Collection[str]]) -> Any | None:
+    """The first job of ``pending`` that waits for no job still pending or running (taken out), or None."""
+    unfinished = {j.job_id for j in pending} | {j.job_id for j in running.values()}
+    for i, job in enumerate(pending):
+        if not unfinished.intersection(after.get(job.job_id, ())):
+            del pending[i]
+            return job
+    return None
+
+
 def _schedule(pending: collections.deque[Any], running: dict[int, Any], done: queue.Queue[Any],
               not_run: list[Any], parallel: int, total: int, work: Callable[[int, Any], None],
-              finish: Callable[[Any, dict[str, Any]], None], supervisor: Supervisor) -> None:
+              finish: Callable[[Any, dict[str, Any]], None], supervisor: Supervisor,
+              after: Mapping[str, Collection[str]]) -> None:
     """The loop of :func:`run_jobs`."""
     error: BaseException | None = None
     started = 0
     while pending or running:
         while pending and len(running) < parallel and not supervisor.stop.is_set() and error is None:
-            job = pending.popleft()
+            job = _next_ready(pending, running, after) if after else pending.popleft()
+            if job is None:  # every pending job waits for a running one
+                break
             started += 1
             log.info("[%d/%d] %s: %s on %s (seed %d, %s)", started, total, job.task, job.pipeline, job.dataset,
                      job.seed, job.device)
@@ -254,8 +273,8 @@ def package_root() -> Path:
 
 def worker_env(num_threads: int) -> dict[str, str]:
     env = os.environ.copy()
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        env[var] = str(num_threads)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", THREADS_ENV):
+        env[var] = str(num_threads)  # THREADS_ENV: the default size of the proposal cache's process pool
     # OpenMP threads that wait spin by default (fastest on an idle machine); beside busy processes they sleep
     # instead, since spinning threads burn the time slices the working ones need (conditions.omp_wait_policy).
     # A policy the user set is kept. The choice changes no result, and the record's timing.method names it.

@@ -95,6 +95,9 @@ class JobSpec:
     weights: str | None = None
     download: bool = False
     progress: bool = False
+    #: for each pipeline whose output this job's pipeline consumes (``Pipeline.consumes``): the run's job of it
+    #: on the same data set, which finishes before this one starts, or None when the run has none
+    consumes: dict[str, str | None] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -22,11 +22,14 @@ failed (``failure: "killed"``, with the cause, so a plain ``--resume`` runs it a
 first Ctrl-C or SIGTERM cancels the queued and running tasks; jobs that finished are recorded, the others get
 no record, as with the local executor. A killed driver leaves a run folder that ``--resume`` continues.
 
-Order: a detection job whose pipeline classifies region proposals (its constructor takes ``proposer_params``:
-``ss-hog-svm``, ``rcnn``) waits for the run's ``selective-search`` proposals job on the same data set, and the
-proposals that job stored in its node's cache are installed in the cache of the node that runs the detector
-(:mod:`benchsuite.proposal_cache`). Results do not depend on it; as on one machine, the detector then does not
-pay for its test proposals.
+Order: the jobs are submitted in the planned order, and a job whose pipeline consumes another one's output
+(:attr:`benchsuite.api.Pipeline.consumes`: ``ss-hog-svm`` and ``rcnn`` read ``selective-search``'s proposals)
+is submitted only once the run's job of that pipeline on the same data set has finished
+(:func:`benchsuite.runner.dependencies.prerequisites`, the local executor's rule too). The proposal-cache
+entries the producer wrote on its node (up to :data:`CACHE_SHIP_LIMIT_MB`) are installed in the cache of the
+node that runs the consumer, so that it finds what it would find on one machine; what that node's cache held
+before the run may add more. The consumer's record counts the images it read from the cache and those it
+computed (``consumed``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from benchsuite.errors import ConfigError
+from benchsuite.proposal_cache import cache_root
+from benchsuite.runner.dependencies import prerequisites
 from benchsuite.runner.execute import Supervisor, run_job_dir
 from benchsuite.runner.jobs import JobSpec
 
@@ -55,8 +60,6 @@ log = logging.getLogger(__name__)
 RAY_MAX_RETRIES = 2
 #: the object store of a Ray started for the run (MB): job outputs pass through it, once each
 LOCAL_OBJECT_STORE_MB = 256
-#: the proposals job whose cached proposals the proposal-classifying detectors read
-PROPOSAL_PRODUCER = "selective-search"
 #: the most proposal-cache bytes (MB) a producer's task ships to the nodes of the jobs that wait for it
 CACHE_SHIP_LIMIT_MB = 1024
 #: seconds between the driver's looks at the cluster (new starts, finished tasks)
@@ -290,30 +293,6 @@ def task_options(job: JobSpec) -> dict[str, Any]:
     return options
 
 
-def proposal_dependencies(jobs: Sequence[JobSpec]) -> dict[str, str]:
-    """``{consumer job id: producer job id}``: each detection job whose pipeline classifies region proposals
-    (its constructor takes ``proposer_params``) waits for the :data:`PROPOSAL_PRODUCER` proposals job of the
-    same data set (its lowest seed) when the run has one."""
-    producers: dict[str, JobSpec] = {}
-    for job in jobs:
-        if job.task == "proposals" and job.pipeline == PROPOSAL_PRODUCER:
-            known = producers.get(job.dataset)
-            if known is None or job.seed < known.seed:
-                producers[job.dataset] = job
-    return {job.job_id: producers[job.dataset].job_id for job in jobs
-            if job.task == "detection" and job.dataset in producers and _classifies_proposals(job)}
-
-
-def _classifies_proposals(job: JobSpec) -> bool:
-    from benchsuite.params import constructor_parameters
-    from benchsuite.registry import load_ref
-
-    try:
-        return "proposer_params" in constructor_parameters(load_ref(job.pipeline_ref))
-    except Exception:  # a plugin that does not import fails in its own job, not here
-        return False
-
-
 # ------------------------------------------------------------------------------------------------ on the node
 
 
@@ -362,7 +341,7 @@ def new_proposals(cache_dir: Path, since_ns: int, limit_mb: float = CACHE_SHIP_L
                   ) -> list[tuple[str, bytes]]:
     """Proposal-cache entries (``<proposer key>/<content key>.npy`` under ``cache_dir/proposals``) written
     since ``since_ns`` (ns since the epoch), as ``(relative path, bytes)``; at most ``limit_mb`` MB."""
-    root = cache_dir / "proposals"
+    root = cache_root(cache_dir)
     out: list[tuple[str, bytes]] = []
     total = 0
     if not root.is_dir():
@@ -388,7 +367,7 @@ def install_proposals(cache_dir: Path, entries: Sequence[tuple[str, bytes]]) -> 
     from benchsuite.results.atomic import atomic_write_bytes
 
     written = 0
-    root = cache_dir / "proposals"
+    root = cache_root(cache_dir)
     for rel, data in entries:
         path = root / rel
         if ".." in Path(rel).parts or Path(rel).is_absolute() or path.exists():
@@ -444,9 +423,10 @@ class _Driver:
         self.cluster = cluster
         self.jobs = jobs
         self.finish = finish
-        self.after = proposal_dependencies(jobs)
-        self.producers = set(self.after.values())
+        self.after = prerequisites(jobs)  # consumer job id -> the producer job ids it waits for
+        self.producers = {p for producers in self.after.values() for p in producers}
         self.waiting = {j.job_id: j for j in jobs if j.job_id in self.after}
+        self.finished: set[str] = set()
         self.running: dict[Any, _Task] = {}  # by the task's first reference
         self.by_id: dict[str, _Task] = {}
         self.shipped: dict[str, Any] = {}  # producer job id -> reference to its proposal-cache entries
@@ -469,9 +449,9 @@ class _Driver:
         return f"[{self.done} done, {started} running, {queued} queued of {len(self.jobs)}]"
 
     def submit(self, job: JobSpec) -> None:
-        source = self.shipped.get(self.after.get(job.job_id, ""))
+        sources = [self.shipped[p] for p in self.after.get(job.job_id, ()) if p in self.shipped]
         out, proposals = self.task.options(**task_options(job)).remote(
-            asdict(job), self.board, job.job_id in self.producers, *([source] if source is not None else []))
+            asdict(job), self.board, job.job_id in self.producers, *sources)
         self.running[out] = self.by_id[job.job_id] = _Task(job, out, proposals)
 
     def show_starts(self) -> None:
@@ -500,10 +480,12 @@ class _Driver:
         log.info("%s done %s: %s on %s (seed %d) on node %s: %s", self.counts(), j.task, j.pipeline, j.dataset,
                  j.seed, _label(node), result.get("status"))
         self.finish(j, result)
+        self.finished.add(j.job_id)
         if j.job_id in self.producers:
             if result.get("status") == "ok":
                 self.shipped[j.job_id] = t.proposals
-            for job_id in [k for k, v in self.after.items() if v == j.job_id and k in self.waiting]:
+            ready = [k for k in self.waiting if self.finished.issuperset(self.after[k])]
+            for job_id in ready:  # in the planned order (waiting keeps it)
                 self.submit(self.waiting.pop(job_id))
 
     # ------------------------------------------------------------------------------------------ the loop
@@ -511,7 +493,7 @@ class _Driver:
         for job in self.jobs:
             if job.job_id not in self.waiting:
                 self.submit(job)
-        log.info("ray: %d job(s) queued (%d of them wait for the proposals they read), %d thread(s) each, on %s",
+        log.info("ray: %d job(s) queued (%d of them wait for the output of another job), %d thread(s) each, on %s",
                  len(self.jobs), len(self.waiting), self.jobs[0].num_threads if self.jobs else 0,
                  self.cluster.describe())
         last_check = time.monotonic()

@@ -21,6 +21,7 @@ from typing import Any
 
 from benchsuite.api import Budget, Context
 from benchsuite.errors import OutputValidationError
+from benchsuite.measure import cache_use
 from benchsuite.measure.timing import gpu_peak_mb, peak_rss_mb
 from benchsuite.results.atomic import atomic_write_json
 from benchsuite.runner.execute import WORKER_IO_EXIT, WORKER_IO_MARKER
@@ -112,6 +113,7 @@ def run_job(job: JobSpec) -> dict[str, Any]:
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     result: dict[str, Any] = {"status": "failed", "started_at": started}
     ctx = None
+    cache_use.reset()
     try:
         _limit_threads(job.num_threads)
         _seed_everything(job.seed)
@@ -156,6 +158,7 @@ def run_job(job: JobSpec) -> dict[str, Any]:
         result.update(failure="exception", error=f"{type(exc).__name__}: {exc}",
                       traceback=traceback.format_exc(limit=20))
     result["fit_info"] = _jsonable(ctx.info) if ctx is not None else {}
+    result["consumed"] = cache_use.consumed_block(job.consumes, cache_use.snapshot())
     result["determinism"] = _determinism(job.device)
     result["memory"] = {**peak_rss_mb(), "gpu_peak_mb": gpu_peak_mb(job.device)}
     result["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")

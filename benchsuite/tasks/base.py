@@ -250,12 +250,6 @@ class Task:
         ``data_root`` is where real data is looked for)."""
         return self.needs <= spec_annotations(spec, data_root, force_synthetic=force_synthetic)
 
-    @property
-    def dataset_kind(self) -> str:
-        """Deprecated, for the runner's planner until it asks :meth:`runs_on`: the annotations the task needs,
-        joined by ``+`` (compared with :func:`benchsuite.data.datasets.kind_of_spec`)."""
-        return "+".join(sorted(self.needs))
-
     def budget(self, profile: str, time_limit_s: float) -> Budget:
         """A job's budget in ``profile``: the task's :attr:`budgets` for it over the profile's ``time_limit_s``."""
         return Budget(**{"profile": profile, "time_limit_s": time_limit_s, **dict(self.budgets.get(profile, {}))})

@@ -23,7 +23,7 @@ class NearestNeighbourL1(Classifier):
     id: ClassVar[str] = "nn-l1"
     family: ClassVar[str] = "classical"
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
-    predict_batch_size: ClassVar[int] = 2048
+    predict_batch_size: ClassVar[int] = 10_000  # one batch on CIFAR-10: threads share its query blocks
     profile_params: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"k_values": (1, 3)},
     }
@@ -38,26 +38,27 @@ class NearestNeighbourL1(Classifier):
             raise ValueError(f"k_values must be positive integers, got {self.k_values!r}")
         self.device_ = ctx.device
         self.num_classes_ = train.num_classes
-        _, idx = l1_knn(val.images, train.images, max(ks), ctx.device, ctx.progress)
+        self.threads_ = ctx.num_threads
+        _, idx = l1_knn(val.images, train.images, max(ks), ctx.device, ctx.progress, self.threads_)
         neighbour_labels = train.labels[idx]
         val_acc = {k: float(np.mean(vote(neighbour_labels, k, self.num_classes_) == val.labels)) for k in ks}
-        self.k_ = max(ks, key=lambda k: (val_acc[k], -k))
-        ctx.record_selection(metric="val_accuracy", grid=[{"k": k} for k in ks], scores=[val_acc[k] for k in ks],
-                             chosen={"k": self.k_})
+        # ks ascending: on a tie the smaller k wins
+        self.k_ = ctx.select([{"k": k} for k in ks], lambda s: val_acc[s["k"]], metric="val_accuracy").settings["k"]
         ctx.record(k=self.k_, reference_set="train+val" if self.refit_on_trainval else "train",
                    trained_on="train+val" if self.refit_on_trainval else "train")
+        # the reference set as its parts, indexed as their concatenation (154 MB on CIFAR-10, never copied)
         if self.refit_on_trainval:
-            self.ref_images_ = np.concatenate([train.images, val.images])
+            self.ref_parts_ = (train.images, val.images)
             self.ref_labels_ = np.concatenate([train.labels, val.labels])
         else:
-            self.ref_images_, self.ref_labels_ = train.images, train.labels
+            self.ref_parts_, self.ref_labels_ = (train.images,), train.labels
         self.progress_ = ctx.progress
         return self
 
     def predict(self, images: np.ndarray) -> ClassifierOutput:
         k = max(self.k_, 1)
         progress = self.progress_ if len(images) > 1 else None
-        _, idx = l1_knn(images, self.ref_images_, k, self.device_, progress)
+        _, idx = l1_knn(images, self.ref_parts_, k, self.device_, progress, self.threads_)
         neighbour_labels = self.ref_labels_[idx]
         return ClassifierOutput(labels=vote(neighbour_labels, self.k_, self.num_classes_),
                                 variants={"k=1": neighbour_labels[:, 0].copy()})

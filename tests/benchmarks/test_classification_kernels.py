@@ -2,8 +2,9 @@
 
 The L1 benchmarks also report their rate in byte differences per second (``extra_info``), the figure the
 nn-l1 goal depends on: the 10,000 x 50,000 CIFAR-10 matrix is 1.5e12 byte differences. Besides the
-kernel ``l1_distances`` picks for this CPU (``psadbw`` with AVX2 / AVX-512BW), the portable one is timed
-for comparison.
+kernel ``l1_knn`` picks for this CPU (``psadbw`` with AVX2 / AVX-512BW), every other one it can run is
+timed for comparison. nn-l1 against the machine's limit, faiss and ``torch.cdist``:
+``test_nn_l1_limit.py``.
 """
 
 from __future__ import annotations
@@ -31,19 +32,17 @@ def test_l1_distances(benchmark, uint8_rows):
     out = benchmark(l1_distances, q, r)
     assert out.shape == (512, 10000)
     benchmark.extra_info["byte_differences_per_s"] = q.shape[0] * r.shape[0] * D / benchmark.stats["median"]
-    benchmark.extra_info["kernel"] = distances._l1_tiled.__name__
+    benchmark.extra_info["kernel"] = distances.KERNEL
 
 
-@pytest.mark.parametrize("kernel", ["_l1_tiled_portable", "_l1_tiled_avx2", "_l1_tiled_avx512"])
-def test_l1_kernel(benchmark, uint8_rows, kernel):
-    width = {"_l1_tiled_avx2": 32, "_l1_tiled_avx512": 64}.get(kernel, 0)
+@pytest.mark.parametrize("kernel", ["portable", "sad32", "sad64"])
+def test_l1_knn_kernel(benchmark, uint8_rows, kernel):
+    width = {"sad32": 32, "sad64": 64}.get(kernel, 0)
     if width > distances.SAD_WIDTH:
         pytest.skip(f"this CPU has no {width}-byte psadbw")
-    fn = getattr(distances, kernel)
     q, r = uint8_rows[0][:256], uint8_rows[1][:8192]
-    out = np.empty((len(q), len(r)), np.uint32)
-    fn(q[:2], r[:2], out[:2, :2], distances.QUERY_BLOCK, distances.REF_BLOCK)  # compile outside the timing
-    benchmark(fn, q, r, out, distances.QUERY_BLOCK, distances.REF_BLOCK)
+    l1_knn(q[:2], r[:2], 1, kernel=kernel)  # compile outside the timing
+    benchmark(l1_knn, q, r, 10, kernel=kernel)
     benchmark.extra_info["byte_differences_per_s"] = q.shape[0] * r.shape[0] * D / benchmark.stats["median"]
 
 
@@ -52,6 +51,7 @@ def test_l1_knn(benchmark, uint8_rows):
     l1_knn(q[:2], r[:20], 10)
     _, i = benchmark(l1_knn, q, r, 10)
     assert i.shape == (512, 10)
+    benchmark.extra_info["byte_differences_per_s"] = q.shape[0] * r.shape[0] * D / benchmark.stats["median"]
 
 
 def test_hog_features_cifar_batch(benchmark):

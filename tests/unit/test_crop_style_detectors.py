@@ -96,7 +96,7 @@ def _hits(det, test: DetectionSet) -> int:
 
 
 HOG = dict(base_size=32, jitter=1, negatives_per_image=15, c_values=(0.1,), steps=(1.2,), strides=(8,),
-           nms_thresholds=(0.3,), score_thresholds=(-0.5,), mining_rounds=1, measure_speed=False)
+           nms_thresholds=(0.3,), score_thresholds=(-0.5,), mining_rounds=1)
 
 
 def test_hog_svm_det_trains_on_tight_crops_and_finds_objects_in_scenes(crop_style):

@@ -21,31 +21,43 @@ def oracle(q: np.ndarray, r: np.ndarray) -> np.ndarray:
     return np.array([np.abs(row - r).sum(-1) for row in q], np.int64).reshape(len(q), len(r))
 
 
-KERNELS = [pytest.param(dist._l1_tiled_portable, id="portable")]
-if dist.SAD_WIDTH >= 32:
-    KERNELS.append(pytest.param(dist._l1_tiled_avx2, id="avx2"))
-if dist.SAD_WIDTH >= 64:
-    KERNELS.append(pytest.param(dist._l1_tiled_avx512, id="avx512"))
+KERNELS = ["portable"] + (["sad32"] if dist.SAD_WIDTH >= 32 else []) + (["sad64"] if dist.SAD_WIDTH >= 64 else [])
 
 
-def run(kernel, q: np.ndarray, r: np.ndarray, qblock: int = dist.QUERY_BLOCK, rblock: int = dist.REF_BLOCK
-        ) -> np.ndarray:
-    out = np.full((len(q), len(r)), 0xDEADBEEF, np.uint32)  # every entry must be written
-    kernel(q, r, out, qblock, rblock)
-    return out
+@pytest.fixture()
+def blocks(monkeypatch):
+    """Set the query and reference block sizes (rows)."""
+    def set_blocks(queries: int, refs: int) -> None:
+        monkeypatch.setattr(dist, "QUERY_BLOCK", queries)
+        monkeypatch.setattr(dist, "REF_BLOCK", refs)
+    return set_blocks
+
+
+def run(kernel: str, q: np.ndarray, r: np.ndarray) -> np.ndarray:
+    return l1_distances(q, r, threads=2, kernel=kernel)
+
+
+def knn_oracle(q: np.ndarray, r: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    full = oracle(q, r)
+    order = np.array([np.lexsort((np.arange(len(r)), row))[:k] for row in full]).reshape(len(q), k)
+    return np.take_along_axis(full, order, 1), order
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_kernels_match_the_oracle_for_odd_lengths_and_row_counts(kernel):
+def test_kernels_match_the_oracle_for_odd_lengths_and_row_counts(kernel, blocks):
     rng = np.random.default_rng(0)
     for d in LENGTHS:
-        # 11 queries and 13 refs: no multiple of any register block (4 x 4, 4 x 2) nor of the tiles below
+        # 11 queries and 13 refs: no multiple of any register block (4 x 4, 4 x 2) nor of the blocks below
         q = rng.integers(0, 256, (11, d), dtype=np.uint8)
         r = rng.integers(0, 256, (13, d), dtype=np.uint8)
         want = oracle(q, r)
-        np.testing.assert_array_equal(run(kernel, q, r), want, err_msg=f"d={d}")
-        np.testing.assert_array_equal(run(kernel, q, r, qblock=5, rblock=3), want, err_msg=f"d={d}, small tiles")
-        np.testing.assert_array_equal(run(kernel, q, r, qblock=1, rblock=1), want, err_msg=f"d={d}, 1 x 1 tiles")
+        for query_block, ref_block in [(256, 64), (5, 3), (1, 1)]:
+            blocks(query_block, ref_block)
+            np.testing.assert_array_equal(run(kernel, q, r), want, err_msg=f"d={d}, blocks {query_block, ref_block}")
+            got_d, got_i = l1_knn(q, r, 4, threads=2, kernel=kernel)
+            want_d, want_i = knn_oracle(q, r, 4)
+            np.testing.assert_array_equal(got_d, want_d, err_msg=f"d={d}, blocks {query_block, ref_block}")
+            np.testing.assert_array_equal(got_i, want_i, err_msg=f"d={d}, blocks {query_block, ref_block}")
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -63,11 +75,16 @@ def test_kernels_are_exact_at_the_extremes(kernel):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_kernels_agree_on_a_cifar_sized_block(kernel):
+def test_kernels_agree_on_a_cifar_sized_block(kernel, blocks):
     rng = np.random.default_rng(2)
     q = rng.integers(0, 256, (37, 3072), dtype=np.uint8)
     r = rng.integers(0, 256, (300, 3072), dtype=np.uint8)
-    np.testing.assert_array_equal(run(kernel, q, r, qblock=16, rblock=64), oracle(q, r))
+    blocks(16, 64)
+    np.testing.assert_array_equal(run(kernel, q, r), oracle(q, r))
+    got_d, got_i = l1_knn(q, r, 10, threads=2, kernel=kernel)
+    want_d, want_i = knn_oracle(q, r, 10)
+    np.testing.assert_array_equal(got_d, want_d)
+    np.testing.assert_array_equal(got_i, want_i)
 
 
 @pytest.mark.skipif(dist.SAD_WIDTH == 0, reason="no AVX2 here")
@@ -77,7 +94,7 @@ def test_sad_kernel_with_other_register_blocks():
     r = rng.integers(0, 256, (17, 161), dtype=np.uint8)
     for width, rows, cols in [(32, 3, 3), (dist.SAD_WIDTH, 1, 5)]:
         out = np.zeros((10, 17), np.uint32)
-        dist._l1_tiled_sad(q, r, out, 7, 8, width, rows, cols)
+        dist._l1_rows(q, r, out, 0, 10, 8, width, rows, cols)
         np.testing.assert_array_equal(out, oracle(q, r), err_msg=f"{width} bytes, {rows} x {cols}")
 
 
@@ -128,8 +145,63 @@ def test_l1_knn_orders_by_distance_then_reference_index():
     assert d.shape == i.shape == (2, 4)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_l1_knn_over_reference_parts_is_the_knn_over_their_concatenation(kernel, blocks):
+    rng = np.random.default_rng(6)
+    r = rng.integers(0, 4, (70, 2, 3, 3), dtype=np.uint8)  # a few values: ties across the parts
+    r[40] = r[5]
+    r[66] = r[5]
+    q = np.concatenate([rng.integers(0, 4, (20, 2, 3, 3), dtype=np.uint8), r[[5]]])
+    want_d, want_i = knn_oracle(q, r, 6)
+    blocks(7, 8)
+    for cuts in [(), (40,), (0, 33, 33, 69)]:  # empty parts too
+        parts = np.split(r, cuts)
+        got_d, got_i = l1_knn(q, parts, 6, threads=3, kernel=kernel)
+        np.testing.assert_array_equal(got_d, want_d, err_msg=f"cut at {cuts}")
+        np.testing.assert_array_equal(got_i, want_i, err_msg=f"cut at {cuts}")
+    assert list(got_i[-1, :3]) == [5, 40, 66]
+    with pytest.raises(ValueError, match="values per row"):
+        l1_knn(q, [r, r[:, :1]], 3)
+
+
+def test_l1_knn_reports_progress_per_query_block(blocks):
+    rng = np.random.default_rng(7)
+    q, r = rng.integers(0, 256, (10, 16), dtype=np.uint8), rng.integers(0, 256, (9, 16), dtype=np.uint8)
+    blocks(3, 4)
+    seen = []
+
+    def progress(items, desc, total):
+        seen.append(total)
+        yield from items
+
+    l1_knn(q, r, 2, progress=progress, threads=2)
+    assert seen == [4]
+
+
 def test_vote_breaks_ties_by_the_nearest_member():
     labels = np.array([[2, 1, 1, 2, 0], [0, 1, 2, 3, 4], [3, 3, 1, 1, 1]])
     np.testing.assert_array_equal(vote(labels, 4, 5), [2, 0, 3])
     np.testing.assert_array_equal(vote(labels, 5, 5), [2, 0, 1])
     np.testing.assert_array_equal(vote(labels, 1, 5), [2, 0, 3])
+
+
+@pytest.mark.parametrize("count", [0, 1, 37, 1000, 5000])
+def test_query_blocks_cover_the_queries_in_shrinking_blocks(count):
+    blocks = dist._query_blocks(count, threads=2)
+    bounds = [0] + [q1 for _, q1 in blocks]
+    assert [q0 for q0, _ in blocks] == bounds[:-1] and bounds[-1] == count  # consecutive, no gap
+    sizes = [q1 - q0 for q0, q1 in blocks]
+    assert all(0 < s <= dist.QUERY_BLOCK for s in sizes)
+    assert sizes == sorted(sizes, reverse=True)
+    assert all(s % 4 == 0 for s in sizes[:-1])  # whole register blocks but the last
+
+
+def test_the_torch_path_orders_neighbours_the_same_way():
+    # the CUDA path's code (torch.cdist + topk on (distance, index) keys), run on the CPU device
+    rng = np.random.default_rng(8)
+    r = rng.integers(0, 3, (50, 6), dtype=np.uint8)
+    q = np.concatenate([rng.integers(0, 3, (9, 6), dtype=np.uint8), r[[7]]])
+    got_d, got_i = dist._knn_torch(q, r, 5, "cpu", lambda it, **_: it)
+    want_d, want_i = knn_oracle(q, r, 5)
+    np.testing.assert_array_equal(got_d, want_d)
+    np.testing.assert_array_equal(got_i, want_i)

@@ -79,7 +79,7 @@ def _planted_set(folder: Path, n: int, seed: int, name: str) -> DetectionSet:
 
 
 SMALL = dict(base_size=32, jitter=1, negatives_per_image=15, c_values=(0.1,), steps=(1.2,), strides=(8,),
-             nms_thresholds=(0.3,), score_thresholds=(-0.5,), mining_rounds=1, measure_speed=False)
+             nms_thresholds=(0.3,), score_thresholds=(-0.5,), mining_rounds=1)
 
 
 @pytest.fixture(scope="module")

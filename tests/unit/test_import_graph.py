@@ -329,8 +329,6 @@ NOT_A_TASK = {
     ("benchsuite/metrics/proposals.py", "proposals"): "the name of the argument in a message about its shape",
     # the Ray executor infers the proposals job's consumers from their names until the declared dependencies of
     # issue 21.4 replace it (benchsuite/runner, another change): remove this entry then
-    ("benchsuite/runner/ray_executor.py", "proposals"): "job.task == ... (until issue 21.4 lands)",
-    ("benchsuite/runner/ray_executor.py", "detection"): "job.task == ... (until issue 21.4 lands)",
 }
 
 

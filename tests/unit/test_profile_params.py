@@ -57,7 +57,7 @@ def test_pipeline_params_are_a_copy_of_the_class_entry():
 
 def test_the_runner_refuses_profile_params_the_constructor_lacks(monkeypatch):
     from benchsuite.registry import PipelineInfo
-    from benchsuite.runner import run as run_module
+    from benchsuite.runner import plan as plan_module
 
     class Misnamed(Sized):
         id = "misnamed"
@@ -66,5 +66,5 @@ def test_the_runner_refuses_profile_params_the_constructor_lacks(monkeypatch):
     monkeypatch.setattr("benchsuite.registry.load_ref", lambda ref: Misnamed)
     info = PipelineInfo("misnamed", "x:Misnamed", "dist", task="classification", family="classical")
     with pytest.raises(ConfigError, match=r"profile_params\['smoke'\] names 'n_neighbors'.*valid names: k"):
-        run_module._profile_params(info, "smoke")
-    assert run_module._profile_params(PipelineInfo("sized", "x:Sized", "d"), "quick") == {}  # Misnamed: no quick
+        plan_module.profile_params(info, "smoke")
+    assert plan_module.profile_params(PipelineInfo("sized", "x:Sized", "d"), "quick") == {}  # Misnamed: no quick

@@ -114,3 +114,36 @@ def _square(x: int) -> int:
 @pytest.mark.slow
 def test_parallel_map_over_processes_keeps_order():
     assert parallel_map(_square, list(range(7)), workers=2) == [x * x for x in range(7)]
+
+
+def test_the_ledger_counts_each_image_once_as_read_or_computed(tmp_path):
+    """What the record's ``consumed`` block reports: distinct images computed by this process, distinct images
+    served from the cache that it did not compute (the ones another job stored), and the seconds of each."""
+    from benchsuite.measure import cache_use
+    from benchsuite.proposal_cache import store_proposals
+
+    data = _dataset(tmp_path, n=3)
+    cache = tmp_path / "cache"
+    images = [data.load_image(i) for i in range(3)]
+    store_proposals(images[2:], [np.zeros((1, 4), np.float32)], CountingProposer(), cache)  # "the producer"
+    cache_use.reset()
+    proposals_for_images(images, CountingProposer(), cache)  # image 2 from the cache, 0 and 1 computed
+    proposals_for_images(images[:2], CountingProposer(), cache)  # its own entries read again: no new count
+    proposals_for(data, CountingProposer(size=5), cache, workers=1)  # other parameters: three more computed
+    used = cache_use.snapshot()["test-counting"]
+    assert (used["cached_images"], used["computed_images"]) == (1, 2 + 3)
+    assert used["read_s"] >= 0 and used["compute_s"] > 0
+    cache_use.reset()
+    assert cache_use.snapshot() == {}
+
+
+def test_the_pool_defaults_to_the_jobs_threads(monkeypatch):
+    from benchsuite.proposal_cache import THREADS_ENV, default_workers
+
+    cpus = len(os.sched_getaffinity(0))
+    monkeypatch.setenv(THREADS_ENV, "1")
+    assert default_workers() == 1 and default_workers(3) == 3  # an explicit request wins
+    monkeypatch.setenv(THREADS_ENV, str(cpus + 5))
+    assert default_workers() == cpus  # never more than this process may use
+    monkeypatch.delenv(THREADS_ENV)
+    assert default_workers() == cpus

@@ -1,5 +1,6 @@
-"""The Ray executor's planning (no cluster needed): job order, task resources, option checks, and the clear
-failure of a job whose node sees other data than the driver (issue 15)."""
+"""The Ray executor's planning (no cluster needed): task resources, option checks, the clear failure of a job
+whose node sees other data than the driver (issue 15) and the shipping of a producer's cache entries. The job
+order both executors share is tested in ``test_job_dependencies.py``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from benchsuite.cli import main
 from benchsuite.runner.execute import run_job_dir
 from benchsuite.runner.jobs import JobSpec
-from benchsuite.runner.ray_executor import RAY_MAX_RETRIES, proposal_dependencies, task_options
+from benchsuite.runner.ray_executor import RAY_MAX_RETRIES, task_options
 from benchsuite.runner.run import RunConfig, Runner
 
 REFS = {
@@ -31,20 +32,6 @@ def _job(task: str, pipeline: str, dataset: str = "synthetic-voc", seed: int = 0
                   time_limit_s=60.0, memory_limit_mb=None, shared_machine=False)
     fields.update(kw)
     return JobSpec(**fields)
-
-
-def test_proposal_classifiers_wait_for_the_selective_search_job_of_their_data_set():
-    jobs = [
-        _job("detection", "ss-hog-svm"), _job("detection", "rcnn", seed=1), _job("detection", "mean-box"),
-        _job("detection", "ss-hog-svm", dataset="other-voc"),  # no producer on that data set
-        _job("proposals", "selective-search", seed=3), _job("proposals", "selective-search", seed=1),
-        _job("proposals", "null-proposer"),
-    ]
-    deps = proposal_dependencies(jobs)
-    producer = "proposals--synthetic-voc--selective-search--s1"  # the lowest seed's
-    assert deps == {"detection--synthetic-voc--ss-hog-svm--s0": producer,
-                    "detection--synthetic-voc--rcnn--s1": producer}
-    assert proposal_dependencies([j for j in jobs if j.task == "detection"]) == {}  # no producer: no order
 
 
 def test_a_job_asks_ray_for_its_threads_a_gpu_only_on_cuda_and_its_memory_limit():

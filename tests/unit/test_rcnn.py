@@ -113,4 +113,6 @@ def test_rcnn_smoke_run_on_synthetic_voc(tmp_path, cache_dir, assert_records_mat
     assert rec["status"] == "ok", rec["error"]
     assert rec["metrics"]["num_images"] == 16 and rec["fit_info"]["weights"] == "scratch"
     assert rec["fit_info"]["positive_regions"] > 0
+    used = rec["consumed"]["selective-search"]  # no selective-search job in the run: rcnn computes what it lacks
+    assert used["producer_job"] is None and used["cached_images"] + used["computed_images"] == 24 + 8 + 16
     assert_records_match_schema(tmp_path / "run")

@@ -22,7 +22,7 @@ from benchsuite.results.schema import (
 )
 from benchsuite.results.store import RunStore
 from benchsuite.results.tidy import records_table
-from benchsuite.runner.run import _checked_record
+from benchsuite.runner.records import checked_record
 
 
 def _record(**changes) -> dict:
@@ -234,13 +234,13 @@ def test_a_newer_version_is_read_as_it_is_with_a_warning(caplog):
 
 def test_the_runner_keeps_a_valid_record_as_it_is():
     rec = _record()
-    assert _checked_record(copy.deepcopy(rec)) == rec
+    assert checked_record(copy.deepcopy(rec)) == rec
 
 
 def test_a_pipeline_that_reports_a_wrong_shape_gets_a_failed_record_naming_it():
-    rec = _checked_record(_record(fit_info={"val_map50": {"nms_iou=0.3": 0.4},
-                                            "shortcuts": [{"what": "epochs"}]},
-                                  shortcuts=[{"what": "epochs"}], shortened=True))
+    rec = checked_record(_record(fit_info={"val_map50": {"nms_iou=0.3": 0.4},
+                                           "shortcuts": [{"what": "epochs"}]},
+                                 shortcuts=[{"what": "epochs"}], shortened=True))
     assert rec["status"] == "failed" and rec["failure"] == "invalid-output" and rec["metrics"] == {}
     assert "fit_info.val_map50: expected number or null" in rec["error"]
     assert "fit_info.shortcuts[0].reason: missing" in rec["error"]
@@ -274,4 +274,4 @@ def test_benchsuite_check_names_a_selection_of_another_shape():
 
     (result,) = check_pipeline(OwnSelection, checks=["fit_info_json"])
     assert result.failed and "fit_info.selection.metric: missing (expected string)" in result.message
-    assert "ctx.record_selection()" in result.message
+    assert "ctx.select()" in result.message

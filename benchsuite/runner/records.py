@@ -1,0 +1,156 @@
+"""From a finished job's result to its records: score each evaluated split, build one record per split
+(:class:`benchsuite.results.schema.Record`), check it against the schema, append it to the run, and log the
+job's one line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from benchsuite.api import Budget
+from benchsuite.data.datasets import Dataset
+from benchsuite.errors import BenchsuiteError
+from benchsuite.results.schema import SCHEMA_VERSION, record_problems
+from benchsuite.results.store import RunStore
+from benchsuite.runner.jobs import JobSpec
+from benchsuite.tasks.registry import get_task
+
+log = logging.getLogger(__name__)
+
+#: the record's blocks that a pipeline fills (through its fit_info and outputs), with their empty value
+_PIPELINE_BLOCKS = {"fit_info": {}, "shortcuts": [], "params": {}, "metrics": {}, "output": {}}
+
+
+def record_job(run_id: str, dataset: Dataset, store: RunStore, job: JobSpec, result: dict[str, Any]) -> None:
+    """Score each of ``job``'s evaluated splits from the predictions its worker saved (``result``: the worker's
+    result), append one record per split to ``store`` and log the job's line (with the traceback's last lines
+    when it failed). A split the pipeline trained on (refit on train + val) gets no record."""
+    task = get_task(job.task)
+    status = result.get("status", "failed")
+    for split in job.eval_splits:
+        metrics: dict[str, Any] = {}
+        artifacts: dict[str, str] = {}
+        split_status, failure, error = status, result.get("failure"), result.get("error")
+        split_info = result.get("splits", {}).get(split, {})
+        if status == "ok" and not split_info:
+            # the worker left this split out: the pipeline trained on it (fit_info.val_not_scored says why)
+            log.info("%s: %s split not scored (%s)", job.job_id, split,
+                     (result.get("fit_info") or {}).get("val_not_scored", "no predictions"))
+            continue
+        if status == "ok":
+            try:
+                metrics, artifacts = task.evaluate(dataset, split, Budget(**job.budget),
+                                                   Path(job.job_dir) / split_info["predictions"], Path(job.job_dir))
+            except BenchsuiteError as exc:
+                split_status, failure, error = "failed", "invalid-output", f"invalid output: {exc}"
+            except Exception as exc:
+                split_status, failure, error = "failed", "evaluation", f"{type(exc).__name__}: {exc}"
+        store.append(build_record(run_id, job, dataset, split, split_status, failure, error, metrics, artifacts,
+                                  result))
+    summary = one_line(job, result)
+    if status != "ok":
+        summary += failure_tail(result, Path("jobs") / job.job_id / "log.txt")
+    (log.info if status == "ok" else log.error)(summary)
+
+
+def build_record(run_id: str, job: JobSpec, dataset: Dataset, split: str, status: str, failure: str | None,
+                 error: str | None, metrics: dict[str, Any], artifacts: dict[str, str],
+                 result: dict[str, Any]) -> dict[str, Any]:
+    """The record of ``job`` on ``split`` (checked: :func:`checked_record`)."""
+    info = dataset.info
+    split_info = result.get("splits", {}).get(split, {})
+    timing = dict(result.get("timing", {}))
+    timing.update({k: split_info[k] for k in ("predict_s", "images_per_s", "images", "seconds_per_image",
+                                              "predict") if k in split_info})
+    timing["shared_machine"] = job.shared_machine
+    timing["wall_s"] = result.get("wall_s")
+    timing["contended"] = phases_contended(timing)
+    fit_info = result.get("fit_info", {})
+    shortcuts = list(fit_info.get("shortcuts") or []) if isinstance(fit_info, dict) else []
+    rel = Path("jobs") / job.job_id
+    return checked_record({
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "job_id": job.job_id,
+        "task": job.task,
+        "dataset": info.name,
+        "dataset_fingerprint": info.fingerprint,
+        "data_origin": info.origin,
+        "data_canonical": info.canonical,
+        "split": split,
+        "split_fingerprint": info.split_fingerprints.get(split),
+        "pipeline": job.pipeline,
+        "family": job.family,
+        "pretrained_reference": job.pretrained_reference,
+        "harness_floor": bool(result.get("harness_floor", False)),
+        "status": status,
+        "failure": failure if status != "ok" else None,
+        "error": error if status != "ok" else None,
+        "metrics": metrics,
+        "timing": timing,
+        "memory": result.get("memory", {}),
+        "params": result.get("params", job.params),
+        "fit_info": fit_info,
+        "shortcuts": shortcuts,
+        "shortened": bool(shortcuts),
+        "consumed": result.get("consumed") or None,
+        "output": split_info.get("output", {}),
+        "seed": job.seed,
+        "device": job.device,
+        "determinism": result.get("determinism"),
+        "profile": job.profile,
+        "artifacts": {k: str(rel / v) for k, v in artifacts.items()},
+        "log": str(rel / "log.txt"),
+        "started_at": result.get("started_at"),
+        "finished_at": result.get("finished_at"),
+        "node": (result.get("executor") or {}).get("node"),  # the host the job ran on
+        "executor": result.get("executor"),  # {"name": "local"|"ray", "node", "attempts", ...}
+    })
+
+
+def checked_record(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` when it matches the record schema (:mod:`benchsuite.results.schema`). Otherwise a pipeline
+    reported something of the wrong shape (``fit_info.selection`` not a selection, ``fit_info.val_map50`` not a
+    number): the record becomes ``failed`` (``invalid-output``) with the offending keys and their expected types,
+    and the offending blocks are emptied (they stay in the job's ``result.json``)."""
+    problems = record_problems(record)
+    if not problems:
+        return record
+    record.update(status="failed", failure="invalid-output", metrics={},
+                  error="invalid output: the record does not match its schema: " + "; ".join(problems))
+    for key, empty in _PIPELINE_BLOCKS.items():
+        if any(p == key or p.startswith((f"{key}.", f"{key}[", f"{key}:")) for p in problems):
+            record[key] = type(empty)()
+    record["shortened"] = bool(record.get("shortcuts"))
+    left = record_problems(record)
+    if left:  # not the pipeline's doing: the runner built a record of the wrong shape
+        log.error("%s/%s: record does not match its schema: %s", record.get("job_id"), record.get("split"),
+                  "; ".join(left))
+    return record
+
+
+def phases_contended(timing: dict[str, Any]) -> bool | None:
+    """Whether any timed phase of a record (fit, predict) was contended; None when none was measured."""
+    flags = [(timing.get(phase) or {}).get("contended") for phase in ("fit", "predict")
+             if isinstance(timing.get(phase), dict)]
+    known = [f for f in flags if f is not None]
+    return any(known) if known else None
+
+
+def failure_tail(result: dict[str, Any], log_file: Path, lines: int = 6) -> str:
+    """The last lines of a failed job's traceback (else of its output), indented, and where the rest is."""
+    text = str(result.get("traceback") or result.get("log_tail") or "")
+    kept = [ln for ln in text.splitlines() if ln.strip()][-lines:]
+    if not kept:
+        return ""
+    return "\n" + "\n".join("    " + ln for ln in kept) + f"\n    (the whole output: {log_file})"
+
+
+def one_line(job: JobSpec, result: dict[str, Any]) -> str:
+    """``task: pipeline on data set: ok, fit F s, wall W s`` (or ``FAILED (kind): error``)."""
+    head = f"{job.task}: {job.pipeline} on {job.dataset}"
+    if result.get("status") != "ok":
+        return f"{head}: FAILED ({result.get('failure')}): {result.get('error')}"
+    t = result.get("timing", {})
+    return f"{head}: ok, fit {t.get('fit_s', float('nan')):.1f} s, wall {result.get('wall_s', 0):.1f} s"

@@ -115,8 +115,11 @@ def image_folders(json_path: Path, root: Path, images: Path | None) -> list[Path
     out = []
     for f in found:
         real = Path(os.path.realpath(f))
-        if f.is_dir() and is_inside(real, root) and real not in out:
-            out.append(real)
+        if f.is_dir() and real not in out:
+            if os.path.islink(f):  # a folder found by name that links outside is refused, as everywhere
+                out.append(confined(f, root, "folder of images"))
+            elif is_inside(real, root):
+                out.append(real)
     return out
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from benchsuite.errors import DataError
@@ -109,13 +109,19 @@ def read_limited(path: Path, limit: int, what: str) -> bytes:
     return data
 
 
-def walk_files(root: Path, suffixes: frozenset[str] | None = None) -> Iterator[Path]:
+def walk_files(root: Path, suffixes: frozenset[str] | None = None,
+               skipped: Callable[[Path, str], None] | None = None) -> Iterator[Path]:
     """Every regular file under the resolved folder ``root`` (sorted, hidden entries skipped), whose lower-case
     suffix is in ``suffixes`` (None: all). Symbolic links to folders are not followed; a linked file is yielded
-    only when its target lies inside ``root`` and is a regular file. More than :data:`MAX_FILES` is refused."""
+    only when its target lies inside ``root`` and is a regular file. ``skipped(path, why)``, when given, hears of
+    each linked folder and each linked file left out. More than :data:`MAX_FILES` is refused."""
     count = 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if skipped is not None:
+            for d in dirnames:
+                if os.path.islink(os.path.join(dirpath, d)):
+                    skipped(Path(dirpath) / d, "a linked folder: links to folders are not followed")
         for name in sorted(filenames):
             if name.startswith(".") or (suffixes is not None and Path(name).suffix.lower() not in suffixes):
                 continue
@@ -126,6 +132,8 @@ def walk_files(root: Path, suffixes: frozenset[str] | None = None) -> Iterator[P
             if path.is_symlink():
                 target = Path(os.path.realpath(path))
                 if not is_inside(target, root) or not target.is_file():
+                    if skipped is not None:
+                        skipped(path, f"links to {target}, which is not a file inside {root}")
                     continue
             elif not stat.S_ISREG(os.lstat(path).st_mode):
                 continue

@@ -91,7 +91,10 @@ def _split_of(path: Path, root: Path) -> str:
 
 def read_vocxml(root: Path, problems: Problems) -> tuple[list[RawImage], tuple[str, ...], bytes, list[str]]:
     """Every annotation XML under ``root``: images, classes, a digest of the XML bytes, notes."""
-    xmls = list(walk_files(root, frozenset({".xml"})))
+    def skipped(path: Path, why: str) -> None:
+        problems.warn("linked entry not followed", path, f"{why}: left out")
+
+    xmls = list(walk_files(root, frozenset({".xml"}), skipped))
     index = ImageIndex(root, list(walk_files(root, image_suffixes())))
     digest = hashlib.sha256()
     found = []

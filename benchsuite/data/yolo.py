@@ -237,12 +237,12 @@ class YoloSource:
         images_dir = self.root / "images"
         if not images_dir.is_dir():
             raise DataError(f"{images_dir}: missing; expected {LAYOUT}")
-        split_dirs = {SPLIT_NAMES[p.name]: p for p in sorted(images_dir.iterdir())
+        images_dir = confined(images_dir, self.root, "folder of images")
+        split_dirs = {SPLIT_NAMES[p.name]: confined(p, self.root, "split folder") for p in sorted(images_dir.iterdir())
                       if p.is_dir() and p.name in SPLIT_NAMES}
         if split_dirs:
-            return classes, {s: list(walk_files(Path(os.path.realpath(p)), self.suffixes))
-                             for s, p in split_dirs.items()}
-        return classes, {"": list(walk_files(Path(os.path.realpath(images_dir)), self.suffixes))}
+            return classes, {s: list(walk_files(p, self.suffixes)) for s, p in split_dirs.items()}
+        return classes, {"": list(walk_files(images_dir, self.suffixes))}
 
 
 def read_yolo(source: YoloSource, problems: Problems) -> list[RawImage]:

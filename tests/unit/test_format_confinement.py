@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from benchsuite.data import synthetic_voc
 from benchsuite.data.confine import checked_name, is_inside, read_limited, real_folder, resolve_inside
 from benchsuite.data.datasets import open_dataset
-from benchsuite.data.format_writers import write_coco, write_imagefolder, write_yolo
+from benchsuite.data.format_writers import write_coco, write_imagefolder, write_vocxml, write_yolo
+from benchsuite.data.problems import Problems
+from benchsuite.data.vocxml import read_vocxml
 from benchsuite.errors import DataError
 from tests.fixtures.convert_formats import voc_splits
 
@@ -139,3 +141,40 @@ def test_yolo_names_not_text(small_voc, tmp_path):
                                     "train: images/train\ntest: images/test\nnames: [*c, *c]\nnc: *c\n")
     with pytest.raises(DataError, match="names holds a value that is not a name"):
         open_dataset(f"yolo:{yolo}", Path("."), tmp_path)
+
+
+@pytest.mark.fault("data: image folders found by name (YOLO images/, its split folders, COCO images/) that link "
+                   "outside are refused in one line naming the folder")
+def test_linked_image_folders_outside(small_voc, tmp_path):
+    splits, classes = voc_splits(small_voc)
+    elsewhere = write_yolo(splits, classes, tmp_path / "elsewhere")
+    flat = write_yolo(splits, classes, tmp_path / "flat", data_yaml=False)
+    (flat / "images").rename(tmp_path / "flat-images")
+    os.symlink(tmp_path / "flat-images", flat / "images")
+    with pytest.raises(DataError, match=r"/flat/images: a folder of images that links outside"):
+        open_dataset(f"yolo:{flat}", Path("."), tmp_path)
+    split = write_yolo(splits, classes, tmp_path / "split")
+    (split / "data.yaml").rename(tmp_path / "unused.yaml")
+    (split / "classes.txt").write_text("".join(f"{c}\n" for c in classes))
+    os.rename(split / "images" / "train", tmp_path / "train-images")
+    os.symlink(elsewhere / "images" / "train", split / "images" / "train")
+    with pytest.raises(DataError, match=r"/split/images/train: a split folder that links outside"):
+        open_dataset(f"yolo:{split}", Path("."), tmp_path)
+    coco = write_coco(splits, classes, tmp_path / "coco")
+    (coco / "images").rename(tmp_path / "coco-images")
+    os.symlink(tmp_path / "coco-images", coco / "images")
+    with pytest.raises(DataError, match=r"/coco/images: a folder of images that links outside"):
+        open_dataset(f"coco:{coco}", Path("."), tmp_path)
+
+
+@pytest.mark.fault("data: a linked folder under a loose-XML set is not followed, and data check lists it")
+def test_vocxml_linked_folder_is_left_out_with_a_warning(small_voc, tmp_path):
+    splits, classes = voc_splits(small_voc)
+    outside = write_vocxml(splits, classes, tmp_path / "outside")
+    folder = write_vocxml({k: v for k, v in splits.items() if k != "test"}, classes, tmp_path / "set")
+    os.symlink(outside / "test", folder / "test")
+    problems = Problems("vocxml:set")
+    raws, *_ = read_vocxml(real_folder(folder, "a folder"), problems)
+    assert all(not is_inside(Path(os.path.realpath(r.path)), real_folder(outside, "a folder")) for r in raws)
+    assert [(p.kind, Path(p.file).name) for p in problems.warnings] == [("linked entry not followed", "test")]
+    assert len(raws) == len(splits["train"]) + len(splits["val"])

@@ -170,16 +170,20 @@ def _text(el: ET.Element, tag: str) -> str | None:
 
 
 def _flag(el: ET.Element, tag: str) -> bool:
+    """A 0/1 flag (``<difficult>``, ``<truncated>``): a number (non-zero is set) or true/yes/false/no; anything
+    else, a non-finite number included, is malformed."""
     text = _text(el, tag)
     if text is None:
         return False
+    if text.lower() in ("true", "yes", "false", "no"):
+        return text.lower() in ("true", "yes")
     try:
         value = float(text)
     except ValueError:
-        return text.lower() in ("true", "yes")
+        raise _Malformed(f"<{tag}> is {text[:40]!r}, expected 0 or 1") from None
     if not np.isfinite(value):
-        raise _Malformed(f"<{tag}> is {text!r}, not a finite number")
-    return int(value) != 0
+        raise _Malformed(f"<{tag}> is {text[:40]!r}, expected 0 or 1")
+    return value != 0
 
 
 def _number(el: ET.Element, tag: str) -> float:

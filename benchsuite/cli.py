@@ -1,4 +1,5 @@
-"""The ``benchsuite`` command line: ``run``, ``study``, ``list``, ``check``, ``report``, ``compare``, ``export``.
+"""The ``benchsuite`` command line: ``run``, ``study``, ``list``, ``check``, ``report``, ``compare``, ``export``,
+``data check``.
 
 Exit status: 0 when all went well; 1 when a check failed (``check``, ``list --strict``, ``compare
 --fail-on-regression``); 2 for a bad option, a configuration error or a file system failure (one line on stderr);
@@ -485,6 +486,18 @@ def cmd_export(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def cmd_data_check(args: argparse.Namespace, argv: list[str]) -> int:
+    """``benchsuite data check SPEC``: the data set's summary and every problem; 1 when a run would stop."""
+    from benchsuite.data.check import check_dataset
+    from benchsuite.runner.run import default_cache_dir
+
+    env_root = os.environ.get("BENCHSUITE_DATA")
+    data_root = args.data_root or (Path(env_root) if env_root else Path("data"))
+    result = check_dataset(args.spec, data_root, args.cache_dir or default_cache_dir())
+    print("\n".join(result.lines()))
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="benchsuite", description="Classical versus deep computer vision, "
                                      "benchmarked on the same data splits.",
@@ -556,6 +569,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="default: csv")
     p.add_argument("--out", type=Path, help="file to write (default: RUN_DIR/records.FORMAT)")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("data", help="look at a data set before training on it")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    p = data_sub.add_parser("check", help="format, classes, split sizes, image and box sizes, fingerprint and every "
+                                          "problem with its file, in seconds; exit 1 on a problem a run would stop on")
+    p.add_argument("spec", help="a data set spec: imagefolder:PATH, coco:FILE.json, yolo:PATH, vocxml:PATH, "
+                                "voc:PATH, cifar10, ...")
+    p.add_argument("--data-root", type=Path,
+                   help="folder with cifar-10-batches-py/ and VOCdevkit/ (default: $BENCHSUITE_DATA or ./data)")
+    p.add_argument("--cache-dir", type=Path, help="cache for image headers and synthetic data "
+                                                  "(default: $BENCHSUITE_CACHE or ~/.cache/benchsuite)")
+    p.set_defaults(func=cmd_data_check)
     return parser
 
 

@@ -64,6 +64,8 @@ class DatasetInfo:
     description: str
     notes: list[str] = field(default_factory=list)
     derived_from: dict[str, Any] | None = None
+    #: how the data set was read, where a format has choices (the image size a pipeline sees, split fractions)
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def split_fingerprint(self) -> str:
@@ -164,6 +166,9 @@ class OpenRequest:
     force_synthetic: bool = False
     download: bool = False
     needs: frozenset[str] = frozenset()
+    #: open for inspection (``benchsuite data check``): a format that can collects every problem in the data set's
+    #: ``problems`` (:class:`benchsuite.data.problems.Problems`) instead of raising at the first one
+    inspect: bool = False
 
 
 Opener = Callable[[OpenRequest], Dataset]

@@ -1,7 +1,10 @@
-"""The classification task: run a Classifier on CIFAR-style data, validate its output, score it."""
+"""The classification task: run a Classifier on labelled images (CIFAR-10, class folders), validate its output, score
+it by accuracy, macro F1 and balanced accuracy (the last two show what accuracy hides on imbalanced classes)."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,7 +18,7 @@ from benchsuite.data.images import ImageSet
 from benchsuite.errors import OutputValidationError
 from benchsuite.measure.timing import Stopwatch, measure_latency
 from benchsuite.metrics import bootstrap as bs
-from benchsuite.metrics.classification import classification_metrics, confusion_matrix, macro_f1
+from benchsuite.metrics.classification import balanced_accuracy, classification_metrics, confusion_matrix, macro_f1
 from benchsuite.results.atomic import atomic_write_npz, atomic_write_text
 from benchsuite.results.evidence import Evidence
 from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPrediction, Task
@@ -75,6 +78,16 @@ def _concatenate(parts: list[ClassifierOutput]) -> ClassifierOutput:
     return ClassifierOutput(labels, scores, variants)
 
 
+def confusion_csv(cm: np.ndarray, classes: list[str]) -> str:
+    """The confusion matrix as CSV text (rows true, columns predicted); class names, which are data (folder
+    names), are quoted as CSV needs."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["true\\pred", *classes])
+    writer.writerows([c, *(int(v) for v in row)] for c, row in zip(classes, cm))
+    return buf.getvalue()
+
+
 def save_predictions(path: Path, out: ClassifierOutput) -> None:
     arrays: dict[str, np.ndarray] = {"labels": out.labels}
     if out.scores is not None:
@@ -88,7 +101,7 @@ class ClassificationTask(Task):
     """Image classification on CIFAR-style data: one class label per image, scored by accuracy."""
 
     name = "classification"
-    description = "image classification (CIFAR-10 style): one class per image"
+    description = "image classification (CIFAR-10, class folders): one class per image"
     needs = frozenset({IMAGE_LABELS})
     default_dataset = "cifar10"
     order = 0
@@ -98,12 +111,13 @@ class ClassificationTask(Task):
     output_type = "(N,) int class indices, or a ClassifierOutput (labels, optional (N, C) scores, variants)"
     batch_size_attribute = "predict_batch_size"
     default_batch_size = 1024
-    metrics = (MetricSpec("accuracy", "accuracy"), MetricSpec("macro_f1", "macro F1"))
+    metrics = (MetricSpec("accuracy", "accuracy"), MetricSpec("macro_f1", "macro F1"),
+               MetricSpec("balanced_accuracy", "balanced accuracy"))
     primary_metric = "accuracy"
     interval_metrics = ("accuracy",)
     interval_statistic = f"{bs.CLASSIFICATION_RESAMPLES:,} resamples of per-image correctness"
     columns = (ColumnSpec("accuracy", "accuracy"), ColumnSpec("95% CI", "accuracy", "interval"),
-               ColumnSpec("macro F1", "macro_f1"))
+               ColumnSpec("macro F1", "macro_f1"), ColumnSpec("balanced acc.", "balanced_accuracy", optional=True))
     per_class_title = "accuracy (recall of the class)"
     plots = ("tradeoff", "per_class", "confusion")
     budgets: ClassVar[dict[str, dict[str, Any]]] = {
@@ -145,11 +159,9 @@ class ClassificationTask(Task):
             for name, pred in variants.items():
                 vcm = confusion_matrix(truth, pred, len(classes))
                 metrics["variants"][name] = {"accuracy": float(np.trace(vcm) / vcm.sum()),
-                                             "macro_f1": macro_f1(vcm)}
+                                             "macro_f1": macro_f1(vcm), "balanced_accuracy": balanced_accuracy(vcm)}
         cm_file = job_dir / f"confusion-{split}.csv"
-        header = "true\\pred," + ",".join(classes)
-        rows = [f"{c}," + ",".join(str(int(v)) for v in row) for c, row in zip(classes, cm)]
-        atomic_write_text(cm_file, "\n".join([header, *rows]) + "\n")
+        atomic_write_text(cm_file, confusion_csv(cm, classes))
         evidence = {"truth": np.asarray(truth, np.int64), "predicted": np.asarray(labels, np.int64),
                     "correct": np.asarray(labels) == np.asarray(truth)}
         return Scored(metrics, {"confusion_matrix": cm_file.name}, evidence)

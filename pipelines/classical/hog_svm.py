@@ -16,8 +16,12 @@ class HogLinearSVM(Classifier):
     """HOG (several cell sizes, 2x2-cell L2-Hys blocks) + one-vs-rest linear SVM, C chosen on val.
 
     Parameters:
-        cells: HOG cell sizes in pixels; the descriptors of each are concatenated (4 and 8 give a fine
-            and a coarse grid on 32 x 32 images: 1,764 + 324 values).
+        cells: HOG cell sizes in pixels on a ``cells_for_size`` x ``cells_for_size`` image; the descriptors of
+            each are concatenated (4 and 8 give a fine and a coarse grid on 32 x 32 images: 1,764 + 324 values).
+        cells_for_size: the image side ``cells`` are given for: on ``H x W`` images each cell is scaled by
+            ``sqrt(H * W) / cells_for_size`` (rounded; at least 2 px, at most half the shorter side), so that the
+            descriptor keeps its grid on any image size (on 100 x 40 images: cells of 8 and 16 px). None: the
+            cells as given. The cells used are in ``fit_info.cells``.
         bins: unsigned orientation bins.
         sqrt_gamma: square-root gamma compression of the pixels before the gradients.
         c_values: candidate SVM C; the best val accuracy wins (the smaller C on a tie).
@@ -36,19 +40,29 @@ class HogLinearSVM(Classifier):
 
     def __init__(self, cells: tuple[int, ...] = (4, 8), bins: int = 9, sqrt_gamma: bool = True,
                  c_values: tuple[float, ...] = (0.0003, 0.001, 0.003, 0.01), max_iter: int = 120,
-                 refit_on_trainval: bool = True):
+                 refit_on_trainval: bool = True, cells_for_size: int | None = 32):
         self.cells = cells
+        self.cells_for_size = cells_for_size
         self.bins = bins
         self.sqrt_gamma = sqrt_gamma
         self.c_values = c_values
         self.max_iter = max_iter
         self.refit_on_trainval = refit_on_trainval
 
+    def cell_sizes(self, height: int, width: int) -> tuple[int, ...]:
+        """The cells (pixels) used on ``height x width`` images (see ``cells_for_size``)."""
+        if self.cells_for_size is None:
+            return tuple(int(c) for c in self.cells)
+        scale = float(np.sqrt(height * width)) / float(self.cells_for_size)
+        largest = max(2, min(height, width) // 2)
+        return tuple(min(largest, max(2, round(float(c) * scale))) for c in self.cells)
+
     def _describe(self, images: np.ndarray) -> np.ndarray:
         return np.concatenate([hog_features(images, cell=int(c), bins=self.bins, sqrt_gamma=self.sqrt_gamma)
-                               for c in self.cells], axis=1)
+                               for c in self.cells_], axis=1)
 
     def fit(self, train: ImageSet, val: ImageSet, ctx: Context) -> HogLinearSVM:
+        self.cells_ = self.cell_sizes(*train.images.shape[1:3])
         f_train = self._describe(train.images)
         f_val = self._describe(val.images)
         self.mean_ = f_train.mean(axis=0)
@@ -70,7 +84,7 @@ class HogLinearSVM(Classifier):
             x_all = np.concatenate([x_train, x_val])
             self.svm_ = LinearSVM(C=self.C_, max_iter=self.max_iter).fit(
                 x_all, np.concatenate([train.labels, val.labels]))
-        ctx.record(C=self.C_, feature_dim=int(x_train.shape[1]),
+        ctx.record(C=self.C_, feature_dim=int(x_train.shape[1]), cells=list(self.cells_),
                    trained_on="train+val" if self.refit_on_trainval else "train")
         return self
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,6 +12,7 @@ from sklearn import metrics as skm
 
 from benchsuite.metrics.classification import (
     accuracy_interval,
+    balanced_accuracy,
     classification_metrics,
     confusion_matrix,
     macro_f1,
@@ -34,6 +37,21 @@ def test_against_sklearn(pair):
     assert np.all(np.isnan(per_class_accuracy(cm)[~present]))
     metrics, _ = classification_metrics(y_true, y_pred, [str(i) for i in range(7)])
     assert metrics["accuracy"] == pytest.approx(skm.accuracy_score(y_true, y_pred), abs=1e-12)
+    with warnings.catch_warnings():  # scikit-learn warns when a predicted class never occurs in y_true
+        warnings.simplefilter("ignore")
+        expected = skm.balanced_accuracy_score(y_true, y_pred)
+    assert balanced_accuracy(cm) == pytest.approx(expected, abs=1e-12)
+    assert metrics["balanced_accuracy"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_imbalanced_majority_guess():
+    """The majority guess on a 90/10 set: accuracy 0.9, balanced accuracy 0.5, macro F1 about 0.47."""
+    y_true = np.array([0] * 90 + [1] * 10)
+    y_pred = np.zeros(100, np.int64)
+    metrics, _ = classification_metrics(y_true, y_pred, ["a", "b"])
+    assert metrics["accuracy"] == pytest.approx(0.9)
+    assert metrics["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y_true, y_pred))
+    assert metrics["macro_f1"] == pytest.approx(skm.f1_score(y_true, y_pred, average="macro", zero_division=0))
 
 
 def test_accuracy_interval_brackets_and_shrinks():

@@ -75,6 +75,19 @@ class Budget:
     train_time_s: float | None = None
 
 
+@dataclass(frozen=True)
+class ErfRequest:
+    """The effective-receptive-field measurement asked of a pipeline that declares ``erf_layer``
+    (:mod:`benchsuite.erf`): the layer, and the probe images, the first ``count`` val images as uint8
+    ``(N, H, W, C)`` when the val split holds equal-sized images (None otherwise: the pipeline then passes its own
+    :class:`benchsuite.erf.ErfProbe` to the trainer)."""
+
+    layer: str
+    images: np.ndarray | None = None
+    split: str = "val"
+    count: int = 32
+
+
 def _no_progress(iterable: Iterable[T], **_: Any) -> Iterable[T]:
     return iterable
 
@@ -95,6 +108,10 @@ class Context:
         weights: a local state dict the user named (``--weights PATH``), or None.
         download: the user allowed downloads (``--download``): a pipeline may then fetch pretrained
             weights; without it nothing is downloaded at run time.
+        job_dir: the job's own folder in the run (None outside a run, e.g. in ``benchsuite check``): evidence a
+            pipeline measures while it fits (the ERF maps, :mod:`benchsuite.erf`) is saved there for the report.
+        erf: the ERF measurement the framework asks of the pipeline's training (:class:`ErfRequest`, from its
+            ``erf_layer``), or None; :class:`benchsuite.training.Trainer` carries it out.
     """
 
     device: str = "cpu"
@@ -106,6 +123,8 @@ class Context:
     info: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
     download: bool = False
+    job_dir: Path | None = None
+    erf: ErfRequest | None = None
 
     def record(self, **facts: Any) -> None:
         """Report facts about the fit (JSON-serialisable values) for the job's record."""
@@ -173,6 +192,11 @@ class Pipeline:
     #: pipeline computes what the cache lacks itself. Its record's ``consumed`` block counts the images read
     #: from the cache and those computed, and the seconds spent on each.
     consumes: ClassVar[tuple[str, ...]] = ()
+    #: a layer of the network the pipeline trains (a module name, or its unique last part, e.g. ``"stages.2"``)
+    #: whose effective receptive field the training engine measures at initialisation and after training, on val
+    #: images fed as float ``(N, C, H, W)`` pixels 0-255 (:mod:`benchsuite.erf`; saved as ``erf.npz`` in the job
+    #: folder and ``fit_info["erf"]``). Empty: none (a network with another input passes its own probe).
+    erf_layer: ClassVar[str] = ""
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -305,7 +329,7 @@ def check_pipeline_class(cls: Any) -> list[str]:
     bad = [d for d in cls.devices if d not in DEVICES]
     if not cls.devices or bad:
         problems.append(f"{cls.__name__}.devices must be a non-empty subset of {DEVICES}, got {cls.devices!r}")
-    for attr in ("report_group", "report_note"):
+    for attr in ("report_group", "report_note", "erf_layer"):
         if not isinstance(getattr(cls, attr), str):
             problems.append(f"{cls.__name__}.{attr} must be a string, got {getattr(cls, attr)!r}")
     consumes = cls.consumes

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchsuite.api import Budget, Context, Pipeline
+import numpy as np
+
+from benchsuite.api import Budget, Context, ErfRequest, Pipeline
 from benchsuite.data.datasets import spec_annotations
 from benchsuite.data.detection import decode_seconds
 from benchsuite.measure.timing import ImportWatch, Stopwatch
@@ -60,6 +62,17 @@ def timed_fit(pipeline: Pipeline, train: Any, val: Any, ctx: Context) -> dict[st
                                     f"itself (end fit() with `return self`)")
     return {"fit_s": clock.seconds, "fit_decode_s": round(decode_seconds() - decoded, 4),
             "fit_imports": imports.packages, "fit": clock.conditions}
+
+
+def erf_request(pipeline: Pipeline, val: Any) -> ErfRequest | None:
+    """The ERF measurement a pipeline's ``erf_layer`` asks for (:mod:`benchsuite.erf`), probing with the first val
+    images when the split holds equal-sized ones (an ``images`` array); None when it declares no layer."""
+    layer = str(getattr(pipeline, "erf_layer", "") or "")
+    if not layer:
+        return None
+    images = getattr(val, "images", None)
+    count = ErfRequest.count
+    return ErfRequest(layer, images[:count].copy() if isinstance(images, np.ndarray) and len(images) else None)
 
 
 def timing_method(ctx: Context, predict_batch_size: int, decode_in_predict_clock: bool, latency_images: int,
@@ -286,6 +299,8 @@ class Task:
                 ctx.record(**{attr: str(getattr(pipeline, attr))})
         train = dataset.load("train", budget.max_train_images)
         val = dataset.load("val", budget.max_val_images)
+        ctx.job_dir = job_dir
+        ctx.erf = erf_request(pipeline, val)
         fit_timing = timed_fit(pipeline, train, val, ctx)
         batch_size = self.batch_size(pipeline)
         splits: dict[str, Any] = {}

@@ -47,20 +47,20 @@ from benchsuite.api import Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
 from benchsuite.errors import EmptyModelError
 from benchsuite.metrics.detection import evaluate_detections
-from benchsuite.ops.boxes import clip_boxes, nms
 from benchsuite.ops.correlation import correlate_templates
 from benchsuite.ops.hog import hog_map
 from benchsuite.ops.linear_svm import LinearSVM
 from benchsuite.ops.negatives import NegativeSource, mine_sources
 from benchsuite.ops.windows import (
     WindowSize,
-    choose_window,
+    class_detections,
+    class_window,
     crop_windows,
     image_pyramid,
+    local_maxima,
     object_boxes,
     positions_to_boxes,
     positive_crops,
-    window_boxes,
 )
 
 log = logging.getLogger(__name__)
@@ -238,8 +238,8 @@ class HogSvmDetector(Detector):
                     continue
                 sub = np.ascontiguousarray(scores[::every, ::every])
                 keep = sub > threshold
-                if peaks_only and sub.size > 1:
-                    keep &= sub >= cv2.dilate(sub, np.ones((3, 3), np.uint8))
+                if peaks_only:
+                    keep &= local_maxima(sub)
                 ii, jj = np.nonzero(keep)
                 if not len(ii):
                     continue
@@ -260,24 +260,8 @@ class HogSvmDetector(Detector):
     def _postprocess(self, hits: list[_Hits], labels: list[int], width: int, height: int, nms_threshold: float,
                      score_threshold: float) -> Detections:
         """NMS per class on hits above ``score_threshold``, clipped, best ``max_detections`` kept."""
-        boxes, scores, labs = [], [], []
-        for h, label in zip(hits, labels):
-            keep = h.scores > score_threshold
-            if not keep.any():
-                continue
-            b = clip_boxes(h.boxes[keep], width, height)
-            s = h.scores[keep]
-            ok = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
-            b, s = b[ok], s[ok]
-            idx = nms(b, s, nms_threshold)
-            boxes.append(b[idx])
-            scores.append(s[idx])
-            labs.append(np.full(len(idx), label, np.int64))
-        if not boxes:
-            return Detections.empty()
-        b, s, lab = np.concatenate(boxes), np.concatenate(scores), np.concatenate(labs)
-        order = np.argsort(-s, kind="stable")[: self.max_detections]
-        return Detections(b[order].astype(np.float32), s[order].astype(np.float32), lab[order])
+        return Detections(*class_detections([(h.boxes, h.scores) for h in hits], labels, width, height, nms_threshold,
+                                            score_threshold, self.max_detections))
 
     # ------------------------------------------------------------------------------------ training
 
@@ -404,16 +388,9 @@ class HogSvmDetector(Detector):
         return best
 
     def _window_and_start(self, boxes: np.ndarray) -> tuple[WindowSize, float]:
-        """The window of a class and the pyramid scale its smaller objects (10th percentile of the window
-        boxes' heights) need to fill it. When that scale would exceed ``max_upscale`` (tiny objects) the
-        window shrinks (down to ``min_base_size``) instead, so the pyramid reaches them."""
-        win = choose_window(boxes, self.base_size, self.cell, max_aspect=self.max_aspect)
-        h10 = max(1.0, float(np.percentile(np.diff(window_boxes(boxes, win, self.context)[:, 1::2], axis=1), 10)))
-        if win[0] / h10 > self.max_upscale and self.min_base_size < self.base_size:
-            base = max(float(self.min_base_size), self.base_size * self.max_upscale * h10 / win[0])
-            win = choose_window(boxes, round(base), self.cell, max_aspect=self.max_aspect)
-            h10 = max(1.0, float(np.percentile(np.diff(window_boxes(boxes, win, self.context)[:, 1::2], axis=1), 10)))
-        return win, win[0] / h10
+        """The window of a class and the pyramid scale its smaller objects need (:func:`class_window`)."""
+        return class_window(boxes, self.base_size, self.cell, self.context, self.max_aspect, self.max_upscale,
+                            self.min_base_size)
 
     def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> HogSvmDetector:
         if any(int(s) % self.cell for s in self.strides):

@@ -28,7 +28,7 @@ from benchsuite.data.synthetic_voc import VARIANTS
 log = logging.getLogger("data_shape_matrix")
 
 TASK = Detector.task  # the task of every detector
-DETECTORS = ("mean-box", "hog-svm-det", "viola-jones", "ism", "ss-hog-svm", "rcnn", "faster-rcnn-mbv3-fpn")
+DETECTORS = ("mean-box", "hog-svm-det", "viola-jones", "ism", "ss-hog-svm", "rcnn", "faster-rcnn-mbv3-fpn", "overfeat")
 
 
 def cells(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:

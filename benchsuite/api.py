@@ -78,14 +78,25 @@ class Budget:
 @dataclass(frozen=True)
 class ErfRequest:
     """The effective-receptive-field measurement asked of a pipeline that declares ``erf_layer``
-    (:mod:`benchsuite.erf`): the layer, and the probe images, the first ``count`` val images as uint8
-    ``(N, H, W, C)`` when the val split holds equal-sized images (None otherwise: the pipeline then passes its own
-    :class:`benchsuite.erf.ErfProbe` to the trainer)."""
+    (:mod:`benchsuite.erf`; the training engine carries it out).
+
+    Attributes:
+        layer: the layer whose centre unit is measured.
+        data: the val split the probe images come from (an ImageSet's first ``count`` images, or crops around a
+            DetectionSet's first ``count`` objects), or an ``(N, H, W, C)`` uint8 array.
+        split: the split's name, for the record.
+        count: probe images.
+        size: the probe images' side in pixels (images resized, object crops made that size); None: as they are
+            (equal-sized images only; object crops default to 128).
+        scale: pixel values 0-255 are multiplied by this (``1 / 255`` for a network that takes 0-1 floats).
+    """
 
     layer: str
-    images: np.ndarray | None = None
+    data: Any = None
     split: str = "val"
     count: int = 32
+    size: int | None = None
+    scale: float = 1.0
 
 
 def _no_progress(iterable: Iterable[T], **_: Any) -> Iterable[T]:
@@ -194,9 +205,12 @@ class Pipeline:
     consumes: ClassVar[tuple[str, ...]] = ()
     #: a layer of the network the pipeline trains (a module name, or its unique last part, e.g. ``"stages.2"``)
     #: whose effective receptive field the training engine measures at initialisation and after training, on val
-    #: images fed as float ``(N, C, H, W)`` pixels 0-255 (:mod:`benchsuite.erf`; saved as ``erf.npz`` in the job
-    #: folder and ``fit_info["erf"]``). Empty: none (a network with another input passes its own probe).
+    #: images fed to the trained model as float ``(N, C, H, W)`` pixels (:mod:`benchsuite.erf`; saved as ``erf.npz``
+    #: in the job folder and ``fit_info["erf"]``). Empty: none (or a probe the pipeline passes to the trainer).
     erf_layer: ClassVar[str] = ""
+    #: how the probe images for ``erf_layer`` are made (:class:`ErfRequest`'s ``count``, ``size``, ``scale``): e.g.
+    #: ``{"size": 256, "scale": 1 / 255}`` for a detector taking 0-1 floats, probed on 256-px crops of val objects.
+    erf_input: ClassVar[Mapping[str, Any]] = {}
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -332,6 +346,9 @@ def check_pipeline_class(cls: Any) -> list[str]:
     for attr in ("report_group", "report_note", "erf_layer"):
         if not isinstance(getattr(cls, attr), str):
             problems.append(f"{cls.__name__}.{attr} must be a string, got {getattr(cls, attr)!r}")
+    bad_erf = set(cls.erf_input) - {"count", "size", "scale"} if isinstance(cls.erf_input, Mapping) else None
+    if bad_erf is None or bad_erf:
+        problems.append(f"{cls.__name__}.erf_input must be a mapping of count, size and scale, got {cls.erf_input!r}")
     consumes = cls.consumes
     if not isinstance(consumes, tuple) or not all(isinstance(c, str) and c.strip() for c in consumes):
         problems.append(f"{cls.__name__}.consumes must be a tuple of pipeline ids, got {consumes!r}")

@@ -113,7 +113,7 @@ class Field:
     def resampled(self, factor: Sequence[float], interpolates: bool) -> Field:
         """The field after resampling by ``factor`` (output units per input unit, per axis; half-pixel centres):
         an interpolating resampler reads two neighbours (one jump more of field), nearest-neighbour one."""
-        if self.whole:
+        if self.whole or tuple(factor) == (1.0, 1.0):  # a same-size resampling reads the pixel itself
             return self
         jump = (self.jump[0] / factor[0], self.jump[1] / factor[1])
         first = tuple(self.first[a] + (0.5 / factor[a] - 0.5) * self.jump[a] for a in range(2))
@@ -240,6 +240,14 @@ class FieldTracer(TorchFunctionMode):
                 self._set(out, fin.resampled(factor, interpolates="nearest" not in mode))
         elif name == "__getitem__":
             self._getitem(first, fin, args[1] if len(args) > 1 else None, out_t)
+        elif name == "copy_" and len(args) > 1 and self.field(args[1]) is not None:
+            # a traced map copied into a (view of a) fresh tensor, as a padded batch is built: the tensor the view
+            # belongs to takes the map's field (the copy is assumed to start at its top-left corner)
+            dst, src = args[0], args[1]
+            self._set(dst, fin)
+            base = getattr(dst, "_base", None)
+            if base is not None and base.ndim >= 3:
+                self._set(base, fin)
         else:
             self._elementwise(name, inputs, out, out_t)
 
@@ -264,7 +272,7 @@ class FieldTracer(TorchFunctionMode):
         hw = _spatial(out_t)
         f0 = inputs[0][1]
         whole = Field(f0.size, f0.jump, f0.first, whole=True)
-        if hw is None or out_t.ndim < max(t.ndim for t, _ in inputs):  # a reduction over the map
+        if hw is None:  # a reduction over the map (a global pooling, a flattening)
             self._set(out, whole)
             return
         same = [f for t, f in inputs if _spatial(t) == hw]
@@ -479,13 +487,44 @@ def erf_stats(erf: np.ndarray, share: float = DEFAULT_SHARE, field: Field | None
 # ------------------------------------------------------------------------------------------ the probe
 
 
-def images_to_tensor(images: np.ndarray, count: int = DEFAULT_IMAGES) -> torch.Tensor:
-    """The first ``count`` of ``images`` (``(N, H, W, C)`` or ``(N, H, W)`` uint8) as float32 ``(n, C, H, W)`` pixel
-    values 0-255 (the input of the suite's classifiers)."""
-    a = np.asarray(images[:count])
+def probe_images(data: Any, count: int = DEFAULT_IMAGES, size: int | None = None, scale: float = 1.0
+                 ) -> torch.Tensor | None:
+    """Probe images from a split: float32 ``(n, C, H, W)`` pixel values 0-255 times ``scale``, or None when the split
+    gives none.
+
+    ``data`` is an ``(N, H, W[, C])`` uint8 array, an object with such an ``images`` array (an ImageSet: its first
+    ``count`` images, resized to ``size`` x ``size`` when given; they must be equal-sized otherwise), or a detection
+    split (``samples`` with ``boxes``, ``labels``, ``difficult`` and ``load_image``): square crops around its first
+    ``count`` non-difficult objects, each twice the object's longer side, resized to ``size`` (default 128) pixels
+    (context past the border mirrored, :func:`benchsuite.ops.windows.crop_windows`).
+    """
+    from benchsuite.ops.windows import crop_windows, resize_image
+
+    images = data if isinstance(data, np.ndarray) else getattr(data, "images", None)
+    if isinstance(images, np.ndarray) and len(images):
+        a = np.asarray(images[:count])
+        if size is not None:
+            a = np.stack([resize_image(im, (int(size), int(size))) for im in a])
+    elif hasattr(data, "samples") and hasattr(data, "load_image"):
+        side = int(size or 128)
+        crops: list[np.ndarray] = []
+        for i, s in enumerate(data.samples):
+            boxes = np.asarray(s.boxes, np.float64)[~np.asarray(s.difficult, bool)]
+            if len(boxes):
+                centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+                half = (boxes[:, 2:] - boxes[:, :2]).max(axis=1, keepdims=True)
+                crops.append(crop_windows(data.load_image(i), np.concatenate([centre - half, centre + half], 1),
+                                          (side, side)))
+            if sum(len(c) for c in crops) >= count:
+                break
+        if not crops:
+            return None
+        a = np.concatenate(crops)[:count]
+    else:
+        return None
     if a.ndim == 3:
         a = a[..., None]
-    return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).float()
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).float() * float(scale)
 
 
 class ErfProbe:
@@ -531,21 +570,36 @@ class ErfProbe:
         self.field: Field | None = None
         self.map_hw: tuple[int, int] = (0, 0)
         self.qualified_layer = layer
+        self.error = ""
 
     @classmethod
     def from_request(cls, request: Any, network: str = "") -> ErfProbe | None:
         """The probe the framework asked for (``ctx.erf``, a :class:`benchsuite.api.ErfRequest` built from the
-        pipeline's ``erf_layer`` and its val images), or None when there is none or it has no images."""
+        pipeline's ``erf_layer`` and ``erf_input`` and its val split, :func:`probe_images`), or None when there is
+        none or the split gives no probe images."""
         if request is None or not getattr(request, "layer", ""):
             return None
-        images = getattr(request, "images", None)
-        if images is None or not len(images):
-            log.warning("ERF: %s declares erf_layer %r but its val split has no equal-sized images to probe with; "
-                        "pass an ErfProbe to the Trainer", network or "the pipeline", request.layer)
+        scale = float(getattr(request, "scale", 1.0))
+        images = probe_images(request.data, int(request.count), request.size, scale)
+        if images is None:
+            log.warning("ERF: %s declares erf_layer %r but its %s split gives no probe images", network or "the "
+                        "pipeline", request.layer, request.split)
             return None
-        return cls(request.layer, images_to_tensor(images, int(getattr(request, "count", DEFAULT_IMAGES))),
-                   split=str(getattr(request, "split", "val")), network=network,
-                   input_note="val images, float pixels 0-255 (NCHW)")
+        kind = "images" if hasattr(request.data, "images") or isinstance(request.data, np.ndarray) else \
+            "crops around objects (twice the longer side)"
+        return cls(request.layer, images, split=str(request.split), network=network,
+                   input_note=f"{request.split} {kind}, float pixels 0-255 x {scale:g} (NCHW)")
+
+    def try_measure(self, model: nn.Module, stage: str) -> bool:
+        """:meth:`measure`, but a failure (a layer the model lacks, a forward pass the probe images do not fit) is
+        logged and recorded in the summary (``error``) instead of raised: the measurement never fails a fit."""
+        try:
+            self.measure(model, stage)
+            return True
+        except Exception as exc:
+            self.error = f"{stage}: {type(exc).__name__}: {exc}"
+            log.warning("ERF of %s not measured (%s)", self.network or "the network", self.error)
+            return False
 
     def measure(self, model: nn.Module, stage: str) -> dict[str, float | None]:
         """Measure the map at ``stage`` (``"init"`` or ``"trained"``) on ``model``; returns its sizes."""
@@ -576,7 +630,8 @@ class ErfProbe:
                 "split": self.split, "input": list(self.images.shape[1:]), "input_note": self.input_note,
                 "share": self.share, "theoretical_rf": rf,
                 "rf_jump": None if f is None or f.whole else [f.jump[0], f.jump[1]],
-                "layer_map": list(self.map_hw), **{stage: self.stats[stage] for stage in STAGES if stage in self.stats}}
+                "layer_map": list(self.map_hw), **{stage: self.stats[stage] for stage in STAGES if stage in self.stats},
+                **({"error": self.error} if self.error else {})}
 
     def finish(self, ctx: Context) -> dict[str, Any]:
         """Record the summary in ``fit_info["erf"]`` and, in a run (``ctx.job_dir`` set), save the maps as

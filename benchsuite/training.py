@@ -301,7 +301,9 @@ class Trainer:
         self.erf = erf if erf is not None else ErfProbe.from_request(getattr(ctx, "erf", None), network=name)
         if self.erf is not None:
             self.erf.network = self.erf.network or name
-            self.erf.measure(model, "init")
+            if not self.erf.try_measure(model, "init"):
+                self.erf.finish(ctx)
+                self.erf = None
         self._start = time.perf_counter()
         self._timed_from: float | None = None
         self._last_log = self._start
@@ -423,7 +425,7 @@ class Trainer:
         next(self._bar, None)
         self._after_step()
         if self.finished and self.erf is not None and "trained" not in self.erf.maps:
-            self.erf.measure(self.model, "trained")
+            self.erf.try_measure(self.model, "trained")
             self.erf.finish(self.ctx)
         return value
 

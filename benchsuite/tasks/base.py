@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
-
 from benchsuite.api import Budget, Context, ErfRequest, Pipeline
 from benchsuite.data.datasets import spec_annotations
 from benchsuite.data.detection import decode_seconds
@@ -65,14 +63,12 @@ def timed_fit(pipeline: Pipeline, train: Any, val: Any, ctx: Context) -> dict[st
 
 
 def erf_request(pipeline: Pipeline, val: Any) -> ErfRequest | None:
-    """The ERF measurement a pipeline's ``erf_layer`` asks for (:mod:`benchsuite.erf`), probing with the first val
-    images when the split holds equal-sized ones (an ``images`` array); None when it declares no layer."""
+    """The ERF measurement a pipeline's ``erf_layer`` asks for (:mod:`benchsuite.erf`), probing with val images as
+    its ``erf_input`` says; None when it declares no layer."""
     layer = str(getattr(pipeline, "erf_layer", "") or "")
     if not layer:
         return None
-    images = getattr(val, "images", None)
-    count = ErfRequest.count
-    return ErfRequest(layer, images[:count].copy() if isinstance(images, np.ndarray) and len(images) else None)
+    return ErfRequest(layer, val, **dict(getattr(pipeline, "erf_input", None) or {}))
 
 
 def timing_method(ctx: Context, predict_batch_size: int, decode_in_predict_clock: bool, latency_images: int,

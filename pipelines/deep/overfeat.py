@@ -69,9 +69,10 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------------------------------ the network
 
 
-def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
-    """A valid (unpadded) 3x3 convolution, batch norm, ReLU."""
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+def conv_bn_relu(c_in: int, c_out: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
+    """A valid (unpadded) convolution, batch norm, ReLU."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, stride=stride, bias=False), nn.BatchNorm2d(c_out),
+                         nn.ReLU(inplace=True))
 
 
 def shift_and_stitch(features: torch.Tensor, tail: nn.Module, pool_stride: int, factor: int) -> torch.Tensor:
@@ -109,21 +110,22 @@ def shift_and_stitch(features: torch.Tensor, tail: nn.Module, pool_stride: int, 
 class WindowNet(nn.Module):
     """A window classifier whose dense layers are convolutions, so it runs over whole images.
 
-    ``trunk``: valid 3x3 conv-BN-ReLU pairs with 2x2 max-pools, then one more conv (input stride 4 at its output);
-    ``pool``: the last max-pool (kernel = stride = ``last_pool``: total stride ``s = 4 * last_pool``); ``head``: a
-    convolution whose kernel is the window in feature cells (the first dense layer), then two 1x1 convolutions (the
-    dense layers) down to one score. Input: float ``(N, C, H, W)`` pixels 0-255; output ``(N, 1, H', W')`` logits,
-    unit ``(i, j)`` scoring the window whose top-left corner is input pixel ``(i * s + margin, j * s + margin)``.
+    ``trunk`` (valid convolutions, no padding): a 4x4 convolution of stride 2 (the cheap first layer OverFeat's
+    strided first layer stands for), a 3x3 one, a 2x2 max-pool, three 3x3 ones, each with batch norm and ReLU
+    (input stride 4 at its output); ``pool``: the last max-pool (kernel = stride = ``last_pool``: total stride
+    ``s = 4 * last_pool``); ``head``: a convolution whose kernel is the window in feature cells (the first dense
+    layer), then two 1x1 convolutions (the dense layers) down to one score. Input: float ``(N, C, H, W)`` pixels
+    0-255; output ``(N, 1, H', W')`` logits, unit ``(i, j)`` scoring the window whose top-left corner is input pixel
+    ``(i * s + margin, j * s + margin)`` (:func:`window_margin`).
     """
 
-    def __init__(self, window_cells: tuple[int, int], widths: tuple[int, int, int] = (16, 32, 64), hidden: int = 64,
+    def __init__(self, window_cells: tuple[int, int], widths: tuple[int, int, int] = (16, 32, 32), hidden: int = 48,
                  last_pool: int = 2, in_channels: int = 3):
         super().__init__()
         w1, w2, w3 = widths
         self.last_pool = int(last_pool)
-        self.trunk = nn.Sequential(conv_bn_relu(in_channels, w1), conv_bn_relu(w1, w1), nn.MaxPool2d(2),
-                                   conv_bn_relu(w1, w2), conv_bn_relu(w2, w2), nn.MaxPool2d(2),
-                                   conv_bn_relu(w2, w3))
+        self.trunk = nn.Sequential(conv_bn_relu(in_channels, w1, 4, 2), conv_bn_relu(w1, w1), nn.MaxPool2d(2),
+                                   conv_bn_relu(w1, w2), conv_bn_relu(w2, w2), conv_bn_relu(w2, w3))
         self.pool = nn.MaxPool2d(self.last_pool)
         self.head = nn.Sequential(nn.Conv2d(w3, hidden, window_cells), nn.ReLU(inplace=True),
                                   nn.Conv2d(hidden, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, 1, 1))
@@ -210,7 +212,7 @@ class OverFeat(Detector):
     Parameters:
         base_size, context, max_aspect, max_upscale, min_base_size: the window protocol of ``hog-svm-det``
             (:func:`benchsuite.ops.windows.class_window`).
-        widths: channels of the trunk's three conv pairs; hidden: channels of the dense layers.
+        widths: channels of the trunk's convolutions (first two, next two, last); hidden: of the dense layers.
         last_pool: kernel and stride of the last max-pooling (total stride ``4 * last_pool`` px).
         shift_and_stitch: evaluate the last pooling at every offset and interleave (output stride ``s / factor``).
         stitch_factor: ``f``, dividing ``last_pool``.
@@ -241,12 +243,12 @@ class OverFeat(Detector):
     }
 
     def __init__(self, base_size: int = 80, context: float = 0.15, max_aspect: float = 3.0, max_upscale: float = 2.0,
-                 min_base_size: int = 32, widths: tuple[int, int, int] = (16, 32, 48), hidden: int = 64,
-                 last_pool: int = 2, shift_and_stitch: bool = True, stitch_factor: int = 2, jitter: int = 1,
+                 min_base_size: int = 32, widths: tuple[int, int, int] = (24, 48, 64), hidden: int = 96,
+                 last_pool: int = 2, shift_and_stitch: bool = True, stitch_factor: int = 2, jitter: int = 2,
                  negatives_per_image: int = 20, max_negatives: int = 12000, max_positives: int = 6000,
                  negative_overlap: float = 0.3, max_small_upscale: float = 2.0, mining_rounds: int = 2,
                  hard_per_image: int = 20, mining_threshold: float = -1.0, mining_step: float = 1.2,
-                 pad_cells: int = 2, steps_first: int = 300, steps_per_round: int = 100, batch_size: int = 32,
+                 pad_cells: int = 2, steps_first: int = 600, steps_per_round: int = 200, batch_size: int = 32,
                  positive_fraction: float = 0.25, lr: float = 2e-3, weight_decay: float = 1e-4,
                  steps: tuple[float, ...] = (1.1, 1.2), nms_thresholds: tuple[float, ...] = (0.3, 0.5),
                  score_thresholds: tuple[float, ...] = (-2.0, 0.0), max_detections: int = 100,

@@ -210,3 +210,40 @@ def test_declared_layer_builds_the_probe_from_val_images(tmp_path):
     ctx = Context(erf=ErfRequest("body.3", None))  # no equal-sized val images: no probe, no failure
     _train(Tiny(), ctx, None)
     assert "erf" not in ctx.info
+
+
+def test_probe_images_from_a_detection_split_are_object_crops(tmp_path):
+    from PIL import Image
+
+    from benchsuite.data.detection import DetectionSample, DetectionSet
+    from benchsuite.erf import probe_images
+
+    img = np.zeros((60, 80, 3), np.uint8)
+    img[20:40, 30:40] = 200  # a 10 x 20 object
+    Image.fromarray(img).save(tmp_path / "a.png")
+    boxes = np.array([[30, 20, 40, 40]], np.float32)
+    flags = np.zeros(1, bool)
+    data = DetectionSet([DetectionSample("a", tmp_path / "a.png", 80, 60, boxes, np.zeros(1, np.int64), flags,
+                                         flags)], ["thing"])
+    x = probe_images(data, count=4, size=40, scale=0.5)
+    assert x.shape == (1, 3, 40, 40) and float(x.max()) == pytest.approx(100.0)
+    # the crop is twice the object's longer side (40 px) about its centre: the object fills the middle half
+    assert float(x[0, 0, 10:30, 15:25].mean()) == pytest.approx(100.0) and float(x[0, 0, :8].max()) == 0.0
+    assert probe_images(None) is None
+
+
+def test_a_probe_that_cannot_measure_records_why_and_training_goes_on(tmp_path):
+    ctx = Context(job_dir=tmp_path, erf=ErfRequest("no.such.layer", np.zeros((4, 12, 12, 3), np.uint8)))
+    trainer = _train(Tiny(), ctx, None)
+    assert trainer.steps_done == 5 and "not a module" in ctx.info["erf"]["error"]
+    assert not (tmp_path / ERF_FILE).exists()
+
+
+def test_erf_input_is_checked_with_the_declarations():
+    from benchsuite.api import Classifier, check_pipeline_class
+
+    class Bad(Classifier):
+        id, family, devices = "bad", "deep", ("cpu",)
+        erf_layer, erf_input = "stages.2", {"sise": 64}
+
+    assert any("erf_input" in p for p in check_pipeline_class(Bad))

@@ -52,7 +52,7 @@ def test_dense_layers_as_convolutions_score_every_window():
     """Unit (i, j) of the map on a whole image equals the network on the crop of that window plus its margin."""
     net = _net((4, 3), 2)
     m, s = window_margin((4, 6, 8), 2), net.stride
-    assert m == 10  # two valid 3x3 convolutions, a pool, two more, a pool, one more, the last pool
+    assert m == 15  # 4x4 stride 2, 3x3, 2x2 pool, three 3x3, the last pool: a field of 38 px on an 8 px grid
     window = (4 * s, 3 * s)
     x = torch.rand(1, 3, 90, 75) * 255
     with torch.no_grad():

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import numpy as np
 
 from benchsuite.results.schema import add_selection, make_selection
+from benchsuite.selection import Choice, choose
 
 if TYPE_CHECKING:
     from benchsuite.data.detection import DetectionSet
@@ -164,8 +165,33 @@ class Context:
         add up, the later choice wins. E.g.
         ``ctx.record_selection(metric="val_accuracy", grid=[{"k": 1}, {"k": 3}], scores=[0.31, 0.34],
         chosen={"k": 3})``. Raises :class:`benchsuite.results.schema.RecordSchemaError` on another shape.
+        Built-in pipelines choose with :meth:`select`, which calls this; a plugin that chooses by a rule of its
+        own may call it directly.
         """
         add_selection(self.info, make_selection(metric, grid, scores, chosen, score), for_class)
+
+    def select(self, grid: Sequence[Mapping[str, Any]], score: Callable[[dict[str, Any]], Any], *, metric: str,
+               for_class: str | None = None, record: bool = True) -> Choice:
+        """Choose settings on val: score every candidate of ``grid`` (with a progress bar and a log line each),
+        keep one by the suite's one rule, record the choice with :meth:`record_selection` and return it.
+
+        The rule (:mod:`benchsuite.selection`): the highest score wins, a tie goes to the candidate listed first,
+        an undefined score (None, NaN) ranks last. ``score(settings)`` returns a score, ``(score, payload)`` (the
+        payload, e.g. the fitted model, comes back with the kept candidate) or the :class:`Choice` of an inner
+        ``select(..., record=False)`` made for this candidate (its settings join the candidate's). A staged search
+        calls ``select`` once per stage with the same ``metric``; ``for_class`` records a choice made per class.
+        E.g. ``ctx.select([{"k": k} for k in (1, 3, 5)], lambda s: val_accuracy(s["k"]),
+        metric="val_accuracy").settings["k"]``.
+
+        Returns:
+            :class:`Choice`: ``settings``, ``score``, ``payload``, ``index``, and every candidate's ``grid`` and
+            ``scores``.
+        """
+        choice = choose(grid, score, metric=metric, progress=self.progress if record else None, verbose=record)
+        if record:
+            self.record_selection(metric=metric, grid=choice.grid, scores=choice.scores, chosen=choice.settings,
+                                  score=choice.score, for_class=for_class)
+        return choice
 
     def rng(self, offset: int = 0) -> np.random.Generator:
         """A numpy generator seeded from the job's seed (``offset`` gives independent streams)."""

@@ -243,7 +243,7 @@ class FieldTracer(TorchFunctionMode):
         elif name == "copy_" and len(args) > 1 and self.field(args[1]) is not None:
             # a traced map copied into a (view of a) fresh tensor, as a padded batch is built: the tensor the view
             # belongs to takes the map's field (the copy is assumed to start at its top-left corner)
-            dst, src = args[0], args[1]
+            dst = args[0]
             self._set(dst, fin)
             base = getattr(dst, "_base", None)
             if base is not None and base.ndim >= 3:

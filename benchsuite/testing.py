@@ -434,7 +434,8 @@ def _check_fit_info_json(s: _State) -> str:
     problems = fit_info_problems(json.loads(json.dumps(info)))
     if problems:  # the runner would record the job as failed (invalid-output)
         raise CheckFailed(f"fit_info keys with a fixed shape (benchsuite.results.schema.FitInfo) are of another "
-                          f"shape: {'; '.join(problems)}; report a choice made on val with ctx.record_selection()")
+                          f"shape: {'; '.join(problems)}; make a choice on val with ctx.select() (or report one with "
+                          f"ctx.record_selection())")
     return ""
 
 

@@ -10,7 +10,7 @@ then a weighted sum over images, so no resampled data set is ever materialised:
 
 - classification accuracy: ``w @ correct / n``;
 - detection VOC mAP at IoU 0.5: every detection's TP / FP / ignored status is decided once on the full
-  test set with :mod:`benchsuite.metrics.detection`'s matching (a detection only ever competes with the
+  test set by :func:`benchsuite.metrics.detection.match` (a detection only ever competes with the
   objects of its own image, so a drawn copy of an image scores exactly as the original), then each
   resample's precision/recall curve is a cumulative sum of image weights in score order;
 - proposal recall at a budget and MABO: per-image hit counts and overlap sums, weighted.
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchsuite.metrics.detection import IGNORED, TP, _flatten, _same_group_pairs, _voc_status
+from benchsuite.metrics.detection import IGNORED, TP, Matches
 from benchsuite.metrics.proposals import best_overlaps
-from benchsuite.ops.boxes import as_boxes, paired_box_iou
+from benchsuite.ops.boxes import as_boxes
 
 LEVEL = 0.95
 CLASSIFICATION_RESAMPLES = 1000
@@ -102,28 +102,18 @@ class DetectionEvidence:
         return cls(int(arrays["num_images"]), *(np.asarray(arrays[name]) for name in cls.FIELDS))
 
 
-def detection_evidence(gt_boxes: Sequence[np.ndarray], gt_labels: Sequence[np.ndarray],
-                       gt_difficult: Sequence[np.ndarray] | None, det_boxes: Sequence[np.ndarray],
-                       det_scores: Sequence[np.ndarray], det_labels: Sequence[np.ndarray],
-                       num_classes: int) -> DetectionEvidence:
-    """Match detections to objects exactly as :func:`benchsuite.metrics.detection.evaluate_detections`
-    does for VOC AP50 (same arguments, per-image lists) and keep the per-detection outcome."""
-    gt = _flatten(gt_boxes, gt_labels, gt_difficult, num_classes, "ground truth", bool)
-    det = _flatten(det_boxes, det_labels, det_scores, num_classes, "detections", np.float64)
-    difficult = gt.extra.astype(bool)
-    det_key = det.image * num_classes + det.labels
-    pair_det, pair_gt = _same_group_pairs(det_key, gt.image * num_classes + gt.labels)
-    pair_iou = paired_box_iou(det.boxes[pair_det], gt.boxes[pair_gt])
-    score_order = np.argsort(-det.extra, kind="stable")
-    status = _voc_status(len(det.extra), pair_det, pair_gt, pair_iou, difficult, score_order)
-    by_class = score_order[np.argsort(det.labels[score_order], kind="stable")]
-    by_class = by_class[status[by_class] != IGNORED]
-    n = len(gt_boxes)
-    positives = np.zeros((n, num_classes), np.int64)
-    np.add.at(positives, (gt.image[~difficult], gt.labels[~difficult]), 1)
-    labels = det.labels[by_class]
-    return DetectionEvidence(n, positives, det.image[by_class], labels, status[by_class] == TP,
-                             np.searchsorted(labels, np.arange(num_classes + 1)))
+def detection_evidence(matches: Matches) -> DetectionEvidence:
+    """The per-detection outcomes of a split's devkit matching (:meth:`Matches.devkit`), ignored detections left
+    out: what :func:`map50_resamples` resamples."""
+    status = matches.devkit().status[0]
+    order, _ = matches.by_class()
+    order = order[status[order] != IGNORED]
+    positives = np.zeros((matches.num_images, matches.num_classes), np.int64)
+    regular = ~matches.gt_difficult
+    np.add.at(positives, (matches.gt_image[regular], matches.gt_label[regular]), 1)
+    labels = matches.det_label[order]
+    return DetectionEvidence(matches.num_images, positives, matches.det_image[order], labels, status[order] == TP,
+                             np.searchsorted(labels, np.arange(matches.num_classes + 1)))
 
 
 def _weighted_voc_ap(w: np.ndarray, tp: np.ndarray, positives: np.ndarray) -> np.ndarray:

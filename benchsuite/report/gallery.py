@@ -1,9 +1,10 @@
 """A gallery of test images per detector: true positives, false positives and misses in three colours.
 
 Each detector is shown at its own operating point: the score threshold that maximises F1 over the whole
-split (matching at IoU 0.5 within a class, greedily in descending score, as VOC does). Detections above
-it are drawn green (true positive) or red (false positive); objects no kept detection found are drawn in
-amber (missed). Every detector is shown on the same images, chosen by the detection task when it scored the
+split. Every detection's outcome is the devkit's, as mAP50 counts it (:func:`benchsuite.metrics.detection.match`:
+a duplicate of a found object is a false positive, a detection on a difficult object is not drawn). Detections
+above the threshold are drawn green (true positive) or red (false positive); objects no kept detection found are
+drawn in amber (missed). Every detector is shown on the same images, chosen by the detection task when it scored the
 split (:func:`benchsuite.tasks.detection.gallery_picks`); their pixels and the ground truth come from the evidence
 file it saved beside the predictions, so the gallery needs no data set.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from benchsuite.ops.boxes import box_iou
+from benchsuite.metrics.detection import FP, IGNORED, TP, match
 from benchsuite.report.model import Group, ReportModel, _predictions_path, evidence_path
 from benchsuite.report.plots import Plot, _one_per_pipeline
 from benchsuite.results.evidence import load_evidence, unpack_ragged
@@ -27,46 +28,17 @@ log = logging.getLogger(__name__)
 
 COLOURS = {"tp": (0, 158, 115), "fp": (213, 42, 42), "miss": (240, 170, 0)}
 TILE = 260  # longer side of a drawn image, pixels
-IOU = 0.5
-
-
-def match_image(gt_boxes: np.ndarray, gt_labels: np.ndarray, gt_difficult: np.ndarray, boxes: np.ndarray,
-                scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy matching of one image's detections, best score first.
-
-    Returns ``(status, matched)``: ``status (D,)`` 1 true positive, 0 false positive, -1 matched a difficult
-    object (ignored); ``matched (D,)`` the object index each detection took, or -1.
-    """
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    status = np.zeros(len(boxes), np.int64)
-    matched = np.full(len(boxes), -1, np.int64)
-    if not len(boxes) or not len(gt_boxes):
-        return status, matched
-    iou = box_iou(boxes, gt_boxes)
-    iou[labels[:, None] != gt_labels[None, :]] = 0.0
-    taken = np.zeros(len(gt_boxes), bool)
-    for d in order:
-        cand = np.where(taken, -1.0, iou[d])
-        j = int(np.argmax(cand))
-        if cand[j] >= IOU:
-            matched[d] = j
-            if gt_difficult[j]:
-                status[d] = -1
-            else:
-                status[d] = 1
-                taken[j] = True
-    return status, matched
 
 
 def best_f1_threshold(all_scores: np.ndarray, all_status: np.ndarray, positives: int) -> float:
     """The score threshold (keep ``score >= t``) that maximises F1; +inf when nothing is detected."""
-    keep = all_status >= 0
+    keep = all_status != IGNORED
     s, st = all_scores[keep], all_status[keep]
     if not len(s) or positives == 0:
         return float("inf")
     order = np.argsort(-s, kind="stable")
-    tp = np.cumsum(st[order] == 1)
-    fp = np.cumsum(st[order] == 0)
+    tp = np.cumsum(st[order] == TP)
+    fp = np.cumsum(st[order] == FP)
     f1 = 2 * tp / (positives + tp + fp)
     return float(s[order][int(np.argmax(f1))])
 
@@ -86,6 +58,7 @@ class _Split:
     """What the gallery needs of a split, read from an evidence file: ground truth and the picked images."""
 
     truth: list[_Truth]
+    num_classes: int
     picks: list[int]
     images: dict[int, np.ndarray]
 
@@ -102,20 +75,31 @@ def _read_split(path: Path) -> _Split:
     difficult = unpack_ragged(ev["gt_difficult"].astype(bool), offsets)
     truth = [_Truth(str(i), b, lab, d) for i, b, lab, d in zip(ev["image_ids"], boxes, labels, difficult)]
     picks = [int(i) for i in ev["gallery_index"]]
-    return _Split(truth, picks, {i: ev[f"gallery_image_{k}"] for k, i in enumerate(picks)})
+    return _Split(truth, len(ev["classes"]), picks, {i: ev[f"gallery_image_{k}"] for k, i in enumerate(picks)})
 
 
-def _draw(image: np.ndarray, sample, boxes, labels, status, matched, keep: np.ndarray) -> Image.Image:
+def detection_status(data: _Split, boxes: list[np.ndarray], scores: list[np.ndarray], labels: list[np.ndarray]
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per image ``(status (D_i,), matched (D_i,))``: each detection's devkit outcome (:data:`TP`, :data:`FP`,
+    :data:`IGNORED`) and the index in the image of the object it was assigned (-1 for none)."""
+    m = match([t.boxes for t in data.truth], [t.labels for t in data.truth], [t.difficult for t in data.truth],
+              boxes, scores, labels, data.num_classes)
+    local = np.where(m.matched[0] >= 0, m.matched[0] - m.gt_offsets[m.det_image], -1)
+    return list(zip(m.per_image(m.status[0]), m.per_image(local)))
+
+
+def _draw(image: np.ndarray, sample: _Truth, boxes: np.ndarray, status: np.ndarray, matched: np.ndarray,
+          keep: np.ndarray) -> Image.Image:
     img = Image.fromarray(image)
     scale = TILE / max(img.size)
     img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BILINEAR)
     draw = ImageDraw.Draw(img)
-    found = set(matched[keep & (status == 1)].tolist())
+    found = set(matched[keep & (status == TP)].tolist())
     for j, b in enumerate(sample.boxes):
         if j not in found and not sample.difficult[j]:
             draw.rectangle([float(v) * scale for v in b], outline=COLOURS["miss"], width=3)
-    for d in np.flatnonzero(keep & (status >= 0)):
-        colour = COLOURS["tp"] if status[d] == 1 else COLOURS["fp"]
+    for d in np.flatnonzero(keep & (status != IGNORED)):
+        colour = COLOURS["tp"] if status[d] == TP else COLOURS["fp"]
         draw.rectangle([float(v) * scale for v in boxes[d]], outline=colour, width=2)
     return img
 
@@ -142,19 +126,17 @@ def detector_gallery(group: Group, run_dir: Path) -> list[Plot]:
             continue
         if ids != data.image_ids:
             continue
-        per_image = []
-        for i, s in enumerate(data.truth):
-            b, sc, lab = pred["boxes"][i].reshape(-1, 4), pred["scores"][i].reshape(-1), pred["labels"][i].reshape(-1)
-            per_image.append((b, sc, lab.astype(np.int64), *match_image(s.boxes, s.labels, s.difficult, b, sc,
-                                                                       lab.astype(np.int64))))
-        scores = np.concatenate([p[1] for p in per_image]) if per_image else np.zeros(0)
-        status = np.concatenate([p[3] for p in per_image]) if per_image else np.zeros(0, np.int64)
+        boxes = [b.reshape(-1, 4) for b in pred["boxes"]]
+        scores = [sc.reshape(-1) for sc in pred["scores"]]
+        outcome = detection_status(data, boxes, scores, [lab.reshape(-1).astype(np.int64) for lab in pred["labels"]])
         positives = sum(int((~s.difficult).sum()) for s in data.truth)
-        thr = best_f1_threshold(scores, status, positives)
+        thr = best_f1_threshold(np.concatenate(scores) if scores else np.zeros(0),
+                                np.concatenate([st for st, _ in outcome]) if outcome else np.zeros(0, np.int8),
+                                positives)
         tiles = []
         for i in picks:
-            b, sc, lab, st, m = per_image[i]
-            tiles.append(_draw(data.images[i], data.truth[i], b, lab, st, m, sc >= thr))
+            status, matched = outcome[i]
+            tiles.append(_draw(data.images[i], data.truth[i], boxes[i], status, matched, scores[i] >= thr))
         if not tiles:
             continue
         strip = Image.new("RGB", (sum(t.width for t in tiles) + 6 * (len(tiles) - 1), max(t.height for t in tiles)),

@@ -12,10 +12,11 @@ Versions:
    setting strings, per-class tables), so one key could be a number in one record and an object in another.
 2. ``schema_version`` is 2, and a validation choice is stored in one shape, :class:`Selection`, under
    ``fit_info["selection"]`` (one choice for the whole model) or ``fit_info["selection_per_class"][class]``
-   (one choice per class), written by :meth:`benchsuite.api.Context.record_selection`. ``fit_info["val_map50"]``
-   is always a number: the validation mAP50 of the final model.
+   (one choice per class), written by :meth:`benchsuite.api.Context.select` (through ``record_selection``).
+   ``fit_info["val_map50"]`` is always a number: the validation mAP50 of the final model.
 
-This module imports nothing else of the suite but its errors, so that every layer may import it.
+This module imports nothing else of the suite but its errors and the selection rule (:mod:`benchsuite.selection`,
+which imports nothing of the suite), so that every layer may import it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypedDict, Union, get_args, get_origin, get_type_hints, is_typeddict
 
 from benchsuite.errors import BenchsuiteError
+from benchsuite.selection import best_index
 
 log = logging.getLogger(__name__)
 
@@ -465,13 +467,14 @@ def _legacy_setting(key: str, name: str | None) -> dict[str, Scalar]:
 
 
 def _legacy_selection(metric: str, table: Mapping[str, Any], name: str | None) -> Selection:
-    """A selection from a version-1 table ``{setting: score}``; the choice is the first best score (the rule
-    every built-in pipeline used)."""
+    """A selection from a version-1 table ``{setting: score}``; the choice is the one the suite's rule keeps
+    (:func:`benchsuite.selection.best_index`: the first best score)."""
     grid = [_legacy_setting(str(k), name) for k in table]
     scores = [_score(v, "legacy score") if isinstance(v, (int, float)) else None for v in table.values()]
-    best = max(range(len(scores)), key=lambda i: (scores[i] is not None, scores[i] or 0.0, -i), default=None)
-    chosen = grid[best] if best is not None else {}
-    return make_selection(metric, grid, scores, chosen, scores[best] if best is not None else None)
+    if not scores:
+        return make_selection(metric, grid, scores, {}, None)
+    best = best_index(scores)
+    return make_selection(metric, grid, scores, grid[best], scores[best])
 
 
 def _upgrade_fit_info_v1(info: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from benchsuite.data.detection import DetectionSet
 from benchsuite.errors import OutputValidationError
 from benchsuite.measure.timing import Stopwatch
 from benchsuite.metrics import bootstrap as bs
-from benchsuite.metrics.detection import evaluate_detections
+from benchsuite.metrics.detection import Matches, match, summarize
 from benchsuite.metrics.export import write_coco_json, write_voc_results
 from benchsuite.ops.boxes import check_detections, clip_boxes
 from benchsuite.results.evidence import Evidence, pack_ragged
@@ -141,8 +141,8 @@ class DetectionTask(Task):
         gt_boxes = [s.boxes for s in data]
         gt_labels = [s.labels for s in data]
         gt_difficult = [s.difficult for s in data]
-        metrics = evaluate_detections(gt_boxes, gt_labels, gt_difficult, pred["boxes"], pred["scores"],
-                                      pred["labels"], classes)
+        matches = match(gt_boxes, gt_labels, gt_difficult, pred["boxes"], pred["scores"], pred["labels"],
+                        len(classes))
         export = job_dir / f"export-{split}"
         write_voc_results(export / "voc", ids, pred["boxes"], pred["scores"], pred["labels"], classes)
         sizes = [(s.width, s.height) for s in data]
@@ -151,20 +151,18 @@ class DetectionTask(Task):
         artifacts = {"voc_results": f"export-{split}/voc",
                      "coco_ground_truth": f"export-{split}/coco_ground_truth.json",
                      "coco_detections": f"export-{split}/coco_detections.json"}
-        return Scored(metrics, artifacts, self._evidence(data, pred))
+        return Scored(summarize(matches, classes), artifacts, self._evidence(data, matches))
 
     @staticmethod
-    def _evidence(data: DetectionSet, pred: dict[str, list[np.ndarray]]) -> dict[str, Any]:
+    def _evidence(data: DetectionSet, matches: Matches) -> dict[str, Any]:
         """The bootstrap's per-detection outcomes, the ground truth and the gallery's images (see
         :func:`gallery_picks`): everything the report needs without the data set."""
-        ev = bs.detection_evidence([s.boxes for s in data], [s.labels for s in data], [s.difficult for s in data],
-                                   pred["boxes"], pred["scores"], pred["labels"], data.num_classes)
         gt_difficult = [np.asarray(s.difficult, bool).reshape(-1) for s in data]
         boxes, offsets = pack_ragged([np.asarray(s.boxes, np.float64).reshape(-1, 4) for s in data], (4,))
         labels, _ = pack_ragged([np.asarray(s.labels, np.int64).reshape(-1) for s in data])
         difficult, _ = pack_ragged(gt_difficult)
         picks = gallery_picks(gt_difficult)
-        return {**ev.to_arrays(), "image_ids": np.asarray(data.image_ids, str),
+        return {**bs.detection_evidence(matches).to_arrays(), "image_ids": np.asarray(data.image_ids, str),
                 "classes": np.asarray(data.classes, str), "gt_boxes": boxes.astype(np.float64),
                 "gt_labels": labels.astype(np.int64), "gt_difficult": difficult.astype(bool), "gt_offsets": offsets,
                 "gallery_index": np.asarray(picks, np.int64),

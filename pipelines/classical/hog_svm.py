@@ -60,15 +60,15 @@ class HogLinearSVM(Classifier):
         # every C in one shared L-BFGS run (benchsuite.ops.linear_svm.fit_svms): one pass over the data per
         # iteration for the whole grid
         svms = fit_svms(x_train, train.labels, c_values, max_iter=self.max_iter)
-        val_acc = {c: float(np.mean(svm.predict(x_val) == val.labels)) for c, svm in zip(c_values, svms)}
-        best = max(range(len(c_values)), key=lambda i: (val_acc[c_values[i]], -c_values[i]))
-        self.C_, self.svm_ = c_values[best], svms[best]
+        by_c = dict(zip(c_values, svms))
+        choice = ctx.select([{"C": c} for c in c_values],  # C ascending: on a tie the smaller C wins
+                            lambda s: (float(np.mean(by_c[s["C"]].predict(x_val) == val.labels)), by_c[s["C"]]),
+                            metric="val_accuracy")
+        self.C_, self.svm_ = choice.settings["C"], choice.payload
         if self.refit_on_trainval:
             x_all = np.concatenate([x_train, x_val])
             self.svm_ = LinearSVM(C=self.C_, max_iter=self.max_iter).fit(
                 x_all, np.concatenate([train.labels, val.labels]))
-        ctx.record_selection(metric="val_accuracy", grid=[{"C": c} for c in c_values],
-                             scores=[val_acc[c] for c in c_values], chosen={"C": self.C_})
         ctx.record(C=self.C_, feature_dim=int(x_train.shape[1]),
                    trained_on="train+val" if self.refit_on_trainval else "train")
         return self

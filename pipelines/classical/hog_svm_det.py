@@ -43,10 +43,10 @@ import cv2
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from benchsuite.api import Context, Detections, Detector
+from benchsuite.api import Choice, Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
 from benchsuite.errors import EmptyModelError
-from benchsuite.metrics.detection import evaluate_detections
+from benchsuite.metrics.detection import score_detections
 from benchsuite.ops.correlation import correlate_templates
 from benchsuite.ops.hog import hog_map
 from benchsuite.ops.linear_svm import LinearSVM
@@ -371,21 +371,21 @@ class HogSvmDetector(Detector):
         low = min(self.score_thresholds)
         return [self._scan(im, models, step, stride, low, peaks_only=True)[0] for im in images]
 
-    def _val_score(self, val: DetectionSet, raw: list[list[_Hits]], models: list[ClassModel]
-                   ) -> tuple[float, float, float]:
-        """Best ``(map50, nms_threshold, score_threshold)`` on val for raw hits."""
+    def _val_choice(self, val: DetectionSet, raw: list[list[_Hits]], models: list[ClassModel], ctx: Context
+                    ) -> Choice:
+        """The NMS and score thresholds with the best val mAP50 for raw hits (an inner, unrecorded choice: its
+        settings join the candidate's that made the hits)."""
         labels = [m.label for m in models]
-        best = (-1.0, self.nms_thresholds[0], self.score_thresholds[0])
-        for t_nms in self.nms_thresholds:
-            for t_score in sorted(self.score_thresholds, reverse=True):  # on a tie the higher threshold wins
-                dets = [self._postprocess(r, labels, s.width, s.height, t_nms, t_score) for r, s in zip(raw, val)]
-                m = evaluate_detections([s.boxes for s in val], [s.labels for s in val],
-                                        [s.difficult for s in val], [d.boxes for d in dets],
-                                        [d.scores for d in dets], [d.labels for d in dets], val.classes)
-                ap = float(np.nan_to_num(m["map50"], nan=0.0))
-                if ap > best[0]:
-                    best = (ap, t_nms, t_score)
-        return best
+
+        def val_map50(s: dict[str, Any]) -> float:
+            dets = [self._postprocess(r, labels, v.width, v.height, s["nms_threshold"], s["score_threshold"])
+                    for r, v in zip(raw, val)]
+            return score_detections(val, dets, val.classes, ("voc",))["map50"]
+
+        # score thresholds descending: on a tie the higher threshold wins
+        grid = [{"nms_threshold": float(t_nms), "score_threshold": float(t_score)} for t_nms in self.nms_thresholds
+                for t_score in sorted(self.score_thresholds, reverse=True)]
+        return ctx.select(grid, val_map50, metric="val_map50", record=False)
 
     def _window_and_start(self, boxes: np.ndarray) -> tuple[WindowSize, float]:
         """The window of a class and the pyramid scale its smaller objects need (:func:`class_window`)."""
@@ -431,42 +431,29 @@ class HogSvmDetector(Detector):
         step0, stride0 = float(self.steps[0]), int(self.strides[0])
         c0 = float(self.c_values[0])
         mined_models, negs, facts = self._train_models(train, windows, pos, neg, sources, c0, ctx)
-        by_c: list[tuple[float, float]] = []  # (C, val AP50 at the first step / stride)
-        best_c: tuple[float, float, list[ClassModel], list] | None = None
-        for c in self.c_values:
-            models = mined_models if float(c) == c0 else [
-                self._fit_svm(pos[k], negs[k], float(c), windows[k], k) for k in sorted(windows)]
-            raw = self._val_raw(val, val_images, models, step0, stride0) if len(val) else []
-            ap = self._val_score(val, raw, models)[0] if len(val) else 0.0
-            by_c.append((float(c), round(ap, 4)))
-            if best_c is None or ap > best_c[0]:
-                best_c = (ap, float(c), models, raw)
-        assert best_c is not None, "c_values is empty"
-        _, self.C_, self.models_, raw0 = best_c
+
+        def with_c(s: dict[str, Any]) -> tuple[float | None, tuple[list[ClassModel], list]]:
+            models = mined_models if s["C"] == c0 else [
+                self._fit_svm(pos[k], negs[k], s["C"], windows[k], k) for k in sorted(windows)]
+            raw = self._val_raw(val, val_images, models, step0, stride0)
+            return self._val_choice(val, raw, models, ctx).score, (models, raw)
+
+        by_c = ctx.select([{"C": float(c), "pyramid_step": step0, "stride": stride0} for c in self.c_values], with_c,
+                          metric="val_map50")
+        self.C_ = by_c.settings["C"]
+        self.models_, raw0 = by_c.payload
 
         # 2) pyramid step, stride, NMS and score thresholds for that model
-        grid: list[tuple[float, int, float]] = []  # (step, stride, val AP50 at its best thresholds)
-        best = (-1.0, step0, stride0, float(self.nms_thresholds[0]), float(self.score_thresholds[0]))
-        for step in self.steps:
-            for stride in self.strides:
-                if len(val):
-                    first = float(step) == step0 and int(stride) == stride0
-                    raw = raw0 if first else self._val_raw(val, val_images, self.models_, float(step), int(stride))
-                    ap, t_nms, t_score = self._val_score(val, raw, self.models_)
-                else:
-                    ap, t_nms, t_score = 0.0, self.nms_thresholds[0], self.score_thresholds[0]
-                grid.append((float(step), int(stride), round(ap, 4)))
-                if ap > best[0]:
-                    best = (ap, float(step), int(stride), float(t_nms), float(t_score))
-        val_ap, self.step_, self.stride_, self.nms_threshold_, self.score_threshold_ = best
-        ctx.record_selection(metric="val_map50", grid=[{"C": c, "pyramid_step": step0, "stride": stride0}
-                                                       for c, _ in by_c],
-                             scores=[ap for _, ap in by_c], chosen={"C": self.C_})
-        ctx.record_selection(metric="val_map50", grid=[{"C": self.C_, "pyramid_step": step, "stride": stride}
-                                                       for step, stride, _ in grid],
-                             scores=[ap for _, _, ap in grid], score=round(val_ap, 4),
-                             chosen={"C": self.C_, "pyramid_step": self.step_, "stride": self.stride_,
-                                     "nms_threshold": self.nms_threshold_, "score_threshold": self.score_threshold_})
+        def with_scan(s: dict[str, Any]) -> Choice:
+            first = s["pyramid_step"] == step0 and s["stride"] == stride0
+            raw = raw0 if first else self._val_raw(val, val_images, self.models_, s["pyramid_step"], s["stride"])
+            return self._val_choice(val, raw, self.models_, ctx)
+
+        best = ctx.select([{"C": self.C_, "pyramid_step": float(step), "stride": int(stride)} for step in self.steps
+                           for stride in self.strides], with_scan, metric="val_map50")
+        self.step_, self.stride_ = best.settings["pyramid_step"], best.settings["stride"]
+        self.nms_threshold_, self.score_threshold_ = best.settings["nms_threshold"], best.settings["score_threshold"]
+        val_ap = best.score or 0.0
         ctx.record(
             classes_trained=[train.classes[k] for k in sorted(windows)],
             windows={train.classes[k]: list(w) for k, w in windows.items()},

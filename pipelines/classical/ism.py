@@ -25,7 +25,6 @@ the vote map is one ``np.bincount``, mean-shift is a (modes x votes) kernel matr
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -37,10 +36,8 @@ from scipy import ndimage
 from benchsuite.api import Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
 from benchsuite.errors import EmptyModelError
-from benchsuite.metrics.detection import evaluate_detections
+from benchsuite.metrics.detection import score_detections
 from benchsuite.ops.boxes import clip_boxes, nms
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -504,37 +501,32 @@ class ImplicitShapeModel(Detector):
         val_feats = self._features_of(val, ctx, "ism val features") if len(val) else []
         val_feature_s = time.perf_counter() - t_val
         self._check_trainable(train, train_feats)
-        tried: list[dict[str, Any]] = []  # the candidates scored on val, in order
-        scores: list[float] = []
-        best: tuple[float, int, float, float, list[ClassModel | None]] | None = None
-        grid = [(int(size), float(power)) for size in self.codebook_sizes
-                for power in (self.specificity_powers if self.discriminative else (1.0,))]
-        raw: dict[int, list[ClassModel | None]] = {}
-        for size, power in grid:
+        raw: dict[int, list[ClassModel | None]] = {}  # codebook size -> the class models before weighting
+        weighted: dict[tuple[int, float], tuple[list[ClassModel | None], list]] = {}  # the latest (models, votes)
+
+        def val_map50(s: dict[str, Any]) -> tuple[float | None, list[ClassModel | None]]:
+            size, power = s["codebook_size"], s["specificity_power"]
             if size not in raw:
                 raw[size] = self._class_models(train, train_feats, size, ctx.seed)
-            models = [dataclasses.replace(m, weight=m.weight ** power) if m is not None else None for m in raw[size]]
-            votes = [[cast_votes(m, f.feats, f.width, f.height, self.match_k, self.match_ratio)
-                      if m is not None else None for m in models] for f in val_feats]
-            for bw in self.bandwidths:
-                if not val_feats:
-                    ap = 0.0
-                else:
-                    dets = [self._detect_features(f, models, float(bw), v)[0] for f, v in zip(val_feats, votes)]
-                    metrics = evaluate_detections([s.boxes for s in val], [s.labels for s in val],
-                                                  [s.difficult for s in val], [d.boxes for d in dets],
-                                                  [d.scores for d in dets], [d.labels for d in dets], val.classes)
-                    ap = float(np.nan_to_num(metrics["map50"]))
-                tried.append({"codebook_size": size, "specificity_power": power, "bandwidth": float(bw)})
-                scores.append(round(ap, 4))
-                log.info("ism: codebook %d, power %g, bandwidth %.3f: val AP50 %.4f", size, power, bw, ap)
-                if best is None or ap > best[0]:
-                    best = (ap, size, power, float(bw), models)
-        assert best is not None, "codebook_sizes, specificity_powers and bandwidths must not be empty"
-        val_ap, self.codebook_size_, self.specificity_power_, self.bandwidth_, self.models_ = best
-        ctx.record_selection(metric="val_map50", grid=tried, scores=scores, score=round(val_ap, 4),
-                             chosen={"codebook_size": self.codebook_size_,
-                                     "specificity_power": self.specificity_power_, "bandwidth": self.bandwidth_})
+            if (size, power) not in weighted:
+                models = [dataclasses.replace(m, weight=m.weight ** power) if m is not None else None
+                          for m in raw[size]]
+                weighted.clear()
+                weighted[size, power] = models, [[cast_votes(m, f.feats, f.width, f.height, self.match_k,
+                                                             self.match_ratio) if m is not None else None
+                                                  for m in models] for f in val_feats]
+            models, votes = weighted[size, power]
+            dets = [self._detect_features(f, models, s["bandwidth"], v)[0] for f, v in zip(val_feats, votes)]
+            return score_detections(val, dets, val.classes, ("voc",))["map50"] if val_feats else None, models
+
+        choice = ctx.select([{"codebook_size": int(size), "specificity_power": float(power), "bandwidth": float(bw)}
+                             for size in self.codebook_sizes
+                             for power in (self.specificity_powers if self.discriminative else (1.0,))
+                             for bw in self.bandwidths], val_map50, metric="val_map50")
+        self.codebook_size_ = choice.settings["codebook_size"]
+        self.specificity_power_, self.bandwidth_ = choice.settings["specificity_power"], choice.settings["bandwidth"]
+        self.models_ = choice.payload
+        val_ap = choice.score or 0.0
         ctx.record(upscale=round(self.upscale_, 3),
                    background_features={train.classes[k]: m.background_features
                                         for k, m in enumerate(self.models_) if m is not None})

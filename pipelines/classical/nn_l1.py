@@ -42,9 +42,8 @@ class NearestNeighbourL1(Classifier):
         _, idx = l1_knn(val.images, train.images, max(ks), ctx.device, ctx.progress, self.threads_)
         neighbour_labels = train.labels[idx]
         val_acc = {k: float(np.mean(vote(neighbour_labels, k, self.num_classes_) == val.labels)) for k in ks}
-        self.k_ = max(ks, key=lambda k: (val_acc[k], -k))
-        ctx.record_selection(metric="val_accuracy", grid=[{"k": k} for k in ks], scores=[val_acc[k] for k in ks],
-                             chosen={"k": self.k_})
+        # ks ascending: on a tie the smaller k wins
+        self.k_ = ctx.select([{"k": k} for k in ks], lambda s: val_acc[s["k"]], metric="val_accuracy").settings["k"]
         ctx.record(k=self.k_, reference_set="train+val" if self.refit_on_trainval else "train",
                    trained_on="train+val" if self.refit_on_trainval else "train")
         # the reference set as its parts, indexed as their concatenation (154 MB on CIFAR-10, never copied)

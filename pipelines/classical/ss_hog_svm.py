@@ -33,10 +33,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from benchsuite.api import Context, Detections, Detector
+from benchsuite.api import Choice, Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
 from benchsuite.errors import EmptyModelError
-from benchsuite.metrics.detection import evaluate_detections
+from benchsuite.metrics.detection import score_detections
 from benchsuite.ops.boxes import nms
 from benchsuite.ops.hog import hog_features
 from benchsuite.ops.linear_svm import LinearSVM
@@ -262,23 +262,28 @@ class SelectiveSearchHogSVM(Detector):
         y = np.concatenate([np.ones(len(pos), np.int64), np.zeros(len(neg), np.int64)])
         return LinearSVM(C=c, max_iter=200).fit(x, y)
 
-    def _val_ap(self, svm: LinearSVM, cd: _ClassData, val: DetectionSet, k: int) -> dict[float, float]:
-        """AP50 on val of one class for each NMS threshold."""
-        scores = [svm.decision_function(f.astype(np.float32)) if len(f) else np.zeros(0) for f in cd.props]
-        gt = [s.boxes[s.labels == k] for s in val]
-        diff = [s.difficult[s.labels == k] for s in val]
-        out = {}
-        for t in self.nms_values:
-            boxes, sc = [], []
-            for b, s in zip(cd.prop_boxes, scores):
-                keep = nms(b, s, t)[: self.max_detections] if len(b) else np.zeros(0, np.int64)
-                boxes.append(b[keep])
-                sc.append(s[keep])
-            m = evaluate_detections(gt, [np.zeros(len(g), np.int64) for g in gt], diff, boxes, sc,
-                                    [np.zeros(len(b), np.int64) for b in boxes], ["c"])
-            ap = float(m["map50"])
-            out[float(t)] = ap if np.isfinite(ap) else 0.0
-        return out
+    def _choose_on_val(self, k: int, pos: np.ndarray, neg: list[np.ndarray], cd: _ClassData, val: DetectionSet,
+                       rng: np.random.Generator, ctx: Context) -> Choice:
+        """Class ``k``'s C and NMS threshold by its val AP50 (recorded per class); the payload is the SVM. One SVM
+        per C (C ascending: on a tie the smaller C wins) serves every NMS threshold."""
+        trained: dict[float, tuple[LinearSVM, list[np.ndarray]]] = {}  # the latest C -> SVM, val proposal scores
+
+        def val_ap50(s: dict[str, Any]) -> tuple[float, LinearSVM]:
+            if s["C"] not in trained:
+                trained.clear()
+                svm, _ = self._train(pos, neg, s["C"], rng)
+                trained[s["C"]] = svm, [svm.decision_function(f.astype(np.float32)) if len(f) else np.zeros(0)
+                                        for f in cd.props]
+            svm, scores = trained[s["C"]]
+            dets = []
+            for b, sc in zip(cd.prop_boxes, scores):
+                keep = nms(b, sc, s["nms_iou"])[: self.max_detections] if len(b) else np.zeros(0, np.int64)
+                dets.append(Detections(b[keep], sc[keep], np.full(len(keep), k, np.int64)))
+            return score_detections(val, dets, val.classes, ("voc",))["per_class"][val.classes[k]]["ap50"], svm
+
+        grid = [{"C": float(c), "nms_iou": t} for c in sorted(self.c_values)
+                for t in dict.fromkeys(float(t) for t in self.nms_values)]
+        return ctx.select(grid, val_ap50, metric="val_ap50", for_class=val.classes[k])
 
     @staticmethod
     def _fill_fraction(data: DetectionSet) -> float:
@@ -347,19 +352,9 @@ class SelectiveSearchHogSVM(Detector):
                 self.nms_.append(0.3)
                 chosen[name] = {"skipped": "no positives or negatives in train"}
                 continue
-            grid: list[dict[str, float]] = []
-            scores: list[float] = []
-            best = None
-            for c in ctx.progress(sorted(self.c_values), desc=f"choose C ({name})"):
-                svm, _ = self._train(pos, d_train[k].neg, float(c), rng)
-                aps = self._val_ap(svm, d_val[k], val, k)
-                for t, a in aps.items():
-                    grid.append({"C": float(c), "nms_iou": float(t)})
-                    scores.append(a)
-                    if best is None or a > best[0]:
-                        best = (a, float(c), t, svm)
-            assert best is not None, "c_values is empty"
-            ap, c, t, svm = best
+            best = self._choose_on_val(k, pos, d_train[k].neg, d_val[k], val, rng, ctx)
+            c, t, svm = best.settings["C"], best.settings["nms_iou"], best.payload
+            ap = 0.0 if best.score is None else best.score
             if not np.any(svm.coef_[0]):
                 raise EmptyModelError(f"ss-hog-svm: the SVM of class {name!r} learned all-zero weights")
             n_neg = None
@@ -368,8 +363,6 @@ class SelectiveSearchHogSVM(Detector):
                 svm, n_neg = self._train(pos_all, d_train[k].neg + d_val[k].neg, c, rng)
             self.svms_.append(svm)
             self.nms_.append(t)
-            ctx.record_selection(metric="val_ap50", grid=grid, scores=scores, chosen={"C": c, "nms_iou": t}, score=ap,
-                                 for_class=name)
             chosen[name] = {"C": c, "nms_iou": t, "val_ap50": ap, "window_hw": list(self.windows_[k]),
                             "positives": len(pos), "negatives_final": n_neg}
         if all(svm is None for svm in self.svms_):

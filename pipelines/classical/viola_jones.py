@@ -49,10 +49,10 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from benchsuite.api import Context, Detections, Detector
+from benchsuite.api import Choice, Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
 from benchsuite.errors import EmptyModelError
-from benchsuite.metrics.detection import evaluate_detections
+from benchsuite.metrics.detection import score_detections
 from benchsuite.ops.boosting import Cascade, train_cascade
 from benchsuite.ops.boosting import NegativeSource as NegativeSourceFn
 from benchsuite.ops.boxes import merge_suppressed, nms
@@ -558,54 +558,56 @@ class ViolaJonesDetector(Detector):
         """Stages a detection may miss, the NMS IoU and merging, per class, by val AP50 (one scan per image,
         class and score mode gives the candidates of every stages-missed value; detection is then replayed as
         :meth:`detect` does it); each class's grid goes to ``fit_info.selection_per_class``."""
-        most = max(self.stages_missed_values)
-        gt_boxes = [s.boxes for s in val]
-        gt_labels = [s.labels for s in val]
-        gt_diff = [s.difficult for s in val]
-        windows = evaluated = 0
+        tally = {"windows": 0, "evaluated": 0}
         choice: dict[str, Any] = {}
         truncation = {val.classes[m.label]: self._truncate_on_val(m, val_greys) for m in self.models_}
         for model in self.models_:
             name = val.classes[model.label]
-            best = None
-            grid: list[dict[str, Any]] = []
-            scores: list[float | None] = []
-            for mode, iou in itertools.product(self.score_modes, self.nms_iou_values):
-                if iou == self.nms_iou_values[0]:
-                    cands = []
-                    for g in val_greys:
-                        b, sc, p, nw, ne = candidates(g, model, self.pyramid_step, self.stride, self.min_std,
-                                                      self.context, most, self.max_candidates, mode)
-                        cands.append((b, sc, p))
-                        if mode == self.score_modes[0]:
-                            windows += nw
-                            evaluated += ne
-                for missed, merge in itertools.product(self.stages_missed_values, self.merge_values):
-                    if merge == self.merge_values[0]:  # one NMS per stages-missed value serves every merge mode
-                        need = max(len(model.cascade) - missed, 1)
-                        passing = [(b[p >= need], sc[p >= need]) for b, sc, p in cands]
-                        keeps = [nms(b, sc, iou)[: self.max_detections] for b, sc in passing]
-                    dets = [kept_detections(b, sc, keep, iou, merge)
-                            for (b, sc), keep in zip(passing, keeps, strict=True)]
-                    m = evaluate_detections(gt_boxes, gt_labels, gt_diff, [d[0] for d in dets], [d[1] for d in dets],
-                                            [np.full(len(d[1]), model.label) for d in dets], val.classes)
-                    ap = m["per_class"][name]["ap50"]
-                    ap = -1.0 if ap != ap else float(ap)  # NaN (no val objects): any choice
-                    grid.append({"score_mode": str(mode), "stages_missed": int(missed), "nms_iou": float(iou),
-                                 "merge": str(merge)})
-                    scores.append(round(ap, 4) if ap >= 0 else None)
-                    if best is None or ap > best[0] + 1e-9:
-                        best = (ap, grid[-1])
-            assert best is not None
-            chosen = best[1]
-            model.stages_missed, model.nms_iou = chosen["stages_missed"], chosen["nms_iou"]
-            model.score_mode, model.merge = chosen["score_mode"], chosen["merge"]
-            ctx.record_selection(metric="val_ap50", grid=grid, scores=scores, for_class=name,
-                                 score=round(best[0], 4) if best[0] >= 0 else None, chosen=dict(chosen))
-            choice[name] = {**chosen, "val_ap50": best[0], **truncation[name]}
+            best = self._choose_class_on_val(model, val, val_greys, tally, ctx)
+            model.stages_missed, model.nms_iou = best.settings["stages_missed"], best.settings["nms_iou"]
+            model.score_mode, model.merge = best.settings["score_mode"], best.settings["merge"]
+            choice[name] = {**best.settings, "val_ap50": -1.0 if best.score is None else best.score,
+                            **truncation[name]}
+        windows, evaluated = tally["windows"], tally["evaluated"]
         choice["val_features_per_window"] = evaluated / max(windows, 1)
         choice["val_windows_per_image_and_class"] = windows / max(len(val) * len(self.models_), 1)
         return choice
+
+    def _choose_class_on_val(self, model: ClassModel, val: DetectionSet, val_greys: list[np.ndarray],
+                             tally: dict[str, int], ctx: Context) -> Choice:
+        """One class's settings by its val AP50 (recorded per class); ``tally`` counts the windows scanned and the
+        features evaluated with the first score mode."""
+        name = val.classes[model.label]
+        most = max(self.stages_missed_values)
+        scans: dict[str, list] = {}  # the latest score mode -> per image (boxes, scores, stages passed)
+        kept: dict[tuple, tuple[list, list]] = {}  # the latest (mode, NMS IoU, stages missed) -> passing, NMS
+
+        def val_ap50(s: dict[str, Any]) -> float:
+            mode, iou, missed = s["score_mode"], s["nms_iou"], s["stages_missed"]
+            if mode not in scans:  # one scan per image, class and score mode serves every other setting
+                scans.clear()
+                scans[mode] = []
+                for g in val_greys:
+                    b, sc, p, nw, ne = candidates(g, model, self.pyramid_step, self.stride, self.min_std,
+                                                  self.context, most, self.max_candidates, mode)
+                    scans[mode].append((b, sc, p))
+                    if mode == self.score_modes[0]:
+                        tally["windows"] += nw
+                        tally["evaluated"] += ne
+            if (mode, iou, missed) not in kept:  # one NMS per stages-missed value serves every merge mode
+                need = max(len(model.cascade) - missed, 1)
+                passing = [(b[p >= need], sc[p >= need]) for b, sc, p in scans[mode]]
+                kept.clear()
+                kept[mode, iou, missed] = passing, [nms(b, sc, iou)[: self.max_detections] for b, sc in passing]
+            passing, keeps = kept[mode, iou, missed]
+            dets = [Detections(*kept_detections(b, sc, keep, iou, s["merge"]), np.full(len(keep), model.label))
+                    for (b, sc), keep in zip(passing, keeps, strict=True)]
+            return score_detections(val, dets, val.classes, ("voc",))["per_class"][name]["ap50"]
+
+        grid = [{"score_mode": str(mode), "stages_missed": int(missed), "nms_iou": float(iou), "merge": str(merge)}
+                for mode, iou, missed, merge in itertools.product(self.score_modes, self.nms_iou_values,
+                                                                  self.stages_missed_values, self.merge_values)]
+        return ctx.select(grid, val_ap50, metric="val_ap50", for_class=name)
 
     def _truncate_on_val(self, model: ClassModel, val_greys: list[np.ndarray]) -> dict[str, Any]:
         """Keep the longest prefix of ``model``'s cascade whose average cost on the val images is at most

@@ -44,7 +44,7 @@ from torch import nn
 
 from benchsuite.api import Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
-from benchsuite.metrics.detection import evaluate_detections
+from benchsuite.metrics.detection import score_detections
 from benchsuite.training import Schedule, Trainer, amp_dtype, autocast, dtype_name, param_groups, prepare_device
 from pipelines.deep.detection_weights import WeightsChoice, apply_user_state, downloads_forbidden, resolve_weights
 
@@ -446,9 +446,7 @@ class TorchvisionDetector(Detector):
         for s0 in range(0, len(val), self.detect_batch_size):
             images = [val.load_image(i) for i in range(s0, min(len(val), s0 + self.detect_batch_size))]
             dets.extend(self.detect_batch(images))
-        m = evaluate_detections([s.boxes for s in val], [s.labels for s in val], [s.difficult for s in val],
-                                [d.boxes for d in dets], [d.scores for d in dets], [d.labels for d in dets],
-                                val.classes)
+        m = score_detections(val, dets, val.classes, ("voc", "coco"))
         return {"val_map50": round(float(m["map50"]), 4), "val_coco_ap": round(float(m["coco_ap"]), 4)}
 
     # ---------------------------------------------------------------- inference

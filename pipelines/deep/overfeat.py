@@ -43,11 +43,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchsuite.api import Context, Detections, Detector
+from benchsuite.api import Choice, Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
 from benchsuite.erf import ErfProbe, theoretical_field
 from benchsuite.errors import EmptyModelError
-from benchsuite.metrics.detection import evaluate_detections
+from benchsuite.metrics.detection import score_detections
 from benchsuite.ops.negatives import NegativeSource, mine_sources
 from benchsuite.ops.windows import (
     WindowSize,
@@ -557,40 +557,33 @@ class OverFeat(Detector):
 
     # ------------------------------------------------------------------------------------ val selection
 
-    def _val_map50(self, val: DetectionSet, dets: list[Detections]) -> float:
-        m = evaluate_detections([s.boxes for s in val], [s.labels for s in val], [s.difficult for s in val],
-                                [d.boxes for d in dets], [d.scores for d in dets], [d.labels for d in dets],
-                                val.classes)
-        return float(np.nan_to_num(m["map50"], nan=0.0))
-
     def _choose(self, val: DetectionSet, ctx: Context) -> tuple[float, float]:
-        """The pyramid step, NMS and score thresholds with the best val mAP50 (recorded as the selection); returns
-        that mAP50 and the windows scored per val image at the chosen step."""
+        """The pyramid step, then for it the NMS and score thresholds, with the best val mAP50 (:meth:`Context.select`,
+        recorded); returns that mAP50 and the windows scored per val image at the chosen step."""
         if self.tune_images is not None and len(val) > self.tune_images:
             val = val.subset(np.sort(ctx.rng(12).choice(len(val), self.tune_images, replace=False)))
         images = [val.load_image(i) for i in range(len(val))]
         low = min(self.score_thresholds)
-        grid, scores, best = [], [], (-1.0, 0.0, {})
-        for step in self.steps:
-            scans = [self._scan(im, self.models_, float(step), self.factor, low, peaks_only=True) for im in images]
-            per_image = float(np.mean([n for _, n in scans])) if scans else 0.0
-            inner = (-1.0, {})
-            for t_nms in self.nms_thresholds:
-                for t_score in sorted(self.score_thresholds, reverse=True):  # on a tie the higher threshold wins
-                    dets = [self._detections(h, self.models_, v.width, v.height, t_nms, t_score)
-                            for (h, _), v in zip(scans, val)]
-                    ap = self._val_map50(val, dets) if len(val) else 0.0
-                    if ap > inner[0]:
-                        inner = (ap, {"nms_threshold": float(t_nms), "score_threshold": float(t_score)})
-            grid.append({"pyramid_step": float(step)})
-            scores.append(round(inner[0], 4))
-            if inner[0] > best[0]:
-                best = (inner[0], per_image, {"pyramid_step": float(step), **inner[1]})
-        ap, per_image, chosen = best
-        self.step_, self.nms_threshold_ = chosen["pyramid_step"], chosen["nms_threshold"]
-        self.score_threshold_ = chosen["score_threshold"]
-        ctx.record_selection(metric="val_map50", grid=grid, scores=scores, chosen=chosen, score=round(ap, 4))
-        return ap, round(per_image, 1)
+        # score thresholds descending: on a tie the higher threshold wins
+        thresholds = [{"nms_threshold": float(t_nms), "score_threshold": float(t_score)}
+                      for t_nms in self.nms_thresholds for t_score in sorted(self.score_thresholds, reverse=True)]
+
+        def with_step(s: dict[str, Any]) -> Choice:
+            step = s["pyramid_step"]
+            scans = [self._scan(im, self.models_, step, self.factor, low, peaks_only=True) for im in images]
+
+            def val_map50(t: dict[str, Any]) -> tuple[float, float]:
+                dets = [self._detections(h, self.models_, v.width, v.height, t["nms_threshold"], t["score_threshold"])
+                        for (h, _), v in zip(scans, val)]
+                per_image = float(np.mean([n for _, n in scans])) if scans else 0.0
+                return score_detections(val, dets, val.classes, ("voc",))["map50"], per_image
+
+            return ctx.select(thresholds, val_map50, metric="val_map50", record=False)
+
+        best = ctx.select([{"pyramid_step": float(step)} for step in self.steps], with_step, metric="val_map50")
+        self.step_ = best.settings["pyramid_step"]
+        self.nms_threshold_, self.score_threshold_ = best.settings["nms_threshold"], best.settings["score_threshold"]
+        return float(best.score or 0.0), round(float(best.payload.payload), 1)
 
     # ------------------------------------------------------------------------------------ inference
 

@@ -37,7 +37,7 @@ from torchvision.ops import roi_align
 
 from benchsuite.api import Context, Detections, Detector, Proposer
 from benchsuite.data.detection import DetectionSet
-from benchsuite.metrics.detection import evaluate_detections
+from benchsuite.metrics.detection import score_detections
 from benchsuite.ops.box_coding import decode_boxes, encode_boxes
 from benchsuite.ops.boxes import batched_nms, box_iou, clip_boxes, remove_small_boxes
 from benchsuite.proposal_cache import default_workers, proposals_for, proposals_for_images
@@ -439,24 +439,14 @@ class RCNN(Detector):
         losses = self._train(self.model_, regions, ctx)
         train_s = time.perf_counter() - t0
         self.nms_iou_ = float(self.nms_ious[0])
-        val_scores: list[float] = []
         val_map50: dict[str, float] = {}  # the chosen threshold's val mAP50, when val was scored
         if len(val) and len(self.nms_ious) > 0:
             vprops = dataset_proposals(val, self.proposer_, ctx, "rcnn val proposals")
             raw = [self._score_regions(val.load_image(i), vprops[i]) for i in range(len(val))]
-            best = -1.0
-            for t in self.nms_ious:
-                dets = [self._finish(*r, float(t)) for r in raw]
-                m = evaluate_detections([s.boxes for s in val], [s.labels for s in val], [s.difficult for s in val],
-                                        [d.boxes for d in dets], [d.scores for d in dets], [d.labels for d in dets],
-                                        val.classes)
-                ap = float(np.nan_to_num(m["map50"]))
-                val_scores.append(round(ap, 4))
-                if ap > best:
-                    best, self.nms_iou_ = ap, float(t)
-            ctx.record_selection(metric="val_map50", grid=[{"nms_iou": float(t)} for t in self.nms_ious],
-                                 scores=val_scores, chosen={"nms_iou": self.nms_iou_})
-            val_map50 = {"val_map50": round(best, 4)}
+            best = ctx.select([{"nms_iou": float(t)} for t in self.nms_ious], lambda s: score_detections(
+                val, [self._finish(*r, s["nms_iou"]) for r in raw], val.classes, ("voc",))["map50"], metric="val_map50")
+            self.nms_iou_ = best.settings["nms_iou"]
+            val_map50 = {"val_map50": round(best.score or 0.0, 4)}
         n_pos = int((regions.labels > 0).sum())
         ctx.record(weights=source, backbone="resnet18" if isinstance(model.backbone, ResNet18Backbone) else "compact",
                    parameters=sum(p.numel() for p in model.parameters()), regions=len(regions.labels),

@@ -18,14 +18,14 @@ weights (SVM margins).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 
 from benchsuite.api import Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
-from benchsuite.metrics.detection import evaluate_detections
+from benchsuite.metrics.detection import score_detections
 from benchsuite.ops.boxes import clip_boxes, nms
 from benchsuite.ops.windows import object_boxes
 
@@ -120,24 +120,18 @@ class OpenCVHogPeople(Detector):
         if len(val):
             low = float(min(self.hit_thresholds))
             raw = [self.raw_windows(val.load_image(i), low) for i in range(len(val))]
-            grid: list[dict[str, float]] = []
-            scores: list[float] = []
-            best = -1.0
-            for context in self.contexts:
-                for hit in sorted(self.hit_thresholds, reverse=True):
-                    dets = [self._finish(b, w, s.width, s.height, float(context), float(hit))
-                            for (b, w), s in zip(raw, val)]
-                    m = evaluate_detections([s.boxes for s in val], [s.labels for s in val],
-                                            [s.difficult for s in val], [d.boxes for d in dets],
-                                            [d.scores for d in dets], [d.labels for d in dets], val.classes)
-                    ap = float(np.nan_to_num(m["per_class"][val.classes[self.label_]]["ap50"], nan=0.0))
-                    grid.append({"context": float(context), "hit_threshold": float(hit)})
-                    scores.append(round(ap, 4))
-                    if ap > best:
-                        best, self.context_, self.hit_threshold_ = ap, float(context), float(hit)
-            ctx.record_selection(metric="val_ap50", grid=grid, scores=scores,
-                                 chosen={"context": self.context_, "hit_threshold": self.hit_threshold_})
-            ctx.record(val_ap50=round(best, 4))
+            person = val.classes[self.label_]
+
+            def val_ap50(s: dict[str, Any]) -> float:
+                dets = [self._finish(b, w, v.width, v.height, s["context"], s["hit_threshold"])
+                        for (b, w), v in zip(raw, val)]
+                return score_detections(val, dets, val.classes, ("voc",))["per_class"][person]["ap50"]
+
+            # hit thresholds descending: on a tie the higher threshold wins
+            best = ctx.select([{"context": float(context), "hit_threshold": float(hit)} for context in self.contexts
+                               for hit in sorted(self.hit_thresholds, reverse=True)], val_ap50, metric="val_ap50")
+            self.context_, self.hit_threshold_ = best.settings["context"], best.settings["hit_threshold"]
+            ctx.record(val_ap50=round(best.score or 0.0, 4))
         ctx.record(person_class=train.classes[self.label_], context=self.context_, hit_threshold=self.hit_threshold_,
                    scale=self.scale, win_stride=self.win_stride, padding=self.padding,
                    note="pretrained reference (OpenCV default people detector), not trained on this data")

@@ -37,6 +37,7 @@ def _data_intervals(run_dir: Path, record: dict) -> dict[str, list[float] | None
     from benchsuite.api import Budget
     from benchsuite.data.datasets import open_dataset
     from benchsuite.metrics import bootstrap as bs
+    from benchsuite.metrics.detection import match
     from benchsuite.tasks.base import split_cap
     from benchsuite.tasks.per_image import load_ragged
 
@@ -50,7 +51,7 @@ def _data_intervals(run_dir: Path, record: dict) -> dict[str, list[float] | None
     _, pred = load_ragged(path)
     gt = [s.boxes for s in data], [s.labels for s in data], [s.difficult for s in data]
     if record["task"] == "detection":
-        ev = bs.detection_evidence(*gt, pred["boxes"], pred["scores"], pred["labels"], data.num_classes)
+        ev = bs.detection_evidence(match(*gt, pred["boxes"], pred["scores"], pred["labels"], data.num_classes))
         return {"map50": list(bs.percentile_interval(bs.map50_resamples(ev)))}
     rec, mabo = bs.proposal_resamples(bs.proposal_evidence(*gt, pred["boxes"], data.num_classes))
     return {"recall_at_1000_iou50": list(bs.percentile_interval(rec)), "mabo": list(bs.percentile_interval(mabo))}

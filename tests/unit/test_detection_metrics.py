@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from voc_devkit import devkit_ap, devkit_status
 
-from benchsuite.metrics.detection import evaluate_detections, log_average_miss_rate, voc07_ap, voc_ap
+from benchsuite.metrics.detection import IGNORED, PARTS, log_average_miss_rate, match, summarize, voc07_ap, voc_ap
 from benchsuite.metrics.export import write_coco_json, write_voc_results
 
 COCO_KEYS = ["coco_ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large"]
@@ -29,6 +30,12 @@ AP_KEYS = ["map50", "map50_voc07", *COCO_KEYS]
 
 def names(num_classes: int) -> list[str]:
     return [f"class{c}" for c in range(num_classes)]
+
+
+def evaluate(gt_boxes, gt_labels, gt_difficult, det_boxes, det_scores, det_labels, class_names, parts=PARTS):
+    """The record's metrics block: every part summarised from one matching."""
+    return summarize(match(gt_boxes, gt_labels, gt_difficult, det_boxes, det_scores, det_labels, len(class_names)),
+                     class_names, parts)
 
 
 # --------------------------------------------------------------------------------------------- scenes
@@ -111,7 +118,7 @@ def pycoco_stats(tmp_path, scene, num_classes: int, honour_ignore: bool = False)
 
 
 def ours(scene, num_classes: int) -> dict:
-    return evaluate_detections(*scene, names(num_classes))
+    return evaluate(*scene, names(num_classes))
 
 
 def assert_matches_pycocotools(tmp_path, scene, num_classes, honour_ignore=False):
@@ -279,7 +286,7 @@ def voc_hand_scene():
 
 
 def test_voc_hand_worked():
-    m = evaluate_detections(*voc_hand_scene(), ["cat", "dog", "bird"])
+    m = evaluate(*voc_hand_scene(), ["cat", "dog", "bird"])
     # cat: positives A (image 0), A (image 1), A (image 2) = 3; B (image 0) is difficult.
     # detections by score: 0.9 on B (difficult: ignored), 0.8 on A0 (TP), 0.7 (0,0,10,9) IoU 0.9 with the
     # taken A0 (duplicate: FP), 0.6 on A1 (TP), 0.3 in image 3 (FP). Without the ignored one:
@@ -312,7 +319,7 @@ def test_voc_difficult_matters():
     """The same scene with B not difficult: the 0.9 detection becomes a TP, so cat AP must change."""
     scene = list(voc_hand_scene())
     scene[2] = [np.zeros(len(g), bool) for g in scene[0]]
-    m = evaluate_detections(*scene, ["cat", "dog", "bird"])
+    m = evaluate(*scene, ["cat", "dog", "bird"])
     # cat: 4 positives; TP TP FP TP FP: recall 1/4 2/4 2/4 3/4 3/4, precision 1 1 2/3 3/4 3/5
     # all-point: 1/4 + 1/4 + 1/4 * 3/4 = 11/16
     assert m["per_class"]["cat"]["ap50"] == pytest.approx(11 / 16, abs=1e-12)
@@ -333,66 +340,46 @@ def test_ap_formulas_by_hand():
 # ------------------------------------------------------------------------------ VOC, brute-force devkit
 
 
-def devkit_voc(gt_boxes, gt_labels, gt_difficult, det_boxes, det_scores, det_labels, num_classes):
-    """VOCevaldet.m + VOCap.m, one detection and one object at a time, on VOC coordinates (1-based,
-    inclusive: xmin = x1 + 1, xmax = x2) with the devkit's "+1" in widths. Returns per-class
-    (all-point AP, 11-point AP), NaN without positives."""
-    to_voc = np.array([1.0, 1.0, 0.0, 0.0])
-    out = []
-    for c in range(num_classes):
-        gts = []  # per image: list of [box, difficult, detected]
-        npos = 0
-        for boxes, labels, diff in zip(gt_boxes, gt_labels, gt_difficult):
-            objs = [[list(box + to_voc), bool(d), False] for box, lab, d in zip(boxes, labels, diff) if lab == c]
-            npos += sum(not o[1] for o in objs)
-            gts.append(objs)
-        dets = [(i, float(s), list(box + to_voc))
-                for i, (boxes, scores, labels) in enumerate(zip(det_boxes, det_scores, det_labels))
-                for box, s, lab in zip(boxes, scores, labels) if lab == c]
-        dets = sorted(dets, key=lambda d: -d[1])  # Python's sort is stable, like MATLAB's sort
-        tp, fp = [], []
-        for image, _, bb in dets:
-            ovmax, jmax = -math.inf, -1
-            for j, (bbgt, _, _) in enumerate(gts[image]):
-                bi = [max(bb[0], bbgt[0]), max(bb[1], bbgt[1]), min(bb[2], bbgt[2]), min(bb[3], bbgt[3])]
-                iw = bi[2] - bi[0] + 1
-                ih = bi[3] - bi[1] + 1
-                if iw > 0 and ih > 0:
-                    ua = ((bb[2] - bb[0] + 1) * (bb[3] - bb[1] + 1) + (bbgt[2] - bbgt[0] + 1) * (bbgt[3] - bbgt[1] + 1)
-                          - iw * ih)
-                    ov = iw * ih / ua
-                    if ov > ovmax:
-                        ovmax, jmax = ov, j
-            if ovmax >= 0.5:
-                obj = gts[image][jmax]
-                if not obj[1]:
-                    if not obj[2]:
-                        tp.append(1), fp.append(0)
-                        obj[2] = True
-                    else:
-                        tp.append(0), fp.append(1)
-                else:
-                    tp.append(0), fp.append(0)  # difficult: neither
-            else:
-                tp.append(0), fp.append(1)
-        if npos == 0:
-            out.append((math.nan, math.nan))
-            continue
-        ctp, cfp = np.cumsum(tp), np.cumsum(fp)
-        rec = [t / npos for t in ctp]
-        prec = [t / (t + f) if t + f else math.nan for t, f in zip(ctp, cfp)]  # NaN before the first TP/FP
-        # VOCap.m; MATLAB's max ignores NaN
-        mrec, mpre = [0.0, *rec, 1.0], [0.0, *prec, 0.0]
-        for i in range(len(mpre) - 2, -1, -1):
-            mpre[i] = mpre[i + 1] if math.isnan(mpre[i]) else max(mpre[i], mpre[i + 1])
-        ap = sum((mrec[i] - mrec[i - 1]) * mpre[i] for i in range(1, len(mrec)) if mrec[i] != mrec[i - 1])
-        # 11-point at the exact tenths k/10; a level with no (non-NaN) precision scores 0
-        ap07 = 0.0
-        for k in range(11):
-            vals = [p for r, p in zip(rec, prec) if r >= k / 10 and not math.isnan(p)]
-            ap07 += (max(vals) if vals else 0.0) / 11
-        out.append((ap, ap07))
-    return out
+def test_match_status_against_devkit():
+    """Every detection's outcome and assigned object, as the devkit decides them one at a time: duplicates stay
+    false positives (they never fall to their next-best object), difficult best objects make them ignored."""
+    dups = 0
+    for seed in range(6):
+        rng = np.random.default_rng(300 + seed)
+        scene = make_scene(rng, n_images=25, max_det=40, p_difficult=0.25, integer=True, score_decimals=1)
+        m = match(*scene, 3)
+        expected = devkit_status(*scene, 3)
+        for i, (status, matched) in enumerate(zip(m.per_image(m.status[0]), m.per_image(m.matched[0]))):
+            np.testing.assert_array_equal(status, expected[i][0])
+            local = np.where(matched >= 0, matched - m.gt_offsets[i], -1)
+            np.testing.assert_array_equal(local, expected[i][1])
+            dups += int(((status == 0) & (local >= 0)).sum())
+    assert dups > 0  # the scenes hold duplicates, where the rules of the devkit and of pycocotools part
+
+
+def test_coco_rule_against_pycocotools_per_detection(tmp_path):
+    """Every counted detection's match at every threshold and area range, against COCOeval.evaluateImg."""
+    rng = np.random.default_rng(61)
+    scene = make_scene(rng, n_images=12, p_difficult=0.2, integer=True, max_det=130)
+    n = len(scene[0])
+    gt_path, dt_path = tmp_path / "gt.json", tmp_path / "dt.json"
+    write_coco_json(gt_path, dt_path, [f"img{i}" for i in range(n)], [(600, 600)] * n, *scene, names(3))
+    flags = {a["id"]: a["ignore"] for a in json.loads(gt_path.read_text())["annotations"]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(gt_path))
+        ev = IgnoreAwareCOCOeval(gt, gt.loadRes(str(dt_path)), flags)
+        ev.evaluate()
+    checked = 0
+    for a, area in enumerate(["all", "small", "medium", "large"]):
+        m = match(*scene, 3, rule="coco", area=area)
+        for entry in ev.evalImgs:  # one per (class, area range, image) with objects or detections
+            if entry is None or list(entry["aRng"]) != list(ev.params.areaRng[a]):
+                continue
+            cols = np.asarray(entry["dtIds"], np.int64) - 1  # results ids count from 1 in our flat order
+            np.testing.assert_array_equal(m.matched[:, cols] + 1, np.asarray(entry["dtMatches"], np.int64))
+            np.testing.assert_array_equal(m.status[:, cols] == IGNORED, entry["dtIgnore"])
+            checked += len(cols)
+    assert checked > 1000
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -400,8 +387,8 @@ def test_voc_against_devkit_brute_force(seed):
     rng = np.random.default_rng(200 + seed)
     # integer coordinates (exact IoUs, including 0.5 exactly), difficult objects, tied scores
     scene = make_scene(rng, n_images=25, max_det=40, p_difficult=0.25, integer=True, score_decimals=1)
-    m = evaluate_detections(*scene, names(3))
-    expected = devkit_voc(*scene, 3)
+    m = evaluate(*scene, names(3))
+    expected = devkit_ap(*scene, 3)
     for c in range(3):
         got = m["per_class"][f"class{c}"]
         assert got["ap50"] == pytest.approx(expected[c][0], abs=1e-9, nan_ok=True)
@@ -416,8 +403,8 @@ def test_voc_against_devkit_small_scenes(seed, n_images, decimals):
     rng = np.random.default_rng(seed)
     scene = make_scene(rng, n_images=n_images, num_classes=2, max_gt=3, max_det=6, p_difficult=0.3,
                        integer=True, score_decimals=decimals, extent=40)
-    m = evaluate_detections(*scene, names(2))
-    for c, (ap, ap07) in enumerate(devkit_voc(*scene, 2)):
+    m = evaluate(*scene, names(2))
+    for c, (ap, ap07) in enumerate(devkit_ap(*scene, 2)):
         assert m["per_class"][f"class{c}"]["ap50"] == pytest.approx(ap, abs=1e-9, nan_ok=True)
         assert m["per_class"][f"class{c}"]["ap50_voc07"] == pytest.approx(ap07, abs=1e-9, nan_ok=True)
 
@@ -442,7 +429,7 @@ def all_values(m: dict) -> list[float]:
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(0, 6))
 def test_ap_in_unit_interval(seed, n_images):
-    m = evaluate_detections(*small_scene(seed, n_images, unique_scores=False), names(2))
+    m = evaluate(*small_scene(seed, n_images, unique_scores=False), names(2))
     for v in all_values(m):
         assert math.isnan(v) or 0.0 <= v <= 1.0
 
@@ -454,7 +441,7 @@ def test_permuting_images_changes_nothing(seed, n_images, random):
     perm = list(range(n_images))
     random.shuffle(perm)
     shuffled = [[part[i] for i in perm] for part in scene]
-    a, b = evaluate_detections(*scene, names(2)), evaluate_detections(*shuffled, names(2))
+    a, b = evaluate(*scene, names(2)), evaluate(*shuffled, names(2))
     np.testing.assert_allclose(all_values(a), all_values(b), rtol=0, atol=1e-12)
     assert a["pr_curves"] == b["pr_curves"]
 
@@ -480,8 +467,8 @@ def test_lowest_scored_detection_never_lowers_ap(seed, n_images, data):
         box = objects[data.draw(st.integers(0, len(objects) - 1))]  # on an object: TP, FP or ignored
     else:
         box = np.array([500.0, 500, 520, 520])  # far from everything: a FP
-    before = evaluate_detections(*scene, names(2))
-    after = evaluate_detections(*append_detection(scene, image, box, label), names(2))
+    before = evaluate(*scene, names(2))
+    after = evaluate(*append_detection(scene, image, box, label), names(2))
     for b, a in zip(all_values(before), all_values(after)):
         assert math.isnan(a) == math.isnan(b)
         assert math.isnan(a) or a >= b - 1e-12
@@ -516,7 +503,7 @@ def test_lamr_hand_worked():
         det_boxes.append(np.array([r[0] for r in rows], float).reshape(-1, 4))
         det_scores.append(np.array([r[1] for r in rows], float))
     labels = [np.zeros(len(b), int) for b in det_boxes]
-    m = evaluate_detections(gt, [np.zeros(len(g), int) for g in gt], [np.zeros(len(g), bool) for g in gt],
+    m = evaluate(gt, [np.zeros(len(g), int) for g in gt], [np.zeros(len(g), bool) for g in gt],
                             det_boxes, det_scores, labels, ["person"])
     expected = math.exp((5 * math.log(0.75) + 2 * math.log(0.5) + 2 * math.log(0.25)) / 9)
     assert m["lamr"] == pytest.approx(expected, abs=1e-12)
@@ -533,17 +520,17 @@ def test_lamr_function_edges():
 
 
 def test_empty_inputs():
-    m = evaluate_detections([], [], [], [], [], [], ["a", "b"])
+    m = evaluate([], [], [], [], [], [], ["a", "b"])
     assert all(math.isnan(m[k]) for k in AP_KEYS)
     assert (m["num_images"], m["num_gt"], m["num_detections"]) == (0, 0, 0)
     assert set(m["per_class"]) == {"a", "b"} and math.isnan(m["per_class"]["a"]["ap50"])
-    single = evaluate_detections([], [], None, [], [], [], ["person"])
+    single = evaluate([], [], None, [], [], [], ["person"])
     assert math.isnan(single["lamr"])
 
 
 def test_no_detections_scores_zero_not_nan():
     gt = [np.array([[0, 0, 10, 10], [0, 0, 100, 100]], float), np.zeros((0, 4))]
-    m = evaluate_detections(gt, [np.array([0, 0]), np.zeros(0, int)], None, [np.zeros((0, 4))] * 2,
+    m = evaluate(gt, [np.array([0, 0]), np.zeros(0, int)], None, [np.zeros((0, 4))] * 2,
                             [np.zeros(0)] * 2, [np.zeros(0, int)] * 2, ["a"])
     for k in ["map50", "map50_voc07", "coco_ap", "ap50", "ap75", "ap_small", "ap_large"]:
         assert m[k] == 0.0, k
@@ -553,7 +540,7 @@ def test_no_detections_scores_zero_not_nan():
 
 def test_only_difficult_objects_give_nan():
     gt = [np.array([[0, 0, 10, 10]], float)]
-    m = evaluate_detections(gt, [np.array([0])], [np.array([True])], [np.array([[0, 0, 10, 10]], float)],
+    m = evaluate(gt, [np.array([0])], [np.array([True])], [np.array([[0, 0, 10, 10]], float)],
                             [np.array([0.9])], [np.array([0])], ["a"])
     assert math.isnan(m["map50"]) and math.isnan(m["coco_ap"])
     assert m["num_gt"] == 0 and m["num_difficult"] == 1
@@ -563,21 +550,21 @@ def test_input_validation():
     gt = [np.array([[0, 0, 10, 10]], float)]
     ok = ([np.array([0])], [np.array([False])], [np.array([[0, 0, 10, 10]], float)], [np.array([0.9])])
     with pytest.raises(ValueError, match="labels"):
-        evaluate_detections(gt, *ok, [np.array([2])], ["a", "b"])
+        evaluate(gt, *ok, [np.array([2])], ["a", "b"])
     with pytest.raises(ValueError):
-        evaluate_detections(gt, *ok[:3], [np.array([0.9, 0.8])], [np.array([0])], ["a"])
+        evaluate(gt, *ok[:3], [np.array([0.9, 0.8])], [np.array([0])], ["a"])
     with pytest.raises(ValueError, match="finite"):
-        evaluate_detections(gt, *ok[:3], [np.array([np.nan])], [np.array([0])], ["a"])
+        evaluate(gt, *ok[:3], [np.array([np.nan])], [np.array([0])], ["a"])
     with pytest.raises(ValueError):
-        evaluate_detections(gt, *ok, [np.array([0])] * 2, ["a"])
+        evaluate(gt, *ok, [np.array([0])] * 2, ["a"])
     with pytest.raises(ValueError):
-        evaluate_detections(gt * 2, [np.array([0])] * 2, None, *ok[2:], [np.array([0])], ["a"])
+        evaluate(gt * 2, [np.array([0])] * 2, None, *ok[2:], [np.array([0])], ["a"])
 
 
 def test_pr_curves_are_subsampled():
     rng = np.random.default_rng(4)
     scene = make_scene(rng, n_images=20, num_classes=1, max_det=60, score_decimals=None)
-    m = evaluate_detections(*scene, ["a"])
+    m = evaluate(*scene, ["a"])
     curve = m["pr_curves"]["a"]
     assert m["per_class"]["a"]["num_det"] > 400
     assert 150 <= len(curve["recall"]) == len(curve["precision"]) <= 200
@@ -605,7 +592,7 @@ def test_large_scale_runs_quickly():
         db.append(boxes)
         ds.append(rng.random(100))
         dl.append(labels[src] if m else rng.integers(0, num_classes, 100))
-    m = evaluate_detections(gb, gl, gd, db, ds, dl, names(num_classes))
+    m = evaluate(gb, gl, gd, db, ds, dl, names(num_classes))
     assert m["num_detections"] == 500_000 and m["num_gt"] + m["num_difficult"] == 15_000
     assert 0 < m["map50"] < 1 and 0 < m["coco_ap"] < m["ap50"]
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from benchsuite.metrics import bootstrap as bs
+from benchsuite.metrics.detection import match
 from benchsuite.results.evidence import (
     EVIDENCE_VERSION,
     evidence_name,
@@ -75,7 +76,7 @@ def test_saved_detection_and_proposal_evidence_give_the_same_resamples(tmp_path)
         det_b.append(jitter)
         det_s.append(rng.uniform(size=m))
         det_l.append(gt_l[-1].copy())
-    det = bs.detection_evidence(gt_b, gt_l, gt_d, det_b, det_s, det_l, 2)
+    det = bs.detection_evidence(match(gt_b, gt_l, gt_d, det_b, det_s, det_l, 2))
     prop = bs.proposal_evidence(gt_b, gt_l, gt_d, det_b, 2)
     save_evidence(tmp_path / "d.npz", "detection", det.to_arrays())
     save_evidence(tmp_path / "p.npz", "proposals", prop.to_arrays())

@@ -274,4 +274,4 @@ def test_benchsuite_check_names_a_selection_of_another_shape():
 
     (result,) = check_pipeline(OwnSelection, checks=["fit_info_json"])
     assert result.failed and "fit_info.selection.metric: missing (expected string)" in result.message
-    assert "ctx.record_selection()" in result.message
+    assert "ctx.select()" in result.message

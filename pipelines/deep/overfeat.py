@@ -114,21 +114,22 @@ class WindowNet(nn.Module):
     strided first layer stands for), a 3x3 one, a 2x2 max-pool, three 3x3 ones, each with batch norm and ReLU
     (input stride 4 at its output); ``pool``: the last max-pool (kernel = stride = ``last_pool``: total stride
     ``s = 4 * last_pool``); ``head``: a convolution whose kernel is the window in feature cells (the first dense
-    layer), then two 1x1 convolutions (the dense layers) down to one score. Input: float ``(N, C, H, W)`` pixels
-    0-255; output ``(N, 1, H', W')`` logits, unit ``(i, j)`` scoring the window whose top-left corner is input pixel
-    ``(i * s + margin, j * s + margin)`` (:func:`window_margin`).
+    layer), then two 1x1 convolutions (the dense layers) down to one score, with ``dropout`` before each. Input:
+    float ``(N, C, H, W)`` pixels 0-255; output ``(N, 1, H', W')`` logits, unit ``(i, j)`` scoring the window whose
+    top-left corner is input pixel ``(i * s + margin, j * s + margin)`` (:func:`window_margin`).
     """
 
     def __init__(self, window_cells: tuple[int, int], widths: tuple[int, int, int] = (16, 32, 32), hidden: int = 48,
-                 last_pool: int = 2, in_channels: int = 3):
+                 last_pool: int = 2, in_channels: int = 3, dropout: float = 0.0):
         super().__init__()
         w1, w2, w3 = widths
         self.last_pool = int(last_pool)
         self.trunk = nn.Sequential(conv_bn_relu(in_channels, w1, 4, 2), conv_bn_relu(w1, w1), nn.MaxPool2d(2),
                                    conv_bn_relu(w1, w2), conv_bn_relu(w2, w2), conv_bn_relu(w2, w3))
         self.pool = nn.MaxPool2d(self.last_pool)
-        self.head = nn.Sequential(nn.Conv2d(w3, hidden, window_cells), nn.ReLU(inplace=True),
-                                  nn.Conv2d(hidden, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, 1, 1))
+        self.head = nn.Sequential(nn.Conv2d(w3, hidden, window_cells), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                                  nn.Conv2d(hidden, hidden, 1), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                                  nn.Conv2d(hidden, 1, 1))
 
     @property
     def stride(self) -> int:
@@ -214,16 +215,20 @@ class OverFeat(Detector):
             (:func:`benchsuite.ops.windows.class_window`).
         widths: channels of the trunk's convolutions (first two, next two, last); hidden: of the dense layers.
         last_pool: kernel and stride of the last max-pooling (total stride ``4 * last_pool`` px).
+        dropout: before each of the head's 1x1 (dense) layers, while training.
         shift_and_stitch: evaluate the last pooling at every offset and interleave (output stride ``s / factor``).
         stitch_factor: ``f``, dividing ``last_pool``.
         jitter: jittered copies of each positive (each also mirrored).
+        photometric: training crops get a random contrast factor in ``1 +- photometric`` and brightness shift of
+            ``+- 64 * photometric`` (0: none).
         negatives_per_image, max_negatives, max_positives, negative_overlap, max_small_upscale: the random
             negatives (:class:`benchsuite.ops.negatives.NegativeSource`) and the training caps.
-        mining_rounds, hard_per_image, mining_threshold, mining_step: hard-negative mining (logits above the
-            threshold, plain stride, the pyramid at ``mining_step``).
+        mining_rounds, hard_per_image, mining_threshold, mining_step: hard-negative mining (the best windows with
+            logits above the threshold, up to ``hard_per_image`` per image; plain stride, the pyramid at
+            ``mining_step``). The threshold is low: a confident network still gets its hardest windows back.
         pad_cells: each pyramid level is padded by this many strides (mirrored) so windows reach past the border.
         steps_first: optimiser steps before the first mining round; steps_per_round: steps after each round.
-        batch_size, positive_fraction, lr, weight_decay: the training batches and AdamW.
+        batch_size, positive_fraction, lr, weight_decay: the training batches and AdamW (decoupled decay).
         steps: candidate pyramid steps; nms_thresholds, score_thresholds (logits): chosen on val.
         max_detections: at most this many detections per image.
         tune_images: at most this many val images (a fixed random subset) score the choices.
@@ -244,12 +249,13 @@ class OverFeat(Detector):
 
     def __init__(self, base_size: int = 80, context: float = 0.15, max_aspect: float = 3.0, max_upscale: float = 2.0,
                  min_base_size: int = 32, widths: tuple[int, int, int] = (24, 48, 64), hidden: int = 96,
-                 last_pool: int = 2, shift_and_stitch: bool = True, stitch_factor: int = 2, jitter: int = 2,
+                 last_pool: int = 2, dropout: float = 0.5, shift_and_stitch: bool = True, stitch_factor: int = 2,
+                 jitter: int = 2, photometric: float = 0.25,
                  negatives_per_image: int = 20, max_negatives: int = 12000, max_positives: int = 6000,
                  negative_overlap: float = 0.3, max_small_upscale: float = 2.0, mining_rounds: int = 2,
-                 hard_per_image: int = 20, mining_threshold: float = -1.0, mining_step: float = 1.2,
+                 hard_per_image: int = 20, mining_threshold: float = -8.0, mining_step: float = 1.2,
                  pad_cells: int = 2, steps_first: int = 600, steps_per_round: int = 200, batch_size: int = 32,
-                 positive_fraction: float = 0.25, lr: float = 2e-3, weight_decay: float = 1e-4,
+                 positive_fraction: float = 0.25, lr: float = 2e-3, weight_decay: float = 0.05,
                  steps: tuple[float, ...] = (1.1, 1.2), nms_thresholds: tuple[float, ...] = (0.3, 0.5),
                  score_thresholds: tuple[float, ...] = (-2.0, 0.0), max_detections: int = 100,
                  tune_images: int | None = 200, erf_images: int = 16):
@@ -261,9 +267,11 @@ class OverFeat(Detector):
         self.widths = widths
         self.hidden = hidden
         self.last_pool = last_pool
+        self.dropout = dropout
         self.shift_and_stitch = shift_and_stitch
         self.stitch_factor = stitch_factor
         self.jitter = jitter
+        self.photometric = photometric
         self.negatives_per_image = negatives_per_image
         self.max_negatives = max_negatives
         self.max_positives = max_positives
@@ -417,7 +425,8 @@ class OverFeat(Detector):
 
     def _train(self, model: ClassNet, pos: np.ndarray, neg: np.ndarray, steps: int, ctx: Context, lr: float,
                name: str, seed: int) -> list[float]:
-        """``steps`` AdamW steps on balanced batches (``positive_fraction`` positives), random horizontal flips."""
+        """``steps`` AdamW steps on balanced batches (``positive_fraction`` positives), random horizontal flips and
+        photometric jitter."""
         net = model.net
         device = self.device_
         opt = torch.optim.AdamW(param_groups(net, self.weight_decay), lr=lr)
@@ -433,7 +442,14 @@ class OverFeat(Detector):
             idx = np.concatenate([gen.integers(0, len(pos), n_pos), len(pos) + gen.integers(0, len(neg), n_neg)])
             x = crops[idx].float()
             flip = torch.from_numpy(gen.random(len(idx)) < 0.5)
-            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x).to(device)
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+            if self.photometric > 0:  # contrast about the crop's mean, then brightness
+                a = float(self.photometric)
+                contrast = torch.from_numpy(gen.uniform(1 - a, 1 + a, (len(idx), 1, 1, 1))).float()
+                shift = torch.from_numpy(gen.uniform(-64 * a, 64 * a, (len(idx), 1, 1, 1))).float()
+                mean = x.mean(dim=(1, 2, 3), keepdim=True)
+                x = ((x - mean) * contrast + mean + shift).clamp(0, 255)
+            x = x.to(device)
             y = labels[idx].to(device)
             with trainer.autocast():
                 logits = net(x).flatten().float()
@@ -507,8 +523,8 @@ class OverFeat(Detector):
                 f"{first['small_images_skipped']} too small for the window)")
         labels = sorted(windows)
         models = [ClassNet(k, windows[k], WindowNet((windows[k][0] // self.stride, windows[k][1] // self.stride),
-                                                    tuple(self.widths), int(self.hidden), int(self.last_pool))
-                           .to(self.device_)) for k in labels]
+                                                    tuple(self.widths), int(self.hidden), int(self.last_pool),
+                                                    dropout=float(self.dropout)).to(self.device_)) for k in labels]
         t_windows = time.perf_counter() - t0
         probe = self._erf_probe(val, models[0])
         if probe is not None:

@@ -26,8 +26,8 @@ least squares (axis-aligned: ``sigma_y``, ``sigma_x``; ``sigma`` is their geomet
 The hook for any network (:class:`ErfProbe`): a probe holds the layer and the images and measures at
 initialisation and after training; :class:`benchsuite.training.Trainer` runs one passed as ``erf=`` (or built
 from the pipeline's ``erf_layer`` declaration, see :meth:`ErfProbe.from_request`), and :meth:`ErfProbe.finish`
-saves the maps to the job folder as ``erf.npz`` (:func:`save_erf`, read back by :func:`load_erf`: the report draws
-them from the run folder alone) and the sizes into ``fit_info["erf"]``.
+saves the maps to the job folder as ``erf.npz`` (:mod:`benchsuite.results.erf`, which the report reads without
+torch: it draws them from the run folder alone) and the sizes into ``fit_info["erf"]``.
 
 Importing this module imports torch; the framework imports it only on a deep pipeline's path.
 """

@@ -247,3 +247,29 @@ def test_erf_input_is_checked_with_the_declarations():
         erf_layer, erf_input = "stages.2", {"sise": 64}
 
     assert any("erf_input" in p for p in check_pipeline_class(Bad))
+
+
+def test_report_draws_the_erf_table_and_figure_from_the_run_folder(tmp_path):
+    """A record's ``fit_info["erf"]`` and its job's ``erf.npz`` become the report's ERF table row and figure."""
+    from benchsuite.report.markdown import write_report
+    from benchsuite.results.erf import save_erf
+    from tests.unit.test_report_model import _cls, _record, write_run
+
+    facts = {"layer": "net.stages.2", "images": 8, "split": "val", "input": [8, 3, 32, 32], "share": 0.9,
+             "theoretical_rf": [21, 21], "file": ERF_FILE,
+             "init": {"radius": 6.5, "sigma": 3.5, "gaussian_r2": 0.97, "rf_area_share": 0.3},
+             "trained": {"radius": 8.5, "sigma": 4.5, "gaussian_r2": 0.91, "rf_area_share": 0.5}}
+    measured = _record("cnn", "deep", metrics=_cls(0.7, 0.68, 0.72), fit_info={"erf": facts})
+    plain = _record("hog-svm", "classical", metrics=_cls(0.5, 0.48, 0.52))
+    run_dir = write_run(tmp_path / "run", [measured, plain])
+    ys, xs = np.mgrid[0:32, 0:32]
+    blob = np.exp(-((xs - 16) ** 2 + (ys - 16) ** 2) / 20.0)
+    maps = {"init": blob / blob.sum(), "trained": blob / blob.sum()}
+    save_erf(run_dir / "jobs" / measured["job_id"] / ERF_FILE, maps, [5.5, 5.5, 26.5, 26.5], facts)
+    md = write_report(run_dir, html=False, plots=True).markdown.read_text()
+    assert "### Effective receptive fields" in md
+    (row,) = [line for line in md.splitlines() if line.startswith("| `cnn` |") and "net.stages.2" in line]
+    assert "21 × 21" in row and "6.5 → 8.5" in row and "3.5 → 4.5" in row
+    assert not [line for line in md.splitlines() if line.startswith("| `hog-svm` |") and "stages" in line]
+    figures = list((run_dir / "report_files").glob("erf-*cnn-s0.png"))
+    assert len(figures) == 1 and figures[0].stat().st_size > 0 and figures[0].name in md

@@ -78,6 +78,30 @@ class Budget:
     train_time_s: float | None = None
 
 
+@dataclass(frozen=True)
+class ErfRequest:
+    """The effective-receptive-field measurement asked of a pipeline that declares ``erf_layer``
+    (:mod:`benchsuite.erf`; the training engine carries it out).
+
+    Attributes:
+        layer: the layer whose centre unit is measured.
+        data: the val split the probe images come from (an ImageSet's first ``count`` images, or crops around a
+            DetectionSet's first ``count`` objects), or an ``(N, H, W, C)`` uint8 array.
+        split: the split's name, for the record.
+        count: probe images.
+        size: the probe images' side in pixels (images resized, object crops made that size); None: as they are
+            (equal-sized images only; object crops default to 128).
+        scale: pixel values 0-255 are multiplied by this (``1 / 255`` for a network that takes 0-1 floats).
+    """
+
+    layer: str
+    data: Any = None
+    split: str = "val"
+    count: int = 32
+    size: int | None = None
+    scale: float = 1.0
+
+
 def _no_progress(iterable: Iterable[T], **_: Any) -> Iterable[T]:
     return iterable
 
@@ -98,6 +122,10 @@ class Context:
         weights: a local state dict the user named (``--weights PATH``), or None.
         download: the user allowed downloads (``--download``): a pipeline may then fetch pretrained
             weights; without it nothing is downloaded at run time.
+        job_dir: the job's own folder in the run (None outside a run, e.g. in ``benchsuite check``): evidence a
+            pipeline measures while it fits (the ERF maps, :mod:`benchsuite.erf`) is saved there for the report.
+        erf: the ERF measurement the framework asks of the pipeline's training (:class:`ErfRequest`, from its
+            ``erf_layer``), or None; :class:`benchsuite.training.Trainer` carries it out.
     """
 
     device: str = "cpu"
@@ -109,6 +137,8 @@ class Context:
     info: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
     download: bool = False
+    job_dir: Path | None = None
+    erf: ErfRequest | None = None
 
     def record(self, **facts: Any) -> None:
         """Report facts about the fit (JSON-serialisable values) for the job's record."""
@@ -207,6 +237,14 @@ class Pipeline:
     #: oneDNN, torch's vectorised reductions) sum in another order on another CPU. In the record's
     #: ``determinism.cpu_drift``; ``benchsuite compare`` of runs on two CPU types says which changes lie within it.
     cpu_drift: ClassVar[float | None] = None
+    #: a layer of the network the pipeline trains (a module name, or its unique last part, e.g. ``"stages.2"``)
+    #: whose effective receptive field the training engine measures at initialisation and after training, on val
+    #: images fed to the trained model as float ``(N, C, H, W)`` pixels (:mod:`benchsuite.erf`; saved as ``erf.npz``
+    #: in the job folder and ``fit_info["erf"]``). Empty: none (or a probe the pipeline passes to the trainer).
+    erf_layer: ClassVar[str] = ""
+    #: how the probe images for ``erf_layer`` are made (:class:`ErfRequest`'s ``count``, ``size``, ``scale``): e.g.
+    #: ``{"size": 256, "scale": 1 / 255}`` for a detector taking 0-1 floats, probed on 256-px crops of val objects.
+    erf_input: ClassVar[Mapping[str, Any]] = {}
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -339,9 +377,12 @@ def check_pipeline_class(cls: Any) -> list[str]:
     bad = [d for d in cls.devices if d not in DEVICES]
     if not cls.devices or bad:
         problems.append(f"{cls.__name__}.devices must be a non-empty subset of {DEVICES}, got {cls.devices!r}")
-    for attr in ("report_group", "report_note"):
+    for attr in ("report_group", "report_note", "erf_layer"):
         if not isinstance(getattr(cls, attr), str):
             problems.append(f"{cls.__name__}.{attr} must be a string, got {getattr(cls, attr)!r}")
+    bad_erf = set(cls.erf_input) - {"count", "size", "scale"} if isinstance(cls.erf_input, Mapping) else None
+    if bad_erf is None or bad_erf:
+        problems.append(f"{cls.__name__}.erf_input must be a mapping of count, size and scale, got {cls.erf_input!r}")
     consumes = cls.consumes
     if not isinstance(consumes, tuple) or not all(isinstance(c, str) and c.strip() for c in consumes):
         problems.append(f"{cls.__name__}.consumes must be a tuple of pipeline ids, got {consumes!r}")

@@ -16,7 +16,10 @@ drawn, what the loss is, when to validate); the engine owns what must be the sam
   the first steps are timed, the schedule is laid over the steps that fit (still annealed), and the shortcut
   is recorded with :meth:`benchsuite.api.Context.shortcut`; without it the planned steps are the work;
 - **progress**: ``ctx.progress`` over the steps and a log line at least every 30 seconds;
-- gradient clipping, channels-last inputs and the usual parameter groups (:func:`param_groups`).
+- gradient clipping, channels-last inputs and the usual parameter groups (:func:`param_groups`);
+- **the effective receptive field** (:mod:`benchsuite.erf`): given a probe (``erf=ErfProbe(layer, images)``), or
+  when the pipeline declares ``erf_layer`` (``ctx.erf``), the ERF of that layer is measured before the first step
+  and after the last, saved to the job folder and recorded (``fit_info["erf"]``).
 
 Importing this module imports torch: the framework never imports it on a classical job's path.
 
@@ -54,6 +57,7 @@ import torch
 from torch import nn
 
 from benchsuite.api import Context
+from benchsuite.erf import ErfProbe
 from benchsuite.errors import TrainingDivergedError
 
 log = logging.getLogger(__name__)
@@ -252,6 +256,9 @@ class Trainer:
         max_skipped_steps: with loss scaling, that many skipped steps in a row (non-finite gradients at every
             scale tried) fail the job.
         log_every_s: seconds between progress log lines.
+        erf: an ERF probe measured on ``model`` now (initialisation) and once the last step is done
+            (:class:`benchsuite.erf.ErfProbe`); None: the one the pipeline's ``erf_layer`` asks for (``ctx.erf``),
+            if any.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, ctx: Context, *, steps: int,
@@ -259,7 +266,7 @@ class Trainer:
                  clip_grad: float | None = None, channels_last: bool = False, steps_per_epoch: int | None = None,
                  whole_epochs: bool = False, max_train_s: float | None = None,
                  extra_s: Callable[[float], float] | None = None, timing_steps: int = 10,
-                 max_skipped_steps: int = 25, log_every_s: float = 30.0):
+                 max_skipped_steps: int = 25, log_every_s: float = 30.0, erf: ErfProbe | None = None):
         if int(steps) < 1:
             raise ValueError(f"{name}: steps={steps}; expected at least one optimiser step")
         if whole_epochs and not steps_per_epoch:
@@ -291,6 +298,12 @@ class Trainer:
         self._skipped_in_a_row = 0
         self._pending: float | None = None
         self._base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.erf = erf if erf is not None else ErfProbe.from_request(getattr(ctx, "erf", None), network=name)
+        if self.erf is not None:
+            self.erf.network = self.erf.network or name
+            if not self.erf.try_measure(model, "init"):
+                self.erf.finish(ctx)
+                self.erf = None
         self._start = time.perf_counter()
         self._timed_from: float | None = None
         self._last_log = self._start
@@ -411,6 +424,9 @@ class Trainer:
         self.steps_done += 1
         next(self._bar, None)
         self._after_step()
+        if self.finished and self.erf is not None and "trained" not in self.erf.maps:
+            self.erf.try_measure(self.model, "trained")
+            self.erf.finish(self.ctx)
         return value
 
     def fit(self, batches: Iterable[Any], loss_fn: Callable[[Any], torch.Tensor]) -> list[float]:

@@ -33,7 +33,8 @@ from benchsuite.tasks.segmentation import Segmenter
 
 log = logging.getLogger("data_shape_matrix")
 
-DETECTORS = ("mean-box", "hog-svm-det", "viola-jones", "ism", "ss-hog-svm", "rcnn", "faster-rcnn-mbv3-fpn")
+DETECTORS = ("mean-box", "hog-svm-det", "viola-jones", "ism", "ss-hog-svm", "rcnn", "faster-rcnn-mbv3-fpn",
+             "overfeat")
 SEGMENTERS = ("majority-class", "superpixel-svm", "fcn-32s", "fcn-16s", "fcn-8s", "unet", "dilated")
 
 

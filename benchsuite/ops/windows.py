@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from benchsuite.ops.boxes import as_boxes, box_iou
+from benchsuite.ops.boxes import as_boxes, box_iou, clip_boxes, nms
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +213,29 @@ def choose_window(boxes: np.ndarray, base_size: int = 64, multiple: int = 8, con
     return rh, rw
 
 
+def class_window(boxes: np.ndarray, base_size: int, multiple: int, context: float, max_aspect: float,
+                 max_upscale: float, min_base_size: int) -> tuple[WindowSize, float]:
+    """The window of a class and the pyramid scale its smaller objects need: ``((height, width), start_scale)``.
+
+    The window is :func:`choose_window` of the class's ``(N, 4)`` training boxes at ``base_size`` (sides multiples
+    of ``multiple``); ``start_scale`` is the scale at which the 10th percentile of the objects' window heights
+    (:func:`window_boxes` with ``context``) fills it. When that would exceed ``max_upscale`` (tiny objects) the
+    window shrinks instead, down to ``min_base_size``, so a pyramid starting at ``max_upscale`` reaches them. The
+    caller caps the start scale at ``max_upscale`` (the sliding-window detectors' shared window protocol).
+    """
+
+    def low_height(win: WindowSize) -> float:
+        return max(1.0, float(np.percentile(np.diff(window_boxes(boxes, win, context)[:, 1::2], axis=1), 10)))
+
+    win = choose_window(boxes, base_size, multiple, max_aspect=max_aspect)
+    h10 = low_height(win)
+    if win[0] / h10 > max_upscale and min_base_size < base_size:
+        base = max(float(min_base_size), base_size * max_upscale * h10 / win[0])
+        win = choose_window(boxes, round(base), multiple, max_aspect=max_aspect)
+        h10 = low_height(win)
+    return win, win[0] / h10
+
+
 def window_boxes(boxes: np.ndarray, window: WindowSize, context: float = 0.0) -> np.ndarray:
     """Window-shaped boxes ``(N, 4)`` float64 around object boxes ``(N, 4)``.
 
@@ -365,6 +388,45 @@ def positive_crops(image: np.ndarray, boxes: np.ndarray, window: WindowSize, con
     if flip and len(crops):
         crops = np.concatenate([crops, crops[:, :, ::-1]])
     return np.ascontiguousarray(crops)
+
+
+def local_maxima(scores: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool: the entries of a score map ``(H, W)`` (float32 or float64) that are maxima of their 3 x 3
+    neighbourhood (ties included); all True for a map of one entry. A sliding-window detector keeps only these
+    window hits: a hit's neighbours, one stride away, overlap it heavily and NMS would mostly drop them anyway."""
+    s = np.ascontiguousarray(scores)
+    if s.size <= 1:
+        return np.ones(s.shape, bool)
+    return s >= cv2.dilate(s, np.ones((3, 3), np.uint8))
+
+
+def class_detections(hits: list[tuple[np.ndarray, np.ndarray]], labels: list[int], width: int, height: int,
+                     nms_threshold: float, score_threshold: float, max_detections: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Detections from per-class window hits: ``(boxes (D, 4) float32, scores (D,) float32, labels (D,) int64)``.
+
+    ``hits[k] = (boxes (N, 4) image pixels, scores (N,))`` of class ``labels[k]``: those scoring above
+    ``score_threshold`` are clipped to the ``width x height`` image (empty ones dropped) and suppressed per class
+    (:func:`benchsuite.ops.boxes.nms` at ``nms_threshold``); the ``max_detections`` best scores are kept, best
+    first."""
+    boxes, scores, labs = [], [], []
+    for (hb, hs), label in zip(hits, labels):
+        keep = hs > score_threshold
+        if not keep.any():
+            continue
+        b = clip_boxes(hb[keep], width, height)
+        s = hs[keep]
+        ok = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+        b, s = b[ok], s[ok]
+        idx = nms(b, s, nms_threshold)
+        boxes.append(b[idx])
+        scores.append(s[idx])
+        labs.append(np.full(len(idx), label, np.int64))
+    if not boxes:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
+    b, s, lab = np.concatenate(boxes), np.concatenate(scores), np.concatenate(labs)
+    order = np.argsort(-s, kind="stable")[:max_detections]
+    return b[order].astype(np.float32), s[order].astype(np.float32), lab[order]
 
 
 def max_iou(boxes: np.ndarray, avoid: np.ndarray) -> np.ndarray:

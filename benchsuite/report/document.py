@@ -467,6 +467,9 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
             doc.append(Figures(plots[g.key]))
         for section in sections.get(g.key, []):
             doc.append(Heading(3, lit(section.title)))
+            if section.table is not None:
+                doc.append(Table(*section.table))
+            doc += [Para(note, "note") for note in section.notes]
             if section.legend:
                 doc.append(Legend(section.legend_title, section.legend))
             doc.append(Figures(section.figures, "gallery"))

@@ -341,3 +341,43 @@ def group_plots(group: Group, run_dir: Path) -> list[Plot]:
 
 def all_plots(model: ReportModel) -> dict[tuple[str, str, str], list[Plot]]:
     return {g.key: group_plots(g, model.run_dir) for g in model.groups}
+
+
+def erf_maps_plot(name: str, title: str, maps: Mapping[str, np.ndarray], rf_box: np.ndarray,
+                  radii: Mapping[str, float | None], caption: str) -> Plot | None:
+    """A network's effective receptive field at each stage side by side (:mod:`benchsuite.results.erf`): each
+    map ``(H, W)`` (summing to 1) with the theoretical field of the centre unit (dashed box, ``rf_box`` ``x1, y1,
+    x2, y2`` in map pixels, NaN: not drawn) and the disc around the centre of mass holding the radius's share
+    (``radii``, pixels). None without maps."""
+    from matplotlib.patches import Circle, Rectangle
+
+    stages = [s for s in ("init", "trained") if s in maps]
+    if not stages:
+        return None
+    fig = _figure(2.6 * len(stages) + 0.4, 2.8)
+    axes = fig.subplots(1, len(stages), squeeze=False)[0]
+    for ax, stage in zip(axes, stages):
+        m = np.asarray(maps[stage], np.float64)
+        ax.imshow(m, cmap="magma", interpolation="nearest", extent=(0, m.shape[1], m.shape[0], 0))
+        box = np.asarray(rf_box, np.float64)
+        if np.all(np.isfinite(box)):
+            ax.add_patch(Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False, ls="--",
+                                   lw=1.2, ec="#56B4E9", clip_on=True))
+        r = radii.get(stage)
+        total = float(m.sum())
+        if r is not None and total > 0:
+            ys, xs = np.mgrid[0:m.shape[0], 0:m.shape[1]] + 0.5
+            centre = (float((m * xs).sum() / total), float((m * ys).sum() / total))
+            ax.add_patch(Circle(centre, r, fill=False, lw=1.2, ec="#F0E442"))
+        lo_x, lo_y, hi_x, hi_y = 0.0, 0.0, float(m.shape[1]), float(m.shape[0])
+        if np.all(np.isfinite(box)):  # the view shows the whole theoretical field, the image inside it
+            lo_x, lo_y, hi_x, hi_y = min(lo_x, box[0]), min(lo_y, box[1]), max(hi_x, box[2]), max(hi_y, box[3])
+        pad = 0.03 * max(hi_x - lo_x, hi_y - lo_y)
+        ax.set_facecolor("#DDDDDD")
+        ax.set_xlim(lo_x - pad, hi_x + pad)
+        ax.set_ylim(hi_y + pad, lo_y - pad)
+        ax.set_title(f"{stage}" + (f" (radius {r:.1f} px)" if r is not None else ""), fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=10)
+    return Plot(name, title, caption, _png(fig))

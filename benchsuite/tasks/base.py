@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchsuite.api import Budget, Context, Pipeline
+from benchsuite.api import Budget, Context, ErfRequest, Pipeline
 from benchsuite.data.datasets import spec_annotations
 from benchsuite.data.detection import decode_seconds
 from benchsuite.measure.timing import ImportWatch, Stopwatch
@@ -61,6 +61,15 @@ def timed_fit(pipeline: Pipeline, train: Any, val: Any, ctx: Context) -> dict[st
                                     f"itself (end fit() with `return self`)")
     return {"fit_s": clock.seconds, "fit_decode_s": round(decode_seconds() - decoded, 4),
             "fit_imports": imports.packages, "fit": clock.conditions}
+
+
+def erf_request(pipeline: Pipeline, val: Any) -> ErfRequest | None:
+    """The ERF measurement a pipeline's ``erf_layer`` asks for (:mod:`benchsuite.erf`), probing with val images as
+    its ``erf_input`` says; None when it declares no layer."""
+    layer = str(getattr(pipeline, "erf_layer", "") or "")
+    if not layer:
+        return None
+    return ErfRequest(layer, val, **dict(getattr(pipeline, "erf_input", None) or {}))
 
 
 def timing_method(ctx: Context, predict_batch_size: int, decode_in_predict_clock: bool, latency_images: int,
@@ -287,6 +296,8 @@ class Task:
                 ctx.record(**{attr: str(getattr(pipeline, attr))})
         train = dataset.load("train", budget.max_train_images)
         val = dataset.load("val", budget.max_val_images)
+        ctx.job_dir = job_dir
+        ctx.erf = erf_request(pipeline, val)
         fit_timing = timed_fit(pipeline, train, val, ctx)
         batch_size = self.batch_size(pipeline)
         splits: dict[str, Any] = {}

@@ -61,7 +61,6 @@ from benchsuite.data.detection import DetectionSet
 from benchsuite.errors import EmptyModelError
 from benchsuite.measure.progress import logged
 from benchsuite.metrics.detection import score_detections
-from benchsuite.ops.boxes import clip_boxes, nms
 from benchsuite.ops.correlation import correlate_templates
 from benchsuite.ops.hog import hog_map
 from benchsuite.ops.linear_svm import LinearSVM
@@ -69,8 +68,10 @@ from benchsuite.ops.negatives import NegativeSource, mine_sources, water_fill
 from benchsuite.ops.windows import (
     WindowSize,
     choose_window,
+    class_detections,
     crop_windows,
     image_pyramid,
+    local_maxima,
     object_boxes,
     positions_to_boxes,
     positive_crops,
@@ -302,8 +303,8 @@ class HogSvmDetector(Detector):
                     continue
                 sub = np.ascontiguousarray(scores[::every, ::every])
                 keep = sub > threshold
-                if peaks_only and sub.size > 1:
-                    keep &= sub >= cv2.dilate(sub, np.ones((3, 3), np.uint8))
+                if peaks_only:
+                    keep &= local_maxima(sub)
                 ii, jj = np.nonzero(keep)
                 if not len(ii):
                     continue
@@ -326,24 +327,8 @@ class HogSvmDetector(Detector):
     def _postprocess(self, hits: list[_Hits], labels: list[int], width: int, height: int, nms_threshold: float,
                      score_threshold: float) -> Detections:
         """NMS per class on hits above ``score_threshold``, clipped, best ``max_detections`` kept."""
-        boxes, scores, labs = [], [], []
-        for h, label in zip(hits, labels):
-            keep = h.scores > score_threshold
-            if not keep.any():
-                continue
-            b = clip_boxes(h.boxes[keep], width, height)
-            s = h.scores[keep]
-            ok = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
-            b, s = b[ok], s[ok]
-            idx = nms(b, s, nms_threshold)
-            boxes.append(b[idx])
-            scores.append(s[idx])
-            labs.append(np.full(len(idx), label, np.int64))
-        if not boxes:
-            return Detections.empty()
-        b, s, lab = np.concatenate(boxes), np.concatenate(scores), np.concatenate(labs)
-        order = np.argsort(-s, kind="stable")[: self.max_detections]
-        return Detections(b[order].astype(np.float32), s[order].astype(np.float32), lab[order])
+        return Detections(*class_detections([(h.boxes, h.scores) for h in hits], labels, width, height, nms_threshold,
+                                            score_threshold, self.max_detections))
 
     # ------------------------------------------------------------------------------------ training
 

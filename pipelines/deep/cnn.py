@@ -80,6 +80,7 @@ class ResidualCNN(Classifier):
     family: ClassVar[str] = "deep"
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
     predict_batch_size: ClassVar[int] = 1000
+    erf_layer: ClassVar[str] = "stages.2"  # the deepest stage's map: its ERF is measured (benchsuite.erf)
     profile_params: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"epochs": 8, "widths": (16, 32, 64), "batch_size": 64},
         "quick": CNN_QUICK,

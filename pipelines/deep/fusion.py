@@ -222,6 +222,8 @@ class _FusionDetector(TorchvisionDetector):
         "**9.6** from the deepest stage only. Compare the direction and size of the gap, not the absolute numbers: "
         "the data, backbone and schedule here differ.")
     backbone_weights = ResNet18_Weights.IMAGENET1K_V1  # used only when cached or --download (else scratch)
+    erf_layer: ClassVar[str] = "backbone.body.layer4"  # the deepest stage, on 256-px val object crops (0-1 floats)
+    erf_input: ClassVar[dict[str, Any]] = {"size": 256, "scale": 1 / 255}
     profile_params: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": FUSION_SMOKE,
         "quick": FUSION_QUICK,

@@ -326,6 +326,8 @@ class RCNN(Detector):
     description: ClassVar[str] = "R-CNN: selective search + warped-region CNN + box regression"
     detect_batch_size: ClassVar[int] = 8
     consumes: ClassVar[tuple[str, ...]] = ("selective-search",)  # its proposals, through the proposal cache
+    erf_layer: ClassVar[str] = "backbone.stages"  # the compact backbone's last stage, on 64-px val object crops
+    erf_input: ClassVar[dict[str, Any]] = {"size": 64}
     profile_params: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"proposer_params": SS_SMOKE, "iterations": 40, "batch_size": 64, "widths": (16, 32, 64),
                   "max_train_proposals": 300, "max_test_proposals": 150, "positives_per_image": 32,

@@ -21,6 +21,8 @@ FASTER = {
     "cnn": {"epochs": 2},
     "cnn-fusion": {"epochs": 2},
     "rcnn": {"iterations": 4, "max_train_proposals": 100, "max_test_proposals": 50},
+    "overfeat": {"steps_first": 6, "steps_per_round": 2, "mining_rounds": 1, "erf_images": 2},
+    **{study: {"epochs": 1} for study in ("rf-3x3x2", "rf-5x5", "rf-3x3x4", "rf-9x9", "rf-3x3x8", "rf-17x17")},
     **dict.fromkeys(("faster-rcnn-mbv3-fpn", "faster-rcnn-r50-fpn", "retinanet-r50-fpn", "ssdlite-mbv3",
                      "fusion-a-stages", "fusion-b-deepest", "fusion-c-fpn"), _FEW_STEPS),
     "superpixel-svm": {"n_segments": 60, "c_grid": (1.0,), "smoothings": ("none", "potts")},

@@ -151,3 +151,30 @@ def test_hard_negatives_ranks_false_positives():
     idx = hard_negatives(boxes, scores, avoid=np.array([[0, 0, 10, 10]]), max_overlap=0.3)
     assert idx.tolist() == [3, 1]
     assert hard_negatives(boxes, scores, np.zeros((0, 4)), limit=2).tolist() == [2, 0]
+
+
+def test_local_maxima_against_brute_force():
+    from benchsuite.ops.windows import local_maxima
+
+    rng = np.random.default_rng(3)
+    s = rng.integers(0, 5, (9, 11)).astype(np.float32)  # ties included
+    padded = np.pad(s, 1, constant_values=-np.inf)
+    brute = np.array([[s[i, j] >= padded[i:i + 3, j:j + 3].max() for j in range(11)] for i in range(9)])
+    np.testing.assert_array_equal(local_maxima(s), brute)
+    assert local_maxima(np.ones((1, 1), np.float32)).all()
+
+
+def test_class_detections_threshold_clip_nms_per_class_and_cap():
+    from benchsuite.ops.windows import class_detections
+
+    a = (np.array([[0, 0, 10, 10], [1, 1, 11, 11], [-5, -5, 4, 4], [50, 50, 60, 60]], np.float64),
+         np.array([0.9, 0.8, 0.7, -1.0]))
+    b = (np.array([[0, 0, 10, 10]], np.float64), np.array([0.85]))
+    boxes, scores, labels = class_detections([a, b], [0, 3], 20, 20, 0.5, 0.0, 10)
+    # class 0: the overlapping second box is suppressed, the third clipped to the image, the fourth below threshold
+    assert labels.tolist() == [0, 3, 0] and scores.tolist() == pytest.approx([0.9, 0.85, 0.7])
+    np.testing.assert_allclose(boxes[2], [0, 0, 4, 4])
+    assert boxes.dtype == np.float32 and labels.dtype == np.int64
+    assert len(class_detections([a, b], [0, 3], 20, 20, 0.5, 0.0, 2)[0]) == 2
+    empty = class_detections([a], [0], 20, 20, 0.5, 5.0, 10)
+    assert empty[0].shape == (0, 4) and empty[2].dtype == np.int64

@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -303,6 +304,7 @@ def _checks_in_child(args: argparse.Namespace, argv: list[str]) -> int:
     err_r, err_w = os.pipe()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
+    restore_threads = _one_thread()
     pid = os.fork()
     if pid == 0:  # the child: the checks, in a session of its own, as a subreaper of whatever they start
         code = 1
@@ -332,6 +334,7 @@ def _checks_in_child(args: argparse.Namespace, argv: list[str]) -> int:
                 sys.stdout.flush()
                 sys.stderr.flush()
             os._exit(code)
+    restore_threads()
     os.close(out_w)
     os.close(err_w)
     pumps = [_relay(out_r, sys.stdout), _relay(err_r, sys.stderr)]
@@ -363,6 +366,28 @@ def _checks_in_child(args: argparse.Namespace, argv: list[str]) -> int:
     return code
 
 
+def _one_thread() -> Callable[[], None]:
+    """Set the thread counts of torch and OpenCV, where this process has imported them, to one before the checks'
+    fork (the child inherits them); returns what restores this process's counts after the fork."""
+    undo: list[Callable[[], None]] = []
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        undo.append(lambda: torch.set_num_threads(before))
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None and hasattr(cv2, "getNumThreads"):
+        cv2_before = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        undo.append(lambda: cv2.setNumThreads(cv2_before))
+
+    def restore() -> None:
+        for step in undo:
+            step()
+
+    return restore
+
+
 def _relay(fd: int, target: Any) -> Any:
     """A started thread copying the lines read from ``fd`` (the child's output) to ``target`` (this process's stdout
     or stderr, whatever they are now), until end of file."""
@@ -389,9 +414,11 @@ def _check_here(args: argparse.Namespace) -> int:
     from benchsuite.testing import check_pipeline
 
     # one thread, as the checks' ctx.num_threads says: on a busy machine, threads that spin-wait between torch's
-    # small operations made a tiny L-BFGS fit take minutes
-    when_imported("torch", lambda torch: torch.set_num_threads(1))
-    when_imported("cv2", lambda cv2: cv2.setNumThreads(1))
+    # small operations made a tiny L-BFGS fit take minutes. A library imported before the fork was set by the
+    # parent (_one_thread): changing torch's count inside a forked child can deadlock
+    for name, setter in (("torch", lambda torch: torch.set_num_threads(1)), ("cv2", lambda cv2: cv2.setNumThreads(1))):
+        if name not in sys.modules:
+            when_imported(name, setter)
     cls, _ = _check_target(args.target)
     name = getattr(cls, "id", "") or args.target
     overrides = _check_overrides(args)

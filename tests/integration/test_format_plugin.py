@@ -16,7 +16,7 @@ from benchsuite.tasks.registry import get_task
 
 def test_the_suites_formats_are_entry_points():
     assert set(FORMATS.names()) == {"cifar10", "voc2007", "voc2012", "voc", "synthetic-voc", "imagefolder", "coco",
-                                    "yolo", "vocxml"}
+                                    "yolo", "vocxml", "study"}
     assert spec_annotations("cifar10") == {IMAGE_LABELS} and spec_annotations("synthetic-voc:crop") == {BOXES}
     assert spec_annotations("imagefolder:x") == {IMAGE_LABELS}
     assert spec_annotations("coco:x.json") == spec_annotations("yolo:x") == spec_annotations("vocxml:x") == {BOXES}

@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from benchsuite.cli import EXIT_JOBS_FAILED
 from benchsuite.errors import ConfigError
 from benchsuite.results.store import LOCK_FILE, RunStore, StorageError
 from benchsuite.runner.execute import MEMORY_FLOOR_MB
@@ -234,7 +235,7 @@ def test_workers_die_with_their_runner(tmp_path, cache_dir, plugin_dist, wait_fo
     pids.unlink()
     # the limit must outlast the worker's start-up on a busy machine, so that the plugin writes its pid file
     done = subprocess.run([*argv, "--resume", "--time-limit", "20"], capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == EXIT_JOBS_FAILED, done.stderr  # its job failed (the time limit), as it should
     assert "taking over a stale lock" in done.stderr
     [rec] = _record_lines(out)
     assert rec["failure"] == "timeout"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchsuite.cli import main
+from benchsuite.cli import EXIT_JOBS_FAILED, main
 from benchsuite.errors import ConfigError
 from benchsuite.runner import proctree
 from benchsuite.runner.run import RunConfig, run
@@ -292,7 +292,7 @@ def test_two_hundred_thousand_boxes_per_image_fail_the_job_and_the_runner_stays_
         except psutil.Error:
             break
         time.sleep(0.1)
-    assert runner.wait(timeout=600) == 0, runner.stderr.read()
+    assert runner.wait(timeout=600) == EXIT_JOBS_FAILED, runner.stderr.read()  # the job failed, as it should
     [rec] = _lines(out)
     assert rec["failure"] == "invalid-output"
     assert "returned 200,000 detections, more than the 5,000 per image the detection task scores" in rec["error"]

@@ -104,7 +104,7 @@ def test_builtin_pipelines_register_through_entry_points():
         (["run", "--pipelines", "no-such-pipeline"], "unknown pipeline 'no-such-pipeline'; known pipelines:"),
         (["run", "--profile", "huge"], "unknown profile 'huge'; expected one of: smoke, quick, full"),
         (["run", "--data-root", "/no/such/folder"], "data root /no/such/folder does not exist"),
-        (["run", "--tasks", "segmentation"], "unknown task 'segmentation'"),
+        (["run", "--tasks", "pose"], "unknown task 'pose'"),
         (["run", "--datasets", "imagenet"], "unknown data set 'imagenet'"),
         (["run", "--device", "tpu"], "unknown device 'tpu'"),
         (["run", "--param", "cnn-epochs=3"], "expected PIPELINE.NAME=VALUE"),

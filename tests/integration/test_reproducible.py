@@ -18,7 +18,7 @@ from benchsuite.runner.run import RunConfig, run
 
 # classical and deep pipelines of two tasks, with the harness floors: small enough for CI
 PIPELINES = ["nn-l1", "cnn", "null-classifier", "mean-box", "faster-rcnn-mbv3-fpn", "null-detector"]
-PARAMS = {"cnn": {"epochs": 2}, "faster-rcnn-mbv3-fpn": {"epochs": 1}}
+PARAMS = {"cnn": {"epochs": 1}, "faster-rcnn-mbv3-fpn": {"epochs": 1}}
 
 
 def _run(tmp_path: Path, cache_dir: Path, name: str, **kw) -> Path:
@@ -39,7 +39,10 @@ def _burn_cores() -> list[subprocess.Popen]:
 
 
 @pytest.mark.slow
-def test_busy_machine_gives_the_same_metrics_and_says_contended(tmp_path, cache_dir):
+def test_busy_machine_gives_the_same_metrics_and_says_contended(tmp_path, cache_dir, monkeypatch):
+    # OpenMP threads that spin-wait beside the burners made faster-rcnn's 3 s smoke fit take 150 s; passive waiting
+    # changes the time only, never the arithmetic (the metrics below are compared to the bit)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     idle = _run(tmp_path, cache_dir, "idle")
     burners = _burn_cores()
     try:
@@ -71,7 +74,7 @@ def test_busy_machine_gives_the_same_metrics_and_says_contended(tmp_path, cache_
         long_phase = any(b[pid]["timing"][phase]["wall_s"] >= MIN_PHASE_S for phase in ("fit", "predict"))
         assert b[pid]["timing"]["contended"] is long_phase, pid
     assert a["cnn"]["determinism"]["deterministic_algorithms"] is True and a["cnn"]["determinism"]["uses_torch"]
-    assert a["cnn"]["fit_info"]["epochs"] == 2
+    assert a["cnn"]["fit_info"]["epochs"] == 1
 
     report = (busy / "report.md").read_text()
     assert "Timings measured under contention" in report

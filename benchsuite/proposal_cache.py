@@ -75,10 +75,23 @@ def _digest(*parts: bytes | str) -> str:
     return h.hexdigest()
 
 
+def _canonical(value: Any) -> Any:
+    """``value`` with equal settings written one way: sequences as lists, numbers (not booleans) as floats, so that
+    ``(100.0,)`` from a typed job and ``[100]`` from a plugin's own dict give one key."""
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def proposer_key(proposer: Proposer) -> str:
-    """``"<id>-<16 hex>"``: the proposer's id and a hash of its output-relevant constructor parameters."""
+    """``"<id>-<16 hex>"``: the proposer's id and a hash of its output-relevant constructor parameters (equal
+    values give one key whatever their container or number type, :func:`_canonical`)."""
     ignored = set(getattr(proposer, "cache_ignored_params", ()))
-    params = {k: v for k, v in proposer.get_params().items() if k not in ignored}
+    params = {k: _canonical(v) for k, v in proposer.get_params().items() if k not in ignored}
     payload = json.dumps({"id": proposer.id, "params": params, "class": type(proposer).__qualname__,
                           "version": CACHE_VERSION}, sort_keys=True, default=repr)
     return f"{proposer.id}-{_digest(payload)[:16]}"

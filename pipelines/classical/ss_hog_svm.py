@@ -42,7 +42,6 @@ from benchsuite.ops.hog import hog_features
 from benchsuite.ops.linear_svm import LinearSVM
 from benchsuite.ops.negatives import NegativeSource
 from benchsuite.ops.windows import WindowSize, choose_window, crop_windows, max_iou, window_boxes
-from benchsuite.params import passed_params
 from benchsuite.proposal_cache import default_workers, proposals_for, proposals_for_images
 from pipelines.classical.selective_search import SS_SMOKE, SelectiveSearch
 
@@ -318,9 +317,7 @@ class SelectiveSearchHogSVM(Detector):
         return out, stats
 
     def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> SelectiveSearchHogSVM:
-        # typed as a job types the proposer's own parameters, so that equal settings share its cache entries
-        self.proposer_ = SelectiveSearch(**passed_params(SelectiveSearch.id, SelectiveSearch,
-                                                         dict(self.proposer_params or {})))
+        self.proposer_ = SelectiveSearch(**(self.proposer_params or {}))
         self.proposer_.strategies()  # validates the parameters
         self.cache_dir_ = Path(ctx.cache_dir)
         self.workers_ = default_workers(self.n_jobs if self.n_jobs is not None else ctx.num_threads)

@@ -40,7 +40,6 @@ from benchsuite.data.detection import DetectionSet
 from benchsuite.metrics.detection import score_detections
 from benchsuite.ops.box_coding import decode_boxes, encode_boxes
 from benchsuite.ops.boxes import batched_nms, box_iou, clip_boxes, remove_small_boxes
-from benchsuite.params import passed_params
 from benchsuite.proposal_cache import default_workers, proposals_for, proposals_for_images
 from benchsuite.training import Schedule, Trainer, amp_dtype, autocast, prepare_device
 from pipelines.classical.selective_search import SS_SMOKE
@@ -59,8 +58,7 @@ def make_proposer(params: dict[str, Any] | None = None) -> Proposer:
     proposer (``ss-hog-svm``, the proposals task), so each image's proposals are computed once."""
     from pipelines.classical.selective_search import SelectiveSearch
 
-    # typed as a job types the proposer's own parameters, so that equal settings share its cache entries
-    return SelectiveSearch(**passed_params(SelectiveSearch.id, SelectiveSearch, dict(params or {})))
+    return SelectiveSearch(**(params or {}))
 
 
 def dataset_proposals(data: DetectionSet, proposer: Proposer, ctx: Context, desc: str) -> list[np.ndarray]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchsuite.params import passed_params
 from benchsuite.proposal_cache import ProposalStore
 from benchsuite.runner.run import RunConfig, run
 from pipelines.classical.selective_search import SelectiveSearch
@@ -43,8 +42,7 @@ def test_selective_search_rows_and_ss_hog_svm_on_synthetic_voc(tmp_path, cache_d
     assert recs["selective-search"]["consumed"] is None  # it computes its own proposals
 
     # the proposals task stored its test proposals under the same key ss-hog-svm reads: shared
-    proposer = SelectiveSearch(**passed_params(SelectiveSearch.id, SelectiveSearch,
-                                               dict(SelectiveSearch.profile_params["smoke"])))  # as a job has it
+    proposer = SelectiveSearch(**SelectiveSearch.profile_params["smoke"])
     store = ProposalStore(cache, proposer)
     assert store.folder.is_dir() and len(list(store.folder.glob("*.npy"))) == 24 + 8 + 16
 

@@ -625,15 +625,43 @@ def open_voc2012(req: OpenRequest) -> VocDataset:
     return _open_year(req, 2012)
 
 
-def open_voc_folder(req: OpenRequest) -> VocDataset:
-    """``voc:PATH``: any VOC layout folder, read as given (``force_synthetic`` does not apply)."""
-    _, _, path = req.spec.partition(":")
+def _is_voc_layout(folder: Path) -> bool:
+    return (folder / "JPEGImages").is_dir() and ((folder / "Annotations").is_dir()
+                                                 or (folder / "SegmentationClass").is_dir())
+
+
+def voc_folder_of_spec(spec: str) -> tuple[Path, str]:
+    """The VOC layout folder a ``voc:PATH`` spec names, and the data set's name (PATH's folder name).
+
+    PATH is the layout folder itself, or a folder whose only VOC layout child is a real folder (not a link): an
+    unpacked archive such as ``pennfudan-voc/PennFudan`` or ``VOCdevkit/VOC2007``, which is then read (and
+    logged). Anything else is read as given, so its errors name what the layout lacks.
+    """
+    _, _, path = spec.partition(":")
     if not path.strip():
-        raise ConfigError(f"data set spec {req.spec!r} names no folder; expected voc:PATH")
+        raise ConfigError(f"data set spec {spec!r} names no folder; expected voc:PATH")
     folder = Path(os.path.abspath(Path(path.strip()).expanduser()))
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder; expected {LAYOUT}")
-    return VocDataset(folder, safe_name(folder.name))
+    name = safe_name(folder.name)
+    if _is_voc_layout(folder):
+        return folder, name
+    try:
+        children = sorted(c for c in folder.iterdir() if c.is_dir() and not c.is_symlink() and _is_voc_layout(c))
+    except OSError:
+        children = []
+    if len(children) == 1:
+        log.info("%s: not a VOC layout folder itself; reading its only VOC layout folder %s", folder,
+                 children[0].name)
+        return children[0], name
+    return folder, name
+
+
+def open_voc_folder(req: OpenRequest) -> VocDataset:
+    """``voc:PATH``: any VOC layout folder, read as given, or the only VOC layout folder inside it (see
+    :func:`voc_folder_of_spec`; ``force_synthetic`` does not apply)."""
+    folder, name = voc_folder_of_spec(req.spec)
+    return VocDataset(folder, name)
 
 
 def open_synthetic_voc(req: OpenRequest) -> VocDataset:

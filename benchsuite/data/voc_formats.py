@@ -34,7 +34,7 @@ from benchsuite.data.voc_segmentation import (
     open_voc_segmentation_folder,
     open_voc_segmentation_year,
 )
-from benchsuite.errors import ConfigError
+from benchsuite.errors import ConfigError, DataError
 
 __all__ = ["open_synthetic_voc", "open_voc2007", "open_voc2012", "open_voc_folder", "voc_annotations",
            "wants_masks"]
@@ -82,8 +82,15 @@ def open_voc2012(req: OpenRequest) -> Dataset:
     return open_voc_segmentation_year(req, 2012) if wants_masks(req) else voc.open_voc2012(req)
 
 
-@dataset_format("voc", provides=[BOXES], usage="voc:PATH",
-                probe=lambda req: voc_annotations(Path(req.spec.partition(":")[2].strip()).expanduser()))
+def _folder_annotations(req: OpenRequest) -> frozenset[str]:
+    try:
+        folder, _ = voc.voc_folder_of_spec(req.spec)
+    except (ConfigError, DataError):
+        return voc_annotations(None)  # the opener names what is wrong
+    return voc_annotations(folder)
+
+
+@dataset_format("voc", provides=[BOXES], usage="voc:PATH", probe=_folder_annotations)
 def open_voc_folder(req: OpenRequest) -> Dataset:
     """``voc:PATH``: any VOC layout folder, read as given (``force_synthetic`` does not apply)."""
     return open_voc_segmentation_folder(req) if wants_masks(req) else voc.open_voc_folder(req)

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -62,7 +61,7 @@ from benchsuite.data.voc import (
     _read_image_set,
     _split_fingerprint,
     find_voc,
-    safe_name,
+    voc_folder_of_spec,
 )
 from benchsuite.data.voc_colours import LABELMAP, VOID, VOID_COLOUR, voc_palette
 from benchsuite.data.voc_splits import (
@@ -650,10 +649,5 @@ def open_voc_segmentation_year(req: OpenRequest, year: int) -> VocSegmentationDa
 
 def open_voc_segmentation_folder(req: OpenRequest) -> VocSegmentationDataset:
     """``voc:PATH``: any VOC layout folder with segmentation masks, named after the folder as for detection."""
-    _, _, path = req.spec.partition(":")
-    if not path.strip():
-        raise ConfigError(f"data set spec {req.spec!r} names no folder; expected voc:PATH")
-    folder = Path(os.path.abspath(Path(path.strip()).expanduser()))
-    if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder; expected {LAYOUT}")
-    return VocSegmentationDataset(folder, safe_name(folder.name))
+    folder, name = voc_folder_of_spec(req.spec)
+    return VocSegmentationDataset(folder, name)

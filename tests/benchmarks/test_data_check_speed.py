@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(not REAL, reason="BENCHSUITE_REAL_DATA not set")
 
 @pytest.fixture(scope="module")
 def specs(tmp_path_factory) -> dict[str, str]:
-    folder = Path(REAL or ".") / "pennfudan-voc"
+    folder = Path(REAL or ".") / "pennfudan-voc" / "PennFudan"
     return {"voc": f"voc:{folder}", **convert_voc(folder, tmp_path_factory.mktemp("pf"))}
 
 

@@ -253,6 +253,22 @@ def test_voc_spec_errors(tmp_path):
         open_dataset("voc:", tmp_path, tmp_path)
 
 
+def test_a_folder_holding_one_voc_folder_is_read_through(tmp_path):
+    """An unpacked archive (``pennfudan-voc/PennFudan``) is read through its only VOC layout child and named after
+    the folder given; two candidates or a linked child are not guessed at: the folder is read as given."""
+    make_voc(tmp_path / "archive" / "Inner", simple_images())
+    ds = open_dataset(f"voc:{tmp_path / 'archive'}", tmp_path, tmp_path)
+    assert ds.info.name == "archive" and len(ds.load("train")) == 4
+    assert voc.voc_folder_of_spec(f"voc:{tmp_path / 'archive'}")[0] == tmp_path / "archive" / "Inner"
+    make_voc(tmp_path / "archive" / "Other", simple_images())
+    with pytest.raises(DataError, match=r"archive/Annotations: missing; expected a Pascal VOC layout"):
+        open_dataset(f"voc:{tmp_path / 'archive'}", tmp_path, tmp_path)
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "Inner").symlink_to(tmp_path / "archive" / "Inner")
+    with pytest.raises(DataError, match=r"linked/Annotations: missing"):
+        open_dataset(f"voc:{tmp_path / 'linked'}", tmp_path, tmp_path)
+
+
 # ---------------------------------------------------------------------- bad input: per image
 
 

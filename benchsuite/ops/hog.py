@@ -195,94 +195,104 @@ _ATAN = (0.9998660, -0.3302995, 0.1801410, -0.0851330, 0.0208351)
 
 
 @njit(cache=True, boundscheck=False, nogil=True)
-def _unsigned_angle(gx: float, gy: float) -> float:  # pragma: no cover
-    """The gradient's orientation folded into ``[0, pi)``, as ``arctan2(gy, gx) mod pi`` (to 1e-5 rad)."""
-    ax = abs(gx)
-    ay = abs(gy)
-    if ax >= ay:
-        z = ay / ax if ax > 0 else 0.0
-        swap = False
-    else:
-        z = ax / ay
-        swap = True
-    z2 = z * z
-    a = z * (_ATAN[0] + z2 * (_ATAN[1] + z2 * (_ATAN[2] + z2 * (_ATAN[3] + z2 * _ATAN[4]))))
-    if swap:
-        a = 0.5 * np.pi - a
-    if (gx < 0) != (gy < 0) and a > 0:  # second or fourth quadrant
-        a = np.pi - a
-    return a
-
-
-@njit(cache=True, boundscheck=False, nogil=True)
 def _cell_histograms_kernel(images: np.ndarray, bins: int, cell: int, out: np.ndarray) -> None:  # pragma: no cover
     """Fused gradients + orientation binning + bilinear cell pooling of ``(N, H, W, C)`` images into
-    ``out (N, H // cell, W // cell, bins)`` float64; the same arithmetic as :func:`gradients` followed by
+    ``out (N, H // cell, W // cell, bins)`` float32; the same arithmetic as :func:`gradients` followed by
     :func:`oriented_cell_histograms` (float32 gradients, the first strongest channel, trilinear votes).
-    Each pixel row is first pooled along x into a row buffer, which then goes to its two cell rows."""
+
+    Per pixel row, three passes: the strongest channel's gradient and its magnitude, then its orientation bin and
+    fraction (the gradient's angle folded into ``[0, pi)``, ``arctan2(gy, gx) mod pi`` to 1e-5 rad by an odd
+    polynomial), both written branch-free so that the compiler vectorises them; then the four votes of each
+    pixel into a row buffer of cells, which goes to its two cell rows.
+    """
     n, h, w, c = images.shape
     hc, wc = h // cell, w // cell
+    width = wc * cell
     bin_scale = np.float32(bins / np.pi)
-    row = np.zeros((wc + 2, bins), np.float64)  # padded by one cell on each side
+    half_pi = np.float32(0.5 * np.pi)
+    pi = np.float32(np.pi)
+    a0, a1, a2, a3, a4 = np.float32(_ATAN[0]), np.float32(_ATAN[1]), np.float32(_ATAN[2]), np.float32(_ATAN[3]), \
+        np.float32(_ATAN[4])
+    row = np.zeros((wc + 2) * bins, np.float32)  # padded by one cell on each side
     # per column: the left cell (padded index) and the weight of the right one
-    col_cell = np.empty(wc * cell, np.int64)
-    col_w1 = np.empty(wc * cell, np.float64)
-    for x in range(wc * cell):
+    col_cell = np.empty(width, np.int64)
+    col_w1 = np.empty(width, np.float32)
+    for x in range(width):
         pos = (x + 0.5) / cell - 0.5
         c0 = int(np.floor(pos))
         col_cell[x] = c0 + 1
         col_w1[x] = pos - c0
+    grad_x = np.empty(width, np.float32)
+    grad_y = np.empty(width, np.float32)
+    mag = np.empty(width, np.float32)
+    frac = np.empty(width, np.float32)
+    lower_bin = np.empty(width, np.int32)
     for k in range(n):
         for y in range(hc * cell):
             ya = y - 1 if y > 0 else 0
             yb = y + 1 if y < h - 1 else h - 1
-            row[:, :] = 0.0
-            for x in range(wc * cell):
+            for x in range(width):  # the strongest channel (the first of equals)
                 xa = x - 1 if x > 0 else 0
                 xb = x + 1 if x < w - 1 else w - 1
-                best = np.float32(-1.0)
-                bgx = np.float32(0.0)
-                bgy = np.float32(0.0)
-                for ch in range(c):
+                bgx = np.float32(images[k, y, xb, 0]) - np.float32(images[k, y, xa, 0])
+                bgy = np.float32(images[k, yb, x, 0]) - np.float32(images[k, ya, x, 0])
+                best = bgx * bgx + bgy * bgy
+                for ch in range(1, c):
                     gx = np.float32(images[k, y, xb, ch]) - np.float32(images[k, y, xa, ch])
                     gy = np.float32(images[k, yb, x, ch]) - np.float32(images[k, ya, x, ch])
                     m2 = gx * gx + gy * gy
-                    if m2 > best:
-                        best = m2
-                        bgx = gx
-                        bgy = gy
-                if best == 0:
-                    continue
-                mag = np.sqrt(best)
-                u = np.float32(_unsigned_angle(bgx, bgy)) * bin_scale - np.float32(0.5)
+                    better = m2 > best
+                    best = m2 if better else best
+                    bgx = gx if better else bgx
+                    bgy = gy if better else bgy
+                grad_x[x] = bgx
+                grad_y[x] = bgy
+                mag[x] = np.sqrt(best)
+            for x in range(width):  # orientation -> lower bin and the upper bin's share
+                gx = grad_x[x]
+                gy = grad_y[x]
+                ax = abs(gx)
+                ay = abs(gy)
+                big = max(ax, ay)
+                z = min(ax, ay) / big if big > 0 else np.float32(0.0)
+                z2 = z * z
+                a = z * (a0 + z2 * (a1 + z2 * (a2 + z2 * (a3 + z2 * a4))))
+                a = half_pi - a if ay > ax else a
+                a = pi - a if ((gx < 0) != (gy < 0)) and a > 0 else a  # second or fourth quadrant
+                u = a * bin_scale - np.float32(0.5)
                 lower = np.floor(u)
-                f1 = u - lower
-                b0 = int(lower)
-                if b0 < 0:
-                    b0 += bins
+                frac[x] = u - lower
+                b = np.int32(lower)
+                lower_bin[x] = b + bins if b < 0 else b
+            row[:] = 0.0
+            for x in range(width):  # the four votes of each pixel
+                m = mag[x]
+                if m == 0:
+                    continue
+                b0 = lower_bin[x]
                 b1 = b0 + 1
                 if b1 >= bins:
                     b1 -= bins
-                m1 = mag * f1
-                m0 = mag - m1
-                cx = col_cell[x]
+                m1 = m * frac[x]
+                m0 = m - m1
+                base = col_cell[x] * bins
                 wx1 = col_w1[x]
-                wx0 = 1.0 - wx1
-                row[cx, b0] += m0 * wx0
-                row[cx, b1] += m1 * wx0
-                row[cx + 1, b0] += m0 * wx1
-                row[cx + 1, b1] += m1 * wx1
+                wx0 = np.float32(1.0) - wx1
+                row[base + b0] += m0 * wx0
+                row[base + b1] += m1 * wx0
+                row[base + bins + b0] += m0 * wx1
+                row[base + bins + b1] += m1 * wx1
             pos_y = (y + 0.5) / cell - 0.5
             cy0 = int(np.floor(pos_y))
-            wy1 = pos_y - cy0
+            wy1 = np.float32(pos_y - cy0)
             for dy in range(2):
                 cy = cy0 + dy
                 if cy < 0 or cy >= hc:
                     continue
-                wy = wy1 if dy else 1.0 - wy1
+                wy = wy1 if dy else np.float32(1.0) - wy1
                 for j in range(wc):
                     for b in range(bins):
-                        out[k, cy, j, b] += wy * row[j + 1, b]
+                        out[k, cy, j, b] += wy * row[(j + 1) * bins + b]
 
 
 def fused_cell_histograms(images: np.ndarray, cell: int = 8, bins: int = 9, sqrt_gamma: bool = False
@@ -302,10 +312,10 @@ def fused_cell_histograms(images: np.ndarray, cell: int = 8, bins: int = 9, sqrt
         x = x.astype(np.float32)
     x = np.ascontiguousarray(x)
     n, h, w, _ = x.shape
-    out = np.zeros((n, h // cell, w // cell, bins), np.float64)
+    out = np.zeros((n, h // cell, w // cell, bins), np.float32)
     if out.size:
         _cell_histograms_kernel(x, int(bins), int(cell), out)
-    return out.astype(np.float32)
+    return out
 
 
 def block_normalize(cells: np.ndarray, block: int = 2, eps: float = 1e-3) -> np.ndarray:

@@ -74,6 +74,7 @@ from benchsuite.ops.windows import (
     crop_windows,
     image_pyramid,
     level_size,
+    max_iou,
     object_boxes,
     positions_to_boxes,
     positive_crops,
@@ -355,6 +356,52 @@ def scale_reach(window: tuple[int, int], start_scale: float, context: float, tra
     return out
 
 
+#: a bootstrap scan hands the negative source all the windows the cascade passes when their number times the
+#: image's avoided boxes is at most this (the source tests their overlap as one IoU matrix); above it
+#: :func:`background_pick` tests the overlap in blocks first
+MAX_OVERLAP_PAIRS = 4_000_000
+
+
+def background_mask(boxes: np.ndarray, avoid: np.ndarray, max_overlap: float,
+                    block_pairs: int = MAX_OVERLAP_PAIRS) -> np.ndarray:
+    """``(N,)`` bool: which of ``boxes`` ``(N, 4)`` have IoU below ``max_overlap`` with every box of ``avoid``
+    ``(M, 4)`` (the test of :func:`benchsuite.ops.windows.hard_negatives`), in memory bounded by
+    ``block_pairs`` box pairs at a time. Only avoided boxes whose area lies within ``[max_overlap, 1 /
+    max_overlap]`` times that of some box are compared: the IoU of two boxes is at most the ratio of their
+    areas, so the others cannot reach ``max_overlap``."""
+    b, a = np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(avoid, np.float64).reshape(-1, 4)
+    out = np.ones(len(b), bool)
+    if not len(b) or not len(a):
+        return out
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    a = a[(area_a >= max_overlap * area_b.min()) & (area_a * max_overlap <= area_b.max())]
+    if not len(a):
+        return out
+    step = max(1, block_pairs // len(a))
+    for s in range(0, len(b), step):
+        out[s : s + step] = max_iou(b[s : s + step], a) < max_overlap
+    return out
+
+
+def background_pick(where: list[tuple[int, np.ndarray]], levels: list[_Level], window: tuple[int, int],
+                    avoid: np.ndarray, max_overlap: float, count: int, rng: np.random.Generator
+                    ) -> list[tuple[int, np.ndarray]]:
+    """Of the windows ``where`` (pairs of a level index into ``levels`` and indices into that level's
+    windows), a uniform random ``count`` of those that are background (:func:`background_mask`), all of
+    them when fewer; returned in the same form, levels without windows left out."""
+    masks = [background_mask(positions_to_boxes(levels[li].positions[ok], window, levels[li].scale_y,
+                                                levels[li].scale_x), avoid, max_overlap) for li, ok in where]
+    kept = [(li, ok[m]) for (li, ok), m in zip(where, masks, strict=True)]
+    total = sum(len(ok) for _, ok in kept)
+    if total > count:
+        pick = np.zeros(total, bool)
+        pick[rng.choice(total, count, replace=False)] = True
+        cuts = np.cumsum([0] + [len(ok) for _, ok in kept])
+        kept = [(li, ok[pick[a:b]]) for (li, ok), a, b in zip(kept, cuts[:-1], cuts[1:], strict=True)]
+    return [(li, ok) for li, ok in kept if len(ok)]
+
+
 def suppress(boxes: np.ndarray, scores: np.ndarray, nms_iou: float, max_detections: int, merge: str = "none"
              ) -> tuple[np.ndarray, np.ndarray]:
     """NMS at ``nms_iou``: ``(boxes (K, 4), scores (K,))`` of the kept windows, at most ``max_detections``, made
@@ -429,8 +476,9 @@ class ViolaJonesDetector(Detector):
 
     Budgets (what bounds training, recorded in ``fit_info.classes.<class>.budgets``): ``max_positives``
     crops (with ``jitter`` copies and mirrors before the cap); per stage ``negatives_per_stage`` +
-    ``val_negatives_per_stage`` negatives, at most :meth:`mined_per_image` from one image, and of an image's
-    windows that the cascade passes only ``4 x`` that many random ones go through the overlap test; at most
+    ``val_negatives_per_stage`` negatives, at most :meth:`mined_per_image` from one image (a uniform random
+    choice among the image's background windows that the cascade passes; when they are many, their overlap
+    with the objects is tested in blocks, :data:`MAX_OVERLAP_PAIRS`, :func:`background_pick`); at most
     ``max_stages`` stages of at most ``max_stumps_per_stage`` stumps over a pool of ``max_features``. A
     re-scan of a training image runs only the new stage on the windows the earlier ones passed
     (:class:`ScanState`). Every phase logs a progress line at least every 30 s of its work (stage k of n,
@@ -542,7 +590,10 @@ class ViolaJonesDetector(Detector):
         overlaps no box of the class; other classes are background; an image smaller than the window gives
         its one upscaled window). Stage 1 gets a random sample of them; every later stage gets random
         windows among those the cascade so far passes (bootstrapping: its false positives), from images
-        visited in random order, at most ``2 * count / images`` per image so that they come from many.
+        visited in random order, at most :meth:`mined_per_image` per image so that they come from many: a
+        uniform random choice among the image's background windows the cascade passes (every one of them
+        is a candidate: an image with few background windows among many passing ones still gives all it
+        has; :func:`background_pick` bounds the overlap test's memory when they are very many).
         ``stats`` collects, per stage, the windows scanned, the share of them the cascade passed and the
         negatives found; ``stats["background"]`` the source's counts.
         """
@@ -642,12 +693,11 @@ class ViolaJonesDetector(Detector):
                     return self._small_window(source, i, grey, cascade, corner, tally)
                 passing = sum(len(ok) for _, ok in where)
                 tally["passing"] += passing
-                if passing > 4 * per_image:  # the overlap test and the pick need only a random few of them
-                    pick = np.zeros(passing, bool)
-                    pick[rng.choice(passing, 4 * per_image, replace=False)] = True
-                    cuts = np.cumsum([0] + [len(ok) for _, ok in where])
-                    where = [(li, ok[pick[a:b]]) for (li, ok), a, b in zip(where, cuts[:-1], cuts[1:], strict=True)]
-                    where = [(li, ok) for li, ok in where if len(ok)]
+                if passing * max(len(source.avoid[i]), 1) > MAX_OVERLAP_PAIRS:
+                    # too many for the source's one-matrix overlap test: test here in blocks, and hand it a
+                    # random few of the background windows only (an image is never starved of its negatives)
+                    where = background_pick(where, levels, model.window, source.avoid[i], self.negative_overlap,
+                                            4 * per_image, rng)
                 if not where:
                     return np.zeros((0, 4)), np.zeros(0), lambda j: np.zeros((0, corner.shape[0]), np.float32)
                 # window boxes, as the source's background windows are defined (a window is background

@@ -889,16 +889,23 @@ class ViolaJonesDetector(Detector):
         it; each class's grid goes to ``fit_info.selection_per_class``."""
         tally = {"windows": 0, "evaluated": 0}
         choice: dict[str, Any] = {}
+        per_class: list[list[Detections]] = []
         for model in self.models_:
             name = val.classes[model.label]
             beat = Heartbeat(f"viola-jones {name}: ")
             scans, cut = self._scan_val(model, val_greys, beat, tally, truncate=True)
             if cut["stages_used"] < cut["stages_trained"]:
                 scans, _ = self._scan_val(model, val_greys, beat, None, truncate=False)
-            best = self._choose_class_on_val(model, val, scans, ctx)
+            best, dets = self._choose_class_on_val(model, val, scans, ctx)
+            per_class.append(dets)
             model.stages_missed, model.nms_iou = best.settings["stages_missed"], best.settings["nms_iou"]
             model.score_mode, model.merge = best.settings["score_mode"], best.settings["merge"]
             choice[name] = {**best.settings, "val_ap50": -1.0 if best.score is None else best.score, **cut}
+        # what detect() gives on the val images with the chosen settings (the task judges the floor on them)
+        self.val_detections_ = [Detections(np.concatenate([d.boxes for d in ds]).astype(np.float32),
+                                           np.concatenate([d.scores for d in ds]).astype(np.float32),
+                                           np.concatenate([d.labels for d in ds]).astype(np.int64))
+                                for ds in zip(*per_class, strict=True)]
         windows, evaluated = tally["windows"], tally["evaluated"]
         choice["val_features_per_window"] = evaluated / max(windows, 1)
         choice["val_windows_per_image_and_class"] = windows / max(len(val) * len(self.models_), 1)
@@ -959,12 +966,13 @@ class ViolaJonesDetector(Detector):
         return self._scan_val(model, val_greys, Heartbeat("viola-jones: "), None, truncate=True)[1]
 
     def _choose_class_on_val(self, model: ClassModel, val: DetectionSet, scans: dict[str, list], ctx: Context
-                             ) -> Choice:
-        """One class's settings by its val AP50 (recorded per class), from the candidates of :meth:`_scan_val`."""
+                             ) -> tuple[Choice, list[Detections]]:
+        """One class's settings by its val AP50 (recorded per class), from the candidates of :meth:`_scan_val`;
+        returns the choice and the class's detections on every val image with it (as :meth:`detect` gives them)."""
         name = val.classes[model.label]
         kept: dict[tuple, tuple[list, list]] = {}  # the latest (mode, NMS IoU, stages missed) -> passing, NMS
 
-        def val_ap50(s: dict[str, Any]) -> float:
+        def val_detections(s: dict[str, Any]) -> list[Detections]:
             mode, iou, missed = s["score_mode"], s["nms_iou"], s["stages_missed"]
             if (mode, iou, missed) not in kept:  # one NMS per stages-missed value serves every merge mode
                 need = max(len(model.cascade) - missed, 1)
@@ -972,14 +980,17 @@ class ViolaJonesDetector(Detector):
                 kept.clear()
                 kept[mode, iou, missed] = passing, [nms(b, sc, iou)[: self.max_detections] for b, sc in passing]
             passing, keeps = kept[mode, iou, missed]
-            dets = [Detections(*kept_detections(b, sc, keep, iou, s["merge"]), np.full(len(keep), model.label))
+            return [Detections(*kept_detections(b, sc, keep, iou, s["merge"]), np.full(len(keep), model.label))
                     for (b, sc), keep in zip(passing, keeps, strict=True)]
-            return score_detections(val, dets, val.classes, ("voc",))["per_class"][name]["ap50"]
+
+        def val_ap50(s: dict[str, Any]) -> float:
+            return score_detections(val, val_detections(s), val.classes, ("voc",))["per_class"][name]["ap50"]
 
         grid = [{"score_mode": str(mode), "stages_missed": int(missed), "nms_iou": float(iou), "merge": str(merge)}
                 for mode, iou, missed, merge in itertools.product(self.score_modes, self.nms_iou_values,
                                                                   self.stages_missed_values, self.merge_values)]
-        return ctx.select(grid, val_ap50, metric="val_ap50", for_class=name)
+        best = ctx.select(grid, val_ap50, metric="val_ap50", for_class=name)
+        return best, val_detections(best.settings)
 
     # ------------------------------------------------------------------------------------------ detection
 

@@ -69,6 +69,7 @@ from benchsuite.ops.boxes import merge_suppressed, nms
 from benchsuite.ops.haar import HaarFeatures, count_haar_features, haar_values, sample_haar_features
 from benchsuite.ops.integral import integral_image, window_integrals, window_mean_std
 from benchsuite.ops.negatives import NegativeSource
+from benchsuite.ops.size_bands import band_counts, reach_counts
 from benchsuite.ops.windows import (
     choose_window,
     crop_windows,
@@ -318,13 +319,10 @@ def level_candidates(levels: list[_Level], model: ClassModel, context: float, st
     return b, s, p
 
 
-#: object heights (image pixels) at which ``fit_info.classes.<class>.reach`` counts objects per band
-REACH_BANDS = (0, 10, 20, 40, 80, 160, 320)
-
-
 def scale_reach(window: tuple[int, int], start_scale: float, context: float, train: DetectionSet,
                 val: DetectionSet, k: int) -> dict[str, Any]:
-    """Which objects of class ``k`` the scanned pyramid can reach, counted per height band and split.
+    """Which objects of class ``k`` the scanned pyramid can reach, counted per size band (object height,
+    :func:`benchsuite.ops.size_bands.reach_counts`) and split.
 
     At the largest scale (``start_scale``, upsampling when above 1) a window covers ``window[0] /
     start_scale`` image pixels of height; at the smallest, the whole image. An object whose window box
@@ -334,8 +332,7 @@ def scale_reach(window: tuple[int, int], start_scale: float, context: float, tra
     """
     wh, ww = window
     smallest = wh / start_scale / np.sqrt(2.0)  # window-box heights below this are out of reach
-    out: dict[str, Any] = {"min_object_height_px": round(float(smallest / (1 + 2 * context)), 1),
-                           "bands_px": [f"{lo}-{hi}" for lo, hi in zip(REACH_BANDS, (*REACH_BANDS[1:], "inf"))]}
+    out: dict[str, Any] = {"min_object_height_px": round(float(smallest / (1 + 2 * context)), 1)}
     for split, data in (("train", train), ("val", val)):
         boxes, labels, difficult, _, image = data.all_objects()
         keep = labels == k
@@ -347,12 +344,10 @@ def scale_reach(window: tuple[int, int], start_scale: float, context: float, tra
         wb_h = wb[:, 3] - wb[:, 1]
         sizes = np.array([(data.samples[i].height, data.samples[i].width) for i in img], np.float64)
         largest = np.minimum(sizes[:, 0], sizes[:, 1] * wh / ww) * np.sqrt(2.0)
-        band = np.searchsorted(REACH_BANDS, h, side="right") - 1
-        counts = {}
-        for name, sel in (("objects", ~diff), ("below_reach", ~diff & (wb_h < smallest)),
-                          ("above_reach", ~diff & (wb_h > largest)), ("difficult", diff)):
-            counts[name] = np.bincount(band[sel], minlength=len(REACH_BANDS)).tolist()
-        out[split] = counts
+        scored = ~diff
+        out[split] = {**reach_counts(h[scored], below_reach=(wb_h < smallest)[scored],
+                                     above_reach=(wb_h > largest)[scored]),
+                      "difficult": band_counts(h[diff])}
     return out
 
 

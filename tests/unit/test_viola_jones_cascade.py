@@ -235,17 +235,18 @@ def test_scale_reach_counts_objects_per_band(tmp_path):
     # window boxes are 1.2 x the object's height (tall objects): below reach under 32 / sqrt(2) / 1.2 = 18.9 px
     assert reach["min_object_height_px"] == pytest.approx(32 / np.sqrt(2) / 1.2, abs=0.1)
     brute_below = [h for h in heights if h != 8 and 1.2 * h < 32 / np.sqrt(2)]
-    assert sum(reach["train"]["below_reach"]) == len(brute_below) == 2
+    assert sum(reach["train"]["below_reach"].values()) == len(brute_below) == 2
+    assert reach["train"]["below_reach"]["<16"] == 1 and reach["train"]["below_reach"]["16-32"] == 1  # 15 and 18 px
     # above reach: window box over sqrt(2) x the image's height (120 px): 1.2 * 118 > 169.7 is false
-    assert sum(reach["train"]["above_reach"]) == 0
-    assert reach["train"]["objects"] == [0, 3, 1, 1, 2, 0, 0] and reach["train"]["difficult"][0] == 1
+    assert sum(reach["train"]["above_reach"].values()) == 0
+    assert list(reach["train"]["objects"].values()) == [1, 3, 1, 2, 0, 0] and reach["train"]["difficult"]["<16"] == 1
 
 
 def test_fit_info_states_budgets_and_stage_costs(crop_style):
     _, ctx = crop_style
     info = ctx.info["classes"]["thing"]
     assert info["budgets"]["negatives_per_stage"] == 120 and info["budgets"]["positives"] == 3000
-    assert sum(sum(v) for v in info["reach"]["train"].values()) > 0
+    assert sum(info["reach"]["train"]["objects"].values()) > 0
     chosen = ctx.info["chosen_on_val"]["thing"]
     costs, shares = chosen["val_cost_per_stage"], chosen["val_share_reaching_stage"]
     assert shares[0] == 1.0 and shares == sorted(shares, reverse=True)

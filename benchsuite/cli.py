@@ -538,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(p)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("study", help="sweep a data axis (train-size, resolution, corruption): every point a job, "
-                                     "the report's curves and crossover",
+                                     "the report's curves and crossover", formatter_class=_RunHelp,
                        description="Run the benchmark at every point of a data axis: each point is a data set "
                                    "derived from each --datasets one (a training subset, resampled or corrupted "
                                    "images) and its jobs are ordinary jobs (own process, record, --resume, --jobs, "

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from benchsuite.errors import DataError
+from benchsuite.results import safe_paths
+from benchsuite.results.safe_paths import special_kind
 
 MAX_JSON_BYTES = 1 << 30
 MAX_TEXT_BYTES = 16 << 20
@@ -84,29 +86,21 @@ def regular_file(path: Path, what: str = "file") -> os.stat_result:
         raise DataError(f"{path}: missing; expected a {what}") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror}); expected a {what}") from None
-    if not stat.S_ISREG(st.st_mode):
-        kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode)
-                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+    kind = special_kind(st.st_mode)
+    if kind is not None:
         raise DataError(f"{path}: {kind}; expected a {what} (special files are never opened)")
     return st
 
 
 def read_limited(path: Path, limit: int, what: str) -> bytes:
-    """The bytes of the regular file ``path``; a file over ``limit`` bytes is refused before it is read."""
-    st = regular_file(path, what)
-    if st.st_size > limit:
-        raise DataError(f"{path}: {st.st_size:,} bytes, over the {limit:,}-byte limit for a {what}; refused")
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)  # a file swapped for a FIFO after the check never blocks
+    """The bytes of the regular file ``path``, read by :func:`benchsuite.results.safe_paths.read_limited` (never
+    blocking on a special file, refusing one over ``limit`` bytes before it is read); a missing or unreadable
+    file is a DataError naming it too."""
     try:
-        fd = os.open(path, flags)
+        return safe_paths.read_limited(path, limit, what)
     except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror}); expected a {what}") from None
-    with os.fdopen(fd, "rb") as fh:
-        data = fh.read(limit + 1)
-    if len(data) > limit:
-        raise DataError(f"{path}: over the {limit:,}-byte limit for a {what}; refused")
-    return data
+        reason = "missing" if isinstance(exc, FileNotFoundError) else f"cannot be read ({exc.strerror})"
+        raise DataError(f"{path}: {reason}; expected a {what}") from None
 
 
 def walk_files(root: Path, suffixes: frozenset[str] | None = None,

@@ -157,8 +157,8 @@ def open_regular(path: Path | str, max_bytes: int | None = None, what: str = "da
                             f"run); "
                             f"expected a {what}")
         if max_bytes is not None and info.st_size > max_bytes:
-            raise DataError(f"{show_path(path)}: {info.st_size:,} bytes, over the {max_bytes:,} a {what} may have; "
-                            f"refused before reading it")
+            raise DataError(f"{show_path(path)}: {info.st_size:,} bytes, over the {max_bytes:,}-byte limit for a "
+                            f"{what}; refused before reading it")
         import fcntl
 
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
@@ -176,5 +176,5 @@ def read_limited(path: Path | str, max_bytes: int, what: str = "data file") -> b
     with open_regular(path, max_bytes, what) as f:
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise DataError(f"{show_path(path)}: over the {max_bytes:,} bytes a {what} may have; refused")
+        raise DataError(f"{show_path(path)}: over the {max_bytes:,}-byte limit for a {what}; refused")
     return data

@@ -74,7 +74,8 @@ def test_read_limited_refuses_large_files_and_fifos(tmp_path):
     os.mkfifo(tmp_path / "fifo.json")
     signal.alarm(20)
     try:
-        with pytest.raises(DataError, match="a FIFO; expected a COCO annotation file"):
+        with pytest.raises(DataError, match=r"fifo.json: is a FIFO \(named pipe\), not a regular file; refused "
+                                            r".*expected a COCO annotation file"):
             read_limited(tmp_path / "fifo.json", 1000, "COCO annotation file")
     finally:
         signal.alarm(0)

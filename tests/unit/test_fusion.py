@@ -170,7 +170,7 @@ def test_fusion_ids_and_cnn_fusion_run_end_to_end_on_synthetic_data(tmp_path, ca
     params = {i: tiny for i in ids} | {"cnn-fusion": {"epochs": 1, "widths": (8, 16, 16), "batch_size": 64}}
     cfg = RunConfig(profile="smoke", tasks=["detection", "classification"], pipelines=[*ids, "cnn-fusion"],
                     out=tmp_path / "run", cache_dir=cache_dir, data_root=tmp_path / "no-data", params=params,
-                    write_report=False)
+                    write_report=False, jobs=2)
     recs = {r["pipeline"]: r for r in run(cfg).records}
     assert set(recs) == {*ids, "cnn-fusion"}
     assert_records_match_schema(tmp_path / "run")

@@ -397,20 +397,6 @@ def background_pick(where: list[tuple[int, np.ndarray]], levels: list[_Level], w
     return [(li, ok) for li, ok in kept if len(ok)]
 
 
-def untaken(scan_fn: Callable, taken: dict[int, set]) -> Callable:
-    """``scan_fn`` (a :data:`benchsuite.ops.negatives.ScanFn`) without the windows already ``taken`` (image
-    index -> set of box tuples): their boxes are dropped, and ``extract`` indexes the windows kept."""
-
-    def scan_image(i: int, image: np.ndarray):
-        b, sc, extract = scan_fn(i, image)
-        if i not in taken or not len(b):
-            return b, sc, extract
-        keep = np.flatnonzero([tuple(r) not in taken[i] for r in b])
-        return b[keep], sc[keep], lambda j: extract(keep[j])
-
-    return scan_image
-
-
 def suppress(boxes: np.ndarray, scores: np.ndarray, nms_iou: float, max_detections: int, merge: str = "none"
              ) -> tuple[np.ndarray, np.ndarray]:
     """NMS at ``nms_iou``: ``(boxes (K, 4), scores (K,))`` of the kept windows, at most ``max_detections``, made
@@ -482,10 +468,6 @@ class ViolaJonesDetector(Detector):
         images_per_stage: a stage's negatives come from at least this many training images in random order
             (:meth:`mined_per_image`: at most ``count / images_per_stage`` per image, or twice an even share
             over all images when that is more).
-        fill_passes: when a bootstrapping pass over every training image finds fewer negatives than the stage
-            asks (each image capped at :meth:`mined_per_image`), up to this many more passes take up to as many
-            again from each image, among the windows not yet taken (0: one pass; ``fit_info`` records the
-            passes per stage).
 
     Budgets (what bounds training, recorded in ``fit_info.classes.<class>.budgets``): ``max_positives``
     crops (with ``jitter`` copies and mirrors before the cap); per stage ``negatives_per_stage`` +
@@ -532,7 +514,7 @@ class ViolaJonesDetector(Detector):
                  negative_overlap: float = 0.3, positive_weight: float = 1.0,
                  max_features_per_window: float | None = 40.0, negative_stride: int | None = None,
                  merge_values: tuple[str, ...] = MERGE_MODES, stage_size_false_positive_rate: float = 0.9,
-                 max_counted_windows: int = 5_000_000, images_per_stage: int = 40, fill_passes: int = 0):
+                 max_counted_windows: int = 5_000_000, images_per_stage: int = 40):
         self.base_size = base_size
         self.window_multiple = window_multiple
         self.min_window_side = min_window_side
@@ -567,7 +549,6 @@ class ViolaJonesDetector(Detector):
         self.stage_size_false_positive_rate = stage_size_false_positive_rate
         self.max_counted_windows = max_counted_windows
         self.images_per_stage = images_per_stage
-        self.fill_passes = fill_passes
 
     def scan_stride(self, window: tuple[int, int]) -> int:
         """The scan stride in level pixels: ``stride`` when set, else one twelfth of the window's narrow side
@@ -750,28 +731,10 @@ class ViolaJonesDetector(Detector):
             stats.setdefault("mining_features_per_window", []).append(
                 round(tally["evaluated"] / max(tally["windows"], 1), 3))
             stats.setdefault("cascade_pass_rate", []).append(tally["passing"] / max(tally["windows"], 1))
-            parts, passes = [hard], 1
-            while (self.fill_passes >= passes and tally["images"] >= len(greys) * passes
-                   and sum(len(h) for h in parts) < count):
-                # every image gave what the per-image cap allowed and the stage is still short: another
-                # pass takes up to as many again from each image, among the windows not taken yet
-                taken: dict[int, set] = {}
-                for h in parts:
-                    for i, b in zip(h.image_index, h.boxes, strict=True):
-                        taken.setdefault(int(i), set()).add(tuple(b))
-                more = source.mine(untaken(counted, taken), count - sum(len(h) for h in parts), per_image=per_image,
-                                   order="random", rng=rng)
-                passes += 1
-                if not len(more):
-                    break
-                parts.append(more)
-            found_all = sum(len(h) for h in parts)
-            stats.setdefault("mining_passes", []).append(passes)
-            stats.setdefault("stage_negatives", []).append({"asked": count, "found": found_all})
-            feats = [h.features for h in parts if h.features is not None and len(h)]
-            if not feats:
+            stats.setdefault("stage_negatives", []).append({"asked": count, "found": len(hard)})
+            if hard.features is None or not len(hard):
                 return np.zeros((corner.shape[0], 0), np.float32)
-            return np.ascontiguousarray(np.concatenate(feats).T)
+            return np.ascontiguousarray(hard.features.T)
 
         return lambda cascade, count: bootstrap(cascade, count) if len(cascade) else first(count)
 
@@ -855,7 +818,6 @@ class ViolaJonesDetector(Detector):
             "reach": scale_reach(window, start, self.context, train, val, k),
             "windows_scanned_per_stage": stats.get("windows_scanned", []),
             "images_scanned_per_stage": stats.get("images_scanned", []),
-            "mining_passes_per_stage": stats.get("mining_passes", []),
             "mining_features_per_window": stats.get("mining_features_per_window", []),
             "feature_pool": len(pool),
             "feature_pool_from": f"uniform sample of the {full} Haar features of the window",

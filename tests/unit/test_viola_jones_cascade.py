@@ -24,7 +24,6 @@ from pipelines.classical.viola_jones import (
     crop_samples,
     scale_reach,
     scan,
-    untaken,
 )
 
 PARAMS = {"base_size": 16, "max_stages": 4, "detection_rate": 0.99, "max_features": 400, "jitter": 1,
@@ -331,34 +330,3 @@ def test_bootstrap_with_the_blocked_overlap_test_finds_as_many_negatives(tmp_pat
         vj.ViolaJonesDetector(**{**PARAMS, "max_stages": 2}).fit(train, val, ctx)
         found.append(ctx.info["classes"]["thing"]["stage_negatives_found"])
     assert len(found[0]) == 2 and found[0][1] > 0 and found[0] == found[1]
-
-
-def test_untaken_drops_the_windows_already_taken():
-    boxes = np.array([[0, 0, 8, 8], [4, 0, 12, 8], [8, 0, 16, 8]], float)
-    feats = np.arange(3)[:, None] * 10.0
-
-    def scan_fn(i, image):
-        return boxes, np.zeros(3), lambda j: feats[j]
-
-    b, _, extract = untaken(scan_fn, {0: {tuple(boxes[1])}})(0, None)
-    np.testing.assert_array_equal(b, boxes[[0, 2]])
-    np.testing.assert_array_equal(extract(np.array([1])), feats[[2]])
-    b, _, _ = untaken(scan_fn, {0: {tuple(boxes[1])}})(1, None)  # another image: nothing taken there
-    assert len(b) == 3
-
-
-def test_fill_passes_take_more_negatives_when_a_pass_falls_short(tmp_path):
-    """A first bootstrap (stage 2, after the same stage 1) short of its negatives with one pass finds more with
-    further passes, never more than asked."""
-    train, val = _crop_style(tmp_path, 30, 16, 8), _crop_style(tmp_path, 8, 4, 9)
-    found, passes = [], []
-    for fill in (0, 3):
-        ctx = Context(seed=0)
-        ViolaJonesDetector(**{**PARAMS, "max_stages": 2, "fill_passes": fill}).fit(train, val, ctx)
-        info = ctx.info["classes"]["thing"]
-        found.append(info["stage_negatives_found"])
-        passes.append(info["mining_passes_per_stage"])
-    asked = PARAMS["negatives_per_stage"] + PARAMS["val_negatives_per_stage"]
-    assert found[0][0] == found[1][0] and passes[0] == [1]
-    assert found[0][1] < asked and passes[1][0] > 1  # one pass fell short, so more passes ran
-    assert found[0][1] < found[1][1] <= asked

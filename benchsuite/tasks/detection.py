@@ -94,8 +94,9 @@ def floor_detections(train: DetectionSet, data: DetectionSet, seed: int = 0) -> 
 
 
 def floor_comparison(data: DetectionSet, ours: list[Detections], floor: list[Detections], resamples: int,
-                     seed: int = 0) -> dict[str, Any]:
-    """A detector's detections ``ours`` on ``data`` against the floor's on the same images.
+                     seed: int = 0, split: str = "") -> dict[str, Any]:
+    """A detector's detections ``ours`` on ``data`` (the ``split`` named in the reason) against the floor's on
+    the same images.
 
     The gain is the detector's mAP50 minus the floor's, bootstrapped over images with the same draws for both
     (paired: ``resamples`` resamples, 95% percentile interval). The detector is a ``non_result`` when that
@@ -121,11 +122,34 @@ def floor_comparison(data: DetectionSet, ours: list[Detections], floor: list[Det
     reason = None
     if non_result:
         where = "below" if ours_map < floor_map else "not distinguishable from"
-        reason = (f"mAP50 {ours_map:.3f} is {where} the {FLOOR_PIPELINE} floor's {floor_map:.3f} (gain's 95% "
+        named = f"{split} mAP50" if split else "mAP50"
+        reason = (f"{named} {ours_map:.3f} is {where} the {FLOOR_PIPELINE} floor's {floor_map:.3f} (gain's 95% "
                   f"interval {iv[0]:+.3f} to {iv[1]:+.3f})" if iv else f"no images to compare with {FLOOR_PIPELINE}")
     return {"pipeline": FLOOR_PIPELINE, "map50": round(floor_map, 4), "gain": round(ours_map - floor_map, 4),
             "gain_ci95": [round(v, 4) for v in iv] if iv else None, "is_floor": bool(is_floor),
             "non_result": bool(non_result), "reason": reason}
+
+
+#: the job file with a detector's detections on the val images from its own selection on val: a detector that
+#: has them at no cost (it replayed detection on val to choose its settings) sets ``val_detections_`` (one
+#: :class:`~benchsuite.api.Detections` per val image, in order) in ``fit``, and the floor is then judged on val
+SELECTION_VAL_FILE = "selection-val.npz"
+
+
+def floor_verdict(scored: dict[str, Any], split: str, val: dict[str, Any] | None) -> dict[str, Any]:
+    """``metrics.floor`` of a scored split: the :func:`floor_comparison` that decides ``non_result``, named by
+    ``judged_on``. With the val comparison (``val``) it decides (the issue's rule: a val score not above the
+    floor's is a non-result), and the scored split's comparison stays beside it as ``on_scored_split``;
+    without it the scored split's decides."""
+    if val is None:
+        return {**scored, "judged_on": split}
+    return {**val, "judged_on": "val", "on_scored_split": {**scored, "split": split}}
+
+
+def _as_detections(path: Path) -> list[Detections]:
+    """The per-image detections of a predictions file (:meth:`DetectionTask.save_split`)."""
+    _, pred = load_ragged(path, max_per_image=MAX_DETECTIONS_PER_IMAGE)
+    return [Detections(b, s, lab) for b, s, lab in zip(pred["boxes"], pred["scores"], pred["labels"])]
 
 
 #: test images whose pixels the evidence keeps for the report's gallery of detections
@@ -183,15 +207,43 @@ class DetectionTask(Task):
                  ) -> tuple[dict[str, Any], dict[str, str]]:
         """The shared template's metrics, plus ``metrics["floor"]``: the detector against the ``mean-box`` floor
         fitted on the same training images (:func:`floor_comparison`; ``non_result`` flags a detector that has
-        not learned, and the report says so beside its row)."""
+        not learned, and the report says so beside its row). It is judged on val when the job left the
+        detector's val detections (:data:`SELECTION_VAL_FILE`), else on this split (:func:`floor_verdict`)."""
         metrics, artifacts = super().evaluate(dataset, split, budget, predictions, job_dir)
         data = dataset.load(split, split_cap(budget, split))
-        floor = floor_detections(dataset.load("train", split_cap(budget, "train")), data)
+        train = dataset.load("train", split_cap(budget, "train"))
+        floor = floor_detections(train, data)
         if floor is not None:
-            _, pred = load_ragged(predictions)
-            ours = [Detections(b, s, lab) for b, s, lab in zip(pred["boxes"], pred["scores"], pred["labels"])]
-            metrics["floor"] = floor_comparison(data, ours, floor, bs.DETECTION_RESAMPLES)
+            scored = floor_comparison(data, _as_detections(predictions), floor, bs.DETECTION_RESAMPLES, split=split)
+            on_val = None
+            selection = job_dir / SELECTION_VAL_FILE
+            if split != "val" and selection.is_file():
+                val = dataset.load("val", split_cap(budget, "val"))
+                ids, _ = load_ragged(selection, max_per_image=MAX_DETECTIONS_PER_IMAGE)
+                if ids != val.image_ids:
+                    raise OutputValidationError(f"{selection.name}: images differ from the val split")
+                val_floor = floor_detections(train, val)
+                if val_floor is not None:
+                    on_val = floor_comparison(val, _as_detections(selection), val_floor, bs.DETECTION_RESAMPLES,
+                                              split="val")
+            metrics["floor"] = floor_verdict(scored, split, on_val)
         return metrics, artifacts
+
+    def execute(self, pipeline: Any, dataset: Any, ctx: Context, eval_splits: list[str], job_dir: Path,
+                latency_images: int, latency_warmup: int) -> dict[str, Any]:
+        """The shared template's, then the detector's own val detections (``val_detections_``, when it kept
+        them from its selection on val and val is not a scored split) validated into :data:`SELECTION_VAL_FILE`
+        for the floor's verdict (:meth:`evaluate`)."""
+        out = super().execute(pipeline, dataset, ctx, eval_splits, job_dir, latency_images, latency_warmup)
+        dets = getattr(pipeline, "val_detections_", None)
+        if dets is not None and "val" not in eval_splits:
+            val = dataset.load("val", ctx.budget.max_val_images)
+            if len(dets) != len(val):
+                raise OutputValidationError(f"val_detections_: {len(dets)} entries for {len(val)} val images")
+            checked = [validate_detections(d, s.width, s.height, val.num_classes, f"val image {s.image_id}")[0]
+                       for d, s in zip(dets, val)]
+            self.save_split(job_dir / SELECTION_VAL_FILE, val, checked)
+        return out
 
     def predict_split(self, pipeline: Detector, data: DetectionSet, ctx: Context, batch_size: int, split: str
                       ) -> SplitPrediction:

@@ -45,7 +45,6 @@ in round k of n, val scans) and a line per SVM fit.
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 import math
 import time
@@ -65,6 +64,7 @@ from benchsuite.ops.correlation import correlate_templates
 from benchsuite.ops.hog import hog_map
 from benchsuite.ops.linear_svm import LinearSVM
 from benchsuite.ops.negatives import NegativeSource, mine_sources, water_fill
+from benchsuite.ops.size_bands import SIZE_BANDS, band_counts, band_names, size_bands
 from benchsuite.ops.windows import (
     WindowSize,
     choose_window,
@@ -79,27 +79,6 @@ from benchsuite.ops.windows import (
 )
 
 log = logging.getLogger(__name__)
-
-#: object heights (pixels) that split a class's objects into size bands: positives are budgeted per band and
-#: objects below the detector's reach are counted per band (``fit_info.reach``)
-SIZE_BANDS = (16, 32, 64, 128, 256)
-
-
-def band_names(edges: tuple[int, ...] = SIZE_BANDS) -> list[str]:
-    """``["<16", "16-32", ..., ">=256"]`` for the band edges."""
-    return [f"<{edges[0]}", *(f"{a}-{b}" for a, b in itertools.pairwise(edges)), f">={edges[-1]}"]
-
-
-def size_bands(heights: np.ndarray, edges: tuple[int, ...] = SIZE_BANDS) -> np.ndarray:
-    """``(N,)`` int64 band index of each object height (pixels)."""
-    return np.searchsorted(np.asarray(edges, np.float64), np.asarray(heights, np.float64), side="right")
-
-
-def band_counts(heights: np.ndarray, edges: tuple[int, ...] = SIZE_BANDS) -> dict[str, int]:
-    """Objects per size band, by band name."""
-    counts = np.bincount(size_bands(heights, edges), minlength=len(edges) + 1)
-    return {name: int(n) for name, n in zip(band_names(edges), counts)}
-
 
 @functools.cache
 def _blas_controller() -> ThreadpoolController:

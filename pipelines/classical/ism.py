@@ -20,11 +20,22 @@ votes onto the box size), scored by its vote mass ``sum(weight * kernel)``; NMS 
 
 Everything per image is array code: votes are expanded from the occurrence table with ``np.repeat``,
 the vote map is one ``np.bincount``, mean-shift is a (modes x votes) kernel matrix.
+
+Bounded, visible training (``fit_info.budgets``): SIFT keeps at most ``sift_features`` keypoints per image (0:
+all); per class the codebook is clustered from at most ``max_descriptors`` object descriptors, the entry
+weights are estimated from at most ``4 x max_descriptors`` background descriptors, and at most
+``max_occurrences`` occurrences are kept (random subsets when there are more; ``fit_info.occurrences_available``
+says how many there were). Feature extraction and the selection on val log a progress line at least every 30 s
+(:mod:`benchsuite.measure.progress`). Scale reach (``fit_info.reach``, per class and split, objects per size
+band, :func:`benchsuite.ops.size_bands.reach_counts`): an object whose height in working pixels lies outside
+the vote heights the model allows (``log_height_range``) is ``below_reach`` or ``above_reach``; one without a
+single SIFT keypoint inside its box gets no vote from it (``no_features``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -36,8 +47,12 @@ from scipy import ndimage
 from benchsuite.api import Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
 from benchsuite.errors import EmptyModelError
+from benchsuite.measure.progress import ProgressLog, logged
 from benchsuite.metrics.detection import score_detections
 from benchsuite.ops.boxes import clip_boxes, nms
+from benchsuite.ops.size_bands import reach_counts
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -115,6 +130,7 @@ class ClassModel:
         log_height_range: ``(lo, hi)`` log box heights (working pixels) a vote may have.
         background_features: training features outside every box of the class (the negatives the entry
             weights were estimated from; objects of other classes count as background).
+        occurrences_available: object features (occurrences) before the ``max_occurrences`` budget.
     """
 
     codebook: np.ndarray
@@ -123,6 +139,7 @@ class ClassModel:
     occ: np.ndarray
     log_height_range: tuple[float, float]
     background_features: int = 0
+    occurrences_available: int = 0
 
     @property
     def size(self) -> int:
@@ -146,7 +163,8 @@ def occurrences(feats: Features, boxes: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def build_class_model(per_image: list[tuple[Features, np.ndarray, np.ndarray]], codebook_size: int,
-                      discriminative: bool, max_descriptors: int, rng: np.random.Generator) -> ClassModel | None:
+                      discriminative: bool, max_descriptors: int, rng: np.random.Generator,
+                      max_occurrences: int | None = None) -> ClassModel | None:
     """Codebook, occurrences and entry weights of one class.
 
     Args:
@@ -155,6 +173,8 @@ def build_class_model(per_image: list[tuple[Features, np.ndarray, np.ndarray]], 
         codebook_size: clusters (fewer when there are fewer object features).
         discriminative: weight entries by ``p(object | entry)``.
         max_descriptors: the clustering sees at most this many object descriptors (a random subset).
+        max_occurrences: at most this many occurrences are kept (a random subset; None: all): voting cost
+            grows with them.
     """
     from sklearn.cluster import MiniBatchKMeans
 
@@ -173,6 +193,10 @@ def build_class_model(per_image: list[tuple[Features, np.ndarray, np.ndarray]], 
         return None
     desc = np.concatenate(obj_desc)
     occ = np.concatenate(obj_occ)
+    available = len(desc)
+    if max_occurrences is not None and len(desc) > max_occurrences:
+        keep = np.sort(rng.choice(len(desc), max_occurrences, replace=False))
+        desc, occ = desc[keep], occ[keep]
     k = int(min(codebook_size, max(1, len(np.unique(desc[:5000], axis=0)) // 2)))
     sample = desc if len(desc) <= max_descriptors else desc[rng.choice(len(desc), max_descriptors, replace=False)]
     # random initialisation: k-means++ seeding of hundreds of centres costs ten times the clustering itself
@@ -195,7 +219,8 @@ def build_class_model(per_image: list[tuple[Features, np.ndarray, np.ndarray]], 
         weight = ((n_obj + 1) / (n_obj + 1 + ratio * (n_bg + 1))).astype(np.float32)
     h = np.concatenate(heights)
     lo, hi = float(np.log(max(h.min() * 0.6, 8.0))), float(np.log(h.max() * 1.5))
-    return ClassModel(codebook, weight, occ_start, occ[order], (lo, hi), int(sum(len(b) for b in bg_desc)))
+    return ClassModel(codebook, weight, occ_start, occ[order], (lo, hi), int(sum(len(b) for b in bg_desc)),
+                      available)
 
 
 @dataclass
@@ -355,7 +380,9 @@ class ImplicitShapeModel(Detector):
         max_modes: maxima refined per image and class; ``mean_shift_iterations`` mean-shift steps each.
         min_score: hypotheses with less vote mass are dropped.
         nms_iou: IoU above which a weaker box is suppressed.
-        max_descriptors: object descriptors the clustering sees at most.
+        max_descriptors: object descriptors the clustering sees at most (per class; the entry weights see at
+            most four times as many background descriptors).
+        max_occurrences: occurrences kept at most per class (a random subset of the object features).
         min_object_height, max_upscale: when the smaller training objects (10th percentile) are below
             ``min_object_height`` working pixels, every image (train, val and test alike) is enlarged by up
             to ``max_upscale`` so that they reach it (``fit_info.upscale``): tiny objects get keypoints.
@@ -380,7 +407,7 @@ class ImplicitShapeModel(Detector):
                  contrast_threshold: float = 0.02, cell: float = 3.0, scale_step: float = 0.08,
                  max_modes: int = 40, mean_shift_iterations: int = 3, min_score: float = 0.0,
                  nms_iou: float = 0.45, max_descriptors: int = 40000, min_object_height: float = 48.0,
-                 max_upscale: float = 3.0):
+                 max_upscale: float = 3.0, max_occurrences: int | None = 200_000):
         self.codebook_sizes = codebook_sizes
         self.bandwidths = bandwidths
         self.scale_bandwidth = scale_bandwidth
@@ -400,6 +427,7 @@ class ImplicitShapeModel(Detector):
         self.max_descriptors = max_descriptors
         self.min_object_height = min_object_height
         self.max_upscale = max_upscale
+        self.max_occurrences = max_occurrences
 
     # ------------------------------------------------------------------ features
     def _sift(self) -> cv2.SIFT:
@@ -411,9 +439,13 @@ class ImplicitShapeModel(Detector):
         return _ImageFeatures(sift_features(image, scale, sift), scale, w * scale, h * scale)
 
     def _features_of(self, data: DetectionSet, ctx: Context, desc: str) -> list[_ImageFeatures]:
+        """SIFT features of every image of ``data`` (a progress line at least every 30 s: images, features)."""
         sift = self._sift()
-        return [self._image_features(data.load_image(i), sift)
-                for i in ctx.progress(range(len(data)), desc=desc, total=len(data))]
+        out: list[_ImageFeatures] = []
+        for i in logged(ctx.progress(range(len(data)), desc=desc, total=len(data)), log, desc, len(data),
+                        facts=lambda: {"features": sum(len(f.feats) for f in out)}):
+            out.append(self._image_features(data.load_image(i), sift))
+        return out
 
     # ------------------------------------------------------------------ fitting
     def _class_models(self, train: DetectionSet, feats: list[_ImageFeatures], codebook_size: int, seed: int
@@ -425,7 +457,7 @@ class ImplicitShapeModel(Detector):
                 sel = (s.labels == k) & ~s.difficult
                 per_image.append((f.feats, s.boxes[sel] * f.scale, s.boxes[(s.labels == k) & s.difficult] * f.scale))
             models.append(build_class_model(per_image, codebook_size, self.discriminative, self.max_descriptors,
-                                            np.random.default_rng([seed, k, codebook_size])))
+                                            np.random.default_rng([seed, k, codebook_size]), self.max_occurrences))
         return models
 
     def _detect_features(self, f: _ImageFeatures, models: list[ClassModel | None], bandwidth: float,
@@ -503,33 +535,56 @@ class ImplicitShapeModel(Detector):
         self._check_trainable(train, train_feats)
         raw: dict[int, list[ClassModel | None]] = {}  # codebook size -> the class models before weighting
         weighted: dict[tuple[int, float], tuple[list[ClassModel | None], list]] = {}  # the latest (models, votes)
+        powers = self.specificity_powers if self.discriminative else (1.0,)
+        grid = [{"codebook_size": int(size), "specificity_power": float(power), "bandwidth": float(bw)}
+                for size in self.codebook_sizes for power in powers for bw in self.bandwidths]
+        progress = ProgressLog(log, "ism selection on val: settings", len(grid))
+        tried = [0]
 
-        def val_map50(s: dict[str, Any]) -> tuple[float | None, list[ClassModel | None]]:
+        def val_map50(s: dict[str, Any]) -> tuple[float | None, tuple[list[ClassModel | None], list[Detections]]]:
             size, power = s["codebook_size"], s["specificity_power"]
             if size not in raw:
+                progress.update(tried[0], building=f"codebooks of {size} entries")
                 raw[size] = self._class_models(train, train_feats, size, ctx.seed)
             if (size, power) not in weighted:
                 models = [dataclasses.replace(m, weight=m.weight ** power) if m is not None else None
                           for m in raw[size]]
                 weighted.clear()
-                weighted[size, power] = models, [[cast_votes(m, f.feats, f.width, f.height, self.match_k,
-                                                             self.match_ratio) if m is not None else None
-                                                  for m in models] for f in val_feats]
+                votes = []
+                for j, f in enumerate(val_feats):
+                    progress.update(tried[0], voting=f"val image {j + 1} of {len(val_feats)}")
+                    votes.append([cast_votes(m, f.feats, f.width, f.height, self.match_k, self.match_ratio)
+                                  if m is not None else None for m in models])
+                weighted[size, power] = models, votes
             models, votes = weighted[size, power]
-            dets = [self._detect_features(f, models, s["bandwidth"], v)[0] for f, v in zip(val_feats, votes)]
-            return score_detections(val, dets, val.classes, ("voc",))["map50"] if val_feats else None, models
+            dets = []
+            for j, (f, v) in enumerate(zip(val_feats, votes)):
+                progress.update(tried[0], detecting=f"val image {j + 1} of {len(val_feats)}")
+                dets.append(self._detect_features(f, models, s["bandwidth"], v)[0])
+            tried[0] += 1
+            score = score_detections(val, dets, val.classes, ("voc",))["map50"] if val_feats else None
+            progress.update(tried[0], last_val_map50=None if score is None else round(score, 4))
+            return score, (models, dets)
 
-        choice = ctx.select([{"codebook_size": int(size), "specificity_power": float(power), "bandwidth": float(bw)}
-                             for size in self.codebook_sizes
-                             for power in (self.specificity_powers if self.discriminative else (1.0,))
-                             for bw in self.bandwidths], val_map50, metric="val_map50")
+        choice = ctx.select(grid, val_map50, metric="val_map50")
+        progress.finish(tried[0], chosen=choice.settings)
         self.codebook_size_ = choice.settings["codebook_size"]
         self.specificity_power_, self.bandwidth_ = choice.settings["specificity_power"], choice.settings["bandwidth"]
-        self.models_ = choice.payload
+        self.models_, val_dets = choice.payload
+        if val_feats:  # what detect() gives on the val images (the task judges the floor on them)
+            self.val_detections_ = val_dets
         val_ap = choice.score or 0.0
         ctx.record(upscale=round(self.upscale_, 3),
                    background_features={train.classes[k]: m.background_features
-                                        for k, m in enumerate(self.models_) if m is not None})
+                                        for k, m in enumerate(self.models_) if m is not None},
+                   # what bounds the training work (the class docstring)
+                   budgets={"sift_features_per_image": self.sift_features or None,
+                            "codebook_descriptors_per_class": self.max_descriptors,
+                            "background_descriptors_per_class": 4 * self.max_descriptors,
+                            "occurrences_per_class": self.max_occurrences},
+                   occurrences_available={train.classes[k]: m.occurrences_available
+                                          for k, m in enumerate(self.models_) if m is not None},
+                   reach={"train": self._reach(train, train_feats), "val": self._reach(val, val_feats)})
         ctx.record(codebook_size=self.codebook_size_, bandwidth=self.bandwidth_,
                    specificity_power=self.specificity_power_, val_map50=round(val_ap, 4),
                    codebook_sizes={train.classes[k]: m.size for k, m in enumerate(self.models_) if m is not None},
@@ -543,6 +598,33 @@ class ImplicitShapeModel(Detector):
             ctx.record(votes_per_image=round(float(np.mean(n_votes)), 1),
                        seconds_per_image=round((val_feature_s + vote_s) / len(val_feats), 4))
         return self
+
+    def _reach(self, data: DetectionSet, feats: list[_ImageFeatures]) -> dict[str, Any]:
+        """Per class with a model: the non-difficult objects of ``data`` per size band (image pixels), and
+        those outside the vote heights (``below_reach`` / ``above_reach``) or without a keypoint inside
+        (``no_features``), with the vote heights in working pixels (see the module docstring)."""
+        out: dict[str, Any] = {}
+        if not feats:
+            return out
+        for k, m in enumerate(self.models_):
+            if m is None:
+                continue
+            heights, working, bare = [], [], []
+            for s, f in zip(data, feats):
+                boxes = s.boxes[(s.labels == k) & ~s.difficult]
+                if not len(boxes):
+                    continue
+                heights.append(boxes[:, 3] - boxes[:, 1])
+                working.append((boxes[:, 3] - boxes[:, 1]) * f.scale)
+                bare.append(~features_in_boxes(f.feats.xy, boxes * f.scale).any(0) if len(f.feats)
+                            else np.ones(len(boxes), bool))
+            if not heights:
+                continue
+            h, hw, no_feat = np.concatenate(heights), np.concatenate(working), np.concatenate(bare)
+            lo, hi = (float(np.exp(v)) for v in m.log_height_range)
+            out[data.classes[k]] = {"vote_heights_working_px": [round(lo, 1), round(hi, 1)],
+                                    **reach_counts(h, below_reach=hw < lo, above_reach=hw > hi, no_features=no_feat)}
+        return out
 
     # ------------------------------------------------------------------ detection
     def detect(self, image: np.ndarray) -> Detections:

@@ -23,6 +23,16 @@ features):
 Proposal time at detect time: proposals come from the cache when the proposals task (or an earlier job)
 already computed them for the same images with the same parameters, and then are not part of the
 detection seconds; ``fit_info`` says so.
+
+Bounded, visible training (``fit_info.budgets``): per training image at most ``train_proposals`` proposals
+(so at most that many negatives and near-box positives, plus each object and its mirror image),
+``background_per_image`` background windows, ``negatives_per_image`` random negatives in the first round and
+``hard_per_image`` hard negatives per round in each of ``mining_rounds`` rounds. Computing proposals and
+features, every mining round and the selection on val log a progress line at least every 30 s
+(:mod:`benchsuite.measure.progress`). Scale reach (``fit_info.reach``, per class and split, objects per size
+band, :func:`benchsuite.ops.size_bands.reach_counts`): ``below_reach`` counts the objects that no proposal
+with both sides at least ``min_proposal_side`` can overlap with IoU 0.5 (too small for any proposal the
+detector looks at), ``no_proposal`` those that none of the proposals used overlaps with IoU 0.5.
 """
 
 from __future__ import annotations
@@ -36,11 +46,13 @@ import numpy as np
 from benchsuite.api import Choice, Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
 from benchsuite.errors import EmptyModelError
+from benchsuite.measure.progress import ProgressLog, logged
 from benchsuite.metrics.detection import score_detections
 from benchsuite.ops.boxes import nms
 from benchsuite.ops.hog import hog_features
 from benchsuite.ops.linear_svm import LinearSVM
 from benchsuite.ops.negatives import NegativeSource
+from benchsuite.ops.size_bands import reach_counts
 from benchsuite.ops.windows import WindowSize, choose_window, crop_windows, max_iou, window_boxes
 from benchsuite.proposal_cache import default_workers, proposals_for, proposals_for_images
 from pipelines.classical.selective_search import SS_SMOKE, SelectiveSearch
@@ -66,6 +78,14 @@ def usable_proposals(boxes: np.ndarray, limit: int, min_side: float) -> np.ndarr
 GEOMETRY_DIM = 4
 
 
+def best_possible_iou(boxes: np.ndarray, min_side: float) -> np.ndarray:
+    """``(N,)``: the largest IoU any box with both sides at least ``min_side`` can have with each of ``boxes``
+    ``(N, 4)``: that of the smallest such box containing it, ``w h / (max(w, s) max(h, s))``."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    w, h = np.maximum(b[:, 2] - b[:, 0], 0.0), np.maximum(b[:, 3] - b[:, 1], 0.0)
+    return w * h / np.maximum(np.maximum(w, min_side) * np.maximum(h, min_side), 1e-12)
+
+
 def box_geometry(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     """``(N, 4)`` float32 box-shape features a linear model can turn into a size and aspect prior:
     ``log(w / h)``, its square, ``log(sqrt(w h) / sqrt(W H))`` (size relative to the image) and its square."""
@@ -86,6 +106,8 @@ class _ClassData:
         self.neg_boxes: list[np.ndarray] = []
         self.props: list[np.ndarray] = []  # all proposals of an image (val: for scoring), features
         self.prop_boxes: list[np.ndarray] = []
+        self.gt_boxes: list[np.ndarray] = []  # the non-difficult objects, per image (for the reach)
+        self.gt_best_iou: list[np.ndarray] = []  # each one's best IoU with a proposal used
 
     def positives(self) -> np.ndarray:
         return np.concatenate(self.pos).astype(np.float32) if self.pos else np.zeros((0, 0), np.float32)
@@ -196,7 +218,13 @@ class SelectiveSearchHogSVM(Detector):
         :class:`benchsuite.ops.negatives.Negatives` or None) adds its windows of each image to the
         negatives of that image."""
         out = [_ClassData() for _ in self.windows_]
-        for i in ctx.progress(range(len(data)), desc=desc, total=len(data)):
+
+        def facts() -> dict[str, int]:
+            return {"positives": sum(len(p) for cd in out for p in cd.pos),
+                    "negatives": sum(len(n) for cd in out for n in cd.neg)}
+
+        for i in logged(ctx.progress(range(len(data)), desc=desc, total=len(data)), log, f"ss-hog-svm {desc}",
+                        len(data), facts=facts):
             sample = data[i]
             image = data.load_image(i)
             props = usable_proposals(proposals[i], limit, self.min_proposal_side)
@@ -208,6 +236,8 @@ class SelectiveSearchHogSVM(Detector):
                 gt = sample.boxes[of_class & ~sample.difficult]
                 overlap = max_iou(props, sample.boxes[of_class])  # difficult boxes are not negatives either
                 feats = self._features(image, props, window)
+                cd.gt_boxes.append(gt)
+                cd.gt_best_iou.append(max_iou(gt, props))
                 if len(gt):
                     gt_feats = self._features(image, gt, window)
                     flipped = self._features(image, self._mirror(gt, sample.width), window, mirror=True)
@@ -233,18 +263,21 @@ class SelectiveSearchHogSVM(Detector):
 
     # ----------------------------------------------------------------------------------------- training
 
-    def _train(self, pos: np.ndarray, negs: list[np.ndarray], c: float, rng: np.random.Generator
+    def _train(self, pos: np.ndarray, negs: list[np.ndarray], c: float, rng: np.random.Generator, name: str = ""
                ) -> tuple[LinearSVM, int]:
-        """Initial random negatives, then hard-negative mining rounds; returns the SVM and its negatives."""
+        """Initial random negatives, then hard-negative mining rounds; returns the SVM and its negatives (a
+        progress line at least every 30 s, and one at the end)."""
+        progress = ProgressLog(log, f"ss-hog-svm {name} C={c}: hard-negative mining rounds", self.mining_rounds)
         chosen = []
         for n in negs:
             take = min(len(n), self.negatives_per_image)
             chosen.append(n[rng.choice(len(n), take, replace=False)] if take else n[:0])
         neg = np.concatenate(chosen).astype(np.float32) if chosen else np.zeros((0, pos.shape[1]), np.float32)
         svm = self._fit_svm(pos, neg, c)
-        for _ in range(self.mining_rounds):
+        for r in range(self.mining_rounds):
             hard = []
-            for n in negs:
+            for j, n in enumerate(negs):
+                progress.update(r, image=f"{j + 1} of {len(negs)}", negatives=len(neg), positives=len(pos))
                 if not len(n):
                     continue
                 s = svm.decision_function(n.astype(np.float32))
@@ -254,6 +287,7 @@ class SelectiveSearchHogSVM(Detector):
             if hard:
                 neg = np.unique(np.concatenate([neg, *hard]), axis=0)
             svm = self._fit_svm(pos, neg, c)
+        progress.finish(self.mining_rounds, negatives=len(neg), positives=len(pos))
         return svm, len(neg)
 
     @staticmethod
@@ -271,7 +305,7 @@ class SelectiveSearchHogSVM(Detector):
         def val_ap50(s: dict[str, Any]) -> tuple[float, LinearSVM]:
             if s["C"] not in trained:
                 trained.clear()
-                svm, _ = self._train(pos, neg, s["C"], rng)
+                svm, _ = self._train(pos, neg, s["C"], rng, val.classes[k])
                 trained[s["C"]] = svm, [svm.decision_function(f.astype(np.float32)) if len(f) else np.zeros(0)
                                         for f in cd.props]
             svm, scores = trained[s["C"]]
@@ -336,9 +370,11 @@ class SelectiveSearchHogSVM(Detector):
         if not any(st["available"] for st in neg_stats.values()):
             raise EmptyModelError(f"ss-hog-svm: no background in the {len(train)} training images (every "
                                   f"window overlaps an object of its class): nothing to train against")
-        p_train = proposals_for(train, self.proposer_, self.cache_dir_, self.workers_, ctx.progress,
-                                "proposals train")
-        p_val = proposals_for(val, self.proposer_, self.cache_dir_, self.workers_, ctx.progress, "proposals val")
+        def progress(items: Any, desc: str = "", total: int | None = None) -> Any:  # bar and log lines
+            return logged(ctx.progress(items, desc=desc, total=total), log, f"ss-hog-svm {desc}", total)
+
+        p_train = proposals_for(train, self.proposer_, self.cache_dir_, self.workers_, progress, "proposals train")
+        p_val = proposals_for(val, self.proposer_, self.cache_dir_, self.workers_, progress, "proposals val")
         d_train = self._collect(train, p_train, self.train_proposals, ctx, "features train", with_all=False,
                                 background=background)
         d_val = self._collect(val, p_val, self.test_proposals, ctx, "features val", with_all=True)
@@ -360,7 +396,7 @@ class SelectiveSearchHogSVM(Detector):
             n_neg = None
             if self.refit_on_trainval:
                 pos_all = np.concatenate([pos, d_val[k].positives()]) if d_val[k].pos else pos
-                svm, n_neg = self._train(pos_all, d_train[k].neg + d_val[k].neg, c, rng)
+                svm, n_neg = self._train(pos_all, d_train[k].neg + d_val[k].neg, c, rng, f"{name} train+val")
             self.svms_.append(svm)
             self.nms_.append(t)
             chosen[name] = {"C": c, "nms_iou": t, "val_ap50": ap, "window_hw": list(self.windows_[k]),
@@ -368,6 +404,13 @@ class SelectiveSearchHogSVM(Detector):
         if all(svm is None for svm in self.svms_):
             reasons = "; ".join(f"{n}: {v['skipped']}" for n, v in chosen.items())
             raise EmptyModelError(f"ss-hog-svm: no class could be trained ({reasons})")
+        ctx.record(budgets={"train_proposals_per_image": self.train_proposals,
+                            "test_proposals_per_image": self.test_proposals,
+                            "background_windows_per_image": self.background_per_image,
+                            "random_negatives_per_image": self.negatives_per_image,
+                            "hard_negatives_per_image_and_round": self.hard_per_image,
+                            "mining_rounds": self.mining_rounds},
+                   reach={"train": self._reach(train, d_train), "val": self._reach(val, d_val)})
         ctx.record(per_class=chosen, proposer=self.proposer_.get_params(), train_proposals=self.train_proposals,
                    negative_source=neg_stats, positives_fill_image=round(fill, 3), size_prior=self.size_prior_,
                    test_proposals=self.test_proposals, feature_dim=int(self._dim(next(
@@ -376,6 +419,20 @@ class SelectiveSearchHogSVM(Detector):
                    proposals_cached_in=str(self.cache_dir_ / "proposals"),
                    note="detect-time proposals are read from the cache when already computed (then not timed)")
         return self
+
+    def _reach(self, data: DetectionSet, collected: list[_ClassData]) -> dict[str, Any]:
+        """Per class with a window: its non-difficult objects in ``data`` per size band, those below reach and
+        those without a proposal at IoU 0.5 (the module docstring)."""
+        out: dict[str, Any] = {}
+        for k, cd in enumerate(collected):
+            if self.windows_[k] is None or not cd.gt_boxes:
+                continue
+            gt = np.concatenate(cd.gt_boxes).reshape(-1, 4)
+            best = np.concatenate(cd.gt_best_iou)
+            out[data.classes[k]] = reach_counts(gt[:, 3] - gt[:, 1],
+                                                below_reach=best_possible_iou(gt, self.min_proposal_side) < 0.5,
+                                                no_proposal=best < 0.5)
+        return out
 
     # ---------------------------------------------------------------------------------------- detection
 

@@ -69,11 +69,13 @@ from benchsuite.ops.boxes import merge_suppressed, nms
 from benchsuite.ops.haar import HaarFeatures, count_haar_features, haar_values, sample_haar_features
 from benchsuite.ops.integral import integral_image, window_integrals, window_mean_std
 from benchsuite.ops.negatives import NegativeSource
+from benchsuite.ops.size_bands import band_counts, reach_counts
 from benchsuite.ops.windows import (
     choose_window,
     crop_windows,
     image_pyramid,
     level_size,
+    max_iou,
     object_boxes,
     positions_to_boxes,
     positive_crops,
@@ -317,13 +319,10 @@ def level_candidates(levels: list[_Level], model: ClassModel, context: float, st
     return b, s, p
 
 
-#: object heights (image pixels) at which ``fit_info.classes.<class>.reach`` counts objects per band
-REACH_BANDS = (0, 10, 20, 40, 80, 160, 320)
-
-
 def scale_reach(window: tuple[int, int], start_scale: float, context: float, train: DetectionSet,
                 val: DetectionSet, k: int) -> dict[str, Any]:
-    """Which objects of class ``k`` the scanned pyramid can reach, counted per height band and split.
+    """Which objects of class ``k`` the scanned pyramid can reach, counted per size band (object height,
+    :func:`benchsuite.ops.size_bands.reach_counts`) and split.
 
     At the largest scale (``start_scale``, upsampling when above 1) a window covers ``window[0] /
     start_scale`` image pixels of height; at the smallest, the whole image. An object whose window box
@@ -333,8 +332,7 @@ def scale_reach(window: tuple[int, int], start_scale: float, context: float, tra
     """
     wh, ww = window
     smallest = wh / start_scale / np.sqrt(2.0)  # window-box heights below this are out of reach
-    out: dict[str, Any] = {"min_object_height_px": round(float(smallest / (1 + 2 * context)), 1),
-                           "bands_px": [f"{lo}-{hi}" for lo, hi in zip(REACH_BANDS, (*REACH_BANDS[1:], "inf"))]}
+    out: dict[str, Any] = {"min_object_height_px": round(float(smallest / (1 + 2 * context)), 1)}
     for split, data in (("train", train), ("val", val)):
         boxes, labels, difficult, _, image = data.all_objects()
         keep = labels == k
@@ -346,13 +344,57 @@ def scale_reach(window: tuple[int, int], start_scale: float, context: float, tra
         wb_h = wb[:, 3] - wb[:, 1]
         sizes = np.array([(data.samples[i].height, data.samples[i].width) for i in img], np.float64)
         largest = np.minimum(sizes[:, 0], sizes[:, 1] * wh / ww) * np.sqrt(2.0)
-        band = np.searchsorted(REACH_BANDS, h, side="right") - 1
-        counts = {}
-        for name, sel in (("objects", ~diff), ("below_reach", ~diff & (wb_h < smallest)),
-                          ("above_reach", ~diff & (wb_h > largest)), ("difficult", diff)):
-            counts[name] = np.bincount(band[sel], minlength=len(REACH_BANDS)).tolist()
-        out[split] = counts
+        scored = ~diff
+        out[split] = {**reach_counts(h[scored], below_reach=(wb_h < smallest)[scored],
+                                     above_reach=(wb_h > largest)[scored]),
+                      "difficult": band_counts(h[diff])}
     return out
+
+
+#: a bootstrap scan hands the negative source all the windows the cascade passes when their number times the
+#: image's avoided boxes is at most this (the source tests their overlap as one IoU matrix); above it
+#: :func:`background_pick` tests the overlap in blocks first
+MAX_OVERLAP_PAIRS = 4_000_000
+
+
+def background_mask(boxes: np.ndarray, avoid: np.ndarray, max_overlap: float,
+                    block_pairs: int = MAX_OVERLAP_PAIRS) -> np.ndarray:
+    """``(N,)`` bool: which of ``boxes`` ``(N, 4)`` have IoU below ``max_overlap`` with every box of ``avoid``
+    ``(M, 4)`` (the test of :func:`benchsuite.ops.windows.hard_negatives`), in memory bounded by
+    ``block_pairs`` box pairs at a time. Only avoided boxes whose area lies within ``[max_overlap, 1 /
+    max_overlap]`` times that of some box are compared: the IoU of two boxes is at most the ratio of their
+    areas, so the others cannot reach ``max_overlap``."""
+    b, a = np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(avoid, np.float64).reshape(-1, 4)
+    out = np.ones(len(b), bool)
+    if not len(b) or not len(a):
+        return out
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    a = a[(area_a >= max_overlap * area_b.min()) & (area_a * max_overlap <= area_b.max())]
+    if not len(a):
+        return out
+    step = max(1, block_pairs // len(a))
+    for s in range(0, len(b), step):
+        out[s : s + step] = max_iou(b[s : s + step], a) < max_overlap
+    return out
+
+
+def background_pick(where: list[tuple[int, np.ndarray]], levels: list[_Level], window: tuple[int, int],
+                    avoid: np.ndarray, max_overlap: float, count: int, rng: np.random.Generator
+                    ) -> list[tuple[int, np.ndarray]]:
+    """Of the windows ``where`` (pairs of a level index into ``levels`` and indices into that level's
+    windows), a uniform random ``count`` of those that are background (:func:`background_mask`), all of
+    them when fewer; returned in the same form, levels without windows left out."""
+    masks = [background_mask(positions_to_boxes(levels[li].positions[ok], window, levels[li].scale_y,
+                                                levels[li].scale_x), avoid, max_overlap) for li, ok in where]
+    kept = [(li, ok[m]) for (li, ok), m in zip(where, masks, strict=True)]
+    total = sum(len(ok) for _, ok in kept)
+    if total > count:
+        pick = np.zeros(total, bool)
+        pick[rng.choice(total, count, replace=False)] = True
+        cuts = np.cumsum([0] + [len(ok) for _, ok in kept])
+        kept = [(li, ok[pick[a:b]]) for (li, ok), a, b in zip(kept, cuts[:-1], cuts[1:], strict=True)]
+    return [(li, ok) for li, ok in kept if len(ok)]
 
 
 def suppress(boxes: np.ndarray, scores: np.ndarray, nms_iou: float, max_detections: int, merge: str = "none"
@@ -429,8 +471,9 @@ class ViolaJonesDetector(Detector):
 
     Budgets (what bounds training, recorded in ``fit_info.classes.<class>.budgets``): ``max_positives``
     crops (with ``jitter`` copies and mirrors before the cap); per stage ``negatives_per_stage`` +
-    ``val_negatives_per_stage`` negatives, at most :meth:`mined_per_image` from one image, and of an image's
-    windows that the cascade passes only ``4 x`` that many random ones go through the overlap test; at most
+    ``val_negatives_per_stage`` negatives, at most :meth:`mined_per_image` from one image (a uniform random
+    choice among the image's background windows that the cascade passes; when they are many, their overlap
+    with the objects is tested in blocks, :data:`MAX_OVERLAP_PAIRS`, :func:`background_pick`); at most
     ``max_stages`` stages of at most ``max_stumps_per_stage`` stumps over a pool of ``max_features``. A
     re-scan of a training image runs only the new stage on the windows the earlier ones passed
     (:class:`ScanState`). Every phase logs a progress line at least every 30 s of its work (stage k of n,
@@ -542,7 +585,10 @@ class ViolaJonesDetector(Detector):
         overlaps no box of the class; other classes are background; an image smaller than the window gives
         its one upscaled window). Stage 1 gets a random sample of them; every later stage gets random
         windows among those the cascade so far passes (bootstrapping: its false positives), from images
-        visited in random order, at most ``2 * count / images`` per image so that they come from many.
+        visited in random order, at most :meth:`mined_per_image` per image so that they come from many: a
+        uniform random choice among the image's background windows the cascade passes (every one of them
+        is a candidate: an image with few background windows among many passing ones still gives all it
+        has; :func:`background_pick` bounds the overlap test's memory when they are very many).
         ``stats`` collects, per stage, the windows scanned, the share of them the cascade passed and the
         negatives found; ``stats["background"]`` the source's counts.
         """
@@ -642,12 +688,11 @@ class ViolaJonesDetector(Detector):
                     return self._small_window(source, i, grey, cascade, corner, tally)
                 passing = sum(len(ok) for _, ok in where)
                 tally["passing"] += passing
-                if passing > 4 * per_image:  # the overlap test and the pick need only a random few of them
-                    pick = np.zeros(passing, bool)
-                    pick[rng.choice(passing, 4 * per_image, replace=False)] = True
-                    cuts = np.cumsum([0] + [len(ok) for _, ok in where])
-                    where = [(li, ok[pick[a:b]]) for (li, ok), a, b in zip(where, cuts[:-1], cuts[1:], strict=True)]
-                    where = [(li, ok) for li, ok in where if len(ok)]
+                if passing * max(len(source.avoid[i]), 1) > MAX_OVERLAP_PAIRS:
+                    # too many for the source's one-matrix overlap test: test here in blocks, and hand it a
+                    # random few of the background windows only (an image is never starved of its negatives)
+                    where = background_pick(where, levels, model.window, source.avoid[i], self.negative_overlap,
+                                            4 * per_image, rng)
                 if not where:
                     return np.zeros((0, 4)), np.zeros(0), lambda j: np.zeros((0, corner.shape[0]), np.float32)
                 # window boxes, as the source's background windows are defined (a window is background
@@ -839,16 +884,23 @@ class ViolaJonesDetector(Detector):
         it; each class's grid goes to ``fit_info.selection_per_class``."""
         tally = {"windows": 0, "evaluated": 0}
         choice: dict[str, Any] = {}
+        per_class: list[list[Detections]] = []
         for model in self.models_:
             name = val.classes[model.label]
             beat = Heartbeat(f"viola-jones {name}: ")
             scans, cut = self._scan_val(model, val_greys, beat, tally, truncate=True)
             if cut["stages_used"] < cut["stages_trained"]:
                 scans, _ = self._scan_val(model, val_greys, beat, None, truncate=False)
-            best = self._choose_class_on_val(model, val, scans, ctx)
+            best, dets = self._choose_class_on_val(model, val, scans, ctx)
+            per_class.append(dets)
             model.stages_missed, model.nms_iou = best.settings["stages_missed"], best.settings["nms_iou"]
             model.score_mode, model.merge = best.settings["score_mode"], best.settings["merge"]
             choice[name] = {**best.settings, "val_ap50": -1.0 if best.score is None else best.score, **cut}
+        # what detect() gives on the val images with the chosen settings (the task judges the floor on them)
+        self.val_detections_ = [Detections(np.concatenate([d.boxes for d in ds]).astype(np.float32),
+                                           np.concatenate([d.scores for d in ds]).astype(np.float32),
+                                           np.concatenate([d.labels for d in ds]).astype(np.int64))
+                                for ds in zip(*per_class, strict=True)]
         windows, evaluated = tally["windows"], tally["evaluated"]
         choice["val_features_per_window"] = evaluated / max(windows, 1)
         choice["val_windows_per_image_and_class"] = windows / max(len(val) * len(self.models_), 1)
@@ -909,12 +961,13 @@ class ViolaJonesDetector(Detector):
         return self._scan_val(model, val_greys, Heartbeat("viola-jones: "), None, truncate=True)[1]
 
     def _choose_class_on_val(self, model: ClassModel, val: DetectionSet, scans: dict[str, list], ctx: Context
-                             ) -> Choice:
-        """One class's settings by its val AP50 (recorded per class), from the candidates of :meth:`_scan_val`."""
+                             ) -> tuple[Choice, list[Detections]]:
+        """One class's settings by its val AP50 (recorded per class), from the candidates of :meth:`_scan_val`;
+        returns the choice and the class's detections on every val image with it (as :meth:`detect` gives them)."""
         name = val.classes[model.label]
         kept: dict[tuple, tuple[list, list]] = {}  # the latest (mode, NMS IoU, stages missed) -> passing, NMS
 
-        def val_ap50(s: dict[str, Any]) -> float:
+        def val_detections(s: dict[str, Any]) -> list[Detections]:
             mode, iou, missed = s["score_mode"], s["nms_iou"], s["stages_missed"]
             if (mode, iou, missed) not in kept:  # one NMS per stages-missed value serves every merge mode
                 need = max(len(model.cascade) - missed, 1)
@@ -922,14 +975,17 @@ class ViolaJonesDetector(Detector):
                 kept.clear()
                 kept[mode, iou, missed] = passing, [nms(b, sc, iou)[: self.max_detections] for b, sc in passing]
             passing, keeps = kept[mode, iou, missed]
-            dets = [Detections(*kept_detections(b, sc, keep, iou, s["merge"]), np.full(len(keep), model.label))
+            return [Detections(*kept_detections(b, sc, keep, iou, s["merge"]), np.full(len(keep), model.label))
                     for (b, sc), keep in zip(passing, keeps, strict=True)]
-            return score_detections(val, dets, val.classes, ("voc",))["per_class"][name]["ap50"]
+
+        def val_ap50(s: dict[str, Any]) -> float:
+            return score_detections(val, val_detections(s), val.classes, ("voc",))["per_class"][name]["ap50"]
 
         grid = [{"score_mode": str(mode), "stages_missed": int(missed), "nms_iou": float(iou), "merge": str(merge)}
                 for mode, iou, missed, merge in itertools.product(self.score_modes, self.nms_iou_values,
                                                                   self.stages_missed_values, self.merge_values)]
-        return ctx.select(grid, val_ap50, metric="val_ap50", for_class=name)
+        best = ctx.select(grid, val_ap50, metric="val_ap50", for_class=name)
+        return best, val_detections(best.settings)
 
     # ------------------------------------------------------------------------------------------ detection
 

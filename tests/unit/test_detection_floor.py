@@ -5,23 +5,34 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from benchsuite.api import Detections
+from benchsuite.api import Budget, Detections
 from benchsuite.data.detection import DetectionSample, DetectionSet
 from benchsuite.metrics.detection import match, summarize
-from benchsuite.tasks.detection import floor_comparison, floor_detections
+from benchsuite.tasks.detection import (
+    SELECTION_VAL_FILE,
+    DetectionTask,
+    floor_comparison,
+    floor_detections,
+    floor_verdict,
+)
 
 
-def _scenes(n: int, seed: int) -> DetectionSet:
-    """``n`` 200 x 200 images (no pixels needed) with one to three boxes of one class at random places."""
+def _scenes(n: int, seed: int, folder: Path | None = None) -> DetectionSet:
+    """``n`` 200 x 200 images (grey pixels written to ``folder`` when given, else none) with one to three boxes
+    of one class at random places."""
     rng = np.random.default_rng(seed)
     samples = []
     for i in range(n):
+        if folder is not None:
+            Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(folder / f"s{seed}-{i}.png")
         k = int(rng.integers(1, 4))
         xy = rng.uniform(0, 150, size=(k, 2))
         wh = rng.uniform(20, 50, size=(k, 2))
         boxes = np.concatenate([xy, np.minimum(xy + wh, 200)], axis=1).astype(np.float32)
-        samples.append(DetectionSample(f"i{i}", Path(f"i{i}.png"), 200, 200, boxes, np.zeros(k, np.int64),
+        path = folder / f"s{seed}-{i}.png" if folder is not None else Path(f"i{i}.png")
+        samples.append(DetectionSample(f"i{i}", path, 200, 200, boxes, np.zeros(k, np.int64),
                                        np.zeros(k, bool), np.zeros(k, bool)))
     return DetectionSet(samples, ("thing",), "scenes")
 
@@ -78,3 +89,40 @@ def test_the_floor_itself_is_not_flagged():
     floor = floor_detections(train, test)
     out = floor_comparison(test, floor, floor, resamples=50)
     assert out["is_floor"] and not out["non_result"] and out["gain"] == 0
+
+
+def test_the_verdict_is_on_val_when_there_are_val_detections():
+    """A detector that is blind on val but perfect on the scored split is a non-result (val decides), with the
+    scored split's comparison beside it; without val detections the scored split decides."""
+    train, val, test = _scenes(40, 0), _scenes(20, 2), _scenes(30, 1)
+    on_test = floor_comparison(test, _perfect(test), floor_detections(train, test), resamples=100, split="test")
+    on_val = floor_comparison(val, _blind(val, 3), floor_detections(train, val), resamples=100, split="val")
+    verdict = floor_verdict(on_test, "test", on_val)
+    assert verdict["judged_on"] == "val" and verdict["non_result"] and verdict["reason"].startswith("val mAP50")
+    assert verdict["on_scored_split"]["split"] == "test" and not verdict["on_scored_split"]["non_result"]
+    alone = floor_verdict(on_test, "test", None)
+    assert alone["judged_on"] == "test" and not alone["non_result"] and "on_scored_split" not in alone
+
+
+class _Splits:
+    """A data set of fixed splits (the task's ``dataset.load(split, cap)``)."""
+
+    def __init__(self, **splits: DetectionSet):
+        self.splits = splits
+
+    def load(self, split: str, cap: int | None = None) -> DetectionSet:
+        return self.splits[split]
+
+
+def test_evaluate_judges_the_floor_on_the_val_detections_the_job_left(tmp_path):
+    train, val, test = (_scenes(n, seed, tmp_path) for n, seed in ((20, 0), (12, 2), (12, 1)))
+    task, data, budget = DetectionTask(), _Splits(train=train, val=val, test=test), Budget("smoke")
+    predictions = tmp_path / "predictions-test.npz"
+    task.save_split(predictions, test, _perfect(test))
+    metrics, _ = task.evaluate(data, "test", budget, predictions, tmp_path)
+    assert metrics["floor"]["judged_on"] == "test" and not metrics["floor"]["non_result"]
+    task.save_split(tmp_path / SELECTION_VAL_FILE, val, _blind(val, 4))
+    metrics, _ = task.evaluate(data, "test", budget, predictions, tmp_path)
+    floor = metrics["floor"]
+    assert floor["judged_on"] == "val" and floor["non_result"] and "val mAP50" in floor["reason"]
+    assert floor["on_scored_split"]["gain"] > 0 and metrics["map50"] > 0.99

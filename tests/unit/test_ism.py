@@ -3,8 +3,10 @@ planted pattern whose place and size are known."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -17,11 +19,13 @@ from pipelines.classical.ism import (
     ClassModel,
     Features,
     ImplicitShapeModel,
+    build_class_model,
     cast_votes,
     modes_to_boxes,
     nearest_entries,
     occurrences,
     refine_modes,
+    sift_features,
 )
 
 
@@ -154,3 +158,46 @@ def test_ism_smoke_run_on_synthetic_voc(tmp_path, cache_dir, assert_records_matc
     assert sel["metric"] == "val_map50" and sel["chosen"]["codebook_size"] == info["codebook_size"]
     assert sel["score"] == max(sel["scores"]) and round(sel["score"], 4) == info["val_map50"]
     assert info["codebook_size"] > 0 and info["votes_per_image"] > 0 and info["seconds_per_image"] > 0
+    # the floor is judged on the val detections ism kept from its selection (the job saved them)
+    floor = rec["metrics"]["floor"]
+    assert floor["judged_on"] == "val" and floor["on_scored_split"]["split"] == "test"
+    assert (tmp_path / "run" / "jobs" / rec["job_id"] / "selection-val.npz").is_file()
+
+
+def test_occurrence_budget_keeps_a_random_subset(tmp_path):
+    train = _planted_set(tmp_path / "train", 4, seed=1)
+    per_image = []
+    sift = cv2.SIFT_create(contrastThreshold=0.02)
+    for i in range(len(train)):
+        feats = sift_features(train.load_image(i), 1.0, sift)
+        per_image.append((feats, train[i].boxes.astype(np.float32), np.zeros((0, 4), np.float32)))
+    full = build_class_model(per_image, 20, True, 40000, np.random.default_rng(0))
+    cut = build_class_model(per_image, 20, True, 40000, np.random.default_rng(0), max_occurrences=50)
+    assert full is not None and cut is not None and len(full.occ) > 50
+    assert len(cut.occ) == 50 and cut.occurrences_available == full.occurrences_available == len(full.occ)
+    # the kept occurrences are rows of the full table
+    rows = {tuple(r) for r in np.round(full.occ, 4)}
+    assert all(tuple(r) in rows for r in np.round(cut.occ, 4))
+
+
+def test_reach_budgets_progress_and_val_detections(tmp_path, caplog):
+    """Objects far smaller than the training ones are counted below reach per size band; the budgets and a
+    progress line per phase are recorded; the val detections kept for the floor are detect()'s."""
+    train = _planted_set(tmp_path / "train", 6, seed=1)
+    val = _planted_set(tmp_path / "val", 3, seed=2, size=20)
+    ctx = Context(seed=0)
+    model = ImplicitShapeModel(codebook_sizes=(50,), bandwidths=(0.1,), specificity_powers=(3.0,), max_side=None)
+    with caplog.at_level(logging.INFO, logger="pipelines.classical.ism"):
+        model.fit(train, val, ctx)
+    on_train, on_val = ctx.info["reach"]["train"]["pattern"], ctx.info["reach"]["val"]["pattern"]
+    assert on_train["objects"]["64-128"] == 6 and sum(on_train["below_reach"].values()) == 0
+    assert on_train["vote_heights_working_px"][0] > 20  # the vote heights start above the val objects' 20 pixels
+    assert on_val["objects"]["16-32"] == 3 and on_val["below_reach"]["16-32"] == 3
+    assert ctx.info["budgets"]["occurrences_per_class"] == model.max_occurrences
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("ism train features: 6/6") for m in lines)
+    assert any(m.startswith("ism selection on val: settings: 1/1") for m in lines)
+    outs = [model.detect(val.load_image(i)) for i in range(len(val))]
+    for kept, out in zip(model.val_detections_, outs, strict=True):
+        np.testing.assert_allclose(kept.boxes, out.boxes, rtol=1e-5)
+        np.testing.assert_allclose(kept.scores, out.scores, rtol=1e-5)

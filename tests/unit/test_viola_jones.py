@@ -78,3 +78,20 @@ def test_merging_is_chosen_on_val_and_replayed_by_detect(fitted):
                            det.max_candidates, m.score_mode)
         mine = merged.boxes[merged.labels == m.label]
         assert ((mine[:, :2] >= b[:, :2].min(axis=0) - 1e-3) & (mine[:, 2:] <= b[:, 2:].max(axis=0) + 1e-3)).all()
+
+
+def test_val_detections_are_what_detect_gives_on_val(fitted, cache_dir, tmp_path_factory):
+    """The detections kept from the selection on val (the task judges the floor on them) are detect()'s."""
+    det, _, _ = fitted
+    val = open_dataset("synthetic-voc", tmp_path_factory.mktemp("no-data"), cache_dir).load("val", 3)
+    stats = dict(det._stats)
+    try:
+        outs = [det.detect(val.load_image(i)) for i in range(len(val))]
+    finally:
+        det._stats = stats
+    assert len(det.val_detections_) == len(val) and sum(len(d) for d in outs) > 0
+    for kept, out in zip(det.val_detections_, outs, strict=True):
+        order_k, order_o = np.lexsort((kept.scores, kept.labels)), np.lexsort((out.scores, out.labels))
+        np.testing.assert_array_equal(kept.labels[order_k], out.labels[order_o])
+        np.testing.assert_allclose(kept.scores[order_k], out.scores[order_o], rtol=1e-6)
+        np.testing.assert_allclose(kept.boxes[order_k], out.boxes[order_o], rtol=1e-5, atol=1e-3)

@@ -14,8 +14,17 @@ from benchsuite.data.detection import DetectionSample, DetectionSet
 from benchsuite.errors import EmptyModelError
 from benchsuite.ops.boosting import Cascade
 from benchsuite.ops.integral import integral_image
-from benchsuite.ops.windows import image_pyramid, window_positions
-from pipelines.classical.viola_jones import ScanState, ViolaJonesDetector, crop_samples, scale_reach, scan
+from benchsuite.ops.windows import image_pyramid, max_iou, positions_to_boxes, window_positions
+from pipelines.classical.viola_jones import (
+    ScanState,
+    ViolaJonesDetector,
+    _Level,
+    background_mask,
+    background_pick,
+    crop_samples,
+    scale_reach,
+    scan,
+)
 
 PARAMS = {"base_size": 16, "max_stages": 4, "detection_rate": 0.99, "max_features": 400, "jitter": 1,
           "negatives_per_stage": 120, "val_negatives_per_stage": 60, "max_stumps_per_stage": 12,
@@ -226,17 +235,18 @@ def test_scale_reach_counts_objects_per_band(tmp_path):
     # window boxes are 1.2 x the object's height (tall objects): below reach under 32 / sqrt(2) / 1.2 = 18.9 px
     assert reach["min_object_height_px"] == pytest.approx(32 / np.sqrt(2) / 1.2, abs=0.1)
     brute_below = [h for h in heights if h != 8 and 1.2 * h < 32 / np.sqrt(2)]
-    assert sum(reach["train"]["below_reach"]) == len(brute_below) == 2
+    assert sum(reach["train"]["below_reach"].values()) == len(brute_below) == 2
+    assert reach["train"]["below_reach"]["<16"] == 1 and reach["train"]["below_reach"]["16-32"] == 1  # 15 and 18 px
     # above reach: window box over sqrt(2) x the image's height (120 px): 1.2 * 118 > 169.7 is false
-    assert sum(reach["train"]["above_reach"]) == 0
-    assert reach["train"]["objects"] == [0, 3, 1, 1, 2, 0, 0] and reach["train"]["difficult"][0] == 1
+    assert sum(reach["train"]["above_reach"].values()) == 0
+    assert list(reach["train"]["objects"].values()) == [1, 3, 1, 2, 0, 0] and reach["train"]["difficult"]["<16"] == 1
 
 
 def test_fit_info_states_budgets_and_stage_costs(crop_style):
     _, ctx = crop_style
     info = ctx.info["classes"]["thing"]
     assert info["budgets"]["negatives_per_stage"] == 120 and info["budgets"]["positives"] == 3000
-    assert sum(sum(v) for v in info["reach"]["train"].values()) > 0
+    assert sum(info["reach"]["train"]["objects"].values()) > 0
     chosen = ctx.info["chosen_on_val"]["thing"]
     costs, shares = chosen["val_cost_per_stage"], chosen["val_share_reaching_stage"]
     assert shares[0] == 1.0 and shares == sorted(shares, reverse=True)
@@ -253,3 +263,70 @@ def test_first_stage_by_scanning_when_windows_are_too_many_to_count(tmp_path):
     bg = info["background_windows"]
     assert bg["counted"] is False and bg["grid_windows"] > 0 and bg["found"] == info["stage_negatives_found"][0]
     assert 10 <= bg["found"] <= 180 and len(det.models_[0].cascade) >= 1
+
+
+def _windows_and_objects(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Window boxes of three sizes on a grid over a 200 x 200 image, and objects of very different sizes."""
+    rng = np.random.default_rng(seed)
+    boxes = []
+    for side in (12, 30, 80):
+        xy = np.stack(np.meshgrid(np.arange(0, 200 - side, 3), np.arange(0, 200 - side, 3)), -1).reshape(-1, 2)
+        boxes.append(np.concatenate([xy, xy + side], 1).astype(float))
+    x, y = rng.uniform(0, 150, 12), rng.uniform(0, 150, 12)
+    s = np.exp(rng.uniform(np.log(5), np.log(120), 12))
+    return np.concatenate(boxes), np.stack([x, y, x + s, y + s * rng.uniform(0.7, 1.4, 12)], 1)
+
+
+def test_background_mask_is_the_full_overlap_test_in_blocks():
+    """The blocked test with its area filter flags exactly the windows the one-matrix IoU test flags."""
+    boxes, avoid = _windows_and_objects(0)
+    want = max_iou(boxes, avoid) < 0.3
+    assert 0 < (~want).sum() < len(want)
+    for block in (1, 50, 10**9):
+        np.testing.assert_array_equal(background_mask(boxes, avoid, 0.3, block_pairs=block), want)
+    assert background_mask(boxes, np.zeros((0, 4)), 0.3).all()
+
+
+def _levels_with_objects(crowd: int) -> tuple[list, list, np.ndarray]:
+    """One 1:1 level of 8 x 8 windows on a 4-pixel grid over 100 x 100 pixels, ``crowd`` objects covering most of
+    it, every window passing: ``(levels, where, avoid)``."""
+    pos = window_positions(100, 100, (8, 8), 4)
+    level = _Level(1.0, 1.0, np.zeros((1, 1)), pos, np.ones(len(pos)), np.ones(len(pos), int), np.zeros(len(pos)),
+                   np.zeros(len(pos)))
+    xy = np.stack(np.meshgrid(np.arange(crowd) * 8.0, np.arange(crowd) * 8.0), -1).reshape(-1, 2)
+    return [level], [(0, np.arange(len(pos)))], np.concatenate([xy, xy + 8], 1)
+
+
+def test_background_pick_gives_every_background_window_when_they_are_few():
+    """Most passing windows overlap an object: the pick is every background window (none starved by a
+    cut before the overlap test), and with a smaller count a uniform choice among them only."""
+    levels, where, avoid = _levels_with_objects(11)
+    boxes = positions_to_boxes(levels[0].positions, (8, 8), 1.0, 1.0)
+    background = np.flatnonzero(max_iou(boxes, avoid) < 0.3)
+    assert 0 < len(background) < len(boxes) // 2
+    rng = np.random.default_rng(0)
+    got = background_pick(where, levels, (8, 8), avoid, 0.3, len(background) + 5, rng)
+    np.testing.assert_array_equal(got[0][1], background)
+    seen = np.zeros(len(boxes), int)
+    for _ in range(400):
+        part = background_pick(where, levels, (8, 8), avoid, 0.3, 10, rng)[0][1]
+        assert len(part) == 10 and np.isin(part, background).all()
+        seen[part] += 1
+    expected = 400 * 10 / len(background)  # each background window's expected picks under a uniform choice
+    assert seen[background].min() > 0.3 * expected and seen[background].max() < 2.0 * expected
+
+
+def test_bootstrap_with_the_blocked_overlap_test_finds_as_many_negatives(tmp_path, monkeypatch):
+    """With every scan above the overlap test's pair budget (blocked test, then a pick among the background
+    windows), bootstrapping takes from every image as many negatives as the one-matrix test gives: the
+    images are visited in the same order, so the counts per stage agree."""
+    import pipelines.classical.viola_jones as vj
+
+    train, val = _crop_style(tmp_path, 30, 16, 6), _crop_style(tmp_path, 8, 4, 7)
+    found = []
+    for pairs in (vj.MAX_OVERLAP_PAIRS, 0):
+        monkeypatch.setattr(vj, "MAX_OVERLAP_PAIRS", pairs)
+        ctx = Context(seed=0)
+        vj.ViolaJonesDetector(**{**PARAMS, "max_stages": 2}).fit(train, val, ctx)
+        found.append(ctx.info["classes"]["thing"]["stage_negatives_found"])
+    assert len(found[0]) == 2 and found[0][1] > 0 and found[0] == found[1]

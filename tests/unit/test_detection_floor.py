@@ -11,6 +11,7 @@ from benchsuite.api import Budget, Detections
 from benchsuite.data.detection import DetectionSample, DetectionSet
 from benchsuite.metrics.detection import match, summarize
 from benchsuite.tasks.detection import (
+    MIN_VAL_IMAGES_TO_JUDGE,
     SELECTION_VAL_FILE,
     DetectionTask,
     floor_comparison,
@@ -94,14 +95,18 @@ def test_the_floor_itself_is_not_flagged():
 def test_the_verdict_is_on_val_when_there_are_val_detections():
     """A detector that is blind on val but perfect on the scored split is a non-result (val decides), with the
     scored split's comparison beside it; without val detections the scored split decides."""
-    train, val, test = _scenes(40, 0), _scenes(20, 2), _scenes(30, 1)
+    train, val, test = _scenes(40, 0), _scenes(MIN_VAL_IMAGES_TO_JUDGE, 2), _scenes(30, 1)
     on_test = floor_comparison(test, _perfect(test), floor_detections(train, test), resamples=100, split="test")
     on_val = floor_comparison(val, _blind(val, 3), floor_detections(train, val), resamples=100, split="val")
-    verdict = floor_verdict(on_test, "test", on_val)
+    verdict = floor_verdict(on_test, "test", on_val, len(val))
     assert verdict["judged_on"] == "val" and verdict["non_result"] and verdict["reason"].startswith("val mAP50")
     assert verdict["on_scored_split"]["split"] == "test" and not verdict["on_scored_split"]["non_result"]
     alone = floor_verdict(on_test, "test", None)
     assert alone["judged_on"] == "test" and not alone["non_result"] and "on_scored_split" not in alone
+    # a val split too small to separate a detector from the floor does not decide; its comparison stays beside
+    small = floor_verdict(on_test, "test", on_val, MIN_VAL_IMAGES_TO_JUDGE - 1)
+    assert small["judged_on"] == "test" and not small["non_result"] and small["on_val"]["non_result"]
+    assert f"under the {MIN_VAL_IMAGES_TO_JUDGE}" in small["on_val"]["not_deciding"]
 
 
 class _Splits:
@@ -115,7 +120,7 @@ class _Splits:
 
 
 def test_evaluate_judges_the_floor_on_the_val_detections_the_job_left(tmp_path):
-    train, val, test = (_scenes(n, seed, tmp_path) for n, seed in ((20, 0), (12, 2), (12, 1)))
+    train, val, test = (_scenes(n, seed, tmp_path) for n, seed in ((20, 0), (MIN_VAL_IMAGES_TO_JUDGE, 2), (12, 1)))
     task, data, budget = DetectionTask(), _Splits(train=train, val=val, test=test), Budget("smoke")
     predictions = tmp_path / "predictions-test.npz"
     task.save_split(predictions, test, _perfect(test))

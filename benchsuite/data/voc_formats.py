@@ -92,7 +92,8 @@ def _folder_annotations(req: OpenRequest) -> frozenset[str]:
 
 @dataset_format("voc", provides=[BOXES], usage="voc:PATH", probe=_folder_annotations)
 def open_voc_folder(req: OpenRequest) -> Dataset:
-    """``voc:PATH``: any VOC layout folder, read as given (``force_synthetic`` does not apply)."""
+    """``voc:PATH``: any VOC layout folder, or a folder holding exactly one (:func:`voc.voc_folder_of_spec`;
+    ``force_synthetic`` does not apply)."""
     return open_voc_segmentation_folder(req) if wants_masks(req) else voc.open_voc_folder(req)
 
 

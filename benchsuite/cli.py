@@ -75,6 +75,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     p.add_argument("--jobs", type=_arg(positive_int, "--jobs"), default=1,
                    help="jobs run side by side (default 1; timings of jobs that share the machine are marked)")
+    p.add_argument("--threads-per-job", type=_arg(positive_int, "--threads-per-job"), default=None,
+                   help="threads of each job (default: the cores over --jobs); records are identical between runs "
+                        "with the same threads per job, so fix it to compare runs made with different --jobs")
     p.add_argument("--out", type=Path, help="run folder (default: results/<run-id>)")
     p.add_argument("--results-root", type=Path, default=Path("results"), help="where new runs go (default: results)")
     p.add_argument("--resume", action="store_true",
@@ -143,7 +146,8 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> Any:
     data_root = args.data_root or (Path(env_root) if env_root else Path("data"))
     return RunConfig(
         profile=args.profile, tasks=args.tasks, datasets=args.datasets, pipelines=args.pipelines,
-        exclude=args.exclude, seeds=args.seeds, device=args.device, jobs=args.jobs, out=args.out,
+        exclude=args.exclude, seeds=args.seeds, device=args.device, jobs=args.jobs,
+        threads_per_job=args.threads_per_job, out=args.out,
         results_root=args.results_root, resume=args.resume, retry_failed=args.retry_failed,
         allow_changed=args.allow_changed,
         data_root=data_root, data_root_explicit=args.data_root is not None or env_root is not None,

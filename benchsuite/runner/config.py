@@ -39,6 +39,10 @@ class RunConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     device: str = "auto"
     jobs: int = 1
+    #: --threads-per-job: each job's threads (None: the machine's cores over --jobs). The float arithmetic of
+    #: torch and of the SVM solver splits its sums by thread, so records are identical between runs with the same
+    #: threads per job; fix it to compare runs made with different --jobs
+    threads_per_job: int | None = None
     out: Path | None = None
     results_root: Path = Path("results")
     run_id: str | None = None
@@ -74,6 +78,8 @@ def check_options(cfg: RunConfig) -> None:
     starts."""
     if not isinstance(cfg.jobs, int) or cfg.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {cfg.jobs}")
+    if cfg.threads_per_job is not None and (not isinstance(cfg.threads_per_job, int) or cfg.threads_per_job < 1):
+        raise ConfigError(f"--threads-per-job must be at least 1, got {cfg.threads_per_job}")
     check_choices([cfg.executor], EXECUTORS, "executor")
     if cfg.ray_address is not None and (cfg.executor != "ray" or not str(cfg.ray_address).strip()):
         raise ConfigError(f"--ray-address {cfg.ray_address!r} needs --executor ray and a non-empty address "

@@ -218,11 +218,12 @@ def make_jobs(cfg: RunConfig, work: Work, datasets: dict[str, Dataset], profile:
               run_id: str, jobs_root: Path) -> list[JobSpec]:
     """Every job of the run, producers before their consumers (:func:`benchsuite.runner.dependencies.order_jobs`).
 
-    Each job gets ``cores // --jobs`` threads, a memory limit (``--memory-limit-mb``, else 90% of the RAM over
-    ``--jobs``), its folder ``jobs_root / job_id`` and, for a pipeline that consumes another one's output, the
-    run's job of that pipeline on the same data set (``JobSpec.consumes``).
+    Each job gets ``--threads-per-job`` threads (default ``cores // --jobs``), a memory limit
+    (``--memory-limit-mb``, else 90% of the RAM over ``--jobs``), its folder ``jobs_root / job_id`` and, for a
+    pipeline that consumes another one's output, the run's job of that pipeline on the same data set
+    (``JobSpec.consumes``).
     """
-    threads = max(1, (os.cpu_count() or 1) // cfg.jobs)
+    threads = cfg.threads_per_job or max(1, (os.cpu_count() or 1) // cfg.jobs)
     memory_limit = cfg.memory_limit_mb or psutil.virtual_memory().total / 2**20 * 0.9 / cfg.jobs
     jobs: list[JobSpec] = []
     ids: list[tuple[str, str]] = []

@@ -263,11 +263,12 @@ class RayCluster:
             raise ConfigError("no node of the Ray cluster offers a CPU to tasks")
         return max(1, int(min(cpus)) // max(1, jobs_per_node))
 
-    def prepare(self, job: JobSpec, jobs_per_node: int, memory_limit_mb: float | None) -> JobSpec:
-        """``job`` sized for the cluster: threads from :meth:`threads_per_job`; memory limit the one given
-        (else None: the node sets 90% of its RAM over the jobs that fit it); no progress bars (nobody watches
-        a node's terminal)."""
-        threads = self.threads_per_job(jobs_per_node)
+    def prepare(self, job: JobSpec, jobs_per_node: int, memory_limit_mb: float | None,
+                threads: int | None = None) -> JobSpec:
+        """``job`` sized for the cluster: ``threads`` (``--threads-per-job``), else :meth:`threads_per_job`;
+        memory limit the one given (else None: the node sets 90% of its RAM over the jobs that fit it); no
+        progress bars (nobody watches a node's terminal)."""
+        threads = threads or self.threads_per_job(jobs_per_node)
         shared = jobs_per_node > 1 or any(n.cpus >= 2 * threads for n in self.nodes)
         return replace(job, num_threads=threads, memory_limit_mb=memory_limit_mb, shared_machine=shared,
                        progress=False, extra=dict(job.extra))
@@ -404,7 +405,7 @@ def run_jobs_on_ray(cluster: RayCluster, jobs: Sequence[JobSpec], config: Any,
     :func:`benchsuite.runner.execute.run_jobs`. An exception in ``finish`` cancels every task and is raised.
     """
     cluster.check_memory(config.memory_limit_mb)
-    prepared = [cluster.prepare(j, config.jobs, config.memory_limit_mb) for j in jobs]
+    prepared = [cluster.prepare(j, config.jobs, config.memory_limit_mb, config.threads_per_job) for j in jobs]
     driver = _Driver(cluster, prepared, finish)
     try:
         return driver.run(supervisor)

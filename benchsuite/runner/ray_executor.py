@@ -268,6 +268,10 @@ class RayCluster:
         """``job`` sized for the cluster: ``threads`` (``--threads-per-job``), else :meth:`threads_per_job`;
         memory limit the one given (else None: the node sets 90% of its RAM over the jobs that fit it); no
         progress bars (nobody watches a node's terminal)."""
+        most = self.threads_per_job(1)
+        if threads is not None and threads > most:  # a task asking more CPUs than any node has never starts
+            raise ConfigError(f"--threads-per-job {threads} is more than the {most} CPUs the smallest node of the Ray "
+                              f"cluster offers; use at most {most}")
         threads = threads or self.threads_per_job(jobs_per_node)
         shared = jobs_per_node > 1 or any(n.cpus >= 2 * threads for n in self.nodes)
         return replace(job, num_threads=threads, memory_limit_mb=memory_limit_mb, shared_machine=shared,

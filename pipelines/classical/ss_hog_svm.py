@@ -48,7 +48,7 @@ from benchsuite.data.detection import DetectionSet
 from benchsuite.errors import EmptyModelError
 from benchsuite.measure.progress import ProgressLog, logged
 from benchsuite.metrics.detection import score_detections
-from benchsuite.ops.boxes import nms
+from benchsuite.ops.boxes import as_boxes, box_iou, nms
 from benchsuite.ops.hog import hog_features
 from benchsuite.ops.linear_svm import LinearSVM
 from benchsuite.ops.negatives import NegativeSource
@@ -236,12 +236,15 @@ class SelectiveSearchHogSVM(Detector):
                 gt = sample.boxes[of_class & ~sample.difficult]
                 overlap = max_iou(props, sample.boxes[of_class])  # difficult boxes are not negatives either
                 feats = self._features(image, props, window)
+                # proposals x objects, once: the near-box positives and each object's best proposal (the reach)
+                gt_iou = (box_iou(as_boxes(props), as_boxes(gt)) if len(props) and len(gt)
+                          else np.zeros((len(props), len(gt))))
                 cd.gt_boxes.append(gt)
-                cd.gt_best_iou.append(max_iou(gt, props))
+                cd.gt_best_iou.append(gt_iou.max(axis=0) if len(props) else np.zeros(len(gt)))
                 if len(gt):
                     gt_feats = self._features(image, gt, window)
                     flipped = self._features(image, self._mirror(gt, sample.width), window, mirror=True)
-                    near = feats[max_iou(props, gt) >= self.positive_iou]
+                    near = feats[gt_iou.max(axis=1) >= self.positive_iou]
                     cd.pos.append(np.concatenate([gt_feats, flipped, near]).astype(np.float16))
                 neg = overlap < self.negative_iou
                 extra = background[k].of_image(i) if background is not None and background[k] is not None else None

@@ -157,10 +157,10 @@ def floor_verdict(scored: dict[str, Any], split: str, val: dict[str, Any] | None
     return {**val, "judged_on": "val", "on_scored_split": {**scored, "split": split}}
 
 
-def _as_detections(path: Path) -> list[Detections]:
-    """The per-image detections of a predictions file (:meth:`DetectionTask.save_split`)."""
-    _, pred = load_ragged(path, max_per_image=MAX_DETECTIONS_PER_IMAGE)
-    return [Detections(b, s, lab) for b, s, lab in zip(pred["boxes"], pred["scores"], pred["labels"])]
+def _read_detections(path: Path) -> tuple[list[str], list[Detections]]:
+    """The image ids and per-image detections of a predictions file (:meth:`DetectionTask.save_split`)."""
+    ids, pred = load_ragged(path, max_per_image=MAX_DETECTIONS_PER_IMAGE)
+    return ids, [Detections(b, s, lab) for b, s, lab in zip(pred["boxes"], pred["scores"], pred["labels"])]
 
 
 #: test images whose pixels the evidence keeps for the report's gallery of detections
@@ -226,18 +226,18 @@ class DetectionTask(Task):
         train = dataset.load("train", split_cap(budget, "train"))
         floor = floor_detections(train, data)
         if floor is not None:
-            scored = floor_comparison(data, _as_detections(predictions), floor, bs.DETECTION_RESAMPLES, split=split)
+            scored = floor_comparison(data, _read_detections(predictions)[1], floor, bs.DETECTION_RESAMPLES,
+                                      split=split)
             on_val, val_images = None, 0
             selection = job_dir / SELECTION_VAL_FILE
             if split != "val" and selection.is_file():
                 val = dataset.load("val", split_cap(budget, "val"))
-                ids, _ = load_ragged(selection, max_per_image=MAX_DETECTIONS_PER_IMAGE)
+                ids, val_dets = _read_detections(selection)
                 if ids != val.image_ids:
                     raise OutputValidationError(f"{selection.name}: images differ from the val split")
                 val_floor, val_images = floor_detections(train, val), len(val)
                 if val_floor is not None:
-                    on_val = floor_comparison(val, _as_detections(selection), val_floor, bs.DETECTION_RESAMPLES,
-                                              split="val")
+                    on_val = floor_comparison(val, val_dets, val_floor, bs.DETECTION_RESAMPLES, split="val")
             metrics["floor"] = floor_verdict(scored, split, on_val, val_images)
         return metrics, artifacts
 

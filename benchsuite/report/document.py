@@ -109,12 +109,16 @@ def headline_text(g: Group, h: Headline) -> str:
                 f"{code(c.pipeline)} {_with_ci(c)}{_seeds(c)}: {verdict}. {cost}")
     else:
         only = h.classical or h.deep
-        text = (f"{where}: only {lit(only.family)} pipelines ran; best {code(only.pipeline)} {_with_ci(only)}"
+        ran = "gave a result" if h.passed_over else "ran"
+        text = (f"{where}: only {lit(only.family)} pipelines {ran}; best {code(only.pipeline)} {_with_ci(only)}"
                 f"{_seeds(only)}."
-                if only else f"{where}: no trained pipeline succeeded.")
+                if only else f"{where}: no trained pipeline {'gave a result' if h.passed_over else 'succeeded'}.")
     if h.reference:
         text += (f" Pretrained reference {code(h.reference.pipeline)} (not trained here): "
                  f"{_with_ci(h.reference)}.")
+    if h.passed_over:
+        text += (f" Left out as non-results (not distinguishable from the floor on some seed): "
+                 f"{', '.join(f'{code(s.pipeline)} {_with_ci(s)}' for s in h.passed_over)}.")
     cut = [s for s in (h.classical, h.deep) if s is not None and s.shortened]
     if cut:
         detail = "; ".join(shortened_lines([r for r in g.rows if r.pipeline in {s.pipeline for s in cut}]))
@@ -248,22 +252,13 @@ def _pipeline_cell(r: Row) -> str:
     return (lit(r.pipeline) + (" (pretrained ref.)" if r.pretrained_reference else "")
             + (" (harness floor)" if r.harness_floor else "") + (" (shortened)" if r.shortened else "")
             + (" (changed config)" if r.record.get("config_changed") else "")
-            + (" (non-result)" if non_result(r) else ""))
-
-
-def non_result(r: Row) -> dict[str, Any] | None:
-    """The record's comparison with its task's floor (``metrics.floor``) when it flags the row as a non-result
-    (a score not distinguishable from a pipeline that ignores the pixels); the floor's own row is never one."""
-    floor = (r.record.get("metrics") or {}).get("floor")
-    if r.ok and isinstance(floor, dict) and floor.get("non_result") and floor.get("pipeline") != r.pipeline:
-        return floor
-    return None
+            + (" (non-result)" if r.non_result else ""))
 
 
 def non_result_lines(rows: list[Row]) -> list[str]:
     """One line per record flagged a non-result, with the reason its task gave."""
-    return [f"{code(r.pipeline)} (seed {lit(r.seed)}): {lit(non_result(r).get('reason'))}" for r in rows
-            if non_result(r)]
+    return [f"{code(r.pipeline)} (seed {lit(r.seed)}): {lit(r.non_result.get('reason'))}" for r in rows
+            if r.non_result]
 
 
 def shortcut_text(c: dict[str, Any]) -> str:

@@ -87,6 +87,15 @@ class Row:
         return self.status == "ok"
 
     @property
+    def non_result(self) -> dict[str, Any] | None:
+        """The record's comparison with its task's floor (``metrics.floor``) when it flags the row as a non-result
+        (a score not distinguishable from a pipeline that ignores the pixels); the floor's own row is never one."""
+        floor = (self.record.get("metrics") or {}).get("floor")
+        if self.ok and isinstance(floor, dict) and floor.get("non_result") and floor.get("pipeline") != self.pipeline:
+            return floor
+        return None
+
+    @property
     def shortened(self) -> bool:
         return bool(self.shortcuts)
 
@@ -110,6 +119,7 @@ class Summary:
     latency_p50_ms: float | None = None
     peak_mb: float | None = None
     shortened: bool = False  # some seed's record did less work than its profile asked
+    non_result: bool = False  # some seed's record is not distinguishable from its task's floor (``metrics.floor``)
 
 
 @dataclass
@@ -121,6 +131,8 @@ class Headline:
     gap_clear: bool  # the two 95% intervals do not overlap
     fit_ratio: float | None  # deep fit time / classical fit time
     speed_ratio: float | None  # deep images/s / classical images/s
+    #: non-results (:attr:`Summary.non_result`) that rank above the best of their family and were passed over
+    passed_over: list[Summary] = field(default_factory=list)
 
 
 @dataclass
@@ -235,7 +247,8 @@ def summarise(rows: list[Row], metric: str, higher_is_better: bool = True) -> li
         out.append(Summary(pipeline, rs[0].family, rs[0].pretrained_reference, sorted(r.seed for r in rs),
                            Estimate(_mean([e.value for e in ests]), lo, hi), _mean([r.fit_s for r in rs]),
                            _mean([r.images_per_s for r in rs]), _mean([r.latency_p50_ms for r in rs]),
-                           _mean([r.peak_mb for r in rs]), any(r.shortened for r in rs)))
+                           _mean([r.peak_mb for r in rs]), any(r.shortened for r in rs),
+                           any(r.non_result for r in rs)))
     if not higher_is_better:
         return sorted(out, key=lambda s: (s.primary.value, s.pipeline))
     return sorted(out, key=lambda s: (-(s.primary.value or -1.0), s.pipeline))
@@ -255,13 +268,20 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 
 
 def make_headline(rows: list[Row], metric: str, higher_is_better: bool = True) -> Headline | None:
-    """Best classical and best deep pipeline (pretrained references apart), the gap and the cost ratios."""
+    """Best classical and best deep pipeline (pretrained references apart), the gap and the cost ratios. A
+    pipeline flagged a non-result on some seed (it has not learned: :attr:`Summary.non_result`) is never the best of
+    its family; those it would have been are listed in ``passed_over``."""
     summaries = summarise(rows, metric, higher_is_better)
     if not summaries:
         return None
     trained = [s for s in summaries if not s.pretrained_reference]
-    classical = next((s for s in trained if s.family == "classical"), None)
-    deep = next((s for s in trained if s.family == "deep"), None)
+    best: dict[str, Summary | None] = {}
+    passed_over: list[Summary] = []
+    for family in ("classical", "deep"):
+        ranked = [s for s in trained if s.family == family]
+        best[family] = next((s for s in ranked if not s.non_result), None)
+        passed_over += ranked[:ranked.index(best[family])] if best[family] else ranked
+    classical, deep = best["classical"], best["deep"]
     reference = next((s for s in summaries if s.pretrained_reference), None)
     gap = fit_ratio = speed_ratio = None
     clear = False
@@ -270,7 +290,7 @@ def make_headline(rows: list[Row], metric: str, higher_is_better: bool = True) -
         clear = intervals_apart(deep.primary, classical.primary)
         fit_ratio = _ratio(deep.fit_s, classical.fit_s)
         speed_ratio = _ratio(deep.images_per_s, classical.images_per_s)
-    return Headline(classical, deep, reference, gap, clear, fit_ratio, speed_ratio)
+    return Headline(classical, deep, reference, gap, clear, fit_ratio, speed_ratio, passed_over)
 
 
 # ----------------------------------------------------------------------------------------------- intervals

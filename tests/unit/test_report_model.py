@@ -254,6 +254,27 @@ def test_harness_floor_rows_are_shown_apart_and_never_headline(tmp_path):
     assert "| null-classifier (harness floor) |" in md
 
 
+def test_a_non_result_is_never_the_best_of_its_family_in_the_headline(tmp_path):
+    records = hand_records()
+    floor = _record("mean-box", "classical", task="detection", metrics=_det(0.20), fit=0.1, ips=1e4)
+    blind = _record("blind-det", "classical", task="detection", metrics=_det(0.35), fit=5.0, ips=50.0)
+    blind["metrics"]["floor"] = {"pipeline": "mean-box", "non_result": True, "reason": "val mAP50 gain interval "
+                                 "[-0.02, 0.10] reaches 0"}
+    by = {r["pipeline"] + str(r["seed"]): r for r in records}
+    for name in ("frcnn0", "frcnn1", "fusion-fpn0", "fusion-last0"):  # every deep detector flagged too
+        by[name]["metrics"]["floor"] = {"pipeline": "mean-box", "non_result": True, "reason": "blind"}
+    run_dir = write_run(tmp_path / "flagged", [*records, floor, blind])
+    (g,) = [g for g in build_model(run_dir, intervals=False).groups if g.task == "detection"]
+    h = g.headline
+    assert h.classical.pipeline == "hog-det" and h.deep is None and h.gap is None
+    assert [s.pipeline for s in h.passed_over] == ["blind-det", "frcnn", "fusion-fpn", "fusion-last"]
+    md = write_report(run_dir, html=False, plots=False).markdown.read_text()
+    head = md[:md.index("## Data and run")]
+    assert "only classical pipelines gave a result; best `hog-det`" in head
+    assert "Left out as non-results" in head and "`blind-det`" in head
+    assert "| blind-det (non-result) |" in md and "| mean-box |" in md
+
+
 def _with_drift(records: list[dict], drifts: dict[str, float | None]) -> list[dict]:
     for r in records:
         r["determinism"] = {"exact_reruns": "not checked", "cpu_drift": drifts.get(r["pipeline"])}

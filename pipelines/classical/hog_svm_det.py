@@ -588,7 +588,8 @@ class HogSvmDetector(Detector):
                 f"{first['images_with_background']} with background at the window's scales, "
                 f"{first['small_images_skipped']} too small for the window)")
         t_windows = time.perf_counter() - t0
-        if self.tune_images is not None and len(val) > self.tune_images:
+        tuned_on_all_val = self.tune_images is None or len(val) <= self.tune_images
+        if not tuned_on_all_val:
             val = val.subset(np.sort(ctx.rng(12).choice(len(val), self.tune_images, replace=False)))
         val_images = [val.load_image(i) for i in range(len(val))]
 
@@ -629,6 +630,8 @@ class HogSvmDetector(Detector):
         final = [self._postprocess([h.below(m.max_scale) for h, m in zip(r, self.models_)], labels, v.width,
                                    v.height, self.nms_threshold_, self.score_threshold_) for r, v in zip(raw, val)]
         val_ap = float(score_detections(val, final, val.classes, ("voc",))["map50"] or 0.0)
+        # the chosen model's detections of every val image (what ``detect`` gives them), for the floor's verdict
+        self.val_detections_ = final if tuned_on_all_val else None
         reach = {"train": self._reach(train, self.models_), "val": self._reach(val, self.models_)}
         for split, per_class in reach.items():
             for name, r in per_class.items():

@@ -103,6 +103,26 @@ def test_training_on_a_tiny_planted_set_finds_the_object(trained):
         assert box_iou(out.boxes[:1], s.boxes)[0, 0] > 0.5, (out.boxes[:3], s.boxes)
 
 
+def test_val_detections_are_what_detect_gives_on_val(trained, tmp_path):
+    """The chosen model's val detections, kept from the selection (the task judges the floor on them), are
+    detect()'s on the same val images (rebuilt from the fixture's seed)."""
+    det, _, _ = trained
+    val = _planted_set(tmp_path / "val", 2, 1, "val")
+    assert len(det.val_detections_) == len(val)
+    outs = [det.detect(val.load_image(i)) for i in range(len(val))]
+    assert sum(len(d) for d in outs) > 0
+    for kept, out in zip(det.val_detections_, outs, strict=True):
+        np.testing.assert_array_equal(kept.labels, out.labels)
+        np.testing.assert_array_equal(kept.scores, out.scores)
+        np.testing.assert_array_equal(kept.boxes, out.boxes)
+
+
+def test_no_val_detections_when_only_a_subset_of_val_tuned(tmp_path):
+    train, val = _planted_set(tmp_path / "train", 8, 0, "train"), _planted_set(tmp_path / "val", 3, 1, "val")
+    det = HogSvmDetector(**{**SMALL, "tune_images": 2}).fit(train, val, Context())
+    assert det.val_detections_ is None
+
+
 def test_small_grey_and_empty_inputs(trained):
     det, test, _ = trained
     for shape in ((10, 10, 3), (1, 1, 3), (20, 500, 3)):  # smaller than the window: nothing, no crash

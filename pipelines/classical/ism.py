@@ -386,6 +386,10 @@ class ImplicitShapeModel(Detector):
         min_object_height, max_upscale: when the smaller training objects (10th percentile) are below
             ``min_object_height`` working pixels, every image (train, val and test alike) is enlarged by up
             to ``max_upscale`` so that they reach it (``fit_info.upscale``): tiny objects get keypoints.
+        min_object_heights: candidate ``min_object_height`` values; the upsampling each gives is chosen on val
+            with the other settings (one grid; features are extracted once per distinct upsampling, the smallest
+            first, which wins a tie). None: ``min_object_height`` only. At quick (48, 96): where the objects
+            are at least 96 working pixels tall (Penn-Fudan) both give 1 and nothing is computed twice.
 
     A training set with no object features (no codebook) or, with ``discriminative``, no background
     features (no negatives) makes ``fit`` raise :class:`benchsuite.errors.EmptyModelError`.
@@ -396,8 +400,9 @@ class ImplicitShapeModel(Detector):
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     description: ClassVar[str] = "implicit shape model: SIFT codebook, Hough votes, mean-shift maxima"
     profile_params: ClassVar[dict[str, dict[str, Any]]] = {
+        # tiny objects: 2x, not 3x (under half the pixels; val 0.92 vs 0.96)
         "smoke": {"codebook_sizes": (150,), "bandwidths": (0.1,), "specificity_powers": (3.0,), "max_side": None,
-                  "max_upscale": 2.0},  # tiny objects: 2x, not 3x (under half the pixels; val 0.92 vs 0.96)
+                  "max_upscale": 2.0, "min_object_heights": None},
     }
 
     def __init__(self, codebook_sizes: tuple[int, ...] = (300, 600), bandwidths: tuple[float, ...] = (0.05, 0.07),
@@ -407,7 +412,8 @@ class ImplicitShapeModel(Detector):
                  contrast_threshold: float = 0.02, cell: float = 3.0, scale_step: float = 0.08,
                  max_modes: int = 40, mean_shift_iterations: int = 3, min_score: float = 0.0,
                  nms_iou: float = 0.45, max_descriptors: int = 40000, min_object_height: float = 48.0,
-                 max_upscale: float = 3.0, max_occurrences: int | None = 200_000):
+                 max_upscale: float = 3.0, max_occurrences: int | None = 200_000,
+                 min_object_heights: tuple[float, ...] | None = (48.0, 96.0)):
         self.codebook_sizes = codebook_sizes
         self.bandwidths = bandwidths
         self.scale_bandwidth = scale_bandwidth
@@ -427,6 +433,7 @@ class ImplicitShapeModel(Detector):
         self.max_descriptors = max_descriptors
         self.min_object_height = min_object_height
         self.max_upscale = max_upscale
+        self.min_object_heights = min_object_heights
         self.max_occurrences = max_occurrences
 
     # ------------------------------------------------------------------ features
@@ -487,19 +494,20 @@ class ImplicitShapeModel(Detector):
         return Detections(np.concatenate(boxes).astype(np.float32), np.concatenate(scores).astype(np.float32),
                           np.concatenate(labels)), n_votes
 
-    def _upscale_for(self, train: DetectionSet) -> float:
+    def _upscale_for(self, train: DetectionSet, min_object_height: float | None = None) -> float:
         """The factor every image is enlarged by on top of :func:`working_scale`, so that the smaller
         training objects (10th percentile of the non-difficult box heights, in working pixels) are at
-        least ``min_object_height`` pixels tall: SIFT finds too few keypoints on smaller objects. 1 when
-        the objects are large enough; at most ``max_upscale``."""
+        least ``min_object_height`` (default: the parameter's) pixels tall: SIFT finds too few keypoints on
+        smaller objects. 1 when the objects are large enough; at most ``max_upscale``."""
+        min_h = self.min_object_height if min_object_height is None else min_object_height
         heights = [(s.boxes[~s.difficult, 3] - s.boxes[~s.difficult, 1]) * working_scale(s.height, s.width,
                                                                                         self.max_side)
                    for s in train if len(s.boxes)]
         h = np.concatenate(heights) if heights else np.zeros(0)
-        if not len(h) or not self.min_object_height:
+        if not len(h) or not min_h:
             return 1.0
         h10 = max(1.0, float(np.percentile(h, 10)))
-        return float(np.clip(self.min_object_height / h10, 1.0, self.max_upscale))
+        return float(np.clip(min_h / h10, 1.0, self.max_upscale))
 
     def _check_trainable(self, train: DetectionSet, feats: list[_ImageFeatures]) -> None:
         """Raise :class:`EmptyModelError` when no class could learn a codebook (no object features) or, with
@@ -527,36 +535,50 @@ class ImplicitShapeModel(Detector):
         if not len(train):
             raise ValueError("ism: the training split is empty")
         start = time.perf_counter()
-        self.upscale_ = self._upscale_for(train)
-        train_feats = self._features_of(train, ctx, "ism train features")
-        t_val = time.perf_counter()
-        val_feats = self._features_of(val, ctx, "ism val features") if len(val) else []
-        val_feature_s = time.perf_counter() - t_val
-        self._check_trainable(train, train_feats)
-        raw: dict[int, list[ClassModel | None]] = {}  # codebook size -> the class models before weighting
-        weighted: dict[tuple[int, float], tuple[list[ClassModel | None], list]] = {}  # the latest (models, votes)
+        heights = self.min_object_heights or (self.min_object_height,)
+        upscales = sorted({self._upscale_for(train, h) for h in heights})
+        # per distinct upsampling: (train features, val features, val feature seconds)
+        feats: dict[float, tuple[list[_ImageFeatures], list[_ImageFeatures], float]] = {}
+        untrainable: list[EmptyModelError] = []
+        for up in upscales:
+            self.upscale_ = up
+            where = f" (upsampling x{up:.2f})" if len(upscales) > 1 else ""
+            train_feats = self._features_of(train, ctx, f"ism train features{where}")
+            t_val = time.perf_counter()
+            val_feats = self._features_of(val, ctx, f"ism val features{where}") if len(val) else []
+            try:
+                self._check_trainable(train, train_feats)
+            except EmptyModelError as e:
+                untrainable.append(e)
+                continue
+            feats[up] = train_feats, val_feats, time.perf_counter() - t_val
+        if not feats:
+            raise untrainable[0]
+        raw: dict[tuple[float, int], list[ClassModel | None]] = {}  # (upscale, size) -> models before weighting
+        weighted: dict[tuple, tuple[list[ClassModel | None], list]] = {}  # the latest (models, votes)
         powers = self.specificity_powers if self.discriminative else (1.0,)
-        grid = [{"codebook_size": int(size), "specificity_power": float(power), "bandwidth": float(bw)}
-                for size in self.codebook_sizes for power in powers for bw in self.bandwidths]
+        grid = [{"upscale": up, "codebook_size": int(size), "specificity_power": float(power), "bandwidth": float(bw)}
+                for up in feats for size in self.codebook_sizes for power in powers for bw in self.bandwidths]
         progress = ProgressLog(log, "ism selection on val: settings", len(grid))
         tried = [0]
 
         def val_map50(s: dict[str, Any]) -> tuple[float | None, tuple[list[ClassModel | None], list[Detections]]]:
-            size, power = s["codebook_size"], s["specificity_power"]
-            if size not in raw:
+            up, size, power = s["upscale"], s["codebook_size"], s["specificity_power"]
+            train_feats, val_feats, _ = feats[up]
+            if (up, size) not in raw:
                 progress.update(tried[0], building=f"codebooks of {size} entries")
-                raw[size] = self._class_models(train, train_feats, size, ctx.seed)
-            if (size, power) not in weighted:
+                raw[up, size] = self._class_models(train, train_feats, size, ctx.seed)
+            if (up, size, power) not in weighted:
                 models = [dataclasses.replace(m, weight=m.weight ** power) if m is not None else None
-                          for m in raw[size]]
+                          for m in raw[up, size]]
                 weighted.clear()
                 votes = []
                 for j, f in enumerate(val_feats):
                     progress.update(tried[0], voting=f"val image {j + 1} of {len(val_feats)}")
                     votes.append([cast_votes(m, f.feats, f.width, f.height, self.match_k, self.match_ratio)
                                   if m is not None else None for m in models])
-                weighted[size, power] = models, votes
-            models, votes = weighted[size, power]
+                weighted[up, size, power] = models, votes
+            models, votes = weighted[up, size, power]
             dets = []
             for j, (f, v) in enumerate(zip(val_feats, votes)):
                 progress.update(tried[0], detecting=f"val image {j + 1} of {len(val_feats)}")
@@ -568,6 +590,10 @@ class ImplicitShapeModel(Detector):
 
         choice = ctx.select(grid, val_map50, metric="val_map50")
         progress.finish(tried[0], chosen=choice.settings)
+        self.upscale_ = choice.settings["upscale"]
+        train_feats, val_feats, val_feature_s = feats[self.upscale_]
+        raw.clear()
+        weighted.clear()
         self.codebook_size_ = choice.settings["codebook_size"]
         self.specificity_power_, self.bandwidth_ = choice.settings["specificity_power"], choice.settings["bandwidth"]
         self.models_, val_dets = choice.payload
@@ -575,6 +601,7 @@ class ImplicitShapeModel(Detector):
             self.val_detections_ = val_dets
         val_ap = choice.score or 0.0
         ctx.record(upscale=round(self.upscale_, 3),
+                   upscale_candidates={f"{h:g}": round(self._upscale_for(train, h), 3) for h in heights},
                    background_features={train.classes[k]: m.background_features
                                         for k, m in enumerate(self.models_) if m is not None},
                    # what bounds the training work (the class docstring)

@@ -31,7 +31,9 @@ only the last stages still rank (above every window that fails earlier): this gi
 curves instead of one operating point. Overlapping windows are suppressed by NMS, and each kept window may
 be replaced by the mean of the windows it suppressed (the paper's merging of detections). How many final
 stages a detection may miss, the NMS IoU and the merging (none; the mean box; the mean box scored up by
-the log of the group's size, its "neighbours") are chosen on val (AP50 per class).
+the log of the group's size, its "neighbours") are chosen on val (AP50 per class). So is the base window:
+with several ``base_sizes`` a cascade is trained per candidate size and class, and the class keeps the one
+whose best settings score highest on val (one recorded grid per class: base size x the settings above).
 ``fit_info.detect_stats.features_per_window`` is the average number of Haar features evaluated per scanned
 window (and class) over every image the job detected on, the cost the attentional cascade exists to cut
 (Viola & Jones report about 10 for their face detector); ``features_per_window_target`` beside it is the
@@ -165,6 +167,7 @@ class ClassModel:
     nms_iou: float = 0.3
     score_mode: str = "last"
     merge: str = "none"
+    base_size: int = 0  # the base size its window was made at (ViolaJonesDetector.base_sizes)
 
 
 @dataclass
@@ -426,6 +429,9 @@ class ViolaJonesDetector(Detector):
 
     Parameters:
         base_size: the window holds about ``base_size ** 2`` pixels (its shape follows the class's boxes).
+        base_sizes: candidate base sizes chosen on val per class (a cascade is trained for each; listed cheapest
+            first, which wins a tie); None: ``base_size`` only. The quick default (24, 32): the paper's 24-pixel
+            window, which reaches smaller objects without upsampling, and 32.
         window_multiple, min_window_side: window sides are multiples of this, at least this.
         context: margin around the object inside the window, as a fraction of the object's extent per side.
         max_features: the Haar pool: this many features drawn uniformly from the full enumeration of the
@@ -493,15 +499,17 @@ class ViolaJonesDetector(Detector):
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     description: ClassVar[str] = "Haar features + AdaBoost attentional cascade per class (Viola & Jones)"
     profile_params: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"base_size": 24, "max_stages": 6, "max_features": 1000, "jitter": 1, "negatives_per_stage": 300,
-                  "val_negatives_per_stage": 150, "max_stumps_per_stage": 15, "stride": 4, "pyramid_step": 1.5,
+        "smoke": {"base_size": 24, "base_sizes": None, "max_stages": 6, "max_features": 1000, "jitter": 1,
+                  "negatives_per_stage": 300, "val_negatives_per_stage": 150, "max_stumps_per_stage": 15, "stride": 4,
+                  "pyramid_step": 1.5,
                   "max_upscale": 1.0, "stages_missed_values": (0, 1), "nms_iou_values": (0.3,),
                   "score_modes": ("last",)},
         "full": {"max_stages": 16, "max_features": 16000, "negatives_per_stage": 4000,
                  "val_negatives_per_stage": 2000, "max_stumps_per_stage": 100, "pyramid_step": 1.1},
     }
 
-    def __init__(self, base_size: int = 32, window_multiple: int = 2, min_window_side: int = 8, context: float = 0.1,
+    def __init__(self, base_size: int = 32, base_sizes: tuple[int, ...] | None = (24, 32), window_multiple: int = 2,
+                 min_window_side: int = 8, context: float = 0.1,
                  max_features: int = 8000, jitter: int = 2, max_positives: int = 3000, max_stages: int = 18,
                  detection_rate: float = 0.92, false_positive_rate: float = 0.5, max_stumps_per_stage: int = 60,
                  target_false_positive_rate: float = 1e-5, negatives_per_stage: int = 1500,
@@ -516,6 +524,7 @@ class ViolaJonesDetector(Detector):
                  merge_values: tuple[str, ...] = MERGE_MODES, stage_size_false_positive_rate: float = 0.9,
                  max_counted_windows: int = 5_000_000, images_per_stage: int = 40):
         self.base_size = base_size
+        self.base_sizes = base_sizes
         self.window_multiple = window_multiple
         self.min_window_side = min_window_side
         self.context = context
@@ -752,15 +761,21 @@ class ViolaJonesDetector(Detector):
         tally["passing"] += len(ok)
         return boxes[ok], np.zeros(len(ok)), lambda j: values[:, ok[j]].T
 
+    def candidate_base_sizes(self) -> tuple[int, ...]:
+        """The base sizes tried per class (``base_sizes``, else ``base_size``), each once, in the given order."""
+        return tuple(dict.fromkeys(int(b) for b in (self.base_sizes or (self.base_size,))))
+
     def _fit_class(self, k: int, train: DetectionSet, val: DetectionSet, greys: list[np.ndarray],
-                   val_greys: list[np.ndarray], ctx: Context) -> tuple[ClassModel | None, dict[str, Any]]:
-        """One class's window, pool and cascade; ``(None, info with "skipped": reason)`` when it has none."""
+                   val_greys: list[np.ndarray], ctx: Context, base_size: int
+                   ) -> tuple[ClassModel | None, dict[str, Any]]:
+        """One class's window (about ``base_size`` squared pixels), pool and cascade; ``(None, info with
+        "skipped": reason)`` when it has none. Every candidate base size draws from the same random stream."""
         name = train.classes[k]
         boxes, _ = train.boxes_of_class(k)
         if len(boxes) == 0:
             return None, {"skipped": "no training boxes"}
         rng = ctx.rng(1000 + k)
-        window = choose_window(boxes, self.base_size, self.window_multiple, self.context,
+        window = choose_window(boxes, base_size, self.window_multiple, self.context,
                                min_side=self.min_window_side)
         # largest scale: the smallest training object (its window box) times scale_slack fills the window
         wb = window_boxes(boxes, window, self.context)
@@ -785,10 +800,11 @@ class ViolaJonesDetector(Detector):
             return None, {"skipped": f"{len(pos_crops)} training and {len(val_crops)} validation positive crops"}
         pos = crop_samples(pos_crops, corner, self.min_std)
         val_pos = crop_samples(val_crops, corner, self.min_std)
-        model = ClassModel(k, window, pool, Cascade(), [], start)
+        model = ClassModel(k, window, pool, Cascade(), [], start, base_size=int(base_size))
         stats: dict[str, Any] = {}
         beat = Heartbeat(f"viola-jones {name}: ")
-        beat(lambda: f"window {window[0]}x{window[1]} px, largest scale {start:.2f}, {len(pool)} Haar features, "
+        beat(lambda: f"base size {base_size}: window {window[0]}x{window[1]} px, largest scale {start:.2f}, "
+                     f"{len(pool)} Haar features, "
                      f"{pos.shape[1]} training and {val_pos.shape[1]} val positives; sampling stage 1's "
                      f"{self.negatives_per_stage + self.val_negatives_per_stage} negatives", force=True)
         negatives = self._negative_source(greys, train, k, model, rng, stats, beat)
@@ -804,7 +820,8 @@ class ViolaJonesDetector(Detector):
         model.kernels = _stage_kernels(pool, cascade)
         found = [n["found"] for n in stats.get("stage_negatives", [])]
         info: dict[str, Any] = {
-            "window_hw": list(window), "start_scale": start, "scan_stride": self.scan_stride(window),
+            "base_size": int(base_size), "window_hw": list(window), "start_scale": start,
+            "scan_stride": self.scan_stride(window),
             "negative_stride": self.negative_stride or self.scan_stride(window),
             # what bounds the training work (documented in the class docstring)
             "budgets": {"positives": self.max_positives, "jitter_copies_per_object": self.jitter,
@@ -844,29 +861,45 @@ class ViolaJonesDetector(Detector):
         return model, info
 
     def fit(self, train: DetectionSet, val: DetectionSet, ctx: Context) -> ViolaJonesDetector:
-        """Train a cascade per class with training boxes (see the module docstring), then choose the
-        stages a detection may miss and the NMS IoU on val. Raises :class:`~benchsuite.errors.EmptyModelError`
-        when no class gets a single stage (the reason per class in the message and in ``fit_info``)."""
+        """Train a cascade per class and candidate base size with training boxes (see the module docstring),
+        then choose per class on val the base size, the stages a detection may miss, the NMS IoU and the merging.
+        Raises :class:`~benchsuite.errors.EmptyModelError` when no class gets a single stage (the reason per
+        class in the message and in ``fit_info``)."""
         greys = [to_grey(im) for _, im in train.iter_images()]
         val_greys = [to_grey(im) for _, im in val.iter_images()]
-        self.models_: list[ClassModel] = []
-        per_class: dict[str, Any] = {}
+        bases = self.candidate_base_sizes()
+        trained: list[list[ClassModel]] = []  # per class with a cascade: one model per base size that got one
+        infos: dict[str, dict[int, dict[str, Any]]] = {}
         for k in range(train.num_classes):
-            model, info = self._fit_class(k, train, val, greys, val_greys, ctx)
-            per_class[train.classes[k]] = info
-            if model is not None and len(model.cascade):
-                self.models_.append(model)
-        ctx.record(classes=per_class)
-        if not self.models_:
-            why = "; ".join(f"{name}: {info.get('skipped', 'no stage')}" for name, info in per_class.items())
+            name = train.classes[k]
+            infos[name] = {}
+            models = []
+            for b in bases:
+                model, info = self._fit_class(k, train, val, greys, val_greys, ctx, b)
+                infos[name][b] = info
+                if model is not None and len(model.cascade):
+                    models.append(model)
+            if models:
+                trained.append(models)
+        if not trained:
+            ctx.record(classes={n: self._class_info(by_base, None) for n, by_base in infos.items()})
+            why = "; ".join(f"{name}: {info.get('skipped', 'no stage')}" for name, by_base in infos.items()
+                            for info in list(by_base.values())[:1])
             raise EmptyModelError(f"viola-jones learned nothing: no class has a cascade stage ({why})")
         self._stats = {"images": 0, "windows": 0, "features_evaluated": 0, "detect_s": 0.0,
                        "features_per_window_target": self.max_features_per_window}
-        choice = self._choose_on_val(val, val_greys, ctx) if len(val) else {}
+        if len(val):
+            choice = self._choose_on_val(val, val_greys, trained, ctx)
+        else:  # nothing to choose on: each class keeps its first base size's cascade, whole, at the defaults
+            self.models_, choice = [models[0] for models in trained], {}
+        kept = {m.label: m for m in self.models_}
+        ctx.record(classes={n: self._class_info(by_base, kept.get(train.classes.index(n)))
+                            for n, by_base in infos.items()})
         if choice:
-            log.info("viola-jones: %.2f Haar features per val window (target %s); stages kept per class: %s",
-                     choice["val_features_per_window"], self.max_features_per_window,
-                     {n: (c["stages_used"], c["stages_trained"]) for n, c in choice.items() if isinstance(c, dict)})
+            log.info("viola-jones: %.2f Haar features per val window (target %s); base size and stages kept per "
+                     "class: %s", choice["val_features_per_window"], self.max_features_per_window,
+                     {n: (c["base_size"], c["stages_used"], c["stages_trained"]) for n, c in choice.items()
+                      if isinstance(c, dict)})
         pool_total = sum(len(m.pool) for m in self.models_)
         ctx.record(chosen_on_val=choice,
                    stages={train.classes[m.label]: len(m.cascade) for m in self.models_},
@@ -877,24 +910,46 @@ class ViolaJonesDetector(Detector):
                    detect_stats=self._stats)
         return self
 
-    def _choose_on_val(self, val: DetectionSet, val_greys: list[np.ndarray], ctx: Context) -> dict[str, Any]:
-        """Per class: the cascade prefix within the feature budget (:meth:`_truncate`), then the stages a
-        detection may miss, the NMS IoU and merging by val AP50. One scan per val image and class serves all
-        of it (a second only when the budget cut stages); detection is then replayed as :meth:`detect` does
-        it; each class's grid goes to ``fit_info.selection_per_class``."""
+    @staticmethod
+    def _class_info(by_base: dict[int, dict[str, Any]], kept: ClassModel | None) -> dict[str, Any]:
+        """``fit_info.classes.<class>``: the facts of the base size kept (the first when none was), and with
+        several candidates each one's window, stages and training seconds (``base_size_candidates``)."""
+        out = dict(by_base[kept.base_size if kept is not None else next(iter(by_base))])
+        if len(by_base) > 1:
+            out["base_size_candidates"] = {
+                str(b): {key: info.get(key) for key in ("window_hw", "stages", "cascade_train_s", "skipped")
+                         if key in info} for b, info in by_base.items()}
+        return out
+
+    def _choose_on_val(self, val: DetectionSet, val_greys: list[np.ndarray], trained: list[list[ClassModel]],
+                       ctx: Context) -> dict[str, Any]:
+        """Per class: each candidate cascade cut to the feature budget (:meth:`_truncate`), then the base size,
+        the stages a detection may miss, the NMS IoU and merging by val AP50, in one grid per class. One scan
+        per val image, class and base size serves all of it (a second only when the budget cut stages);
+        detection is then replayed as :meth:`detect` does it; each class's grid goes to
+        ``fit_info.selection_per_class``. Sets ``models_`` (the kept cascade per class) and ``val_detections_``."""
         tally = {"windows": 0, "evaluated": 0}
         choice: dict[str, Any] = {}
         per_class: list[list[Detections]] = []
-        for model in self.models_:
-            name = val.classes[model.label]
+        self.models_ = []
+        for models in trained:
+            name = val.classes[models[0].label]
             beat = Heartbeat(f"viola-jones {name}: ")
-            scans, cut = self._scan_val(model, val_greys, beat, tally, truncate=True)
-            if cut["stages_used"] < cut["stages_trained"]:
-                scans, _ = self._scan_val(model, val_greys, beat, None, truncate=False)
-            best, dets = self._choose_class_on_val(model, val, scans, ctx)
+            scanned: dict[int, tuple[ClassModel, dict[str, list], dict[str, Any], dict[str, int]]] = {}
+            for model in models:
+                counts = {"windows": 0, "evaluated": 0}
+                scans, cut = self._scan_val(model, val_greys, beat, counts, truncate=True)
+                if cut["stages_used"] < cut["stages_trained"]:
+                    scans, _ = self._scan_val(model, val_greys, beat, None, truncate=False)
+                scanned[model.base_size] = (model, scans, cut, counts)
+            best, dets = self._choose_class_on_val(val, scanned, ctx)
+            model, _, cut, counts = scanned[best.settings["base_size"]]
             per_class.append(dets)
             model.stages_missed, model.nms_iou = best.settings["stages_missed"], best.settings["nms_iou"]
             model.score_mode, model.merge = best.settings["score_mode"], best.settings["merge"]
+            self.models_.append(model)
+            tally["windows"] += counts["windows"]
+            tally["evaluated"] += counts["evaluated"]
             choice[name] = {**best.settings, "val_ap50": -1.0 if best.score is None else best.score, **cut}
         # what detect() gives on the val images with the chosen settings (the task judges the floor on them)
         self.val_detections_ = [Detections(np.concatenate([d.boxes for d in ds]).astype(np.float32),
@@ -960,28 +1015,33 @@ class ViolaJonesDetector(Detector):
         """:meth:`_truncate` after a scan of ``val_greys`` with the whole cascade; returns its facts."""
         return self._scan_val(model, val_greys, Heartbeat("viola-jones: "), None, truncate=True)[1]
 
-    def _choose_class_on_val(self, model: ClassModel, val: DetectionSet, scans: dict[str, list], ctx: Context
-                             ) -> tuple[Choice, list[Detections]]:
-        """One class's settings by its val AP50 (recorded per class), from the candidates of :meth:`_scan_val`;
+    def _choose_class_on_val(self, val: DetectionSet, scanned: dict[int, tuple[ClassModel, dict[str, list], Any, Any]],
+                             ctx: Context) -> tuple[Choice, list[Detections]]:
+        """One class's base size and settings by its val AP50 (one grid, recorded per class), from the candidates
+        of :meth:`_scan_val` of each base size's model (``scanned``: base size -> ``(model, scans, ...)``);
         returns the choice and the class's detections on every val image with it (as :meth:`detect` gives them)."""
-        name = val.classes[model.label]
-        kept: dict[tuple, tuple[list, list]] = {}  # the latest (mode, NMS IoU, stages missed) -> passing, NMS
+        label = next(iter(scanned.values()))[0].label
+        name = val.classes[label]
+        kept: dict[tuple, tuple[list, list]] = {}  # the latest (base, mode, NMS IoU, stages missed) -> passing, NMS
 
         def val_detections(s: dict[str, Any]) -> list[Detections]:
-            mode, iou, missed = s["score_mode"], s["nms_iou"], s["stages_missed"]
-            if (mode, iou, missed) not in kept:  # one NMS per stages-missed value serves every merge mode
+            base, mode, iou, missed = s["base_size"], s["score_mode"], s["nms_iou"], s["stages_missed"]
+            model, scans = scanned[base][0], scanned[base][1]
+            if (base, mode, iou, missed) not in kept:  # one NMS per stages-missed value serves every merge mode
                 need = max(len(model.cascade) - missed, 1)
                 passing = [(b[p >= need], sc[p >= need]) for b, sc, p in scans[mode]]
                 kept.clear()
-                kept[mode, iou, missed] = passing, [nms(b, sc, iou)[: self.max_detections] for b, sc in passing]
-            passing, keeps = kept[mode, iou, missed]
-            return [Detections(*kept_detections(b, sc, keep, iou, s["merge"]), np.full(len(keep), model.label))
+                kept[base, mode, iou, missed] = passing, [nms(b, sc, iou)[: self.max_detections] for b, sc in passing]
+            passing, keeps = kept[base, mode, iou, missed]
+            return [Detections(*kept_detections(b, sc, keep, iou, s["merge"]), np.full(len(keep), label))
                     for (b, sc), keep in zip(passing, keeps, strict=True)]
 
         def val_ap50(s: dict[str, Any]) -> float:
             return score_detections(val, val_detections(s), val.classes, ("voc",))["per_class"][name]["ap50"]
 
-        grid = [{"score_mode": str(mode), "stages_missed": int(missed), "nms_iou": float(iou), "merge": str(merge)}
+        grid = [{"base_size": int(base), "score_mode": str(mode), "stages_missed": int(missed), "nms_iou": float(iou),
+                 "merge": str(merge)}
+                for base in scanned
                 for mode, iou, missed, merge in itertools.product(self.score_modes, self.nms_iou_values,
                                                                   self.stages_missed_values, self.merge_values)]
         best = ctx.select(grid, val_ap50, metric="val_ap50", for_class=name)

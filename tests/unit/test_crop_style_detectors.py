@@ -124,7 +124,7 @@ def test_ism_trains_on_tight_crops(crop_style):
     train, val, test = crop_style
     ctx = Context()
     det = ImplicitShapeModel(codebook_sizes=(60,), bandwidths=(0.1,), specificity_powers=(3.0,), max_side=None,
-                             min_object_height=0).fit(train, val, ctx)
+                             min_object_height=0, min_object_heights=None).fit(train, val, ctx)
     assert ctx.info["background_features"]["figure"] > 0
     assert sum(len(det.detect(im)) > 0 for _, im in test.iter_images()) >= 3
 

@@ -187,7 +187,8 @@ def test_reach_budgets_progress_and_val_detections(tmp_path, caplog):
     train = _planted_set(tmp_path / "train", 6, seed=1)
     val = _planted_set(tmp_path / "val", 3, seed=2, size=20)
     ctx = Context(seed=0)
-    model = ImplicitShapeModel(codebook_sizes=(50,), bandwidths=(0.1,), specificity_powers=(3.0,), max_side=None)
+    model = ImplicitShapeModel(codebook_sizes=(50,), bandwidths=(0.1,), specificity_powers=(3.0,), max_side=None,
+                               min_object_heights=None)
     with caplog.at_level(logging.INFO, logger="pipelines.classical.ism"):
         model.fit(train, val, ctx)
     on_train, on_val = ctx.info["reach"]["train"]["pattern"], ctx.info["reach"]["val"]["pattern"]
@@ -202,3 +203,26 @@ def test_reach_budgets_progress_and_val_detections(tmp_path, caplog):
     for kept, out in zip(model.val_detections_, outs, strict=True):
         np.testing.assert_allclose(kept.boxes, out.boxes, rtol=1e-5)
         np.testing.assert_allclose(kept.scores, out.scores, rtol=1e-5)
+
+
+def test_upsampling_is_chosen_on_val_as_its_own_fit_would_score_it(tmp_path):
+    """Two candidate object heights give two upsamplings; the one kept scores on val what a fit given it alone
+    scores, and the model detects as that fit does."""
+    train, val = _planted_set(tmp_path / "train", 6, seed=1), _planted_set(tmp_path / "val", 3, seed=2, size=40)
+    params = {"codebook_sizes": (50,), "bandwidths": (0.1,), "specificity_powers": (3.0,), "max_side": None}
+    ctx = Context(seed=0)
+    both = ImplicitShapeModel(**params, min_object_heights=(48.0, 160.0)).fit(train, val, ctx)
+    ups = sorted(ctx.info["upscale_candidates"].values())
+    assert ups[0] == 1.0 and ups[1] > 1.0  # the planted objects are 64-128 px tall: only 160 upsamples
+    assert [g["upscale"] for g in ctx.info["selection"]["grid"]] == pytest.approx(ups, abs=1e-3)
+    alone = {}
+    for h in (48.0, 160.0):
+        one_ctx = Context(seed=0)
+        model = ImplicitShapeModel(**params, min_object_heights=(h,)).fit(train, val, one_ctx)
+        alone[model.upscale_] = model, one_ctx.info["val_map50"]
+    best = max(alone, key=lambda u: (alone[u][1], -u))  # a tie goes to the smaller upsampling (listed first)
+    assert both.upscale_ == pytest.approx(best) and ctx.info["val_map50"] == alone[best][1]
+    image = val.load_image(0)
+    a, b = both.detect(image), alone[best][0].detect(image)
+    np.testing.assert_array_equal(a.boxes, b.boxes)
+    np.testing.assert_array_equal(a.scores, b.scores)

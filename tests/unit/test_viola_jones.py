@@ -95,3 +95,40 @@ def test_val_detections_are_what_detect_gives_on_val(fitted, cache_dir, tmp_path
         np.testing.assert_array_equal(kept.labels[order_k], out.labels[order_o])
         np.testing.assert_allclose(kept.scores[order_k], out.scores[order_o], rtol=1e-6)
         np.testing.assert_allclose(kept.boxes[order_k], out.boxes[order_o], rtol=1e-5, atol=1e-3)
+
+
+def test_base_size_is_chosen_on_val_per_class_as_its_own_fit_would_score_it(fitted, cache_dir, tmp_path_factory):
+    """With two candidate base sizes each class keeps the cascade whose best settings score highest on val, and
+    that cascade, its settings and its detections are those of a fit given that base size alone."""
+    det, ctx, train = fitted
+    assert det.candidate_base_sizes() == (24, 32)
+    data = open_dataset("synthetic-voc", tmp_path_factory.mktemp("no-data"), cache_dir)
+    val = data.load("val", 3)
+    alone = {}
+    for base in (24, 32):
+        one_ctx = Context(seed=1)
+        alone[base] = (ViolaJonesDetector(**{**TINY, "base_sizes": (base,)}).fit(train, val, one_ctx), one_ctx)
+    image = train.load_image(2)
+    for m in det.models_:
+        name = train.classes[m.label]
+        sel = ctx.info["selection_per_class"][name]
+        assert {g["base_size"] for g in sel["grid"]} == {24, 32} and sel["chosen"]["base_size"] == m.base_size
+        scores = {b: c.info["chosen_on_val"][name]["val_ap50"] for b, (_, c) in alone.items()}
+        assert m.base_size == (24 if scores[24] >= scores[32] else 32), scores  # a tie goes to the first
+        assert ctx.info["chosen_on_val"][name]["val_ap50"] == scores[m.base_size]
+        assert ctx.info["classes"][name]["base_size"] == m.base_size
+        assert set(ctx.info["classes"][name]["base_size_candidates"]) == {"24", "32"}
+        (twin,) = [t for t in alone[m.base_size][0].models_ if t.label == m.label]
+        assert (twin.window, twin.cascade.stumps_per_stage, twin.stages_missed, twin.nms_iou, twin.merge) == (
+            m.window, m.cascade.stumps_per_stage, m.stages_missed, m.nms_iou, m.merge)
+    solo = ViolaJonesDetector(**{**TINY, "base_sizes": None, "base_size": 24})
+    assert solo.candidate_base_sizes() == (24,)
+    if len({m.base_size for m in det.models_}) == 1:  # every class kept one base size: whole detections agree
+        ref = alone[det.models_[0].base_size][0]
+        ref._stats, det_stats = dict(ref._stats), dict(det._stats)
+        try:
+            a, b = det.detect(image), ref.detect(image)
+        finally:
+            det._stats = det_stats
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_array_equal(a.scores, b.scores)

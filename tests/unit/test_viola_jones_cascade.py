@@ -26,7 +26,8 @@ from pipelines.classical.viola_jones import (
     scan,
 )
 
-PARAMS = {"base_size": 16, "max_stages": 4, "detection_rate": 0.99, "max_features": 400, "jitter": 1,
+PARAMS = {"base_size": 16, "base_sizes": None, "max_stages": 4, "detection_rate": 0.99, "max_features": 400,
+          "jitter": 1,
           "negatives_per_stage": 120, "val_negatives_per_stage": 60, "max_stumps_per_stage": 12,
           "stage_sizes": (2, 4, 8), "stride": 2,
           "pyramid_step": 1.3, "stages_missed_values": (0, 1), "nms_iou_values": (0.3,), "score_modes": ("last",)}

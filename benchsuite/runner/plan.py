@@ -214,6 +214,11 @@ def name_datasets(datasets: dict[str, Dataset], earlier: list[dict[str, Any]]) -
                 datasets[spec].name = name  # type: ignore[attr-defined]
 
 
+def plan_threads(cfg: RunConfig) -> int:
+    """Threads per job on this machine: ``--threads-per-job``, else its cores over ``--jobs`` (at least 1)."""
+    return cfg.threads_per_job or max(1, (os.cpu_count() or 1) // cfg.jobs)
+
+
 def make_jobs(cfg: RunConfig, work: Work, datasets: dict[str, Dataset], profile: Profile, device: str,
               run_id: str, jobs_root: Path) -> list[JobSpec]:
     """Every job of the run, producers before their consumers (:func:`benchsuite.runner.dependencies.order_jobs`).
@@ -223,7 +228,7 @@ def make_jobs(cfg: RunConfig, work: Work, datasets: dict[str, Dataset], profile:
     pipeline that consumes another one's output, the run's job of that pipeline on the same data set
     (``JobSpec.consumes``).
     """
-    threads = cfg.threads_per_job or max(1, (os.cpu_count() or 1) // cfg.jobs)
+    threads = plan_threads(cfg)
     memory_limit = cfg.memory_limit_mb or psutil.virtual_memory().total / 2**20 * 0.9 / cfg.jobs
     jobs: list[JobSpec] = []
     ids: list[tuple[str, str]] = []

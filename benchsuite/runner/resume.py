@@ -3,7 +3,8 @@ that run at all: a resumed run never mixes configurations silently.
 
 :func:`config_differences` compares what decides a job's result in this session with what ``run.json`` says the
 run used: the profile, the scored splits, the device, the weights, the time budget, each pipeline's ``--param``
-values and the class registered under its id (module, class, distribution and version), the code (git commit,
+values, the threads per job (they decide torch's and the SVM's float sums) and the class registered under its
+id (module, class, distribution and version), the code (git commit,
 whether the checkout had changes and their digest), the library versions, and each data set's content and split
 fingerprints. Adding pipelines, data sets or seeds is no difference (new jobs, same settings). A difference is
 refused with the list of what differs (:func:`check_resume`), unless ``--allow-changed``: then the change is
@@ -59,7 +60,8 @@ def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], old_pipel
     if "profile" in old:
         add(_changed("profile", old.get("profile"), new.get("profile")))
     old_cfg, new_cfg = old.get("config") or {}, new.get("config") or {}
-    for key, what in (("eval_splits", "scored splits (--splits)"), ("device", "device"), ("weights", "--weights")):
+    for key, what in (("eval_splits", "scored splits (--splits)"), ("device", "device"), ("weights", "--weights"),
+                      ("threads_per_job", "threads per job (--jobs, --threads-per-job)")):
         if key in old_cfg:
             add(_changed(what, old_cfg.get(key), new_cfg.get(key)))
     if "time_budget_s" in old:

@@ -35,7 +35,7 @@ from benchsuite.runner.data_checks import check_run_data
 from benchsuite.runner.dispatch import execute_plan
 from benchsuite.runner.execute import DeferredInterrupt, local_executor_info
 from benchsuite.runner.jobs import JobSpec
-from benchsuite.runner.plan import Plan, choose_work, make_jobs, name_datasets, open_datasets
+from benchsuite.runner.plan import Plan, choose_work, make_jobs, name_datasets, open_datasets, plan_threads
 from benchsuite.runner.records import record_job
 from benchsuite.runner.run_folder import choose_run_folder, resumed_run_info, run_info
 from benchsuite.tasks.registry import get_task
@@ -119,6 +119,10 @@ class Runner:
         executor = self.cluster.info() if self.cluster is not None else local_executor_info()
         session = run_info(self.config, plan, self.profile.name, self.device, executor)
         session["data_findings"] = list(self.data_findings)
+        # each job's threads decide its float sums (torch's, the SVM's), so a resumed run must keep them
+        session["config"]["threads_per_job"] = (
+            self.config.threads_per_job or (self.cluster.threads_per_job(self.config.jobs) if self.cluster is not None
+                                            else plan_threads(self.config)))
         changed: list[str] | None = None
         if self.config.resume:
             old = store.read_run_info()

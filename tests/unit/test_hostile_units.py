@@ -153,7 +153,8 @@ def test_untrusted_text_stays_text_in_markdown_and_html(text):
 
 def _run_json(**over) -> dict:
     base = {"run_id": "r", "profile": "smoke",
-            "config": {"eval_splits": ["test"], "device": "cpu", "weights": None, "params": {"p": {"k": 3}}},
+            "config": {"eval_splits": ["test"], "device": "cpu", "weights": None, "params": {"p": {"k": 3}},
+                       "threads_per_job": 2},
             "time_budget_s": None, "pipelines": {"p": {"module": "m", "qualname": "C", "distribution": "d",
                                                        "version": "1"}},
             "git": {"commit": "abc", "dirty": False, "diff_sha256": None},
@@ -168,6 +169,7 @@ _MUTATIONS = [
     ("scored splits", lambda i, v: i["config"].update(eval_splits=[v])),
     ("device", lambda i, v: i["config"].update(device=v)),
     ("--weights", lambda i, v: i["config"].update(weights=v)),
+    ("threads per job", lambda i, v: i["config"].update(threads_per_job=len(v) + 2)),
     ("--time-budget", lambda i, v: i.update(time_budget_s=len(v) + 0.5)),
     ("--param values of p", lambda i, v: i["config"]["params"]["p"].update(k=v)),
     ("the class registered as p", lambda i, v: i["pipelines"]["p"].update(module=v)),

@@ -17,6 +17,7 @@ from benchsuite.measure.timing import Stopwatch
 from benchsuite.metrics import bootstrap as bs
 from benchsuite.metrics.detection import Matches, match, summarize
 from benchsuite.metrics.export import write_coco_json, write_voc_results
+from benchsuite.metrics.floor import gain_verdict
 from benchsuite.ops.boxes import check_detections, clip_boxes
 from benchsuite.results.evidence import Evidence, pack_ragged
 from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPrediction, Task, split_cap
@@ -117,17 +118,8 @@ def floor_comparison(data: DetectionSet, ours: list[Detections], floor: list[Det
     ev_ours, ev_floor = bs.detection_evidence(m_ours), bs.detection_evidence(m_floor)
     gains = [bs.map50_for_weights(ev_ours, w) - bs.map50_for_weights(ev_floor, w)
              for w in bs.resample_weights(len(data), resamples, seed)] if len(data) else []
-    iv = bs.percentile_interval(np.concatenate(gains)) if gains else None
-    non_result = not is_floor and (iv is None or iv[0] <= 0.0)
-    reason = None
-    if non_result:
-        where = "below" if ours_map < floor_map else "not distinguishable from"
-        named = f"{split} mAP50" if split else "mAP50"
-        reason = (f"{named} {ours_map:.3f} is {where} the {FLOOR_PIPELINE} floor's {floor_map:.3f} (gain's 95% "
-                  f"interval {iv[0]:+.3f} to {iv[1]:+.3f})" if iv else f"no images to compare with {FLOOR_PIPELINE}")
-    return {"pipeline": FLOOR_PIPELINE, "map50": round(floor_map, 4), "gain": round(ours_map - floor_map, 4),
-            "gain_ci95": [round(v, 4) for v in iv] if iv else None, "is_floor": bool(is_floor),
-            "non_result": bool(non_result), "reason": reason}
+    return gain_verdict(FLOOR_PIPELINE, "map50", "mAP50", ours_map, floor_map,
+                        np.concatenate(gains) if gains else None, is_floor, split)
 
 
 #: the job file with a detector's detections on the val images from its own selection on val: a detector that

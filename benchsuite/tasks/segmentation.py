@@ -38,10 +38,11 @@ from benchsuite.data.voc_segmentation import VOID, SegmentationSet, tiny_splits
 from benchsuite.errors import OutputValidationError
 from benchsuite.measure.timing import Stopwatch
 from benchsuite.metrics import segmentation as seg
-from benchsuite.metrics.bootstrap import percentile_interval
+from benchsuite.metrics.bootstrap import percentile_interval, resample_weights
+from benchsuite.metrics.floor import gain_verdict
 from benchsuite.results.atomic import atomic_write_npz, atomic_write_text
-from benchsuite.results.evidence import Evidence
-from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPrediction, Task
+from benchsuite.results.evidence import Evidence, load_evidence
+from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPrediction, Task, split_cap
 from benchsuite.tasks.checks import PerImageChecks
 from benchsuite.tasks.per_image import run_over_images, single_image_latency
 
@@ -144,6 +145,48 @@ def shrink(array: np.ndarray, side: int = GALLERY_SIDE, nearest: bool = False) -
     return cv2.resize(array, size, interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
 
 
+#: the floor a segmenter must beat to be a result: the registered pipeline that ignores the pixels and labels every
+#: pixel with the class covering most training pixels (``majority-class``)
+FLOOR_PIPELINE = "majority-class"
+
+
+def floor_label_maps(train: SegmentationSet, data: SegmentationSet) -> list[np.ndarray] | None:
+    """The :data:`FLOOR_PIPELINE`'s label maps of every image of ``data`` after its fit on ``train`` (it reads the
+    image's size, never its pixels); None when that pipeline is not installed or ``train`` has no labelled pixel."""
+    from benchsuite.errors import EmptyModelError
+    from benchsuite.registry import PIPELINES, load_ref  # the registry's rules (built-ins first, overrides)
+
+    entry = PIPELINES.entry(FLOOR_PIPELINE)
+    if entry is None or not entry.ok:
+        return None
+    try:
+        floor = load_ref(entry.ref)().fit(train, train, Context())
+    except EmptyModelError:
+        return None
+    blank = np.zeros((1, 1, 3), np.uint8)
+    return [np.asarray(floor.segment(np.broadcast_to(blank, (s.height, s.width, 3)))) for s in data]
+
+
+def floor_comparison(data: SegmentationSet, ours: seg.SegmentationEvidence, ours_maps: list[np.ndarray],
+                     floor_maps: list[np.ndarray], resamples: int = seg.SEGMENTATION_RESAMPLES, seed: int = 0,
+                     split: str = "") -> dict[str, Any]:
+    """A segmenter's evidence ``ours`` on ``data`` (its label maps ``ours_maps``) against the floor's label maps on
+    the same images: the mean IU gain bootstrapped over images with the same draws for both, judged by
+    :func:`benchsuite.metrics.floor.gain_verdict` (a ``non_result`` when its 95% interval reaches zero)."""
+    classes = list(data.classes)
+    floor_ev = seg.SegmentationEvidence.from_images(
+        [seg.image_evidence(data.load_mask(i), m, len(classes), data.load_instances(i))
+         for i, m in enumerate(floor_maps)], len(classes))
+    ones = np.ones((1, len(data)))
+    mine = float(np.nan_to_num(seg.metrics_for_weights(ours, ones)["mean_iou"][0]))
+    floor = float(np.nan_to_num(seg.metrics_for_weights(floor_ev, ones)["mean_iou"][0]))
+    gains = [seg.metrics_for_weights(ours, w)["mean_iou"] - seg.metrics_for_weights(floor_ev, w)["mean_iou"]
+             for w in resample_weights(len(data), resamples, seed)] if len(data) else []
+    is_floor = all(np.array_equal(a, b) for a, b in zip(ours_maps, floor_maps, strict=True))
+    return gain_verdict(FLOOR_PIPELINE, "mean_iou", "mean IU", mine, floor,
+                        np.concatenate(gains) if gains else None, is_floor, split)
+
+
 def _smallest_thresholds(ev: seg.SegmentationEvidence) -> tuple[float, float]:
     return seg.smallest_objects_thresholds(ev.instances[:, 1], SMALLEST_FRACTION)
 
@@ -198,6 +241,20 @@ class SegmentationTask(Task):
 
     def per_class(self, metrics: Mapping[str, Any]) -> dict[str, float | None]:
         return dict(metrics.get("per_class_iou") or {})
+
+    def evaluate(self, dataset: Any, split: str, budget: Any, predictions: Path, job_dir: Path
+                 ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The shared template's metrics, plus ``metrics["floor"]``: the segmenter against the ``majority-class``
+        floor fitted on the same training masks (:func:`floor_comparison`; ``non_result`` flags a segmenter that
+        has not learned, e.g. one class everywhere, and the report says so beside its row)."""
+        metrics, artifacts = super().evaluate(dataset, split, budget, predictions, job_dir)
+        data = dataset.load(split, split_cap(budget, split))
+        floor = floor_label_maps(dataset.load("train", split_cap(budget, "train")), data)
+        if floor is not None and "evidence" in artifacts:
+            ours = seg.SegmentationEvidence.from_arrays(dict(load_evidence(job_dir / artifacts["evidence"]).arrays))
+            metrics["floor"] = {**floor_comparison(data, ours, load_label_maps(predictions)[1], floor, split=split),
+                                "judged_on": split}
+        return metrics, artifacts
 
     def predict_split(self, pipeline: Segmenter, data: SegmentationSet, ctx: Context, batch_size: int, split: str
                       ) -> SplitPrediction:

@@ -51,6 +51,10 @@ def test_one_spec_is_two_data_sets_and_a_resumed_run_keeps_both(segmentation_run
     records = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
     fingerprints = {r["task"]: r["dataset_fingerprint"] for r in records}
     assert fingerprints == {"detection": boxes["fingerprint"], "segmentation": masks["fingerprint"]}
+    floors = {r["pipeline"]: r["metrics"]["floor"] for r in records if r["task"] == "segmentation"}
+    assert set(floors) == set(SEGMENTERS) and all(f["pipeline"] == "majority-class" for f in floors.values())
+    assert floors["majority-class"]["is_floor"] and not floors["majority-class"]["non_result"]
+    assert all(f["mean_iou"] == floors["majority-class"]["mean_iou"] for f in floors.values())  # one floor
     again = run(_config(run_dir, cache, resume=True, write_report=False))  # nothing to rerun, nothing refused
     assert len(again.records) == len(records)
     assert len(json.loads((run_dir / "run.json").read_text())["datasets"]) == 2

@@ -151,3 +151,36 @@ def test_a_voc_folder_opens_its_masks_for_a_task_that_needs_masks(cache_dir):
         open_dataset(spec, cache_dir, cache_dir, needs={MASKS, BOXES})
     synthetic = open_dataset("synthetic-voc:thin", cache_dir, cache_dir, needs={MASKS})
     assert synthetic.info.name == "synthetic-voc-thin" and synthetic.info.origin == "synthetic"
+
+
+def _evidence(data, maps):
+    return seg.SegmentationEvidence.from_images(
+        [seg.image_evidence(data.load_mask(i), m, data.num_classes, data.load_instances(i))
+         for i, m in enumerate(maps)], data.num_classes)
+
+
+def test_the_floor_verdict_flags_one_class_everywhere_and_passes_a_segmenter_that_learned(tiny):
+    from benchsuite.tasks.segmentation import FLOOR_PIPELINE, floor_comparison, floor_label_maps
+
+    train, _, test = tiny
+    floor = floor_label_maps(train, test)
+    counts = train.class_pixel_counts()
+    assert FLOOR_PIPELINE == "majority-class" and all((m == int(np.argmax(counts))).all() for m in floor)
+    truth = [np.where(test.load_mask(i) == VOID, 0, test.load_mask(i)).astype(np.uint8) for i in range(len(test))]
+    good = floor_comparison(test, _evidence(test, truth), truth, floor, resamples=200, split="test")
+    assert not good["non_result"] and good["gain_ci95"][0] > 0 and good["reason"] is None
+    # the floor's mean IU against brute force: its one class's IoU averaged with 0 for every other present class
+    cm = np.zeros((test.num_classes,) * 2, np.int64)
+    for i, m in enumerate(floor):
+        t = test.load_mask(i)
+        np.add.at(cm, (t[t != VOID].astype(np.int64), m[t != VOID].astype(np.int64)), 1)
+    assert good["mean_iou"] == pytest.approx(float(np.nanmean(seg.per_class_iou(cm))), abs=1e-4)
+    itself = floor_comparison(test, _evidence(test, floor), floor, floor, resamples=200)
+    assert itself["is_floor"] and not itself["non_result"] and itself["gain"] == 0
+    other = [np.full_like(m, 1 - m.flat[0]) for m in floor]  # one class everywhere, but not the majority
+    blind = floor_comparison(test, _evidence(test, other), other, floor, resamples=200, split="test")
+    assert blind["non_result"] and blind["reason"].startswith("test mean IU") and "below" in blind["reason"]
+    nudged = [m.copy() for m in floor]
+    nudged[0][0, 0] = 1 - nudged[0][0, 0]  # the floor with one pixel changed: not its own maps, not a result
+    close = floor_comparison(test, _evidence(test, nudged), nudged, floor, resamples=200)
+    assert close["non_result"] and not close["is_floor"] and close["reason"].startswith("mean IU")

@@ -448,7 +448,7 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
             doc += [Para("Shortened records (less work than the profile asked; not comparable):"), Bullets(cut)]
         flagged = non_result_lines(g.rows)
         if flagged:
-            doc += [Para("Non-results (not distinguishable from the floor, a detector that ignores the pixels: "
+            doc += [Para("Non-results (not distinguishable from the floor, a pipeline that ignores the pixels: "
                          "the model has not learned; \"non-result\" in the table):"), Bullets(flagged)]
         floor = harness_floor_line(g.rows)
         if floor:

@@ -11,7 +11,7 @@ from pipelines.classical.viola_jones import MERGE_MODES, ViolaJonesDetector, can
 
 TINY = {"max_stages": 2, "max_features": 300, "jitter": 0, "negatives_per_stage": 60, "val_negatives_per_stage": 30,
         "max_stumps_per_stage": 4, "stride": 6, "pyramid_step": 1.6, "max_upscale": 1.0, "stages_missed_values": (0,),
-        "nms_iou_values": (0.3,), "score_modes": ("last",)}
+        "nms_iou_values": (0.3,), "score_modes": ("last",), "base_sizes": (24, 32)}
 
 
 @pytest.fixture(scope="module")

@@ -52,6 +52,13 @@ from benchsuite.data import synthetic_voc
 from benchsuite.data.datasets import BOXES, SUBSET_SEED, DatasetInfo, OpenRequest
 from benchsuite.data.detection import DetectionSample, DetectionSet, image_size
 from benchsuite.data.splits import SPLIT_SEED, stratified_choice
+from benchsuite.data.voc_splits import (  # noqa: F401  (VAL_FRACTION: the split rule's, named here too)
+    VAL_FRACTION,
+    official_sizes,
+    resolve_voc_splits,
+    split_indices,
+    split_manifest,
+)
 from benchsuite.errors import ConfigError, DataError
 from benchsuite.results.atomic import atomic_write_json
 from benchsuite.results.safe_paths import read_limited, special_kind
@@ -69,7 +76,6 @@ OFFICIAL_COUNTS = {
     "voc2007": {"train": 2501, "val": 2510, "trainval": 5011, "test": 4952},
     "voc2012": {"train": 5717, "val": 5823, "trainval": 11540},
 }
-VAL_FRACTION = 0.2  # of the training pool, when a data set has no val split of its own
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".bmp", ".tif", ".tiff", ".webp")
 LAYOUT = "a Pascal VOC layout folder with JPEGImages/, Annotations/ and ImageSets/Main/"
 
@@ -423,75 +429,27 @@ class VocDataset:
         self.info = self._describe(description)
 
     # ------------------------------------------------------------------ splits
-    def _derive(self, pool: np.ndarray, pool_name: str, note: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Split ``pool`` into (train, val): val a fixed stratified ``VAL_FRACTION`` drawn with ``SPLIT_SEED``."""
-        if len(pool) < 2:
-            raise DataError(f"{self.folder}: the {pool_name} split has {len(pool)} readable image(s); "
-                            f"at least 2 are needed to draw a val split from it")
-        val_count = max(1, round(len(pool) * VAL_FRACTION))
+    def _stratified_val(self, pool: np.ndarray, count: int) -> np.ndarray:
+        """``count`` positions of ``pool`` (image indices) as val: stratified by each image's rarest class, drawn
+        with ``SPLIT_SEED``."""
         labels = DetectionSet([self.data.samples[i] for i in pool], self.data.classes).stratification_labels()
-        chosen = np.zeros(len(pool), bool)
-        chosen[stratified_choice(labels, val_count, SPLIT_SEED)] = True
-        if note:
-            self._split_notes.append(
-                f"no ImageSets/Main/val.txt: val is a fixed stratified {VAL_FRACTION:.0%} of {pool_name} "
-                f"({int(chosen.sum())} of {len(pool)} images, seed {SPLIT_SEED}), train the rest")
-        return pool[~chosen], pool[chosen]
+        return stratified_choice(labels, count, SPLIT_SEED)
 
     def _resolve_splits(self, test_from_val: bool) -> dict[str, np.ndarray]:
-        sets = self.data.image_sets
-        main = self.folder / "ImageSets" / "Main"
-        if test_from_val:
-            for s in ("train", "val"):
-                if s not in sets:
-                    raise DataError(f"{main / (s + '.txt')}: missing; VOC2012 needs train.txt and val.txt")
-            test, pool = sets["val"], sets["train"]
-            train, val = self._derive(pool, "the official train split", note=False)
-            self._split_notes.append(
-                f"VOC2012 test annotations are not public: the official val split ({len(test)} images) is "
-                f"scored as 'test'; val is a fixed stratified {VAL_FRACTION:.0%} of the official train split "
-                f"({len(val)} of {len(pool)} images, seed {SPLIT_SEED}), train the rest")
-            trainval = pool
-        else:
-            if "test" not in sets:
-                raise DataError(f"{self.folder}: no ImageSets/Main/test.txt; expected a test split (one image "
-                                f"id per line) to score on")
-            test = sets["test"]
-            if "val" in sets and ("train" in sets or "trainval" in sets):
-                val = sets["val"]
-                train = sets["train"] if "train" in sets else np.setdiff1d(sets["trainval"], val)
-                if "trainval" in sets:
-                    trainval = sets["trainval"]
-                else:
-                    trainval = np.array(list(dict.fromkeys([*train.tolist(), *val.tolist()])), np.int64)
-            elif "trainval" in sets or "train" in sets:
-                pool_name = "trainval" if "trainval" in sets else "train"
-                trainval = sets[pool_name]
-                train, val = self._derive(trainval, pool_name)
-            else:
-                raise DataError(f"{main}: no train.txt or trainval.txt; expected a training split")
-        splits = {"train": train, "val": val, "trainval": trainval, "test": test}
-        for s, idx in splits.items():
-            if len(idx) == 0:
-                raise DataError(f"{self.folder}: split {s!r} has no readable image (all listed images were "
-                                f"skipped or the list is empty); see the warnings above")
-        overlap = np.intersect1d(trainval, test)
-        if len(overlap):
-            self._split_notes.append(f"{len(overlap)} image(s) are in both trainval and test "
-                                     f"(e.g. {self.data.samples[int(overlap[0])].image_id})")
-        return splits
+        """The split rules every VOC-layout reader shares (:func:`benchsuite.data.voc_splits.resolve_voc_splits`),
+        on ``ImageSets/Main``, val drawn stratified where the folder has none."""
+        resolved = resolve_voc_splits(self.data.image_sets, self.folder / "ImageSets" / "Main",
+                                      [s.image_id for s in self.data.samples], self._stratified_val, "stratified",
+                                      test_from_val)
+        self._split_notes += resolved.notes
+        return resolved.splits
 
     # ------------------------------------------------------------------ provenance
     def split_ids(self, split: str) -> list[str]:
         return [self.data.samples[i].image_id for i in self._indices(split)]
 
     def _canonical(self) -> bool | None:
-        if self.origin == "synthetic":
-            return False
-        if self.official is None:
-            return None
-        want = OFFICIAL_COUNTS[self.official]
-        return all(len(self.data.image_sets.get(s, ())) == n for s, n in want.items())
+        return official_sizes(self.origin, OFFICIAL_COUNTS.get(self.official or ""), self.data.image_sets)
 
     def _describe(self, description: str | None) -> DatasetInfo:
         d = self.data
@@ -535,9 +493,7 @@ class VocDataset:
 
     # ------------------------------------------------------------------ access
     def _indices(self, split: str) -> np.ndarray:
-        if split not in self.splits:
-            raise ConfigError(f"unknown split {split!r} for {self.name}; expected train, val, test or trainval")
-        return self.splits[split]
+        return split_indices(self.splits, split, self.name)
 
     def load(self, split: str, max_images: int | None = None) -> DetectionSet:
         """One split as a DetectionSet (annotations in memory, pixels decoded on demand).
@@ -552,21 +508,7 @@ class VocDataset:
         return ds
 
     def manifest(self) -> dict[str, Any]:
-        info = self.info
-        return {
-            "dataset": self.name,
-            "dataset_fingerprint": info.fingerprint,
-            "fingerprint": hashlib.sha256(info.split_fingerprint.encode()).hexdigest()[:16],
-            "origin": self.origin,
-            "root": info.root,
-            "classes": info.classes,
-            "seed": SPLIT_SEED,
-            "subset_seed": SUBSET_SEED,
-            "counts": info.split_counts,
-            "split_fingerprints": info.split_fingerprints,
-            "notes": info.notes,
-            "splits": {s: self.split_ids(s) for s in self.splits},
-        }
+        return split_manifest(self.info, self.origin, {s: self.split_ids(s) for s in self.splits}, SUBSET_SEED)
 
     def write_manifest(self, folder: Path) -> Path:
         """Write ``<folder>/<name>.split.json``: image ids per split and the fingerprints (atomically)."""

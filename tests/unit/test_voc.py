@@ -231,7 +231,7 @@ def test_missing_layout_parts_name_the_path(tmp_path):
 
 def test_missing_test_split_and_empty_split_file(tmp_path):
     folder = make_voc(tmp_path / "T", simple_images(6), {"trainval": ["000000", "000001"], "val": ["000001"]})
-    with pytest.raises(DataError, match=r"T: no ImageSets/Main/test.txt"):
+    with pytest.raises(DataError, match=r"T/ImageSets/Main/test.txt: missing; expected a test split"):
         voc.VocDataset(folder, "T")
     (folder / "ImageSets" / "Main" / "test.txt").write_text("\n\n")
     with pytest.raises(DataError, match=r"test.txt: empty"):
@@ -242,7 +242,7 @@ def test_split_with_no_readable_image_is_an_error(tmp_path):
     folder = make_voc(tmp_path / "E", simple_images(6))
     for i in ("000004", "000005"):  # the two test images
         (folder / "JPEGImages" / f"{i}.jpg").unlink()
-    with pytest.raises(DataError, match=r"split 'test' has no readable image"):
+    with pytest.raises(DataError, match=r"E: split 'test' of ImageSets/Main has no readable image"):
         voc.VocDataset(folder, "E")
 
 

@@ -150,6 +150,20 @@ def map50_for_weights(ev: DetectionEvidence, weights: np.ndarray) -> np.ndarray:
         return np.where(valid.any(axis=1), np.nansum(aps, axis=1) / np.maximum(valid.sum(axis=1), 1), np.nan)
 
 
+def map50_gain_resamples(ours: Matches, other: Matches, resamples: int = DETECTION_RESAMPLES, seed: int = 0
+                         ) -> np.ndarray:
+    """``(resamples,)`` bootstrap values of ``ours``' VOC mAP50 minus ``other``'s, both from the same image draws
+    (paired): two matchings (:func:`benchsuite.metrics.detection.match`) of the same images and objects. Empty when
+    there are no images."""
+    if ours.num_images != other.num_images:
+        raise ValueError(f"paired gain: {ours.num_images} images against {other.num_images}")
+    if ours.num_images == 0:
+        return np.zeros(0)
+    ev_a, ev_b = detection_evidence(ours), detection_evidence(other)
+    return np.concatenate([map50_for_weights(ev_a, w) - map50_for_weights(ev_b, w)
+                           for w in resample_weights(ours.num_images, resamples, seed)])
+
+
 def map50_resamples(ev: DetectionEvidence, resamples: int = DETECTION_RESAMPLES, seed: int = 0) -> np.ndarray:
     """``(resamples,)`` bootstrap VOC mAP50 values."""
     if ev.num_images == 0:

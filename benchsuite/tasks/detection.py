@@ -115,11 +115,8 @@ def floor_comparison(data: DetectionSet, ours: list[Detections], floor: list[Det
     floor_map = float(summarize(m_floor, classes, ("voc",))["map50"] or 0.0)
     is_floor = all(np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores)
                    and np.array_equal(a.labels, b.labels) for a, b in zip(ours, floor))
-    ev_ours, ev_floor = bs.detection_evidence(m_ours), bs.detection_evidence(m_floor)
-    gains = [bs.map50_for_weights(ev_ours, w) - bs.map50_for_weights(ev_floor, w)
-             for w in bs.resample_weights(len(data), resamples, seed)] if len(data) else []
-    return gain_verdict(FLOOR_PIPELINE, "map50", "mAP50", ours_map, floor_map,
-                        np.concatenate(gains) if gains else None, is_floor, split)
+    gains = bs.map50_gain_resamples(m_ours, m_floor, resamples, seed)
+    return gain_verdict(FLOOR_PIPELINE, "map50", "mAP50", ours_map, floor_map, gains, is_floor, split)
 
 
 #: the job file with a detector's detections on the val images from its own selection on val: a detector that

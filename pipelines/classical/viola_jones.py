@@ -61,10 +61,11 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from benchsuite.api import Choice, Context, Detections, Detector
+from benchsuite.api import Context, Detections, Detector
 from benchsuite.data.detection import DetectionSet
 from benchsuite.errors import EmptyModelError
-from benchsuite.metrics.detection import score_detections
+from benchsuite.metrics.bootstrap import map50_gain_resamples, percentile_interval
+from benchsuite.metrics.detection import Matches, match, score_detections
 from benchsuite.ops.boosting import Cascade, Heartbeat, train_cascade
 from benchsuite.ops.boosting import NegativeSource as NegativeSourceFn
 from benchsuite.ops.boxes import merge_suppressed, nms
@@ -85,11 +86,14 @@ from benchsuite.ops.windows import (
     window_boxes,
     window_positions,
 )
+from benchsuite.selection import best_index
 
 log = logging.getLogger(__name__)
 
 #: windows per gather block when a stage is evaluated on a pyramid level
 GATHER_BLOCK = 8192
+#: bootstrap resamples of the paired val AP50 gain that lets another base size replace the first
+BASE_SIZE_RESAMPLES = 1000
 #: how a detection's score ranks windows that passed the same number of stages (see :func:`candidates`)
 SCORE_MODES = ("last", "mean")
 #: how NMS's kept windows become detections (see :func:`suppress`)
@@ -944,15 +948,15 @@ class ViolaJonesDetector(Detector):
                 if cut["stages_used"] < cut["stages_trained"]:
                     scans, _ = self._scan_val(model, val_greys, beat, None, truncate=False)
                 scanned[model.base_size] = (model, scans, cut, counts)
-            best, dets = self._choose_class_on_val(val, scanned, ctx)
-            model, _, cut, counts = scanned[best.settings["base_size"]]
+            settings, score, dets, rule = self._choose_class_on_val(val, scanned, ctx)
+            model, _, cut, counts = scanned[settings["base_size"]]
             per_class.append(dets)
-            model.stages_missed, model.nms_iou = best.settings["stages_missed"], best.settings["nms_iou"]
-            model.score_mode, model.merge = best.settings["score_mode"], best.settings["merge"]
+            model.stages_missed, model.nms_iou = settings["stages_missed"], settings["nms_iou"]
+            model.score_mode, model.merge = settings["score_mode"], settings["merge"]
             self.models_.append(model)
             tally["windows"] += counts["windows"]
             tally["evaluated"] += counts["evaluated"]
-            choice[name] = {**best.settings, "val_ap50": -1.0 if best.score is None else best.score, **cut}
+            choice[name] = {**settings, "val_ap50": -1.0 if score is None else score, **cut, **rule}
         # what detect() gives on the val images with the chosen settings (the task judges the floor on them)
         self.val_detections_ = [Detections(np.concatenate([d.boxes for d in ds]).astype(np.float32),
                                            np.concatenate([d.scores for d in ds]).astype(np.float32),
@@ -1018,10 +1022,17 @@ class ViolaJonesDetector(Detector):
         return self._scan_val(model, val_greys, Heartbeat("viola-jones: "), None, truncate=True)[1]
 
     def _choose_class_on_val(self, val: DetectionSet, scanned: dict[int, tuple[ClassModel, dict[str, list], Any, Any]],
-                             ctx: Context) -> tuple[Choice, list[Detections]]:
-        """One class's base size and settings by its val AP50 (one grid, recorded per class), from the candidates
-        of :meth:`_scan_val` of each base size's model (``scanned``: base size -> ``(model, scans, ...)``);
-        returns the choice and the class's detections on every val image with it (as :meth:`detect` gives them)."""
+                             ctx: Context) -> tuple[dict[str, Any], float | None, list[Detections], dict[str, Any]]:
+        """One class's base size and settings by its val AP50, from the candidates of :meth:`_scan_val` of each base
+        size's model (``scanned``: base size -> ``(model, scans, ...)``, the first size first). The grid (base size x
+        settings) is scored by the one selection rule; a cascade of another base size then replaces the first
+        size's best only when its val gain is clear: the 95% interval of the paired bootstrap of the AP50 gain over
+        val images (:func:`~benchsuite.metrics.bootstrap.map50_gain_resamples`, the floor verdict's statistic)
+        lies above zero. A small val set cannot tell two cascades apart (Penn-Fudan's 20 images: +0.07 AP50 for a
+        48-pixel window, interval reaching below zero). The choice is recorded per class with what was kept.
+
+        Returns ``(settings, val AP50, the class's detections on every val image as detect() gives them, the rule's
+        facts for fit_info)``."""
         label = next(iter(scanned.values()))[0].label
         name = val.classes[label]
         kept: dict[tuple, tuple[list, list]] = {}  # the latest (base, mode, NMS IoU, stages missed) -> passing, NMS
@@ -1046,8 +1057,32 @@ class ViolaJonesDetector(Detector):
                 for base in scanned
                 for mode, iou, missed, merge in itertools.product(self.score_modes, self.nms_iou_values,
                                                                   self.stages_missed_values, self.merge_values)]
-        best = ctx.select(grid, val_ap50, metric="val_ap50", for_class=name)
-        return best, val_detections(best.settings)
+        best = ctx.select(grid, val_ap50, metric="val_ap50", for_class=name, record=False)
+        settings, score, rule = dict(best.settings), best.score, {}
+        first = next(iter(scanned))
+        if settings["base_size"] != first:
+            on_first = [i for i, g in enumerate(best.grid) if g["base_size"] == first]
+            k = on_first[best_index([best.scores[i] for i in on_first])]
+            gains = map50_gain_resamples(self._class_matches(val, val_detections(settings), label),
+                                         self._class_matches(val, val_detections(best.grid[k]), label),
+                                         BASE_SIZE_RESAMPLES)
+            iv = percentile_interval(gains) if len(gains) else None
+            rule = {"base_size_best_on_val": settings["base_size"],
+                    "base_size_gain_ci95": [round(v, 4) for v in iv] if iv else None}
+            if iv is None or iv[0] <= 0.0:
+                settings, score = dict(best.grid[k]), best.scores[k]
+                rule["base_size_kept"] = (f"the first base size {first}: base size {best.settings['base_size']}'s val "
+                                          f"AP50 gain is not clear (95% interval reaches zero)")
+        ctx.record_selection(metric="val_ap50", grid=best.grid, scores=best.scores, chosen=settings, score=score,
+                             for_class=name)
+        return settings, score, val_detections(settings), rule
+
+    @staticmethod
+    def _class_matches(val: DetectionSet, dets: list[Detections], label: int) -> Matches:
+        """The devkit matching of one class's detections with that class's val objects (a one-class matching)."""
+        gt = [(s.boxes[s.labels == label], s.difficult[s.labels == label]) for s in val]
+        return match([b for b, _ in gt], [np.zeros(len(b), np.int64) for b, _ in gt], [d for _, d in gt],
+                     [d.boxes for d in dets], [d.scores for d in dets], [np.zeros(len(d), np.int64) for d in dets], 1)
 
     # ------------------------------------------------------------------------------------------ detection
 

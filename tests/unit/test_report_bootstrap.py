@@ -88,3 +88,24 @@ def test_proposal_evidence_reproduces_recall_and_mabo():
     lo, hi = bs.percentile_interval(mabo)
     assert lo <= m["mabo"] <= hi
     assert np.all((rec >= 0) & (rec <= 1))
+
+
+def test_paired_map50_gain_is_each_resample_of_one_minus_the_other():
+    rng = np.random.default_rng(11)
+    classes = ["a", "b"]
+    gt_b, gt_l, gt_d, det_b, det_s, det_l = _scene(rng, 30, len(classes))
+    ours = match(gt_b, gt_l, gt_d, det_b, det_s, det_l, 2)
+    blind = match(gt_b, gt_l, gt_d, [b + 150.0 for b in det_b], det_s, det_l, 2)  # every box shifted off its object
+    assert not bs.map50_gain_resamples(ours, ours, 100).any()  # paired: the same draws give exactly zero
+    gains = bs.map50_gain_resamples(ours, blind, 300, seed=4)
+    weights = np.concatenate(list(bs.resample_weights(30, 300, 4)))
+    oracle = [map50(*[[xs[i] for i in np.repeat(np.arange(30), w)] for xs in (gt_b, gt_l, gt_d, det_b, det_s, det_l)],
+                    classes)
+              - map50(*[[xs[i] for i in np.repeat(np.arange(30), w)] for xs in (gt_b, gt_l, gt_d,
+                                                                                   [b + 150.0 for b in det_b],
+                                                                                   det_s, det_l)], classes)
+              for w in weights[:10]]
+    np.testing.assert_allclose(gains[:10], oracle, atol=1e-9)
+    assert bs.percentile_interval(gains)[0] > 0
+    with pytest.raises(ValueError, match="paired gain"):
+        bs.map50_gain_resamples(ours, match(gt_b[:5], gt_l[:5], gt_d[:5], det_b[:5], det_s[:5], det_l[:5], 2))

@@ -114,8 +114,14 @@ def test_base_size_is_chosen_on_val_per_class_as_its_own_fit_would_score_it(fitt
         sel = ctx.info["selection_per_class"][name]
         assert {g["base_size"] for g in sel["grid"]} == {24, 32} and sel["chosen"]["base_size"] == m.base_size
         scores = {b: c.info["chosen_on_val"][name]["val_ap50"] for b, (_, c) in alone.items()}
-        assert m.base_size == (24 if scores[24] >= scores[32] else 32), scores  # a tie goes to the first
-        assert ctx.info["chosen_on_val"][name]["val_ap50"] == scores[m.base_size]
+        chosen = ctx.info["chosen_on_val"][name]
+        if scores[24] >= scores[32]:  # the first size is best on val (a tie goes to the first): kept
+            assert m.base_size == 24 and "base_size_best_on_val" not in chosen
+        else:  # 32 is best on val: it replaces the first only when the interval of its paired gain is above zero
+            assert chosen["base_size_best_on_val"] == 32
+            clear = chosen["base_size_gain_ci95"] is not None and chosen["base_size_gain_ci95"][0] > 0
+            assert m.base_size == (32 if clear else 24) and ("base_size_kept" in chosen) == (not clear)
+        assert chosen["val_ap50"] == scores[m.base_size]
         assert ctx.info["classes"][name]["base_size"] == m.base_size
         assert set(ctx.info["classes"][name]["base_size_candidates"]) == {"24", "32"}
         (twin,) = [t for t in alone[m.base_size][0].models_ if t.label == m.label]

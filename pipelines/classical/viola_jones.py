@@ -32,8 +32,9 @@ curves instead of one operating point. Overlapping windows are suppressed by NMS
 be replaced by the mean of the windows it suppressed (the paper's merging of detections). How many final
 stages a detection may miss, the NMS IoU and the merging (none; the mean box; the mean box scored up by
 the log of the group's size, its "neighbours") are chosen on val (AP50 per class). So is the base window:
-with several ``base_sizes`` a cascade is trained per candidate size and class, and the class keeps the one
-whose best settings score highest on val (one recorded grid per class: base size x the settings above).
+with several ``base_sizes`` a cascade is trained per candidate size and class (one recorded grid per class: base
+size x the settings above); another size replaces the first only when its val AP50 gain over the first's best is
+clear (the paired bootstrap interval above zero, :meth:`ViolaJonesDetector._choose_class_on_val`).
 ``fit_info.detect_stats.features_per_window`` is the average number of Haar features evaluated per scanned
 window (and class) over every image the job detected on, the cost the attentional cascade exists to cut
 (Viola & Jones report about 10 for their face detector); ``features_per_window_target`` beside it is the

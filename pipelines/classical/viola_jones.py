@@ -435,7 +435,8 @@ class ViolaJonesDetector(Detector):
     Parameters:
         base_size: the window holds about ``base_size ** 2`` pixels (its shape follows the class's boxes).
         base_sizes: candidate base sizes chosen on val per class (a cascade is trained for each; the first is
-            kept unless another's val gain is clear, :meth:`_choose_class_on_val`); None: ``base_size`` only. The quick default (32, 48): 32 as before, and 48, more detail for
+            kept unless another's val gain is clear, :meth:`_choose_class_on_val`); None: ``base_size`` only.
+            The quick default (32, 48): 32 as before, and 48, more detail for
             large objects at a coarser stride. The paper's 24 is not among them: with the stride a twelfth of the
             window's narrow side it scans every pixel of the upsampled faces variant, and bootstrapping its
             cascade alone took longer than both of these.

@@ -173,7 +173,8 @@ class Context:
         add_selection(self.info, make_selection(metric, grid, scores, chosen, score), for_class)
 
     def select(self, grid: Sequence[Mapping[str, Any]], score: Callable[[dict[str, Any]], Any], *, metric: str,
-               for_class: str | None = None, record: bool = True) -> Choice:
+               for_class: str | None = None, record: bool = True,
+               prefer_first: tuple[str, Callable[[dict[str, Any], dict[str, Any]], bool]] | None = None) -> Choice:
         """Choose settings on val: score every candidate of ``grid`` (with a progress bar and a log line each),
         keep one by the suite's one rule, record the choice with :meth:`record_selection` and return it.
 
@@ -182,6 +183,8 @@ class Context:
         payload, e.g. the fitted model, comes back with the kept candidate) or the :class:`Choice` of an inner
         ``select(..., record=False)`` made for this candidate (its settings join the candidate's). A staged search
         calls ``select`` once per stage with the same ``metric``; ``for_class`` records a choice made per class.
+        ``prefer_first=(key, is_clear)`` keeps the best candidate with the first candidate's ``key`` unless
+        ``is_clear(best, that one)`` (a costly alternative must win clearly on a small val set).
         E.g. ``ctx.select([{"k": k} for k in (1, 3, 5)], lambda s: val_accuracy(s["k"]),
         metric="val_accuracy").settings["k"]``.
 
@@ -189,7 +192,8 @@ class Context:
             :class:`Choice`: ``settings``, ``score``, ``payload``, ``index``, and every candidate's ``grid`` and
             ``scores``.
         """
-        choice = choose(grid, score, metric=metric, progress=self.progress if record else None, verbose=record)
+        choice = choose(grid, score, metric=metric, progress=self.progress if record else None, verbose=record,
+                        prefer_first=prefer_first)
         if record:
             self.record_selection(metric=metric, grid=choice.grid, scores=choice.scores, chosen=choice.settings,
                                   score=choice.score, for_class=for_class)

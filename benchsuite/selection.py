@@ -14,6 +14,12 @@ The scoring function receives one candidate's settings and returns one of:
 - a :class:`Choice` of an inner, unrecorded selection made for this candidate (a threshold chosen for each
   model): its score is the candidate's, it is the payload, and its settings are added to the candidate's in the
   final choice.
+
+**A default kept unless beaten clearly** (``prefer_first=(key, is_clear)``): where candidates differ in a costly
+alternative (``key``: a window size, a model variant) and val is small, the best candidate whose ``key`` is the first
+candidate's value is kept unless ``is_clear(best, default)`` says the overall best beats it clearly (e.g. a paired
+bootstrap interval of the gain above zero); both arguments are settings. Nothing else changes: the same grid is
+scored, and the kept candidate is recorded.
 """
 
 from __future__ import annotations
@@ -82,8 +88,13 @@ def best_index(scores: Sequence[float | None]) -> int:
     return best
 
 
+#: ``(key, is_clear)``: see the module docstring
+PreferFirst = tuple[str, Callable[[dict[str, Any], dict[str, Any]], bool]]
+
+
 def choose(grid: Sequence[Settings], score: Scorer, *, metric: str = "score",
-           progress: Callable[..., Iterable[Any]] | None = None, verbose: bool = True) -> Choice:
+           progress: Callable[..., Iterable[Any]] | None = None, verbose: bool = True,
+           prefer_first: PreferFirst | None = None) -> Choice:
     """Score every candidate of ``grid`` with ``score`` and keep one by the rule of this module.
 
     Args:
@@ -92,6 +103,8 @@ def choose(grid: Sequence[Settings], score: Scorer, *, metric: str = "score",
         metric: the score's name, for the log.
         progress: wraps the candidates in a progress bar (``ctx.progress``); None: no bar.
         verbose: log every candidate's score at INFO (else DEBUG).
+        prefer_first: ``(key, is_clear)``: keep the best candidate with the first candidate's ``key`` unless
+            ``is_clear(best settings, that candidate's settings)`` (see the module docstring).
 
     Raises:
         ValueError: an empty grid. TypeError: a score that is not a number or None.
@@ -102,6 +115,7 @@ def choose(grid: Sequence[Settings], score: Scorer, *, metric: str = "score",
     level = logging.INFO if verbose else logging.DEBUG
     scores: list[float | None] = []
     best: tuple[int, float | None, Any, dict[str, Any]] | None = None
+    default: tuple[int, float | None, Any, dict[str, Any]] | None = None  # the best with the first's ``key``
     steps = progress(range(len(candidates)), desc=f"select {metric}") if progress else range(len(candidates))
     for i in steps:
         result = score(dict(candidates[i]))
@@ -121,7 +135,17 @@ def choose(grid: Sequence[Settings], score: Scorer, *, metric: str = "score",
                 f" (chose {inner})" if inner else "", "undefined" if value is None else f"{value:.4f}")
         if best is None or _better(value, best[1]):
             best = (i, value, payload, {**candidates[i], **inner})
+        if prefer_first and candidates[i].get(prefer_first[0]) == candidates[0].get(prefer_first[0]) and (
+                default is None or _better(value, default[1])):
+            default = (i, value, payload, {**candidates[i], **inner})
     assert best is not None
+    if prefer_first and default is not None and best[0] != default[0]:
+        key, is_clear = prefer_first
+        if not is_clear(dict(best[3]), dict(default[3])):
+            log.log(level, "select %s: %s=%s scored best (%s) but not clearly above %s=%s: the first is kept", metric,
+                    key, best[3].get(key), "undefined" if best[1] is None else f"{best[1]:.4f}", key,
+                    default[3].get(key))
+            best = default
     index, value, payload, settings = best
     log.log(level, "select %s: kept %s (%s, candidate %d of %d)", metric, settings,
             "undefined" if value is None else f"{value:.4f}", index + 1, len(candidates))

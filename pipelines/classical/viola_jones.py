@@ -87,7 +87,6 @@ from benchsuite.ops.windows import (
     window_boxes,
     window_positions,
 )
-from benchsuite.selection import best_index
 
 log = logging.getLogger(__name__)
 
@@ -436,10 +435,9 @@ class ViolaJonesDetector(Detector):
         base_size: the window holds about ``base_size ** 2`` pixels (its shape follows the class's boxes).
         base_sizes: candidate base sizes chosen on val per class (a cascade is trained for each; the first is
             kept unless another's val gain is clear, :meth:`_choose_class_on_val`); None: ``base_size`` only.
-            The quick default (32, 48): 32 as before, and 48, more detail for
-            large objects at a coarser stride. The paper's 24 is not among them: with the stride a twelfth of the
-            window's narrow side it scans every pixel of the upsampled faces variant, and bootstrapping its
-            cascade alone took longer than both of these.
+            The quick default (32, 48): 32 as before, and 48, more detail for large objects at a coarser stride.
+            The paper's 24 is not among them: with the stride a twelfth of the window's narrow side it scans every
+            pixel of the upsampled faces variant, and bootstrapping its cascade alone took longer than both of these.
         window_multiple, min_window_side: window sides are multiples of this, at least this.
         context: margin around the object inside the window, as a fraction of the object's extent per side.
         max_features: the Haar pool: this many features drawn uniformly from the full enumeration of the
@@ -509,8 +507,7 @@ class ViolaJonesDetector(Detector):
     profile_params: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"base_size": 24, "base_sizes": None, "max_stages": 6, "max_features": 1000, "jitter": 1,
                   "negatives_per_stage": 300, "val_negatives_per_stage": 150, "max_stumps_per_stage": 15, "stride": 4,
-                  "pyramid_step": 1.5,
-                  "max_upscale": 1.0, "stages_missed_values": (0, 1), "nms_iou_values": (0.3,),
+                  "pyramid_step": 1.5, "max_upscale": 1.0, "stages_missed_values": (0, 1), "nms_iou_values": (0.3,),
                   "score_modes": ("last",)},
         "full": {"max_stages": 16, "max_features": 16000, "negatives_per_stage": 4000,
                  "val_negatives_per_stage": 2000, "max_stumps_per_stage": 100, "pyramid_step": 1.1},
@@ -1059,25 +1056,23 @@ class ViolaJonesDetector(Detector):
                 for base in scanned
                 for mode, iou, missed, merge in itertools.product(self.score_modes, self.nms_iou_values,
                                                                   self.stages_missed_values, self.merge_values)]
-        best = ctx.select(grid, val_ap50, metric="val_ap50", for_class=name, record=False)
-        settings, score, rule = dict(best.settings), best.score, {}
         first = next(iter(scanned))
-        if settings["base_size"] != first:
-            on_first = [i for i, g in enumerate(best.grid) if g["base_size"] == first]
-            k = on_first[best_index([best.scores[i] for i in on_first])]
-            gains = map50_gain_resamples(self._class_matches(val, val_detections(settings), label),
-                                         self._class_matches(val, val_detections(best.grid[k]), label),
-                                         BASE_SIZE_RESAMPLES)
+        rule: dict[str, Any] = {}
+
+        def clear_gain(best: dict[str, Any], default: dict[str, Any]) -> bool:
+            gains = map50_gain_resamples(self._class_matches(val, val_detections(best), label),
+                                         self._class_matches(val, val_detections(default), label), BASE_SIZE_RESAMPLES)
             iv = percentile_interval(gains) if len(gains) else None
-            rule = {"base_size_best_on_val": settings["base_size"],
-                    "base_size_gain_ci95": [round(v, 4) for v in iv] if iv else None}
+            rule.update(base_size_best_on_val=best["base_size"],
+                        base_size_gain_ci95=[round(v, 4) for v in iv] if iv else None)
             if iv is None or iv[0] <= 0.0:
-                settings, score = dict(best.grid[k]), best.scores[k]
-                rule["base_size_kept"] = (f"the first base size {first}: base size {best.settings['base_size']}'s val "
-                                          f"AP50 gain is not clear (95% interval reaches zero)")
-        ctx.record_selection(metric="val_ap50", grid=best.grid, scores=best.scores, chosen=settings, score=score,
-                             for_class=name)
-        return settings, score, val_detections(settings), rule
+                rule["base_size_kept"] = (f"the first base size {first}: base size {best['base_size']}'s val AP50 gain "
+                                          f"is not clear (95% interval reaches zero)")
+                return False
+            return True
+
+        best = ctx.select(grid, val_ap50, metric="val_ap50", for_class=name, prefer_first=("base_size", clear_gain))
+        return best.settings, best.score, val_detections(best.settings), rule
 
     @staticmethod
     def _class_matches(val: DetectionSet, dets: list[Detections], label: int) -> Matches:

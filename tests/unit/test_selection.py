@@ -152,3 +152,28 @@ def test_the_scan_finds_the_hand_written_loops_it_replaced():
                    "classical/viola_jones.py", "classical/ss_hog_svm.py", "reference/opencv_hog_people.py",
                    "deep/rcnn.py"):
         assert "ctx.select(" in (ROOT / "pipelines" / module).read_text(), module
+
+
+def test_prefer_first_keeps_the_default_unless_the_other_wins_clearly():
+    grid = [{"size": 32, "t": 0.1}, {"size": 32, "t": 0.2}, {"size": 48, "t": 0.1}, {"size": 48, "t": 0.2}]
+    scores = {(32, 0.1): 0.50, (32, 0.2): 0.55, (48, 0.1): 0.70, (48, 0.2): 0.60}
+    seen: list[tuple[dict, dict]] = []
+
+    def judge(verdict: bool):
+        def is_clear(best: dict, default: dict) -> bool:
+            seen.append((best, default))
+            return verdict
+        return is_clear
+
+    ctx = Context()
+    kept = ctx.select(grid, lambda s: scores[s["size"], s["t"]], metric="val_ap50",
+                      prefer_first=("size", judge(False)))
+    assert kept.settings == {"size": 32, "t": 0.2} and kept.score == 0.55 and kept.index == 1
+    assert seen == [({"size": 48, "t": 0.1}, {"size": 32, "t": 0.2})]  # the overall best against the default
+    assert ctx.info["selection"]["chosen"] == {"size": 32, "t": 0.2}  # what is kept is what is recorded
+    beaten = Context().select(grid, lambda s: scores[s["size"], s["t"]], metric="m", prefer_first=("size", judge(True)))
+    assert beaten.settings == {"size": 48, "t": 0.1}
+    seen.clear()
+    scores[32, 0.2] = 0.9  # the default is the best: nothing to judge
+    assert Context().select(grid, lambda s: scores[s["size"], s["t"]], metric="m",
+                            prefer_first=("size", judge(True))).settings == {"size": 32, "t": 0.2} and not seen

@@ -64,7 +64,7 @@ def parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="quick", help="smoke | quick | full (default: quick)")
     p.add_argument("--tasks", type=_arg(name_list, "--tasks"),
-                   help="comma-separated: classification, detection, proposals (default: all)")
+                   help="comma-separated: %(tasks)s (default: all)")
     p.add_argument("--datasets", type=_arg(name_list, "--datasets"),
                    help="comma-separated data set specs: %(specs)s (default: per task)")
     p.add_argument("--pipelines", type=_arg(name_list, "--pipelines"),
@@ -124,7 +124,19 @@ class _RunHelp(argparse.HelpFormatter):
         text = action.help
         if text and "%(specs)s" in text:
             text = text.replace("%(specs)s", _dataset_specs_help())
+        if text and "%(tasks)s" in text:
+            text = text.replace("%(tasks)s", _task_names_help())
         return text
+
+
+def _task_names_help() -> str:
+    """The registered tasks (plugins included), or the built-in ones when the registry cannot be read."""
+    try:
+        from benchsuite.tasks.registry import task_names
+
+        return ", ".join(task_names())
+    except Exception:  # the help must show even when a task plugin is broken
+        return "classification, detection, proposals, segmentation"
 
 
 def _dataset_specs_help() -> str:

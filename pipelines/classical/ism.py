@@ -546,12 +546,13 @@ class ImplicitShapeModel(Detector):
             train_feats = self._features_of(train, ctx, f"ism train features{where}")
             t_val = time.perf_counter()
             val_feats = self._features_of(val, ctx, f"ism val features{where}") if len(val) else []
+            val_feature_s = time.perf_counter() - t_val
             try:
                 self._check_trainable(train, train_feats)
             except EmptyModelError as e:
                 untrainable.append(e)
                 continue
-            feats[up] = train_feats, val_feats, time.perf_counter() - t_val
+            feats[up] = train_feats, val_feats, val_feature_s
         if not feats:
             raise untrainable[0]
         raw: dict[tuple[float, int], list[ClassModel | None]] = {}  # (upscale, size) -> models before weighting

@@ -32,6 +32,18 @@ __all__ = ["CheckData", "ColumnSpec", "MetricSpec", "Scored", "SplitPrediction",
            "timing_method"]
 
 
+def fitted_floor(pipeline_id: str, train: Any, seed: int = 0) -> Any | None:
+    """A task's floor, the registered pipeline ``pipeline_id`` that ignores the pixels, fitted on ``train`` (also
+    given as its val); None when that pipeline is not installed or broken. The registry's rules apply (built-ins
+    first, overrides); the fit's own errors propagate."""
+    from benchsuite.registry import PIPELINES, load_ref
+
+    entry = PIPELINES.entry(pipeline_id)
+    if entry is None or not entry.ok:
+        return None
+    return load_ref(entry.ref)().fit(train, train, Context(seed=seed))
+
+
 def split_cap(budget: Budget, split: str) -> int | None:
     """The profile's cap on the number of images of ``split`` (None: the whole split); a variant of a split
     (``test.<variant>``: a study's corrupted test images) has the cap of the split it varies."""

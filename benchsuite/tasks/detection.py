@@ -20,7 +20,7 @@ from benchsuite.metrics.export import write_coco_json, write_voc_results
 from benchsuite.metrics.floor import gain_verdict
 from benchsuite.ops.boxes import check_detections, clip_boxes
 from benchsuite.results.evidence import Evidence, pack_ragged
-from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPrediction, Task, split_cap
+from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPrediction, Task, fitted_floor, split_cap
 from benchsuite.tasks.checks import PerImageChecks, detection_parts
 from benchsuite.tasks.per_image import load_ragged, run_over_images, save_ragged, single_image_latency
 
@@ -84,12 +84,9 @@ FLOOR_PIPELINE = "mean-box"
 def floor_detections(train: DetectionSet, data: DetectionSet, seed: int = 0) -> list[Detections] | None:
     """The :data:`FLOOR_PIPELINE`'s detections on every image of ``data`` after its fit on ``train`` (boxes only:
     it reads the image's size, never its pixels); None when that pipeline is not installed."""
-    from benchsuite.registry import PIPELINES, load_ref  # the registry's rules (built-ins first, overrides)
-
-    entry = PIPELINES.entry(FLOOR_PIPELINE)
-    if entry is None or not entry.ok:
+    floor = fitted_floor(FLOOR_PIPELINE, train, seed)
+    if floor is None:
         return None
-    floor = load_ref(entry.ref)().fit(train, train, Context(seed=seed))
     blank = np.zeros((1, 1, 3), np.uint8)
     return [floor.detect(np.broadcast_to(blank, (s.height, s.width, 3))) for s in data]
 

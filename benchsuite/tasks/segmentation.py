@@ -42,7 +42,7 @@ from benchsuite.metrics.bootstrap import percentile_interval, resample_weights
 from benchsuite.metrics.floor import gain_verdict
 from benchsuite.results.atomic import atomic_write_npz, atomic_write_text
 from benchsuite.results.evidence import Evidence, load_evidence
-from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPrediction, Task, split_cap
+from benchsuite.tasks.base import ColumnSpec, MetricSpec, Scored, SplitPrediction, Task, fitted_floor, split_cap
 from benchsuite.tasks.checks import PerImageChecks
 from benchsuite.tasks.per_image import run_over_images, single_image_latency
 
@@ -154,14 +154,12 @@ def floor_label_maps(train: SegmentationSet, data: SegmentationSet) -> list[np.n
     """The :data:`FLOOR_PIPELINE`'s label maps of every image of ``data`` after its fit on ``train`` (it reads the
     image's size, never its pixels); None when that pipeline is not installed or ``train`` has no labelled pixel."""
     from benchsuite.errors import EmptyModelError
-    from benchsuite.registry import PIPELINES, load_ref  # the registry's rules (built-ins first, overrides)
 
-    entry = PIPELINES.entry(FLOOR_PIPELINE)
-    if entry is None or not entry.ok:
-        return None
     try:
-        floor = load_ref(entry.ref)().fit(train, train, Context())
+        floor = fitted_floor(FLOOR_PIPELINE, train)
     except EmptyModelError:
+        return None
+    if floor is None:
         return None
     blank = np.zeros((1, 1, 3), np.uint8)
     return [np.asarray(floor.segment(np.broadcast_to(blank, (s.height, s.width, 3)))) for s in data]

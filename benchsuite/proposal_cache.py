@@ -20,6 +20,11 @@ Writes are atomic (:mod:`benchsuite.results.atomic`), so concurrent jobs may sha
 What a job took from the cache and what it computed is noted in :mod:`benchsuite.measure.cache_use` under the
 proposer's id (the record's ``consumed`` block).
 
+Counted once: when a run holds a proposer's job and jobs that consume it on the same data set, the producer's
+job also fills the cache for the consumers' training and validation images after its own work
+(:func:`produce_for_consumers`, the record's ``produced`` block), so the consumers, which start once it has
+finished, read every split instead of each computing the same train and val proposals.
+
 Parallelism: :func:`parallel_map` runs a picklable function over items in a pool of *spawned* worker
 processes (not forked: the parent may hold OpenMP or OpenCV thread pools that do not survive a fork),
 each limited to one thread. The pool is kept for the life of the process, so a proposer that calls it
@@ -241,15 +246,22 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int,
 # ---------------------------------------------------------------------------------------------- compute
 
 
-def _propose_file(proposer: Proposer, path: Path, width: int, height: int) -> tuple[str, np.ndarray]:
-    """In a worker: decode ``path``, check its size, return ``(content key, proposals)``."""
+def _propose_file(proposer: Proposer, path: Path, width: int, height: int, store: ProposalStore | None = None
+                  ) -> tuple[str, np.ndarray, bool]:
+    """In a worker: decode ``path``, check its size, return ``(content key, proposals, whether they came from
+    the store)``. An image the file index does not know (another path, copy or node: the Ray executor ships
+    the content entries, not the index) is still served from ``store`` when its pixels are there."""
     from benchsuite.data.detection import read_rgb
     from benchsuite.errors import DataError
 
     image = read_rgb(path)
     if image.shape[:2] != (height, width):
         raise DataError(f"{path}: decoded {image.shape[1]}x{image.shape[0]} pixels, annotated as {width}x{height}")
-    return image_key(image), _as_boxes(proposer.propose(image))
+    key = image_key(image)
+    boxes = store.get(key) if store is not None else None
+    if boxes is not None:
+        return key, boxes, True
+    return key, _as_boxes(proposer.propose(image)), False
 
 
 def _propose_image(proposer: Proposer, image: np.ndarray) -> np.ndarray:
@@ -297,14 +309,16 @@ def proposals_for(dataset: DetectionSet, proposer: Proposer, cache_dir: Path, wo
     log.info("%s on %s: %d of %d images cached", store.key, dataset.name, len(dataset) - len(missing), len(dataset))
     if missing:
         start = time.perf_counter()
-        args = [(dataset[i].path, dataset[i].width, dataset[i].height) for i in missing]
-        computed = parallel_map(_Call(_propose_file, proposer), args, default_workers(workers), progress,
-                                f"{desc} ({len(missing)} to compute)")
-        for i, (key, boxes) in zip(missing, computed):
-            store.put(key, boxes)
+        args = [(dataset[i].path, dataset[i].width, dataset[i].height, store) for i in missing]
+        got = parallel_map(_Call(_propose_file, proposer), args, default_workers(workers), progress,
+                           f"{desc} ({len(missing)} to compute)")
+        for i, (key, boxes, cached) in zip(missing, got):
+            if not cached:
+                store.put(key, boxes)
             store.remember_file(dataset[i].path, key)
             out[i] = boxes
-        cache_use.note_computed(proposer.id, [f"{store.key}/{key}" for key, _ in computed],
+        cache_use.note_read(proposer.id, [f"{store.key}/{key}" for key, _, cached in got if cached], 0.0)
+        cache_use.note_computed(proposer.id, [f"{store.key}/{key}" for key, _, cached in got if not cached],
                                 time.perf_counter() - start)
     return [b for b in out if b is not None]
 
@@ -342,3 +356,32 @@ def store_proposals(images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], p
 def cached_proposals(image: np.ndarray, proposer: Proposer, cache_dir: Path) -> np.ndarray:
     """Proposals for one decoded image, from the cache or computed here (and stored)."""
     return proposals_for_images([image], proposer, cache_dir, workers=1)[0]
+
+
+def produce_for_consumers(proposer: Proposer, dataset: Any, loads: Sequence[tuple[str, int | None]],
+                          cache_dir: Path, consumer_jobs: Sequence[str], workers: int | None = None,
+                          progress: Callable[..., Iterable[Any]] | None = None) -> dict[str, Any]:
+    """Fill the cache with ``proposer``'s proposals for the images its consumers (``consumer_jobs``, the run's
+    jobs that read them) load, and return the record's ``produced`` block.
+
+    ``loads`` are the ``(split, image cap)`` pairs the consumers load (``dataset.load(split, cap)``; their
+    budget's ``max_train_images`` and ``max_val_images``, None for every image). Images already cached are not
+    computed again. The work is noted apart from the job's own ledger (:func:`benchsuite.measure.cache_use.apart`):
+    it is not something the producer consumed.
+
+    The block: ``consumer_jobs``, ``proposer_key`` (a consumer whose proposer has other parameters misses these
+    entries, and its ``consumed`` block shows them as computed images), ``images`` (distinct images per split),
+    and ``cached_images``, ``computed_images``, ``read_s``, ``compute_s`` as in the ``consumed`` block.
+    """
+    paths: dict[str, set[str]] = {}
+    with cache_use.apart() as used:
+        for split, cap in loads:
+            data = dataset.load(split, cap)
+            paths.setdefault(split, set()).update(str(sample.path) for sample in data)
+            proposals_for(data, proposer, cache_dir, workers, progress, desc=f"{split} proposals for consumers")
+    images = {split: len(p) for split, p in paths.items()}
+    counts = used.get(proposer.id, {"cached_images": 0, "computed_images": 0, "read_s": 0.0, "compute_s": 0.0})
+    log.info("%s: %d %s images proposed for %s (%d were cached) in %.1f s", proposer.id, counts["computed_images"],
+             "/".join(images), ", ".join(consumer_jobs), counts["cached_images"], counts["compute_s"])
+    return {"consumer_jobs": list(consumer_jobs), "proposer_key": proposer_key(proposer), "images": images,
+            **counts}

@@ -16,7 +16,8 @@ seconds, wherever in the job they happened (``fit`` and detection alike).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,25 @@ def snapshot() -> dict[str, dict[str, Any]]:
 def reset() -> None:
     """Forget what was noted (a new job in this process)."""
     _LEDGER.clear()
+
+
+@contextlib.contextmanager
+def apart() -> Iterator[dict[str, dict[str, Any]]]:
+    """Note what happens meanwhile in a ledger of its own, and leave the job's ledger as it was.
+
+    Yields a dict that holds, on leaving, the :func:`snapshot` of what was noted meanwhile. For work a job
+    does on behalf of others (a producer filling the cache for its consumers,
+    :func:`benchsuite.proposal_cache.produce_for_consumers`), which is not what the job itself consumed.
+    """
+    saved = dict(_LEDGER)
+    _LEDGER.clear()
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        yield out
+    finally:
+        out.update(snapshot())
+        _LEDGER.clear()
+        _LEDGER.update(saved)
 
 
 def consumed_block(declared: dict[str, str | None], used: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

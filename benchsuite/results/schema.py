@@ -193,6 +193,29 @@ class Consumed(TypedDict, total=False):
     declared: bool
 
 
+class Produced(TypedDict, total=False):
+    """``produced``: what a producer's job (a proposer that other jobs of the run consume) put in the cache for
+    them after its own work (:func:`benchsuite.proposal_cache.produce_for_consumers`), so that it is computed
+    once instead of once per consumer.
+
+    Attributes:
+        consumer_jobs: the run's jobs that consume this job's output.
+        proposer_key: the cache key of the proposer's parameters; a consumer whose proposer has others misses.
+        images: images per split it proposed for (``train``, ``val``).
+        cached_images, computed_images, read_s, compute_s: as in :class:`Consumed`.
+        error: why it could not (the consumers then computed their proposals themselves).
+    """
+
+    consumer_jobs: list[str]
+    proposer_key: str
+    images: dict[str, int]
+    cached_images: int
+    computed_images: int
+    read_s: float
+    compute_s: float
+    error: str
+
+
 class StudyPoint(TypedDict, total=False):
     """``study``: the point of a study (``benchsuite study AXIS``, :mod:`benchsuite.studies`) a record scores.
 
@@ -256,6 +279,8 @@ class Record(_RecordKeys, total=False):
         consumed: for a pipeline that reads other pipelines' output from the cache, per producer id, the
             images read from the cache and those computed, and the seconds of each (:class:`Consumed`);
             None for the others.
+        produced: for a producer's job, what it put in the cache for the run's jobs that consume it
+            (:class:`Produced`); None for the others.
         dataset_fingerprint, split_fingerprint, data_origin, data_canonical: the data's identity.
         pretrained_reference, harness_floor: rows shown apart in reports.
         output: counts about the predictions (boxes clipped, proposals returned, ...).
@@ -282,6 +307,7 @@ class Record(_RecordKeys, total=False):
     shortcuts: list[Shortcut]
     shortened: bool
     consumed: dict[str, Consumed] | None
+    produced: Produced | None
     output: dict[str, Any]
     determinism: dict[str, Any] | None
     profile: str | None

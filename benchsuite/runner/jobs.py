@@ -105,6 +105,12 @@ class JobSpec:
     #: for each pipeline whose output this job's pipeline consumes (``Pipeline.consumes``): the run's job of it
     #: on the same data set, which finishes before this one starts, or None when the run has none
     consumes: dict[str, str | None] = field(default_factory=dict)
+    #: the run's jobs that consume this job's output (the reverse of their ``consumes``): a proposer's job fills
+    #: the cache with their train and val proposals once (:func:`benchsuite.proposal_cache.produce_for_consumers`)
+    consumers: list[str] = field(default_factory=list)
+    #: the ``[split, image cap]`` pairs those consumers load train and val with (their task's budget; None: every
+    #: image), each once: the images the producer proposes for
+    consumer_loads: list[list[Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     #: a study's job (``benchsuite study``): its axis, its point (its data set's name carries it too) and what the
     #: axis's work rule changed in its parameters; None for an ordinary job

@@ -266,11 +266,26 @@ def make_jobs(cfg: RunConfig, work: Work, datasets: dict[str, Dataset], profile:
                         progress=cfg.jobs == 1 and sys.stderr.isatty(), study=study,
                     ))
     check_unique_job_ids(ids)
+    by_id = {job.job_id: job for job in jobs}
     for job in jobs:
         consumes = tuple(getattr(work.classes[job.pipeline], "consumes", ()))
         if consumes:
             job.consumes = producer_jobs(job, consumes, jobs)
+            for producer in job.consumes.values():
+                if producer is not None and producer != job.job_id:
+                    add_consumer(by_id[producer], job)
     return order_jobs(jobs)
+
+
+def add_consumer(producer: JobSpec, consumer: JobSpec) -> None:
+    """Note on ``producer`` that ``consumer`` reads its output, with the train and val loads of the consumer (its
+    budget's ``max_train_images`` and ``max_val_images``), which the producer proposes for
+    (:func:`benchsuite.proposal_cache.produce_for_consumers`)."""
+    producer.consumers.append(consumer.job_id)
+    for split, key in (("train", "max_train_images"), ("val", "max_val_images")):
+        load = [split, consumer.budget.get(key)]
+        if load not in producer.consumer_loads:
+            producer.consumer_loads.append(load)
 
 
 def study_work(work: Work, cls: type, params: dict[str, Any], points: list[Point], max_train_images: int | None,

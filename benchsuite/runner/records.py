@@ -120,6 +120,7 @@ def build_record(run_id: str, job: JobSpec, dataset: Dataset, split: str, status
         "shortcuts": shortcuts,
         "shortened": bool(shortcuts),
         "consumed": result.get("consumed") or None,
+        "produced": result.get("produced"),
         "output": split_info.get("output", {}),
         "seed": job.seed,
         "device": job.device,

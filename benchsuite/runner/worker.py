@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchsuite.api import Budget, Context
+from benchsuite.api import Budget, Context, Proposer
 from benchsuite.errors import OutputValidationError
 from benchsuite.measure import cache_use
 from benchsuite.measure.timing import gpu_peak_mb, peak_rss_mb
@@ -156,6 +156,8 @@ def run_job(job: JobSpec) -> dict[str, Any]:
                                                  job.latency_images, job.latency_warmup)
         drop_val_if_trained_on(outcome, ctx.info)
         result.update(outcome)
+        if job.consumers and isinstance(pipeline, Proposer):
+            result["produced"] = _produce_for_consumers(job, pipeline, dataset, ctx)
         after = _jsonable(pipeline.get_params())
         changed = sorted(k for k in after if result["params"].get(k) != after[k])
         if changed:  # the record keeps the values the job ran with
@@ -183,6 +185,23 @@ def run_job(job: JobSpec) -> dict[str, Any]:
     result["memory"] = {**peak_rss_mb(), "gpu_peak_mb": gpu_peak_mb(job.device)}
     result["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return result
+
+
+def _produce_for_consumers(job: JobSpec, proposer: Proposer, dataset: Any, ctx: Context) -> dict[str, Any]:
+    """The record's ``produced`` block: ``proposer``'s train and val proposals put in the cache for the run's jobs
+    that consume this job (:func:`benchsuite.proposal_cache.produce_for_consumers`), after the job's own timed
+    work. A failure here leaves the job's own result as it is: the consumers then compute what they miss, and
+    the block says why (``error``)."""
+    from benchsuite.proposal_cache import produce_for_consumers
+
+    loads = [(str(split), cap) for split, cap in job.consumer_loads]
+    try:
+        return produce_for_consumers(proposer, dataset, loads, ctx.cache_dir, job.consumers, ctx.num_threads,
+                                     ctx.progress)
+    except Exception as exc:
+        log.warning("%s: could not propose for the consumers %s (%s: %s); they compute what they need themselves",
+                    job.pipeline, ", ".join(job.consumers), type(exc).__name__, exc)
+        return {"consumer_jobs": list(job.consumers), "error": f"{type(exc).__name__}: {exc}"}
 
 
 @contextlib.contextmanager

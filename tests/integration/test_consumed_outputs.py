@@ -1,6 +1,8 @@
 """A consumer job and its producer with two jobs at a time (issue 21, part 4): the local executor starts
-``ss-hog-svm`` only once ``selective-search`` has finished on the same data set, so its test proposals come from
-the cache, and its record counts them. (One job at a time: ``test_selective_search_run.py``.)"""
+``ss-hog-svm`` only once ``selective-search`` has finished on the same data set, so its proposals come from the
+cache, and its record counts them. The producer computed the test images for itself and the train and val
+images for its consumer once (issue 28, part 5: its ``produced`` block). (One job at a time:
+``test_selective_search_run.py``.)"""
 
 from __future__ import annotations
 
@@ -31,6 +33,10 @@ def test_with_two_jobs_at_a_time_the_consumer_reads_what_its_producer_stored(tmp
     assert consumer["started_at"] >= producer["finished_at"]  # ISO times to the second: waited for it
     used = consumer["consumed"]["selective-search"]
     assert used["producer_job"] == producer["job_id"]
-    # the 16 test images were the producer's; train (24) and val (8) were not: the consumer computed them
-    assert (used["cached_images"], used["computed_images"]) == (16, 24 + 8)
-    assert used["compute_s"] > 0 and consumer["timing"]["shared_machine"] is True
+    # the 16 test images were the producer's own work, train (24) and val (8) it did for its consumer
+    assert (used["cached_images"], used["computed_images"], used["compute_s"]) == (16 + 24 + 8, 0, 0.0)
+    made = producer["produced"]
+    assert made["consumer_jobs"] == [consumer["job_id"]] and made["images"] == {"train": 24, "val": 8}
+    assert (made["computed_images"], made["cached_images"]) == (24 + 8, 0) and made["compute_s"] > 0
+    assert producer["consumed"] is None  # what it made for others is not what it consumed
+    assert consumer["timing"]["shared_machine"] is True

@@ -34,12 +34,16 @@ def test_selective_search_rows_and_ss_hog_svm_on_synthetic_voc(tmp_path, cache_d
     assert set(info["per_class"]) == {"car", "pedestrian", "sign"}
     assert all(0.0 <= c["val_ap50"] <= 1.0 for c in info["per_class"].values())
 
-    # selective-search ran first (its test proposals came from the cache), ss-hog-svm computed train and val
+    # selective-search ran first: its test proposals and the train and val ones it computed for its consumer
+    # came from the cache, none were computed twice
     used = det["consumed"]["selective-search"]
     assert used["producer_job"] == recs["selective-search"]["job_id"] and used["declared"] is True
-    assert (used["cached_images"], used["computed_images"]) == (16, 24 + 8)
-    assert used["compute_s"] > 0 and used["read_s"] >= 0
+    assert (used["cached_images"], used["computed_images"]) == (16 + 24 + 8, 0)
+    assert used["compute_s"] == 0 and used["read_s"] >= 0
     assert recs["selective-search"]["consumed"] is None  # it computes its own proposals
+    made = recs["selective-search"]["produced"]
+    assert made["consumer_jobs"] == [det["job_id"]] and (made["computed_images"], made["cached_images"]) == (32, 0)
+    assert recs["opencv-selective-search"]["produced"] is None  # nothing consumes it
 
     # the proposals task stored its test proposals under the same key ss-hog-svm reads: shared
     proposer = SelectiveSearch(**SelectiveSearch.profile_params["smoke"])

@@ -97,6 +97,12 @@ def test_the_plan_runs_selective_search_before_the_detector_that_reads_its_propo
     by_id = {j.job_id: j for j in plan.jobs}
     assert by_id["detection--synthetic-voc--ss-hog-svm--s1"].consumes == {"selective-search": producer}
     assert by_id["detection--synthetic-voc--mean-box--s0"].consumes == {}
+    # the reverse: the producer knows both consumers (each seed's), whom it proposes train and val images for
+    assert sorted(by_id[producer].consumers) == ["detection--synthetic-voc--ss-hog-svm--s0",
+                                                 "detection--synthetic-voc--ss-hog-svm--s1"]
+    assert by_id[producer].consumer_loads == [["train", 24], ["val", 8]]  # smoke's detection budget, once
+    assert by_id["proposals--synthetic-voc--selective-search--s1"].consumers == []  # not the lowest seed
+    assert by_id["detection--synthetic-voc--mean-box--s0"].consumers == []
     alone = _plan(tmp_path, cache_dir, ["ss-hog-svm"])  # no producer in the run: the job computes the proposals itself
     assert [j.consumes for j in alone.jobs] == [{"selective-search": None}]
 

@@ -17,6 +17,7 @@ from benchsuite.proposal_cache import (
     cached_proposals,
     image_key,
     parallel_map,
+    produce_for_consumers,
     proposals_for,
     proposals_for_images,
     proposer_key,
@@ -41,8 +42,8 @@ class CountingProposer(Proposer):
         return np.array([[v, 0, v + self.size, self.size], [0, 0, 1, 1]], np.float32)
 
 
-def _dataset(folder: Path, n: int = 3) -> DetectionSet:
-    rng = np.random.default_rng(0)
+def _dataset(folder: Path, n: int = 3, seed: int = 0) -> DetectionSet:
+    rng = np.random.default_rng(seed)
     samples = []
     for i in range(n):
         path = folder / f"im{i}.png"
@@ -93,6 +94,33 @@ def test_changed_file_misses_the_file_index(tmp_path):
     assert out[0][0, 0] == 7.0
 
 
+def test_the_same_pixels_under_another_path_are_served_by_content_not_recomputed(tmp_path):
+    """A copy of the data elsewhere (another node, where the Ray executor installs the producer's content
+    entries but not its file index) misses the file index and is decoded, found and read, not proposed again."""
+    import shutil
+
+    from benchsuite.measure import cache_use
+
+    data = _dataset(tmp_path, n=3)
+    cache = tmp_path / "cache"
+    CountingProposer.calls.clear()
+    first = proposals_for(data, CountingProposer(), cache, workers=1)
+    (tmp_path / "copy").mkdir()
+    for sample in data:
+        shutil.copy(sample.path, tmp_path / "copy" / sample.path.name)
+    copy = DetectionSet([DetectionSample.empty(s.image_id, tmp_path / "copy" / s.path.name, s.width, s.height)
+                         for s in data], data.classes, "tiny/copy")
+    cache_use.reset()
+    again = proposals_for(copy, CountingProposer(), cache, workers=1)
+    assert len(CountingProposer.calls) == 3, "the copy's proposals were computed again"
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    used = cache_use.snapshot()["test-counting"]
+    assert (used["cached_images"], used["computed_images"]) == (3, 0)
+    assert ProposalStore(cache, CountingProposer()).content_key_of_file(copy[0].path) is not None  # indexed now
+    cache_use.reset()
+
+
 def test_keys_and_store_layout(tmp_path):
     a = np.zeros((4, 5, 3), np.uint8)
     assert image_key(a) == image_key(a.copy())
@@ -135,6 +163,45 @@ def test_the_ledger_counts_each_image_once_as_read_or_computed(tmp_path):
     assert used["read_s"] >= 0 and used["compute_s"] > 0
     cache_use.reset()
     assert cache_use.snapshot() == {}
+
+
+class _Splits:
+    """A data set of named splits, loaded with a cap as the worker's ``dataset.load(split, cap)``."""
+
+    def __init__(self, splits: dict[str, DetectionSet]):
+        self.splits = splits
+
+    def load(self, split: str, cap: int | None) -> DetectionSet:
+        data = self.splits[split]
+        return data if cap is None else DetectionSet(data.samples[:cap], data.classes, data.name)
+
+
+def test_a_producer_proposes_its_consumers_train_and_val_once_apart_from_its_own_ledger(tmp_path):
+    """Issue 28, part 5: the producer fills the cache for the consumers' train and val images, once, and says so
+    in its ``produced`` block; a consumer then reads them all and computes none; the producer's own ledger (its
+    ``consumed`` block) is left as it was."""
+    from benchsuite.measure import cache_use
+
+    (tmp_path / "train").mkdir()
+    (tmp_path / "val").mkdir()
+    dataset = _Splits({"train": _dataset(tmp_path / "train", n=4), "val": _dataset(tmp_path / "val", n=2, seed=1)})
+    cache = tmp_path / "cache"
+    proposals_for(dataset.load("val", None), CountingProposer(), cache, workers=1)  # a val image already cached
+    cache_use.reset()
+    CountingProposer.calls.clear()
+    # two consumers: one loads 3 train images, the other 2 (a prefix here) and every val image
+    loads = [("train", 3), ("val", None), ("train", 2)]
+    made = produce_for_consumers(CountingProposer(), dataset, loads, cache, ["job-a", "job-b"], workers=1)
+    assert made["consumer_jobs"] == ["job-a", "job-b"] and made["images"] == {"train": 3, "val": 2}
+    assert (made["computed_images"], made["cached_images"]) == (3, 2) and len(CountingProposer.calls) == 3
+    assert made["proposer_key"] == proposer_key(CountingProposer()) and made["compute_s"] > 0
+    assert cache_use.snapshot() == {}  # made for others, not consumed
+    # a consumer with the same proposer parameters (another n_jobs) computes nothing
+    for split, cap in (("train", 3), ("val", None)):
+        proposals_for(dataset.load(split, cap), CountingProposer(n_jobs=4), cache, workers=1)
+    assert len(CountingProposer.calls) == 3
+    assert cache_use.snapshot()["test-counting"]["computed_images"] == 0
+    cache_use.reset()
 
 
 def test_the_pool_defaults_to_the_jobs_threads(monkeypatch):

@@ -119,6 +119,12 @@ def headline_text(g: Group, h: Headline) -> str:
     if h.passed_over:
         text += (f" Left out as non-results (not distinguishable from the floor on some seed): "
                  f"{', '.join(f'{code(s.pipeline)} {_with_ci(s)}' for s in h.passed_over)}.")
+    reads = [s for s in (h.classical, h.deep) if s is not None and any(
+        int(_dict(u).get("cached_images") or 0) for r in g.rows if r.ok and r.pipeline == s.pipeline
+        for u in _dict(r.record.get("consumed")).values())]
+    if reads:
+        text += (f" {', '.join(code(s.pipeline) for s in reads)} read another pipeline's cached output, whose cost "
+                 f"its seconds leave out (see the work shared between pipelines below).")
     cut = [s for s in (h.classical, h.deep) if s is not None and s.shortened]
     if cut:
         detail = "; ".join(shortened_lines([r for r in g.rows if r.pipeline in {s.pipeline for s in cut}]))
@@ -270,6 +276,35 @@ def shortened_lines(rows: list[Row]) -> list[str]:
     """One line per record that did less than its profile asked, naming each shortcut."""
     return [f"{code(r.pipeline)} (seed {r.seed}): " + "; ".join(shortcut_text(c) for c in r.shortcuts)
             for r in rows if r.shortened]
+
+
+def shared_work_lines(rows: list[Row], everything: list[Row]) -> list[str]:
+    """One line per record of ``rows`` whose job read another pipeline's output from the cache (its ``consumed``
+    block): how many images it read and computed, and, when the producer's job (among ``everything``, the run's
+    rows) computed them for it (its ``produced`` block), what that cost there. Their times leave that work out,
+    so a reader comparing fit seconds must know."""
+    producers = {r.job_id: r for r in everything}
+    out = []
+    for r in rows:
+        if not r.ok:
+            continue
+        for producer, used in sorted(_dict(r.record.get("consumed")).items()):
+            read = int(_dict(used).get("cached_images") or 0)
+            if not read:
+                continue
+            line = (f"{code(r.pipeline)} (seed {r.seed}) read the output of {code(producer)} for {read} images from "
+                    f"the cache and computed {lit(used.get('computed_images', 0))} itself "
+                    f"({fmt_auto(used.get('compute_s'))} s): its fit and predict seconds leave the images read out")
+            job = producers.get(str(used.get("producer_job")))
+            made = _dict(job.record.get("produced")) if job is not None else {}
+            if made and not made.get("error"):
+                images = ", ".join(f"{n} {split}" for split, n in _dict(made.get("images")).items())
+                consumers = len(_list(made.get("consumer_jobs")))
+                line += (f"; the {code(producer)} job (seed {job.seed}) computed {images} images once for "
+                         f"{consumers} consumer job(s) in {fmt_auto(made.get('compute_s'))} s (`produced`), besides "
+                         f"the split it scores")
+            out.append(line + ".")
+    return out
 
 
 def contention_banner(rows: list[Row]) -> str | None:
@@ -456,6 +491,9 @@ def build_document(model: ReportModel, plots: dict[tuple[str, str, str], list[Pl
         variants = variant_lines(g)
         if variants:
             doc += [Para("Variants scored beside the main prediction:"), Bullets(variants)]
+        shared = shared_work_lines(g.rows, model.rows())
+        if shared:
+            doc += [Para("Work shared between pipelines (counted once, in the producer's record):"), Bullets(shared)]
         if any((r.record.get("timing") or {}).get("shared_machine") for r in g.rows):
             doc.append(Para("Timings were taken while other jobs shared the machine (`--jobs` > 1).", "note"))
         if plots.get(g.key):

@@ -201,7 +201,8 @@ class Produced(TypedDict, total=False):
     Attributes:
         consumer_jobs: the run's jobs that consume this job's output.
         proposer_key: the cache key of the proposer's parameters; a consumer whose proposer has others misses.
-        images: images per split it proposed for (``train``, ``val``).
+        images: images per split it proposed for (``train``, ``val``); left_images: those it left to the
+            consumers because most of its time limit had passed.
         cached_images, computed_images, read_s, compute_s: as in :class:`Consumed`.
         error: why it could not (the consumers then computed their proposals themselves).
     """
@@ -209,6 +210,7 @@ class Produced(TypedDict, total=False):
     consumer_jobs: list[str]
     proposer_key: str
     images: dict[str, int]
+    left_images: int
     cached_images: int
     computed_images: int
     read_s: float

@@ -122,6 +122,7 @@ def run_job(job: JobSpec) -> dict[str, Any]:
     from benchsuite.tasks.registry import get_task
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    clock_start = time.monotonic()
     result: dict[str, Any] = {"status": "failed", "started_at": started}
     ctx = pipeline_class = None
     cache_use.reset()
@@ -157,7 +158,7 @@ def run_job(job: JobSpec) -> dict[str, Any]:
         drop_val_if_trained_on(outcome, ctx.info)
         result.update(outcome)
         if job.consumers and isinstance(pipeline, Proposer):
-            result["produced"] = _produce_for_consumers(job, pipeline, dataset, ctx)
+            result["produced"] = _produce_for_consumers(job, pipeline, dataset, ctx, clock_start)
         after = _jsonable(pipeline.get_params())
         changed = sorted(k for k in after if result["params"].get(k) != after[k])
         if changed:  # the record keeps the values the job ran with
@@ -187,17 +188,24 @@ def run_job(job: JobSpec) -> dict[str, Any]:
     return result
 
 
-def _produce_for_consumers(job: JobSpec, proposer: Proposer, dataset: Any, ctx: Context) -> dict[str, Any]:
+#: a producer's job proposes for its consumers only while less than this share of its time limit has passed
+PRODUCE_SHARE_OF_LIMIT = 0.6
+
+
+def _produce_for_consumers(job: JobSpec, proposer: Proposer, dataset: Any, ctx: Context, started: float
+                           ) -> dict[str, Any]:
     """The record's ``produced`` block: ``proposer``'s train and val proposals put in the cache for the run's jobs
     that consume this job (:func:`benchsuite.proposal_cache.produce_for_consumers`), after the job's own timed
     work. A failure here leaves the job's own result as it is: the consumers then compute what they miss, and
-    the block says why (``error``)."""
+    the block says why (``error``). No new batch starts once :data:`PRODUCE_SHARE_OF_LIMIT` of the job's time
+    limit has passed since ``started`` (``time.monotonic()``), so the job is never killed for work done for others."""
     from benchsuite.proposal_cache import produce_for_consumers
 
     loads = [(str(split), cap) for split, cap in job.consumer_loads]
+    deadline = started + PRODUCE_SHARE_OF_LIMIT * float(job.time_limit_s)
     try:
         return produce_for_consumers(proposer, dataset, loads, ctx.cache_dir, job.consumers, ctx.num_threads,
-                                     ctx.progress)
+                                     ctx.progress, deadline=deadline)
     except Exception as exc:
         log.warning("%s: could not propose for the consumers %s (%s: %s); they compute what they need themselves",
                     job.pipeline, ", ".join(job.consumers), type(exc).__name__, exc)

@@ -201,6 +201,10 @@ def test_a_producer_proposes_its_consumers_train_and_val_once_apart_from_its_own
         proposals_for(dataset.load(split, cap), CountingProposer(n_jobs=4), cache, workers=1)
     assert len(CountingProposer.calls) == 3
     assert cache_use.snapshot()["test-counting"]["computed_images"] == 0
+    assert made["left_images"] == 0
+    # past its deadline (most of the job's time limit gone), the producer starts no chunk: the consumers compute
+    late = produce_for_consumers(CountingProposer(size=6), dataset, loads, cache, ["job-a"], workers=1, deadline=0.0)
+    assert (late["left_images"], late["computed_images"]) == (4 + 2 - 1, 0) and len(CountingProposer.calls) == 3
     cache_use.reset()
 
 

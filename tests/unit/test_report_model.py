@@ -333,3 +333,27 @@ def test_a_non_result_is_marked_beside_its_row_with_its_reason(tmp_path):
     assert "| hog-det (non-result) |" in md
     assert f"`hog-det` (seed 0): {reason}" in md
     assert "mean-box (non-result)" not in md and "frcnn (non-result)" not in md  # the floor itself, a result
+
+
+def test_work_one_pipeline_did_for_others_is_said_beside_the_rows_that_read_it(tmp_path):
+    """Issue 28, part 5: a consumer that read its proposals from the cache has fit seconds without them; the
+    report says so beside its group, and in the headline, with what the producer's job paid (``produced``)."""
+    producer_job = "proposals--voc2007--selective-search--s0"
+    used = {"selective-search": {"producer_job": producer_job, "cached_images": 170, "computed_images": 0,
+                                 "read_s": 0.1, "compute_s": 0.0, "declared": True}}
+    rcnn = {**_record("rcnn", "deep", task="detection", metrics=_det(0.8), fit=100.0), "consumed": used}
+    hog = _record("hog-det", "classical", task="detection", metrics=_det(0.7), fit=300.0)
+    ss = {**_record("selective-search", "classical", task="proposals",
+                    metrics={"recall_at_2000_iou50": 0.96, "mabo": 0.8}), "job_id": producer_job,
+          "produced": {"consumer_jobs": [rcnn["job_id"]], "images": {"train": 80, "val": 20}, "computed_images": 100,
+                       "cached_images": 0, "read_s": 0.0, "compute_s": 136.0, "proposer_key": "selective-search-x"}}
+    md = write_report(write_run(tmp_path / "shared", [rcnn, hog, ss])).markdown.read_text()
+    assert "Work shared between pipelines" in md
+    line = next(x for x in md.splitlines() if x.startswith("- `rcnn` (seed 0) read the output of `selective-search`"))
+    assert "for 170 images from the cache and computed 0 itself" in line
+    assert "computed 80 train, 20 val images once for 1 consumer job(s) in 136 s" in line
+    headline = next(x for x in md.splitlines() if "best deep `rcnn`" in x)
+    assert "`rcnn` read another pipeline's cached output" in headline
+    alone = write_report(write_run(tmp_path / "alone", [_record("rcnn", "deep", task="detection",
+                                                                  metrics=_det(0.8)), hog])).markdown.read_text()
+    assert "Work shared" not in alone and "cached output" not in alone

@@ -361,7 +361,7 @@ def cached_proposals(image: np.ndarray, proposer: Proposer, cache_dir: Path) -> 
 def produce_for_consumers(proposer: Proposer, dataset: Any, loads: Sequence[tuple[str, int | None]],
                           cache_dir: Path, consumer_jobs: Sequence[str], workers: int | None = None,
                           progress: Callable[..., Iterable[Any]] | None = None, deadline: float | None = None,
-                          chunk: int = 32) -> dict[str, Any]:
+                          chunk: int = 32, clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     """Fill the cache with ``proposer``'s proposals for the images its consumers (``consumer_jobs``, the run's
     jobs that read them) load, and return the record's ``produced`` block.
 
@@ -370,9 +370,9 @@ def produce_for_consumers(proposer: Proposer, dataset: Any, loads: Sequence[tupl
     computed again. The work is noted apart from the job's own ledger (:func:`benchsuite.measure.cache_use.apart`):
     it is not something the producer consumed.
 
-    ``deadline`` (``time.monotonic()`` seconds): no new ``chunk`` of images is started after it, so that this
-    job, which has done its own work, is not killed by its time limit for work done for others; what is left
-    the consumers compute themselves (``left_images``). Where the work happens changes no proposal.
+    ``deadline`` (seconds of ``clock``, ``time.monotonic``): no new ``chunk`` of images is started after it, so
+    that this job, which has done its own work, is not killed by its time limit for work done for others; what
+    is left the consumers compute themselves (``left_images``). Where the work happens changes no proposal.
 
     The block: ``consumer_jobs``, ``proposer_key`` (a consumer whose proposer has other parameters misses these
     entries, and its ``consumed`` block shows them as computed images), ``images`` (distinct images per split),
@@ -380,6 +380,7 @@ def produce_for_consumers(proposer: Proposer, dataset: Any, loads: Sequence[tupl
     ``compute_s`` as in the ``consumed`` block.
     """
     paths: dict[str, set[str]] = {}
+    done: set[str] = set()
     left: set[str] = set()
     with cache_use.apart() as used:
         for split, cap in loads:
@@ -387,10 +388,12 @@ def produce_for_consumers(proposer: Proposer, dataset: Any, loads: Sequence[tupl
             paths.setdefault(split, set()).update(str(sample.path) for sample in data)
             for start in range(0, len(data), max(1, chunk)):
                 part = data.subset(np.arange(start, min(start + chunk, len(data))))
-                if deadline is not None and time.monotonic() > deadline:
+                if deadline is not None and clock() > deadline:
                     left.update(str(sample.path) for sample in part)
                     continue
                 proposals_for(part, proposer, cache_dir, workers, progress, desc=f"{split} proposals for consumers")
+                done.update(str(sample.path) for sample in part)
+    left -= done  # an image another load already proposed is not left
     images = {split: len(p) for split, p in paths.items()}
     counts = used.get(proposer.id, {"cached_images": 0, "computed_images": 0, "read_s": 0.0, "compute_s": 0.0})
     log.info("%s: %d %s images proposed for %s (%d were cached, %d left to them) in %.1f s", proposer.id,

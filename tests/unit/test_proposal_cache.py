@@ -205,6 +205,11 @@ def test_a_producer_proposes_its_consumers_train_and_val_once_apart_from_its_own
     # past its deadline (most of the job's time limit gone), the producer starts no chunk: the consumers compute
     late = produce_for_consumers(CountingProposer(size=6), dataset, loads, cache, ["job-a"], workers=1, deadline=0.0)
     assert (late["left_images"], late["computed_images"]) == (4 + 2 - 1, 0) and len(CountingProposer.calls) == 3
+    # the deadline passes between two loads: the second load's images that the first proposed are not left
+    ticks = iter([0.0] * 3 + [10.0] * 4)  # one tick per chunk of one image
+    mid = produce_for_consumers(CountingProposer(size=7), dataset, [("train", 3), ("train", 2), ("val", None)], cache,
+                                ["job-a"], workers=1, deadline=5.0, chunk=1, clock=lambda: next(ticks))
+    assert (mid["computed_images"], mid["left_images"]) == (3, 2)  # train's three made; val's two left
     cache_use.reset()
 
 

@@ -288,8 +288,9 @@ def shared_work_lines(rows: list[Row], everything: list[Row]) -> list[str]:
     for r in rows:
         if not r.ok:
             continue
-        for producer, used in sorted(_dict(r.record.get("consumed")).items()):
-            read = int(_dict(used).get("cached_images") or 0)
+        for producer, block in sorted(_dict(r.record.get("consumed")).items()):
+            used = _dict(block)
+            read = int(used.get("cached_images") or 0)
             if not read:
                 continue
             line = (f"{code(r.pipeline)} (seed {r.seed}) read the output of {code(producer)} for {read} images from "

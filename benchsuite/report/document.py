@@ -119,9 +119,8 @@ def headline_text(g: Group, h: Headline) -> str:
     if h.passed_over:
         text += (f" Left out as non-results (not distinguishable from the floor on some seed): "
                  f"{', '.join(f'{code(s.pipeline)} {_with_ci(s)}' for s in h.passed_over)}.")
-    reads = [s for s in (h.classical, h.deep) if s is not None and any(
-        int(_dict(u).get("cached_images") or 0) for r in g.rows if r.ok and r.pipeline == s.pipeline
-        for u in _dict(r.record.get("consumed")).values())]
+    reads = [s for s in (h.classical, h.deep)
+             if s is not None and any(cache_reads(r) for r in g.rows if r.pipeline == s.pipeline)]
     if reads:
         text += (f" {', '.join(code(s.pipeline) for s in reads)} read another pipeline's cached output, whose cost "
                  f"its seconds leave out (see the work shared between pipelines below).")
@@ -278,6 +277,15 @@ def shortened_lines(rows: list[Row]) -> list[str]:
             for r in rows if r.shortened]
 
 
+def cache_reads(r: Row) -> list[tuple[str, dict[str, Any]]]:
+    """``(producer id, consumed block)`` for each producer whose output the successful record ``r`` read from the
+    cache (``consumed.<producer>.cached_images`` above zero); empty for the others."""
+    if not r.ok:
+        return []
+    blocks = ((producer, _dict(block)) for producer, block in sorted(_dict(r.record.get("consumed")).items()))
+    return [(producer, used) for producer, used in blocks if int(used.get("cached_images") or 0)]
+
+
 def shared_work_lines(rows: list[Row], everything: list[Row]) -> list[str]:
     """One line per record of ``rows`` whose job read another pipeline's output from the cache (its ``consumed``
     block): how many images it read and computed, and, when the producer's job (among ``everything``, the run's
@@ -286,14 +294,9 @@ def shared_work_lines(rows: list[Row], everything: list[Row]) -> list[str]:
     producers = {r.job_id: r for r in everything}
     out = []
     for r in rows:
-        if not r.ok:
-            continue
-        for producer, block in sorted(_dict(r.record.get("consumed")).items()):
-            used = _dict(block)
-            read = int(used.get("cached_images") or 0)
-            if not read:
-                continue
-            line = (f"{code(r.pipeline)} (seed {r.seed}) read the output of {code(producer)} for {read} images from "
+        for producer, used in cache_reads(r):
+            line = (f"{code(r.pipeline)} (seed {r.seed}) read the output of {code(producer)} for "
+                    f"{int(used['cached_images'])} images from "
                     f"the cache and computed {lit(used.get('computed_images', 0))} itself "
                     f"({fmt_auto(used.get('compute_s'))} s): its fit and predict seconds leave the images read out")
             job = producers.get(str(used.get("producer_job")))

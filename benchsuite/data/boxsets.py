@@ -37,16 +37,13 @@ from benchsuite.data.confine import regular_file
 from benchsuite.data.datasets import BOXES, SUBSET_SEED, DatasetInfo
 from benchsuite.data.detection import DetectionSample, DetectionSet, image_size
 from benchsuite.data.problems import Problems
-from benchsuite.data.seeded_splits import resolve_splits
+from benchsuite.data.seeded_splits import TEST_FRACTION, resolve_splits
 from benchsuite.data.spec_options import SpecParts
 from benchsuite.data.splits import stratified_choice
 from benchsuite.data.voc import _split_fingerprint
-from benchsuite.data.voc_splits import split_indices, split_manifest
+from benchsuite.data.voc_splits import VAL_FRACTION, split_indices, split_manifest
 from benchsuite.errors import DataError
 from benchsuite.results.atomic import atomic_write_json
-
-VAL_FRACTION = 0.2  # of the training pool, as a VOC folder without val.txt
-TEST_FRACTION = 0.2  # of all images, when no split is given
 
 
 @dataclass

@@ -56,7 +56,7 @@ from benchsuite.data.datasets import IMAGE_LABELS, SUBSET_SEED, DatasetInfo, Ope
 from benchsuite.data.detection import read_rgb
 from benchsuite.data.images import ImageSet
 from benchsuite.data.problems import Problems
-from benchsuite.data.seeded_splits import SPLIT_NAMES, resolve_splits
+from benchsuite.data.seeded_splits import SPLIT_NAMES, TEST_FRACTION, resolve_splits
 from benchsuite.data.spec_options import SpecParts, parse_spec
 from benchsuite.data.splits import stratified_choice
 from benchsuite.data.voc import _split_fingerprint, safe_name
@@ -70,7 +70,6 @@ USAGE = "imagefolder:PATH[?size=median|WxH&val_fraction=F&test_fraction=F]"
 LAYOUT = "a folder of class folders (PATH/<class>/<image>) or of split folders (PATH/{train,val,test}/<class>/...)"
 OPTIONS = ("size", "val_fraction", "test_fraction")
 VAL_FRACTION = 0.1
-TEST_FRACTION = 0.2
 MAX_SIDE = 128  # the median policy's cap on the longer side, pixels
 MAX_EXPLICIT_SIDE = 4096
 CACHE_VERSION = 1

@@ -22,6 +22,8 @@ from benchsuite.errors import DataError
 SPLITS = ("train", "val", "test")
 #: folder (or data.yaml key) names of splits, and the split each is
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+#: the default ``test_fraction`` of every format without split lists: the share of all images drawn as test
+TEST_FRACTION = 0.2
 
 
 def draw(strata: np.ndarray, pool: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -84,11 +84,19 @@ FLOOR_PIPELINE = "mean-box"
 def floor_detections(train: DetectionSet, data: DetectionSet, seed: int = 0) -> list[Detections] | None:
     """The :data:`FLOOR_PIPELINE`'s detections on every image of ``data`` after its fit on ``train`` (boxes only:
     it reads the image's size, never its pixels); None when that pipeline is not installed."""
+    out = floor_detections_on(train, [data], seed)
+    return None if out is None else out[0]
+
+
+def floor_detections_on(train: DetectionSet, datas: Sequence[DetectionSet], seed: int = 0
+                        ) -> list[list[Detections]] | None:
+    """:func:`floor_detections` for several data sets from one fit of the floor on ``train``: one list of
+    detections per data set, in order; None when the floor pipeline is not installed."""
     floor = fitted_floor(FLOOR_PIPELINE, train, seed)
     if floor is None:
         return None
     blank = np.zeros((1, 1, 3), np.uint8)
-    return [floor.detect(np.broadcast_to(blank, (s.height, s.width, 3))) for s in data]
+    return [[floor.detect(np.broadcast_to(blank, (s.height, s.width, 3))) for s in data] for data in datas]
 
 
 def floor_comparison(data: DetectionSet, ours: list[Detections], floor: list[Detections], resamples: int,
@@ -210,20 +218,19 @@ class DetectionTask(Task):
         metrics, artifacts = super().evaluate(dataset, split, budget, predictions, job_dir)
         data = dataset.load(split, split_cap(budget, split))
         train = dataset.load("train", split_cap(budget, "train"))
-        floor = floor_detections(train, data)
-        if floor is not None:
-            scored = floor_comparison(data, _read_detections(predictions)[1], floor, bs.DETECTION_RESAMPLES,
+        selection = job_dir / SELECTION_VAL_FILE
+        val = dataset.load("val", split_cap(budget, "val")) if split != "val" and selection.is_file() else None
+        floors = floor_detections_on(train, [data] if val is None else [data, val])  # one fit serves both
+        if floors is not None:
+            scored = floor_comparison(data, _read_detections(predictions)[1], floors[0], bs.DETECTION_RESAMPLES,
                                       split=split)
             on_val, val_images = None, 0
-            selection = job_dir / SELECTION_VAL_FILE
-            if split != "val" and selection.is_file():
-                val = dataset.load("val", split_cap(budget, "val"))
+            if val is not None:
                 ids, val_dets = _read_detections(selection)
                 if ids != val.image_ids:
                     raise OutputValidationError(f"{selection.name}: images differ from the val split")
-                val_floor, val_images = floor_detections(train, val), len(val)
-                if val_floor is not None:
-                    on_val = floor_comparison(val, val_dets, val_floor, bs.DETECTION_RESAMPLES, split="val")
+                val_images = len(val)
+                on_val = floor_comparison(val, val_dets, floors[1], bs.DETECTION_RESAMPLES, split="val")
             metrics["floor"] = floor_verdict(scored, split, on_val, val_images)
         return metrics, artifacts
 

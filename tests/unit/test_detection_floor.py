@@ -16,6 +16,7 @@ from benchsuite.tasks.detection import (
     DetectionTask,
     floor_comparison,
     floor_detections,
+    floor_detections_on,
     floor_verdict,
 )
 
@@ -83,6 +84,23 @@ def test_a_blind_detector_is_a_non_result_with_its_reason():
     assert out["non_result"]
     assert out["gain_ci95"][0] <= 0
     assert "mean-box" in out["reason"] and "interval" in out["reason"]
+
+
+def test_one_fit_of_the_floor_serves_every_split(monkeypatch):
+    """The task judges a detector on the scored split and on val: the floor is fitted once for both, and each
+    split's detections are those a fit of their own gives."""
+    import benchsuite.tasks.detection as task
+
+    train, val, test = _scenes(40, 0), _scenes(12, 2), _scenes(30, 1)
+    fits = []
+    real = task.fitted_floor
+    monkeypatch.setattr(task, "fitted_floor", lambda *a, **k: fits.append(1) or real(*a, **k))
+    both = floor_detections_on(train, [test, val])
+    assert len(fits) == 1 and [len(d) for d in both] == [len(test), len(val)]
+    for data, dets in zip((test, val), both):
+        for a, b in zip(dets, floor_detections(train, data)):
+            assert np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores)
+    assert len(fits) == 3
 
 
 def test_the_floor_itself_is_not_flagged():

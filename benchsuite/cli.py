@@ -308,7 +308,13 @@ def _check_overrides(args: argparse.Namespace) -> dict[str, str]:
 def _checks_in_child(args: argparse.Namespace, argv: list[str]) -> int:
     """Run the checks (without ``--run``) in a child process forked from this one, ended with its whole tree after
     ``--time-limit`` seconds (a FAIL line says so); its exit status, 1 when it ran out of time. The child's output
-    is copied to this process's stdout and stderr as it comes."""
+    is copied to this process's stdout and stderr as it comes.
+
+    The child's temporary files (the checks' data, cache and grey-image folders, and whatever the pipeline itself
+    writes through :mod:`tempfile`) go in one scratch folder that this process removes once the child has ended,
+    however it ended: the child leaves by ``os._exit``, which runs no ``atexit`` clean-up."""
+    import shutil
+    import tempfile
     import time
 
     from benchsuite.runner import proctree
@@ -320,12 +326,20 @@ def _checks_in_child(args: argparse.Namespace, argv: list[str]) -> int:
     err_r, err_w = os.pipe()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
+    scratch = tempfile.mkdtemp(prefix="benchsuite-check-")
     restore_threads = _one_thread()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except BaseException:
+        restore_threads()
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
     if pid == 0:  # the child: the checks, in a session of its own, as a subreaper of whatever they start
         code = 1
         try:
             os.setsid()
+            tempfile.tempdir = scratch  # this process's temporary files, and (TMPDIR) those of what it starts
+            os.environ["TMPDIR"] = scratch
             os.close(out_r)
             os.close(err_r)
             sys.stdout = os.fdopen(out_w, "w", buffering=1)
@@ -379,6 +393,7 @@ def _checks_in_child(args: argparse.Namespace, argv: list[str]) -> int:
     finally:
         for pump in pumps:
             pump.join(timeout=5)
+        shutil.rmtree(scratch, ignore_errors=True)
     return code
 
 

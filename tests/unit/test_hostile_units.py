@@ -13,6 +13,7 @@ import re
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchsuite import testing
 from benchsuite.cli import main
 from benchsuite.data import cifar10, voc
 from benchsuite.errors import BenchsuiteError, DataError
@@ -592,6 +594,11 @@ def test_check_ends_a_pipeline_that_hangs_and_ignores_sigterm(tmp_path, monkeypa
     install_fixture_plugins(tmp_path, monkeypatch, "hostile_plugins", "hostile-plugins",
                             {"test-hangs": "hostile_plugins:Hangs"})
     pids = tmp_path / "pids"
+    scratch = tmp_path / "tmp"  # where the checks' temporary folders go; ended checks must leave none
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(testing, "_DATA", {})
+    monkeypatch.setattr(testing, "_FOLDERS", [])
     start = time.monotonic()
     assert main(["check", "test-hangs", "--time-limit", "3", "--param", f"pid_file={pids}"]) == 1
     assert time.monotonic() - start < 60
@@ -599,6 +606,7 @@ def test_check_ends_a_pipeline_that_hangs_and_ignores_sigterm(tmp_path, monkeypa
     assert "FAIL  time limit: the checks of test-hangs were still running after 3 s" in out
     left = [int(p) for line in pids.read_text().splitlines() for p in line.split()]
     assert left and proctree.wait_gone(left, 5), _ps(left)
+    assert sorted(p.name for p in scratch.iterdir()) == []
 
 
 def _ps(pids: list[int]) -> str:

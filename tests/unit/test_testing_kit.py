@@ -135,6 +135,24 @@ def test_check_command_passes_and_fails_with_named_checks(capsys, monkeypatch):
     assert "FAIL  fit_returns_self: fit() returned None" in out
 
 
+def test_check_command_leaves_no_temporary_folders(tmp_path, monkeypatch):
+    """The checks run in a child that leaves by ``os._exit`` (no ``atexit`` clean-up): the folders it made for its
+    data, cache and grey images must still be gone afterwards."""
+    import tempfile
+
+    from benchsuite import testing
+    from benchsuite.cli import main
+
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    monkeypatch.setattr(testing, "_DATA", {})  # the child builds its data (and folders) itself
+    monkeypatch.setattr(testing, "_FOLDERS", [])
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert main(["check", "kit_mistakes:GoodKnn"]) == 0
+    assert sorted(p.name for p in scratch.iterdir()) == []
+
+
 def test_check_command_parses_params_and_refuses_unknown_names(capsys, monkeypatch):
     from benchsuite.cli import main
 

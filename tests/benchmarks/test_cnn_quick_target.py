@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchsuite.api import Context
+from benchsuite.api import Context, batched
 from benchsuite.data import cifar10
 from benchsuite.data.datasets import open_dataset
 from pipelines.deep.cnn import ResidualCNN
@@ -49,9 +49,8 @@ def test_quick_cnn_against_its_target(tmp_path_factory, benchmark):
     torch.set_num_threads(THREADS)
     try:
         cnn = benchmark.pedantic(lambda: ResidualCNN(**params).fit(train, val, ctx), rounds=1, iterations=1)
-        batch = ResidualCNN.predict_batch_size
-        labels = np.concatenate([cnn.predict(test.images[s:s + batch]).labels
-                                 for s in range(0, len(test.images), batch)])
+        labels = np.concatenate([cnn.predict(images).labels
+                                 for images in batched(test.images, ResidualCNN.predict_batch_size)])
     finally:
         torch.set_num_threads(before)
     accuracy = float(np.mean(labels == test.labels))
